@@ -1,0 +1,49 @@
+# Photon: build, test and run.
+#   make run    a working cloud on this machine (controller on https://127.0.0.1:9000)
+#   make test   install dependencies, build, vet, test, short fuzz pass
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+
+GO        ?= go
+MODULE    := github.com/photon-cloud/photon
+BIN       := $(CURDIR)/bin
+DATA_DIR  ?= .data
+LISTEN    ?= 127.0.0.1:9000
+FUZZTIME  ?= 10s
+
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS    := -X $(MODULE)/internal/version.Version=$(VERSION) \
+              -X $(MODULE)/internal/version.GitCommit=$(GIT_COMMIT)
+
+.PHONY: all build deps test vet fuzz run clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/photon ./cmd/photon
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/photond ./cmd/photond
+
+deps:
+	./scripts/install-deps.sh
+	$(GO) mod download
+
+vet:
+	$(GO) vet ./...
+
+# End-to-end tests run the binaries in $(BIN) (PHOTON_BIN_DIR).
+test: deps build vet
+	PHOTON_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 30m ./...
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# TODO(photond dev): becomes `photond dev --data-dir $(DATA_DIR)` (controller,
+# embedded etcd and a local agent) once that command exists.
+run: build
+	$(BIN)/photond controller --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+clean:
+	rm -rf $(BIN)
