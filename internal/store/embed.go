@@ -1,0 +1,65 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Embedded is a single-member etcd running inside this process.
+type Embedded struct {
+	etcd *embed.Etcd
+	// Endpoint is the client URL, e.g. "http://127.0.0.1:41233".
+	Endpoint string
+}
+
+// StartEmbedded starts a single-member etcd with its data in dir, listening on
+// loopback ports chosen by the kernel. It returns when the member is ready.
+func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("etcd data dir: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "photon"
+	cfg.Dir = filepath.Join(dir, "member-data")
+	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
+	cfg.ListenClientUrls = []url.URL{local}
+	cfg.AdvertiseClientUrls = []url.URL{local}
+	cfg.ListenPeerUrls = []url.URL{local}
+	cfg.AdvertisePeerUrls = []url.URL{{Scheme: "http", Host: "127.0.0.1:2380"}}
+	cfg.InitialCluster = "photon=http://127.0.0.1:2380"
+	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	// Keep history bounded: compact hourly, keep the backend small.
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "1h"
+	cfg.QuotaBackendBytes = 8 << 30
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd not ready after 60s")
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+	ep := "http://" + e.Clients[0].Addr().String()
+	log.Info("embedded etcd ready", "dir", dir, "endpoint", ep)
+	return &Embedded{etcd: e, Endpoint: ep}, nil
+}
+
+// Close stops the member.
+func (e *Embedded) Close() {
+	e.etcd.Close()
+}

@@ -1,0 +1,336 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Root is the prefix of every key Photon writes.
+const Root = "/photon/v1/"
+
+// Key builds "/photon/v1/<part>/<part>...".
+func Key(parts ...string) string {
+	return Root + strings.Join(parts, "/")
+}
+
+// Prefix builds a key prefix ending in '/'.
+func Prefix(parts ...string) string {
+	return Key(parts...) + "/"
+}
+
+var (
+	// ErrNotFound: the key does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a transaction's reads were stale; retry.
+	ErrConflict = errors.New("conflicting concurrent update")
+)
+
+// Store is Photon's view of etcd.
+type Store struct {
+	c *clientv3.Client
+	// MaxAttempts bounds Update's retries on conflict.
+	MaxAttempts int
+}
+
+// Connect opens a client to the given etcd endpoints and checks it answers.
+func Connect(ctx context.Context, endpoints []string) (*Store, error) {
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      nopLogger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client %v: %w", endpoints, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Get(cctx, "/photon/ping"); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("etcd %v not answering: %w", endpoints, err)
+	}
+	return &Store{c: c, MaxAttempts: 200}, nil
+}
+
+// Client is the underlying etcd client (for leases and status).
+func (s *Store) Client() *clientv3.Client { return s.c }
+
+// Close closes the client.
+func (s *Store) Close() error { return s.c.Close() }
+
+// Get reads key into v and returns its mod revision, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
+	resp, err := s.c.Get(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("get %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, ErrNotFound
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
+		return 0, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return resp.Kvs[0].ModRevision, nil
+}
+
+// Count returns the number of keys under prefix.
+func (s *Store) Count(ctx context.Context, prefix string) (int, error) {
+	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", prefix, err)
+	}
+	return int(resp.Count), nil
+}
+
+// KV is a raw key and value.
+type KV struct {
+	Key   string
+	Value []byte
+	Rev   int64
+}
+
+// Page reads up to limit keys under prefix, starting after the key encoded in
+// pageToken (empty for the first page). It returns the keys and the token of
+// the next page, empty when there is none.
+func (s *Store) Page(ctx context.Context, prefix, pageToken string, limit int) ([]KV, string, error) {
+	start := prefix
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || !strings.HasPrefix(string(b), prefix) {
+			return nil, "", ErrBadPageToken
+		}
+		start = string(b) + "\x00"
+	}
+	resp, err := s.c.Get(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s: %w", prefix, err)
+	}
+	kvs := make([]KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		kvs[i] = KV{Key: string(kv.Key), Value: kv.Value, Rev: kv.ModRevision}
+	}
+	next := ""
+	if resp.More && len(kvs) > 0 {
+		next = base64.RawURLEncoding.EncodeToString([]byte(kvs[len(kvs)-1].Key))
+	}
+	return kvs, next, nil
+}
+
+// ErrBadPageToken: a page token that this store did not issue.
+var ErrBadPageToken = errors.New("bad page token")
+
+// List reads every object under prefix, decoding each into a new T.
+func List[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
+	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	out := make([]T, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var v T
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Update runs fn in a transaction and commits it; when a read turned stale it
+// runs fn again with fresh reads, up to MaxAttempts times. fn must have no
+// effects other than on tx. It returns the revision of the commit.
+func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) (int64, error) {
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		tx := s.Txn()
+		if err := fn(tx); err != nil {
+			return 0, err
+		}
+		rev, err := tx.Commit(ctx)
+		if !errors.Is(err, ErrConflict) {
+			return rev, err
+		}
+		if attempt+1 >= s.MaxAttempts {
+			return 0, fmt.Errorf("after %d attempts: %w", attempt+1, err)
+		}
+		// Jittered backoff so that racing writers spread out.
+		d := backoff/2 + rand.N(backoff)
+		if backoff < 50*time.Millisecond {
+			backoff *= 2
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Txn collects reads (as conditions on their mod revisions) and writes, and
+// commits them atomically: the commit fails with ErrConflict if any key read
+// changed since it was read.
+type Txn struct {
+	s      *Store
+	reads  map[string]int64 // key -> mod revision seen (0: absent)
+	cache  map[string][]byte
+	writes map[string][]byte // nil value: delete
+	order  []string
+}
+
+// Txn starts an empty transaction.
+func (s *Store) Txn() *Txn {
+	return &Txn{s: s, reads: map[string]int64{}, cache: map[string][]byte{}, writes: map[string][]byte{}}
+}
+
+// Get reads key into v. It returns false if the key is absent. The key's
+// revision becomes a condition of the commit. Reads see the txn's own writes.
+func (t *Txn) Get(ctx context.Context, key string, v any) (bool, error) {
+	val, ok := t.writes[key]
+	if !ok {
+		var err error
+		if val, err = t.read(ctx, key); err != nil {
+			return false, err
+		}
+	}
+	if val == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(val, v); err != nil {
+		return false, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// MustGet is Get that returns ErrNotFound for an absent key.
+func (t *Txn) MustGet(ctx context.Context, key string, v any) error {
+	ok, err := t.Get(ctx, key, v)
+	if err == nil && !ok {
+		err = ErrNotFound
+	}
+	return err
+}
+
+func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
+	if val, ok := t.cache[key]; ok {
+		return val, nil
+	}
+	resp, err := t.s.c.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	var val []byte
+	var rev int64
+	if len(resp.Kvs) > 0 {
+		val, rev = resp.Kvs[0].Value, resp.Kvs[0].ModRevision
+	}
+	t.reads[key] = rev
+	t.cache[key] = val
+	return val, nil
+}
+
+// Exists reports whether key exists, conditioning the commit on it.
+func (t *Txn) Exists(ctx context.Context, key string) (bool, error) {
+	if val, ok := t.writes[key]; ok {
+		return val != nil, nil
+	}
+	val, err := t.read(ctx, key)
+	return val != nil, err
+}
+
+// Put writes v (as JSON) at key on commit.
+func (t *Txn) Put(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	t.note(key)
+	t.writes[key] = b
+	return nil
+}
+
+// Delete removes key on commit.
+func (t *Txn) Delete(key string) {
+	t.note(key)
+	t.writes[key] = nil
+}
+
+func (t *Txn) note(key string) {
+	if _, ok := t.writes[key]; !ok {
+		t.order = append(t.order, key)
+	}
+}
+
+// Empty reports whether the transaction writes nothing.
+func (t *Txn) Empty() bool { return len(t.order) == 0 }
+
+// Commit applies the writes if every read is still current.
+func (t *Txn) Commit(ctx context.Context) (int64, error) {
+	cmps := make([]clientv3.Cmp, 0, len(t.reads))
+	for k, rev := range t.reads {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+	}
+	ops := make([]clientv3.Op, 0, len(t.order))
+	for _, k := range t.order {
+		if v := t.writes[k]; v == nil {
+			ops = append(ops, clientv3.OpDelete(k))
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(v)))
+		}
+	}
+	resp, err := t.s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	if !resp.Succeeded {
+		return 0, ErrConflict
+	}
+	return resp.Header.Revision, nil
+}
+
+// Event is one change seen by Watch.
+type Event struct {
+	Key    string
+	Value  []byte // nil on delete
+	Rev    int64
+	Delete bool
+}
+
+// Watch streams changes under prefix after revision rev (0: from now) until
+// ctx ends. The channel closes when the watch ends; a compacted revision
+// ends it too, and the caller re-lists.
+func (s *Store) Watch(ctx context.Context, prefix string, rev int64) <-chan []Event {
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev+1))
+	}
+	out := make(chan []Event)
+	wc := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix, opts...)
+	go func() {
+		defer close(out)
+		for resp := range wc {
+			if resp.Err() != nil {
+				return
+			}
+			evs := make([]Event, len(resp.Events))
+			for i, e := range resp.Events {
+				evs[i] = Event{Key: string(e.Kv.Key), Value: e.Kv.Value, Rev: e.Kv.ModRevision, Delete: e.Type == clientv3.EventTypeDelete}
+				if evs[i].Delete {
+					evs[i].Value = nil
+				}
+			}
+			select {
+			case out <- evs:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,199 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/photon-cloud/photon/internal/photontest"
+	"github.com/photon-cloud/photon/internal/store"
+)
+
+type counter struct {
+	N int `json:"n"`
+}
+
+// TestStore runs every store scenario against the embedded member and a
+// separately started etcd process, so both paths stay real.
+func TestStore(t *testing.T) {
+	scenarios := []struct {
+		name string
+		run  func(t *testing.T, s *store.Store)
+	}{
+		{"get-put-delete", testGetPutDelete},
+		{"conflict-detected", testConflict},
+		{"concurrent-increments", testConcurrentIncrements},
+		{"absent-key-condition", testAbsentKey},
+		{"paging", testPaging},
+		{"watch", testWatch},
+	}
+	for _, mode := range photontest.EtcdModes {
+		t.Run(mode.Name, func(t *testing.T) {
+			ep := mode.Start(t)
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					s := photontest.Store(t, ep)
+					sc.run(t, s)
+				})
+			}
+		})
+	}
+}
+
+func testGetPutDelete(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	key := store.Key("test", t.Name())
+	var c counter
+	if _, err := s.Get(ctx, key, &c); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get absent: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(key, counter{7}) }); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := s.Get(ctx, key, &c)
+	if err != nil || c.N != 7 || rev == 0 {
+		t.Fatalf("get = %+v rev %d err %v", c, rev, err)
+	}
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { tx.Delete(key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, key, &c); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func testConflict(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	key := store.Key("test", t.Name())
+	s.Update(ctx, func(tx *store.Txn) error { return tx.Put(key, counter{1}) })
+	tx := s.Txn()
+	var c counter
+	if err := tx.MustGet(ctx, key, &c); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else writes in between.
+	s.Update(ctx, func(tx *store.Txn) error { return tx.Put(key, counter{100}) })
+	tx.Put(key, counter{c.N + 1})
+	if _, err := tx.Commit(ctx); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale commit: %v, want ErrConflict", err)
+	}
+	s.Get(ctx, key, &c)
+	if c.N != 100 {
+		t.Fatalf("stale write landed: %d", c.N)
+	}
+}
+
+func testConcurrentIncrements(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	key := store.Key("test", t.Name())
+	const workers, each = 16, 10
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				_, err := s.Update(ctx, func(tx *store.Txn) error {
+					var c counter
+					if _, err := tx.Get(ctx, key, &c); err != nil {
+						return err
+					}
+					return tx.Put(key, counter{c.N + 1})
+				})
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var c counter
+	s.Get(ctx, key, &c)
+	if failed.Load() != 0 || c.N != workers*each {
+		t.Fatalf("counter = %d (failed %d), want %d: lost updates", c.N, failed.Load(), workers*each)
+	}
+}
+
+func testAbsentKey(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	key := store.Key("test", t.Name())
+	// Two creators both see the key absent; only one may create it.
+	tx1, tx2 := s.Txn(), s.Txn()
+	for _, tx := range []*store.Txn{tx1, tx2} {
+		if ok, err := tx.Exists(ctx, key); ok || err != nil {
+			t.Fatalf("exists = %v, %v", ok, err)
+		}
+	}
+	tx1.Put(key, counter{1})
+	tx2.Put(key, counter{2})
+	if _, err := tx1.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx2.Commit(ctx); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second create: %v, want ErrConflict", err)
+	}
+}
+
+func testPaging(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	prefix := store.Prefix("test", t.Name())
+	s.Update(ctx, func(tx *store.Txn) error {
+		for i := 0; i < 25; i++ {
+			tx.Put(fmt.Sprintf("%s%03d", prefix, i), counter{i})
+		}
+		return nil
+	})
+	var seen []string
+	token := ""
+	pages := 0
+	for {
+		kvs, next, err := s.Page(ctx, prefix, token, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, kv := range kvs {
+			seen = append(seen, kv.Key)
+		}
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	if len(seen) != 25 || pages != 3 || seen[24] != prefix+"024" {
+		t.Fatalf("paging: %d keys in %d pages, last %q", len(seen), pages, seen[len(seen)-1])
+	}
+	if _, _, err := s.Page(ctx, prefix, "!!garbage", 10); !errors.Is(err, store.ErrBadPageToken) {
+		t.Fatalf("bad token: %v", err)
+	}
+	if n, _ := s.Count(ctx, prefix); n != 25 {
+		t.Fatalf("count = %d", n)
+	}
+}
+
+func testWatch(t *testing.T, s *store.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	prefix := store.Prefix("test", t.Name())
+	ch := s.Watch(ctx, prefix, 0)
+	time.Sleep(100 * time.Millisecond) // let the watch register
+	s.Update(ctx, func(tx *store.Txn) error { return tx.Put(prefix+"a", counter{1}) })
+	s.Update(ctx, func(tx *store.Txn) error { tx.Delete(prefix + "a"); return nil })
+	var got []store.Event
+	for len(got) < 2 {
+		select {
+		case evs := <-ch:
+			got = append(got, evs...)
+		case <-ctx.Done():
+			t.Fatalf("watch saw %d events, want 2", len(got))
+		}
+	}
+	if got[0].Delete || string(got[0].Value) != `{"n":1}` || !got[1].Delete {
+		t.Fatalf("events = %+v", got)
+	}
+}
