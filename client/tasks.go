@@ -1,0 +1,114 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+)
+
+// TaskFilter selects tasks in ListTasks; empty fields match everything.
+type TaskFilter struct {
+	// EntityID, e.g. a tenant id.
+	EntityID string
+	// EntityKind, e.g. "tenant".
+	EntityKind string
+	// State is QUEUED, STARTED, COMPLETED or ERROR.
+	State string
+}
+
+func (f TaskFilter) query() string {
+	return query("entityId", f.EntityID, "entityKind", f.EntityKind, "state", f.State)
+}
+
+// GetTask reads one task.
+func (c *Client) GetTask(ctx context.Context, id string) (*api.Task, error) {
+	var t api.Task
+	if err := c.get(ctx, "/v1/tasks/"+esc(id), &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// ListTasks lists tasks matching f, all pages.
+func (c *Client) ListTasks(ctx context.Context, f TaskFilter) ([]api.Task, error) {
+	return ListAll[api.Task](ctx, c, "/v1/tasks"+f.query())
+}
+
+// Polling backoff of WaitTask.
+var (
+	pollMin = 50 * time.Millisecond
+	pollMax = time.Second
+)
+
+// maxPollFailures is how many transient poll failures in a row WaitTask
+// tolerates (a controller restart or failover) before giving up.
+const maxPollFailures = 10
+
+// WaitTask polls task until it is COMPLETED or ERROR and returns its final
+// state. A task that ends ERROR is returned together with task.Err().
+// It stops with ctx.Err() when ctx ends.
+func (c *Client) WaitTask(ctx context.Context, task *api.Task) (*api.Task, error) {
+	return c.WatchTask(ctx, task, nil)
+}
+
+// WatchTask is WaitTask calling progress (if not nil) with every state of the
+// task it reads, the first one included, e.g. to print step progress.
+func (c *Client) WatchTask(ctx context.Context, task *api.Task, progress func(*api.Task)) (*api.Task, error) {
+	if task == nil {
+		return nil, errors.New("wait: no task")
+	}
+	if progress != nil {
+		progress(task)
+	}
+	delay, failures := pollMin, 0
+	for !task.Done() {
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return task, ctx.Err()
+		case <-timer.C:
+		}
+		delay = min(delay*3/2, pollMax)
+		t, err := c.GetTask(ctx, task.ID)
+		if err != nil {
+			if ctx.Err() == nil && transient(err) && failures < maxPollFailures {
+				failures++
+				continue
+			}
+			return task, err
+		}
+		failures = 0
+		task = t
+		if progress != nil {
+			progress(task)
+		}
+	}
+	return task, task.Err()
+}
+
+// Wait returns a function that waits for the task a state-changing call
+// returned, passing the call's error through:
+//
+//	task, err := c.Wait(ctx)(c.DeleteTenant(ctx, id))
+func (c *Client) Wait(ctx context.Context) func(*api.Task, error) (*api.Task, error) {
+	return func(t *api.Task, err error) (*api.Task, error) {
+		if err != nil {
+			return t, err
+		}
+		return c.WaitTask(ctx, t)
+	}
+}
+
+// transient reports whether a poll error may go away on retry.
+func transient(err error) bool {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.Code == api.CodeUnavailable || ae.HTTPStatus == 502 || ae.HTTPStatus == 504
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
+}
