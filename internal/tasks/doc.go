@@ -1,0 +1,16 @@
+// Package tasks owns persisted tasks: every state-changing API call becomes a
+// task record in etcd with ordered steps. A step's effects and the task's
+// progress commit in one revision-checked transaction, so a controller that
+// dies between two steps resumes at the next step after restart, from any
+// controller that shares the etcd, and a step never runs twice to completion.
+//
+// Keys (under store.Prefix):
+//
+//	tasks/<id>                      the task (api.Task)
+//	taskqueue/<id>                  present while the task is unfinished
+//	tasks-by-entity/<entity>/<id>   index for GET /v1/tasks?entityId=
+//	locks/<entity>                  the unfinished task holding the entity
+//
+// Tests inject crashes with PHOTON_FAILPOINTS="OPERATION/STEP=crash,...":
+// the process kills itself (SIGKILL) just before running that step.
+package tasks

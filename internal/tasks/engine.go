@@ -1,0 +1,410 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/store"
+)
+
+// StepFunc does one step's work inside tx, which also records the step as
+// done: either both commit or neither. It may be called more than once (a
+// conflicting commit retries it with fresh reads), so it must only act
+// through tx. An *api.Error ends the task ERROR; any other error leaves the
+// task queued to be retried later (e.g. etcd unavailable).
+type StepFunc func(ctx context.Context, tx *store.Txn, t *api.Task) error
+
+// UndoFunc undoes, inside tx, what a failed task reserved; it runs in the
+// transaction that marks the task ERROR.
+type UndoFunc func(ctx context.Context, tx *store.Txn, t *api.Task, cause *api.Error) error
+
+// Step names one step of an operation and its work.
+type Step struct {
+	Name string
+	Run  StepFunc
+}
+
+// Operation is a kind of task, e.g. CREATE_PROJECT, and its ordered steps.
+type Operation struct {
+	Name  string
+	Steps []Step
+	// Undo, if set, runs when a step fails.
+	Undo UndoFunc
+}
+
+// Keys of a task's records.
+func Key(id string) string              { return store.Key("tasks", id) }
+func queueKey(id string) string         { return store.Key("taskqueue", id) }
+func lockKey(entity string) string      { return store.Key("locks", entity) }
+func EntityPrefix(entity string) string { return store.Prefix("tasks-by-entity", entity) }
+func entityKey(entity, id string) string {
+	return store.Key("tasks-by-entity", entity, id)
+}
+
+// Prefix is where all tasks live.
+var Prefix = store.Prefix("tasks")
+
+// Engine runs tasks. Several engines (controllers) may share one etcd: a
+// step commits only if the task did not move since it was read, so racing
+// runners never both complete a step.
+type Engine struct {
+	st  *store.Store
+	log *slog.Logger
+	ops map[string]*Operation
+	now func() time.Time
+
+	// ScanInterval is how often unfinished tasks are looked for (default 2 s).
+	ScanInterval time.Duration
+
+	fail    map[string]string // "OP/STEP" -> action
+	mu      sync.Mutex
+	running map[string]chan struct{} // in this process: id -> done
+	kick    chan struct{}
+}
+
+// New returns an engine for the given operations. Failpoints come from the
+// PHOTON_FAILPOINTS environment variable.
+func New(st *store.Store, log *slog.Logger, ops ...*Operation) (*Engine, error) {
+	e := &Engine{st: st, log: log, ops: map[string]*Operation{}, now: time.Now,
+		ScanInterval: 2 * time.Second, running: map[string]chan struct{}{}, kick: make(chan struct{}, 1)}
+	for _, op := range ops {
+		if len(op.Steps) == 0 {
+			return nil, fmt.Errorf("operation %s has no steps", op.Name)
+		}
+		if _, dup := e.ops[op.Name]; dup {
+			return nil, fmt.Errorf("operation %s registered twice", op.Name)
+		}
+		e.ops[op.Name] = op
+	}
+	fp, err := ParseFailpoints(os.Getenv("PHOTON_FAILPOINTS"))
+	if err != nil {
+		return nil, err
+	}
+	e.fail = fp
+	return e, nil
+}
+
+// ParseFailpoints parses "OP/STEP=crash,OP2/STEP2=crash".
+func ParseFailpoints(s string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || !strings.Contains(k, "/") || v != "crash" {
+			return nil, fmt.Errorf("PHOTON_FAILPOINTS: %q: want OPERATION/STEP=crash", part)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// NewTask builds a QUEUED task for op on entity with the operation's steps,
+// scoped to tenantID/projectID for listing.
+func (e *Engine) NewTask(op string, entity api.Entity, tenantID, projectID string) (*api.Task, error) {
+	o, ok := e.ops[op]
+	if !ok {
+		return nil, fmt.Errorf("unknown operation %s", op)
+	}
+	now := e.now().UnixMilli()
+	t := &api.Task{
+		Base:      api.Base{ID: uuid.Must(uuid.NewV7()).String(), Kind: api.KindTask},
+		Operation: op, State: api.TaskQueued, QueuedTime: now,
+		Entity: entity, TenantID: tenantID, ProjectID: projectID,
+	}
+	for i, s := range o.Steps {
+		t.Steps = append(t.Steps, api.Step{Sequence: i, Operation: s.Name, State: api.TaskQueued,
+			QueuedTime: now, Errors: []api.Error{}, Warnings: []api.Error{}})
+	}
+	return t, nil
+}
+
+// CompleteStep marks step i done in t: for work the caller did in the
+// submitting transaction (e.g. a quota reservation refused synchronously).
+func (e *Engine) CompleteStep(t *api.Task, i int) {
+	now := e.now().UnixMilli()
+	if t.StartedTime == 0 {
+		t.StartedTime = now
+	}
+	t.State = api.TaskStarted
+	t.Steps[i].State, t.Steps[i].StartedTime, t.Steps[i].EndTime = api.TaskCompleted, now, now
+	if i == len(t.Steps)-1 {
+		t.State, t.EndTime = api.TaskCompleted, now
+	}
+}
+
+// Submit adds t to tx: the record, its entity index and, while unfinished,
+// its queue entry and the lock on its entity. It fails with ConcurrentTask if
+// another unfinished task holds the entity. Call it in the same transaction
+// that checks and writes the request's synchronous effects; after the
+// commit, Run (or the background scan) carries the task on.
+func (e *Engine) Submit(ctx context.Context, tx *store.Txn, t *api.Task) error {
+	if t.Entity.ID != "" {
+		var holder string
+		held, err := tx.Get(ctx, lockKey(t.Entity.ID), &holder)
+		if err != nil {
+			return err
+		}
+		if held && holder != t.ID {
+			return api.Errorf(api.CodeConcurrentTask, "%s %s is busy with task %s", t.Entity.Kind, t.Entity.ID, holder)
+		}
+		if err := tx.Put(entityKey(t.Entity.ID, t.ID), t.ID); err != nil {
+			return err
+		}
+	}
+	if !t.Done() {
+		if t.Entity.ID != "" {
+			if err := tx.Put(lockKey(t.Entity.ID), t.ID); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put(queueKey(t.ID), t.ID); err != nil {
+			return err
+		}
+	}
+	return tx.Put(Key(t.ID), t)
+}
+
+// Get reads a task.
+func (e *Engine) Get(ctx context.Context, id string) (*api.Task, error) {
+	var t api.Task
+	if _, err := e.st.Get(ctx, Key(id), &t); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
+		}
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Run carries task id to its end (or until ctx ends or a transient error)
+// and returns it as it then is. Concurrent Runs of one task in this process
+// share one runner.
+func (e *Engine) Run(ctx context.Context, id string) (*api.Task, error) {
+	e.mu.Lock()
+	done, busy := e.running[id]
+	if !busy {
+		done = make(chan struct{})
+		e.running[id] = done
+	}
+	e.mu.Unlock()
+	if busy {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return e.Get(ctx, id)
+	}
+	defer func() {
+		e.mu.Lock()
+		delete(e.running, id)
+		e.mu.Unlock()
+		close(done)
+	}()
+	for {
+		t, more, err := e.step(ctx, id)
+		if err != nil || !more {
+			return t, err
+		}
+	}
+}
+
+// errStepFailed carries a step's refusal out of the step transaction.
+type errStepFailed struct {
+	step int
+	err  *api.Error
+}
+
+func (e *errStepFailed) Error() string { return e.err.Error() }
+
+// step runs the task's next step in one transaction. It reports whether
+// more steps remain.
+func (e *Engine) step(ctx context.Context, id string) (*api.Task, bool, error) {
+	var t api.Task
+	var op *Operation
+	// Read once outside the transaction to honor failpoints before acting.
+	if _, err := e.st.Get(ctx, Key(id), &t); err != nil {
+		return nil, false, fmt.Errorf("task %s: %w", id, err)
+	}
+	if t.Done() {
+		return &t, false, nil
+	}
+	if i := nextStep(&t); i >= 0 && e.fail[t.Operation+"/"+t.Steps[i].Operation] == "crash" {
+		e.log.Warn("failpoint: crashing before step", "task", id, "operation", t.Operation, "step", t.Steps[i].Operation)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // never returns
+	}
+	_, err := e.st.Update(ctx, func(tx *store.Txn) error {
+		t = api.Task{}
+		if err := tx.MustGet(ctx, Key(id), &t); err != nil {
+			return err
+		}
+		if t.Done() {
+			return nil
+		}
+		op = e.ops[t.Operation]
+		if op == nil {
+			return fmt.Errorf("task %s: unknown operation %s", id, t.Operation)
+		}
+		i := nextStep(&t)
+		now := e.now().UnixMilli()
+		if t.StartedTime == 0 {
+			t.StartedTime = now
+		}
+		t.State = api.TaskStarted
+		if t.Steps[i].StartedTime == 0 {
+			t.Steps[i].StartedTime = now
+		}
+		if err := op.Steps[i].Run(ctx, tx, &t); err != nil {
+			var ae *api.Error
+			if errors.As(err, &ae) {
+				return &errStepFailed{step: i, err: ae}
+			}
+			return fmt.Errorf("task %s step %s: %w", id, t.Steps[i].Operation, err)
+		}
+		t.Steps[i].State, t.Steps[i].EndTime = api.TaskCompleted, now
+		if i == len(t.Steps)-1 {
+			t.State, t.EndTime = api.TaskCompleted, now
+			e.release(tx, &t)
+		}
+		return tx.Put(Key(id), &t)
+	})
+	var sf *errStepFailed
+	if errors.As(err, &sf) {
+		return e.failTask(ctx, id, sf)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if t.Done() {
+		e.log.Debug("task done", "task", id, "operation", t.Operation, "state", t.State)
+	}
+	return &t, !t.Done(), nil
+}
+
+// failTask ends the task ERROR with the step's error and undoes, in the
+// same transaction, what the operation reserved.
+func (e *Engine) failTask(ctx context.Context, id string, sf *errStepFailed) (*api.Task, bool, error) {
+	var t api.Task
+	_, err := e.st.Update(ctx, func(tx *store.Txn) error {
+		t = api.Task{}
+		if err := tx.MustGet(ctx, Key(id), &t); err != nil {
+			return err
+		}
+		if t.Done() {
+			return nil
+		}
+		now := e.now().UnixMilli()
+		s := &t.Steps[sf.step]
+		s.State, s.EndTime = api.TaskError, now
+		s.Errors = append(s.Errors, api.Error{Code: sf.err.Code, Message: sf.err.Message, Data: sf.err.Data})
+		t.State, t.EndTime = api.TaskError, now
+		if op := e.ops[t.Operation]; op != nil && op.Undo != nil {
+			if err := op.Undo(ctx, tx, &t, sf.err); err != nil {
+				return err
+			}
+		}
+		e.release(tx, &t)
+		return tx.Put(Key(id), &t)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("task %s: record failure: %w", id, err)
+	}
+	e.log.Info("task failed", "task", id, "operation", t.Operation, "error", sf.err)
+	return &t, false, nil
+}
+
+// release drops the queue entry and the entity lock of a finished task.
+func (e *Engine) release(tx *store.Txn, t *api.Task) {
+	tx.Delete(queueKey(t.ID))
+	if t.Entity.ID != "" {
+		tx.Delete(lockKey(t.Entity.ID))
+	}
+}
+
+func nextStep(t *api.Task) int {
+	for i := range t.Steps {
+		if t.Steps[i].State != api.TaskCompleted {
+			return i
+		}
+	}
+	return -1
+}
+
+// Kick asks the background loop to scan for unfinished tasks now.
+func (e *Engine) Kick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Loop resumes unfinished tasks until ctx ends: at once (tasks a previous
+// run of this or another controller left behind), then every ScanInterval
+// and on Kick. Tasks queued within the last ScanInterval are left to the
+// runner that submitted them.
+func (e *Engine) Loop(ctx context.Context) {
+	first := true
+	t := time.NewTicker(e.ScanInterval)
+	defer t.Stop()
+	for {
+		e.scan(ctx, first)
+		first = false
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.kick:
+		}
+	}
+}
+
+func (e *Engine) scan(ctx context.Context, all bool) {
+	token := ""
+	for {
+		kvs, next, err := e.st.Page(ctx, store.Prefix("taskqueue"), token, 500)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("task scan", "error", err)
+			}
+			return
+		}
+		for _, kv := range kvs {
+			id := kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]
+			e.mu.Lock()
+			_, busy := e.running[id]
+			e.mu.Unlock()
+			if busy {
+				continue
+			}
+			if !all {
+				if t, err := e.Get(ctx, id); err == nil && e.now().UnixMilli()-t.QueuedTime < e.ScanInterval.Milliseconds() {
+					continue
+				}
+			}
+			e.log.Info("resuming task", "task", id)
+			go func() {
+				if _, err := e.Run(ctx, id); err != nil && ctx.Err() == nil {
+					e.log.Warn("resume task", "task", id, "error", err)
+				}
+			}()
+		}
+		if next == "" {
+			return
+		}
+		token = next
+	}
+}

@@ -1,0 +1,175 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/photontest"
+	"github.com/photon-cloud/photon/internal/store"
+	"github.com/photon-cloud/photon/internal/tasks"
+)
+
+// counterOp has two steps that each add 1 to a counter key in the step's
+// transaction; its undo writes "undone". A step fails if the counter key
+// holds -1.
+func counterOp(name string) *tasks.Operation {
+	add := func(ctx context.Context, tx *store.Txn, t *api.Task) error {
+		var n int
+		if _, err := tx.Get(ctx, store.Key("test", t.Entity.ID), &n); err != nil {
+			return err
+		}
+		if n < 0 {
+			return api.Errorf(api.CodeInvalidState, "counter is negative")
+		}
+		return tx.Put(store.Key("test", t.Entity.ID), n+1)
+	}
+	return &tasks.Operation{
+		Name:  name,
+		Steps: []tasks.Step{{Name: "ONE", Run: add}, {Name: "TWO", Run: add}},
+		Undo: func(ctx context.Context, tx *store.Txn, t *api.Task, cause *api.Error) error {
+			return tx.Put(store.Key("test", t.Entity.ID, "undo"), cause.Code)
+		},
+	}
+}
+
+func submit(t *testing.T, st *store.Store, e *tasks.Engine, entity string) (*api.Task, error) {
+	t.Helper()
+	task, err := e.NewTask("COUNT", api.Entity{ID: entity, Kind: "test"}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Update(context.Background(), func(tx *store.Txn) error { return e.Submit(context.Background(), tx, task) })
+	return task, err
+}
+
+func TestEngine(t *testing.T) {
+	for _, mode := range photontest.EtcdModes {
+		t.Run(mode.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := photontest.Store(t, mode.Start(t))
+			e, err := tasks.New(st, photontest.Logger(t), counterOp("COUNT"))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			t.Run("steps run once each and the task completes", func(t *testing.T) {
+				task, err := submit(t, st, e, "a")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := e.Run(ctx, task.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.State != api.TaskCompleted || got.Steps[0].State != api.TaskCompleted || got.Steps[1].State != api.TaskCompleted {
+					t.Fatalf("task = %+v", got)
+				}
+				var n int
+				if _, err := st.Get(ctx, store.Key("test", "a"), &n); err != nil || n != 2 {
+					t.Fatalf("counter = %d, %v; want 2", n, err)
+				}
+				// The lock is released: a second task on the entity is accepted.
+				if _, err := submit(t, st, e, "a"); err != nil {
+					t.Fatalf("second task: %v", err)
+				}
+			})
+
+			t.Run("a second task on a held entity is ConcurrentTask", func(t *testing.T) {
+				if _, err := submit(t, st, e, "b"); err != nil {
+					t.Fatal(err)
+				}
+				_, err := submit(t, st, e, "b")
+				if !errors.Is(err, api.ErrConcurrentTask) {
+					t.Fatalf("err = %v, want ConcurrentTask", err)
+				}
+			})
+
+			t.Run("a failing step ends the task ERROR and runs undo", func(t *testing.T) {
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Key("test", "c"), -1) }); err != nil {
+					t.Fatal(err)
+				}
+				task, _ := submit(t, st, e, "c")
+				got, err := e.Run(ctx, task.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.State != api.TaskError || got.Steps[0].State != api.TaskError || got.Steps[0].Errors[0].Code != api.CodeInvalidState {
+					t.Fatalf("task = %+v", got)
+				}
+				if got.Err() == nil || got.Steps[1].State != api.TaskQueued {
+					t.Fatalf("Err() = %v, step 2 = %s", got.Err(), got.Steps[1].State)
+				}
+				var code string
+				if _, err := st.Get(ctx, store.Key("test", "c", "undo"), &code); err != nil || code != api.CodeInvalidState {
+					t.Fatalf("undo = %q, %v", code, err)
+				}
+			})
+
+			t.Run("engines racing on one task complete each step once", func(t *testing.T) {
+				engines := make([]*tasks.Engine, 4)
+				for i := range engines {
+					engines[i], _ = tasks.New(st, photontest.Logger(t), counterOp("COUNT"))
+				}
+				for round := 0; round < 5; round++ {
+					entity := "race" + string(rune('a'+round))
+					task, err := submit(t, st, e, entity)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var wg sync.WaitGroup
+					for _, en := range engines {
+						wg.Add(1)
+						go func() { defer wg.Done(); _, _ = en.Run(ctx, task.ID) }()
+					}
+					wg.Wait()
+					var n int
+					if _, err := st.Get(ctx, store.Key("test", entity), &n); err != nil || n != 2 {
+						t.Fatalf("counter = %d, %v; want 2", n, err)
+					}
+				}
+			})
+
+			t.Run("the loop resumes tasks left queued", func(t *testing.T) {
+				task, _ := submit(t, st, e, "d")
+				e2, _ := tasks.New(st, photontest.Logger(t), counterOp("COUNT"))
+				lctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				go e2.Loop(lctx)
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					got, err := e2.Get(ctx, task.ID)
+					if err == nil && got.State == api.TaskCompleted {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("task not resumed: %+v %v", got, err)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			})
+		})
+	}
+}
+
+func TestParseFailpoints(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		bad  bool
+	}{
+		{"", 0, false},
+		{"CREATE_TENANT/CREATE_TENANT=crash", 1, false},
+		{"A/B=crash, C/D=crash", 2, false},
+		{"A/B=panic", 0, true},
+		{"AB=crash", 0, true},
+	} {
+		m, err := tasks.ParseFailpoints(tc.in)
+		if (err != nil) != tc.bad || len(m) != tc.want {
+			t.Errorf("ParseFailpoints(%q) = %v, %v", tc.in, m, err)
+		}
+	}
+}
