@@ -334,3 +334,35 @@ func (s *Store) Watch(ctx context.Context, prefix string, rev int64) <-chan []Ev
 	}()
 	return out
 }
+
+// PageOf reads one page (see Page) of the objects under prefix, decoding
+// each into a T. With index set, the values under prefix are ids (an index,
+// e.g. tasks-by-entity/<entity>/) and each object is read from index(id);
+// one deleted between the two reads is skipped.
+func PageOf[T any](ctx context.Context, s *Store, prefix, pageToken string, limit int, index func(id string) string) ([]T, string, error) {
+	kvs, next, err := s.Page(ctx, prefix, pageToken, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]T, 0, len(kvs))
+	for _, kv := range kvs {
+		var v T
+		if index == nil {
+			if err := json.Unmarshal(kv.Value, &v); err != nil {
+				return nil, "", fmt.Errorf("decode %s: %w", kv.Key, err)
+			}
+		} else {
+			var id string
+			if err := json.Unmarshal(kv.Value, &id); err != nil {
+				return nil, "", fmt.Errorf("decode %s: %w", kv.Key, err)
+			}
+			if _, err := s.Get(ctx, index(id), &v); errors.Is(err, ErrNotFound) {
+				continue
+			} else if err != nil {
+				return nil, "", err
+			}
+		}
+		out = append(out, v)
+	}
+	return out, next, nil
+}

@@ -77,14 +77,8 @@ type Engine struct {
 func New(st *store.Store, log *slog.Logger, ops ...*Operation) (*Engine, error) {
 	e := &Engine{st: st, log: log, ops: map[string]*Operation{}, now: time.Now,
 		ScanInterval: 2 * time.Second, running: map[string]chan struct{}{}, kick: make(chan struct{}, 1)}
-	for _, op := range ops {
-		if len(op.Steps) == 0 {
-			return nil, fmt.Errorf("operation %s has no steps", op.Name)
-		}
-		if _, dup := e.ops[op.Name]; dup {
-			return nil, fmt.Errorf("operation %s registered twice", op.Name)
-		}
-		e.ops[op.Name] = op
+	if err := e.Register(ops...); err != nil {
+		return nil, err
 	}
 	fp, err := ParseFailpoints(os.Getenv("PHOTON_FAILPOINTS"))
 	if err != nil {
@@ -92,6 +86,20 @@ func New(st *store.Store, log *slog.Logger, ops ...*Operation) (*Engine, error) 
 	}
 	e.fail = fp
 	return e, nil
+}
+
+// Register adds operations; call it before Loop or Run.
+func (e *Engine) Register(ops ...*Operation) error {
+	for _, op := range ops {
+		if len(op.Steps) == 0 {
+			return fmt.Errorf("operation %s has no steps", op.Name)
+		}
+		if _, dup := e.ops[op.Name]; dup {
+			return fmt.Errorf("operation %s registered twice", op.Name)
+		}
+		e.ops[op.Name] = op
+	}
+	return nil
 }
 
 // ParseFailpoints parses "OP/STEP=crash,OP2/STEP2=crash".
