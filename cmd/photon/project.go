@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
+)
+
+// tenantFlag adds -t/--tenant to cmd and returns where its value goes.
+func tenantFlag(cmd *cobra.Command) *string {
+	var t string
+	cmd.Flags().StringVarP(&t, "tenant", "t", "", "tenant name or id (default: the current tenant, see 'photon tenant set')")
+	return &t
+}
+
+// projectResolver adds -t/--tenant to cmd and resolves a project argument
+// (a name within that tenant, or an id).
+func (a *app) projectResolver(cmd *cobra.Command) idResolver {
+	tenant := tenantFlag(cmd)
+	return func(ctx context.Context, c *client.Client, arg string) (string, error) {
+		p, err := a.project(ctx, c, *tenant, arg)
+		if err != nil {
+			return "", err
+		}
+		return p.ID, nil
+	}
+}
+
+func (a *app) projectCmd() *cobra.Command {
+	return a.group("project", "Manage projects: units of quota and ownership inside a tenant",
+		a.projectCreateCmd(), a.projectListCmd(), a.projectShowCmd(), a.projectDeleteCmd(),
+		a.projectSetCmd(), a.projectGetCmd(),
+		a.entityTasksCmd("project", "  photon project tasks p1 -t t1",
+			a.projectResolver, (*client.Client).ListProjectTasks),
+		a.quotaCmd(quotaOwner{
+			kind: "project", example: "p1 -t t1", flags: a.projectResolver,
+			get:     (*client.Client).GetProjectQuota,
+			set:     (*client.Client).SetProjectQuota,
+			update:  (*client.Client).UpdateProjectQuota,
+			exclude: (*client.Client).ExcludeProjectQuota,
+		}),
+	)
+}
+
+func (a *app) projectCreateCmd() *cobra.Command {
+	var limits, groups, cidr string
+	var percent float64
+	cmd := &cobra.Command{
+		Use:   "create NAME [-t TENANT] [--limits LIMITS | --percent N]",
+		Short: "Create a project in a tenant; its quota is carved out of the tenant's",
+		Long: `Create a project in a tenant. Its quota is carved out of the tenant's: it
+must name every key the tenant limits, either with --limits or with
+--percent N (N% of each of the tenant's limits). A quota the tenant cannot
+spare is refused with QuotaError.`,
+		Example: `  photon project create p1 -t t1 --limits "vm 5 COUNT, vm.cpu 10 COUNT, vm.memory 20 GB"
+  photon project create p2 -t t1 --percent 25`,
+		Args: exactArgs(1, "NAME"),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("limits") && cmd.Flags().Changed("percent") {
+				return usagef("--limits and --percent exclude each other")
+			}
+			if cmd.Flags().Changed("percent") && (percent <= 0 || percent > 100) {
+				return usagef("--percent %v: want a number above 0 and at most 100", percent)
+			}
+			spec := &api.ProjectCreateSpec{Name: args[0], SecurityGroups: splitList(groups), DefaultRouterPrivateIPCidr: cidr}
+			if cmd.Flags().Changed("limits") {
+				q, err := parseLimits(limits)
+				if err != nil {
+					return err
+				}
+				spec.Quota = q
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			tid, err := a.tenantID(ctx, c, tenantFlagValue(cmd))
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("percent") {
+				tq, err := c.GetTenantQuota(ctx, tid)
+				if err != nil {
+					return err
+				}
+				spec.Quota = &api.QuotaSpec{QuotaItems: map[string]api.QuotaItem{}}
+				for k, it := range tq.QuotaItems {
+					spec.Quota.QuotaItems[k] = api.QuotaItem{Unit: it.Unit, Limit: it.Limit * percent / 100}
+				}
+			}
+			t, err := c.CreateProject(ctx, tid, spec)
+			if t, err = a.wait(ctx, c, t, err); err != nil {
+				return err
+			}
+			return a.created(ctx, "project", spec.Name, t, func(ctx context.Context, id string) (any, error) {
+				return c.GetProject(ctx, id)
+			})
+		}),
+	}
+	tenantFlag(cmd)
+	cmd.Flags().StringVarP(&limits, "limits", "l", "", limitsHelp)
+	cmd.Flags().Float64Var(&percent, "percent", 0, "take this percentage of each of the tenant's limits")
+	cmd.Flags().StringVarP(&groups, "security-groups", "s", "", "comma-separated security groups")
+	cmd.Flags().StringVar(&cidr, "default-router-private-ip-cidr", "", "private CIDR of the default router, e.g. 192.168.0.0/16")
+	return cmd
+}
+
+// tenantFlagValue returns the value of cmd's -t/--tenant flag.
+func tenantFlagValue(cmd *cobra.Command) string {
+	s, _ := cmd.Flags().GetString("tenant")
+	return s
+}
+
+func (a *app) projectListCmd() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "list [-t TENANT] [--name NAME]",
+		Short: "List a tenant's projects",
+		Long: `List a tenant's projects. With -n each line is ID NAME STATE, tab-separated;
+-d adds the quota.`,
+		Example: "  photon project list -t t1\n  photon -n project list -t t1",
+		Args:    cobra.NoArgs,
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			tid, err := a.tenantID(ctx, c, tenantFlagValue(cmd))
+			if err != nil {
+				return err
+			}
+			ps, err := c.ListProjects(ctx, tid, name)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(ps)
+			}
+			header := []string{"ID", "NAME", "STATE"}
+			if a.detail {
+				header = append(header, "QUOTA (USAGE/LIMIT)")
+			}
+			rows := make([][]string, 0, len(ps))
+			for _, p := range ps {
+				r := []string{p.ID, p.Name, p.State}
+				if a.detail {
+					r = append(r, quotaSummary(p.Quota))
+				}
+				rows = append(rows, r)
+			}
+			return a.table(header, rows)
+		}),
+	}
+	tenantFlag(cmd)
+	cmd.Flags().StringVar(&name, "name", "", "only the project with this name")
+	return cmd
+}
+
+func (a *app) projectShowCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "show [ID|NAME] [-t TENANT]",
+		Short:   "Show a project (the current one if none is named)",
+		Example: "  photon project show p1 -t t1\n  photon project show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			p, err := a.project(cmd.Context(), c, tenantFlagValue(cmd), optArg(args))
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(p)
+			}
+			if a.plain() {
+				return a.table(nil, [][]string{{p.ID, p.Name, p.State}})
+			}
+			var groups []string
+			for _, g := range p.SecurityGroups {
+				groups = append(groups, g.Name)
+			}
+			if err := a.fields("ID", p.ID, "Name", p.Name, "State", orDash(p.State), "Tenant", orDash(p.TenantID),
+				"Security groups", orDash(strings.Join(groups, ", ")),
+				"Tags", orDash(strings.Join(p.Tags, ", "))); err != nil {
+				return err
+			}
+			return a.printQuotaSection(p.Quota)
+		}),
+	}
+	tenantFlag(cmd)
+	return cmd
+}
+
+func (a *app) projectDeleteCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "delete ID|NAME [-t TENANT]",
+		Short:   "Delete a project; its quota returns to the tenant",
+		Example: "  photon project delete p1 -t t1",
+		Args:    exactArgs(1, "ID|NAME"),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			p, err := a.project(ctx, c, tenantFlagValue(cmd), args[0])
+			if err != nil {
+				return err
+			}
+			t, err := c.DeleteProject(ctx, p.ID)
+			if t, err = a.wait(ctx, c, t, err); err != nil {
+				return err
+			}
+			if a.file.Project != nil && a.file.Project.ID == p.ID {
+				a.file.Project = nil
+				if err := a.save(); err != nil {
+					return err
+				}
+			}
+			return a.deleted("project", p.Name, p.ID, t)
+		}),
+	}
+	tenantFlag(cmd)
+	return cmd
+}
+
+func (a *app) projectSetCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "set ID|NAME [-t TENANT]",
+		Short:   "Make a project (and its tenant) the current one",
+		Example: "  photon project set p1 -t t1",
+		Args:    exactArgs(1, "ID|NAME"),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			p, err := a.project(ctx, c, tenantFlagValue(cmd), args[0])
+			if err != nil {
+				return err
+			}
+			if p.TenantID != "" && (a.file.Tenant == nil || a.file.Tenant.ID != p.TenantID) {
+				t, err := c.GetTenant(ctx, p.TenantID)
+				if err != nil {
+					return err
+				}
+				a.file.Tenant = &ref{ID: t.ID, Name: t.Name}
+			}
+			a.file.Project = &ref{ID: p.ID, Name: p.Name}
+			if err := a.save(); err != nil {
+				return err
+			}
+			return a.printRef("project", a.file.Project)
+		}),
+	}
+	tenantFlag(cmd)
+	return cmd
+}
+
+func (a *app) projectGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "get",
+		Short:   "Show the current project",
+		Example: "  photon project get",
+		Args:    cobra.NoArgs,
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			return a.printRef("project", a.cfg.Project)
+		}),
+	}
+}

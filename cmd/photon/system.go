@@ -1,0 +1,103 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) systemCmd() *cobra.Command {
+	return a.group("system", "Show the controller's status, version and usage",
+		a.systemStatusCmd(), a.systemInfoCmd(), a.systemUsageCmd())
+}
+
+func (a *app) systemStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the health of the controller's components",
+		Long: `Show the health of the controller's components. With -n the first line is
+the overall status, then one line per component: NAME STATUS MESSAGE.`,
+		Example: "  photon system status\n  photon system status -o json",
+		Args:    cobra.NoArgs,
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.SystemStatus(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(s)
+			}
+			rows := make([][]string, 0, len(s.Components))
+			for _, comp := range s.Components {
+				rows = append(rows, []string{comp.Component, comp.Status, orDash(comp.Message)})
+			}
+			if a.plain() {
+				a.line("%s", s.Status)
+			} else {
+				a.line("Overall status: %s\n", s.Status)
+			}
+			return a.table([]string{"COMPONENT", "STATUS", "MESSAGE"}, rows)
+		}),
+	}
+}
+
+func (a *app) systemInfoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "info",
+		Short:   "Show the controller's version",
+		Example: "  photon system info",
+		Args:    cobra.NoArgs,
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			info, err := c.SystemInfo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(info)
+			}
+			if a.plain() {
+				return a.table(nil, [][]string{{info.BaseVersion, info.FullVersion, info.GitCommitHash, info.NetworkType}})
+			}
+			return a.fields("Base version", info.BaseVersion, "Full version", info.FullVersion,
+				"Git commit", orDash(info.GitCommitHash), "Network type", orDash(info.NetworkType))
+		}),
+	}
+}
+
+func (a *app) systemUsageCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "usage",
+		Short:   "Count the objects in the system: tenants, projects, hosts, VMs, ...",
+		Example: "  photon system usage",
+		Args:    cobra.NoArgs,
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			u, err := c.SystemUsage(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(u)
+			}
+			rows := [][]string{
+				{"tenants", itoa(u.NumberTenants)}, {"projects", itoa(u.NumberProjects)},
+				{"hosts", itoa(u.NumberHosts)}, {"datastores", itoa(u.NumberDatastores)},
+				{"vms", itoa(u.NumberVMs)}, {"services", itoa(u.NumberServices)},
+			}
+			return a.table([]string{"OBJECTS", "COUNT"}, rows)
+		}),
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
