@@ -134,7 +134,7 @@ func (e *Engine) NewTask(op string, entity api.Entity, tenantID, projectID strin
 	}
 	for i, s := range o.Steps {
 		t.Steps = append(t.Steps, api.Step{Sequence: i, Operation: s.Name, State: api.TaskQueued,
-			QueuedTime: now, Errors: []api.Error{}, Warnings: []api.Error{}})
+			QueuedTime: now, Errors: []api.Error{}, Warnings: []api.Error{}, Options: map[string]string{}})
 	}
 	return t, nil
 }

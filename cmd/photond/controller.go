@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/photon-cloud/photon/internal/controller"
+)
+
+func controllerCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+	var cfg controller.Config
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the Photon controller: HTTPS API, task engine, state in etcd",
+		Long: `Run the Photon controller.
+
+State lives in etcd: an embedded single-member etcd in DATA_DIR/etcd, or the
+external cluster named by --etcd-endpoints (several controllers may share it).
+On first start the controller writes into DATA_DIR a CA (ca.crt), a server
+certificate signed by it, and an admin token (admin.token, mode 0600). Once it
+serves, it writes its URL to DATA_DIR/controller.url. SIGTERM or Ctrl-C stops
+it; unfinished tasks resume when it (or another controller) starts again.`,
+		Example: `  photond controller --data-dir /var/lib/photon --listen 0.0.0.0:9000 --tls-san photon.example.com
+  photond controller --data-dir .data --etcd-endpoints http://10.0.0.1:2379,http://10.0.0.2:2379`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger()
+			if err != nil {
+				return err
+			}
+			cfg.Log = log
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runController(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for etcd data, certificates and the admin token (required)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:9000", "address to serve HTTPS on (port 0 picks a free one)")
+	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "external etcd client URLs, comma-separated (default: embedded etcd)")
+	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+func runController(ctx context.Context, cfg controller.Config) error {
+	c, err := controller.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	abs, _ := filepath.Abs(cfg.DataDir)
+	ca, token := filepath.Join(abs, "ca.crt"), filepath.Join(abs, controller.AdminTokenFile)
+	fmt.Printf(`Photon controller serving at %[1]s
+Point the CLI at it:
+  photon target set %[1]s --ca-cert %[2]s
+  photon target login --token $(cat %[3]s)
+or: export PHOTON_TARGET=%[1]s PHOTON_CA_CERT=%[2]s PHOTON_TOKEN=$(cat %[3]s)
+`, c.URL, ca, token)
+	if err := c.Wait(ctx); err != nil {
+		return err
+	}
+	cfg.Log.Info("controller stopping")
+	return nil
+}

@@ -1,0 +1,199 @@
+// Package controller assembles the Photon controller: etcd (embedded or
+// external), TLS material and the admin token in the data dir, the task
+// engine, the services and the HTTPS API. `photond controller` and the test
+// harness both start it through Start, so tests run the real stack.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/photon-cloud/photon/internal/auth"
+	"github.com/photon-cloud/photon/internal/certs"
+	"github.com/photon-cloud/photon/internal/httpapi"
+	"github.com/photon-cloud/photon/internal/store"
+	"github.com/photon-cloud/photon/internal/tasks"
+	"github.com/photon-cloud/photon/internal/tenancy"
+)
+
+// Files in the data dir besides etcd/ and the TLS material.
+const (
+	AdminTokenFile = "admin.token"
+	URLFile        = "controller.url"
+)
+
+// Config configures a controller.
+type Config struct {
+	// DataDir holds etcd data (unless EtcdEndpoints), certificates, the admin token.
+	DataDir string
+	// Listen is the HTTPS address, e.g. "127.0.0.1:9000" (port 0: any free port).
+	Listen string
+	// EtcdEndpoints names an external etcd cluster; empty: embedded etcd.
+	EtcdEndpoints []string
+	// TLSSANs are extra names for the server certificate.
+	TLSSANs []string
+	Log     *slog.Logger
+}
+
+// Controller is a running controller.
+type Controller struct {
+	// URL is where it serves, e.g. "https://127.0.0.1:9000".
+	URL string
+	// CACert is the path of the CA certificate clients trust.
+	CACert string
+	// Etcd is the etcd endpoints in use.
+	Etcd []string
+	// Server is the API (its route table is what the OpenAPI test checks).
+	Server *httpapi.Server
+
+	log      *slog.Logger
+	srv      *http.Server
+	serveErr chan error
+	closers  []func()
+}
+
+// Start starts a controller and returns once it serves.
+func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Controller{log: log, CACert: filepath.Join(cfg.DataDir, certs.CACertFile), serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	if cfg.DataDir == "" {
+		return nil, errors.New("no data dir")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	c.Etcd = cfg.EtcdEndpoints
+	if len(c.Etcd) == 0 {
+		e, err := store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), log)
+		if err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, e.Close)
+		c.Etcd = []string{e.Endpoint}
+	}
+	st, err := store.Connect(ctx, c.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	c.closers = append(c.closers, func() { _ = st.Close() })
+
+	tlsConf, err := certs.Ensure(cfg.DataDir, cfg.TLSSANs)
+	if err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	tokens := auth.New(st)
+	if err := ensureAdminToken(ctx, cfg.DataDir, tokens); err != nil {
+		return nil, err
+	}
+	engine, err := tasks.New(st, log)
+	if err != nil {
+		return nil, err
+	}
+	ten, err := tenancy.New(st, engine)
+	if err != nil {
+		return nil, err
+	}
+	c.Server = httpapi.New(st, engine, ten, tokens, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	c.srv = &http.Server{
+		Handler:           c.Server,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      httpapi.RequestTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	loopCtx, cancelLoop := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go func() { engine.Loop(loopCtx); close(loopDone) }()
+	// Closers run in reverse: the loop stops before the store closes.
+	c.closers = append(c.closers, func() { cancelLoop(); <-loopDone })
+	go func() { c.serveErr <- c.srv.ServeTLS(ln, "", "") }()
+
+	c.URL = "https://" + advertised(ln.Addr().(*net.TCPAddr))
+	if err := certs.WriteFileAtomic(filepath.Join(cfg.DataDir, URLFile), []byte(c.URL+"\n"), 0o644); err != nil {
+		_ = c.srv.Close()
+		return nil, err
+	}
+	log.Info("controller serving", "url", c.URL, "data_dir", cfg.DataDir, "etcd", strings.Join(c.Etcd, ","))
+	return c, nil
+}
+
+// Wait blocks until the server fails or ctx ends.
+func (c *Controller) Wait(ctx context.Context) error {
+	select {
+	case err := <-c.serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Close stops serving (letting requests finish for up to 15 s), then the
+// task loop, the store and embedded etcd.
+func (c *Controller) Close() {
+	if c.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := c.srv.Shutdown(ctx); err != nil {
+			c.log.Warn("shutdown", "error", err)
+		}
+	}
+	c.close()
+}
+
+func (c *Controller) close() {
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		c.closers[i]()
+	}
+	c.closers = nil
+}
+
+// advertised is the host:port clients reach a listener at: a wildcard
+// address becomes loopback.
+func advertised(a *net.TCPAddr) string {
+	if a.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", fmt.Sprint(a.Port))
+	}
+	return a.String()
+}
+
+// ensureAdminToken reads DATA_DIR/admin.token, making it (mode 0600) on
+// first start, and registers it in etcd as the system administrator.
+func ensureAdminToken(ctx context.Context, dir string, tokens *auth.Tokens) error {
+	path := filepath.Join(dir, AdminTokenFile)
+	b, err := os.ReadFile(path)
+	token := strings.TrimSpace(string(b))
+	switch {
+	case err == nil && token != "":
+	case err == nil || errors.Is(err, os.ErrNotExist):
+		token = auth.NewToken()
+		if err := certs.WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
+	default:
+		return fmt.Errorf("admin token: %w", err)
+	}
+	return tokens.Register(ctx, token, auth.Principal{Subject: "admin", Role: auth.RoleSystemAdmin})
+}

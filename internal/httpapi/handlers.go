@@ -1,0 +1,271 @@
+package httpapi
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/tasks"
+	"github.com/photon-cloud/photon/internal/tenancy"
+	"github.com/photon-cloud/photon/internal/version"
+)
+
+// linker sets selfLinks of objects answered to r.
+type linker struct{ base string }
+
+func links(r *http.Request) linker { return linker{base: baseURL(r)} }
+
+func (l linker) tenant(t *api.Tenant)   { t.SelfLink = l.base + "/v1/tenants/" + t.ID }
+func (l linker) project(p *api.Project) { p.SelfLink = l.base + "/v1/projects/" + p.ID }
+func (l linker) flavor(f *api.Flavor)   { f.SelfLink = l.base + "/v1/flavors/" + f.ID }
+func (l linker) task(t *api.Task)       { t.SelfLink = l.base + "/v1/tasks/" + t.ID }
+
+// taskAnswer is how every state-changing call answers: 201 with the task.
+func taskAnswer(r *http.Request, t *api.Task, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	links(r).task(t)
+	return http.StatusCreated, t, nil
+}
+
+func (s *Server) info(r *http.Request) (int, any, error) {
+	return http.StatusOK, &api.Info{BaseVersion: version.Base, FullVersion: version.Version,
+		GitCommitHash: version.GitCommit, NetworkType: "NOT_CONFIGURED"}, nil
+}
+
+func (s *Server) openapi(r *http.Request) (int, any, error) { return http.StatusOK, openAPI, nil }
+
+func (s *Server) authInfo(r *http.Request) (int, any, error) {
+	host, port, _ := net.SplitHostPort(r.Host)
+	p, _ := strconv.Atoi(port)
+	return http.StatusOK, &api.AuthInfo{Enabled: true, Endpoint: host, Port: p}, nil
+}
+
+func (s *Server) status(r *http.Request) (int, any, error) {
+	st := &api.SystemStatus{Status: "READY", Components: []api.ComponentStatus{{Component: "controller", Status: "READY"}}}
+	etcd := api.ComponentStatus{Component: "etcd", Status: "READY"}
+	if _, err := s.st.Count(r.Context(), "/photon/v1/"); err != nil {
+		etcd.Status, etcd.Message, st.Status = "ERROR", "etcd unreachable", "ERROR"
+		s.log.Warn("status: etcd", "error", err)
+	}
+	st.Components = append(st.Components, etcd)
+	return http.StatusOK, st, nil
+}
+
+func (s *Server) usage(r *http.Request) (int, any, error) {
+	t, p, err := s.tenancy.SystemCounts(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, &api.SystemUsage{NumberTenants: t, NumberProjects: p}, nil
+}
+
+// Tenants.
+
+func (s *Server) listTenants(r *http.Request) (int, any, error) {
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, next, err := s.tenancy.ListTenants(r.Context(), r.URL.Query().Get("name"), token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).tenant), nil
+}
+
+func (s *Server) createTenant(r *http.Request) (int, any, error) {
+	var spec api.TenantCreateSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.tenancy.CreateTenant(r.Context(), &spec)
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) getTenant(r *http.Request) (int, any, error) {
+	t, err := s.tenancy.GetTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	links(r).tenant(t)
+	return http.StatusOK, t, nil
+}
+
+func (s *Server) deleteTenant(r *http.Request) (int, any, error) {
+	t, err := s.tenancy.DeleteTenant(r.Context(), r.PathValue("id"))
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) getTenantQuota(r *http.Request) (int, any, error) {
+	t, err := s.tenancy.GetTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, quotaBody(t.Quota), nil
+}
+
+func (s *Server) setTenantQuota(r *http.Request) (int, any, error) {
+	var spec api.QuotaSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.tenancy.SetTenantQuota(r.Context(), r.PathValue("id"), r.Method, &spec)
+	return taskAnswer(r, t, err)
+}
+
+func quotaBody(q api.Quota) api.Quota {
+	if q.QuotaItems == nil {
+		q.QuotaItems = map[string]api.QuotaItem{}
+	}
+	return q
+}
+
+// Projects.
+
+func (s *Server) listProjects(r *http.Request) (int, any, error) {
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, next, err := s.tenancy.ListProjects(r.Context(), r.PathValue("id"), r.URL.Query().Get("name"), token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).project), nil
+}
+
+func (s *Server) createProject(r *http.Request) (int, any, error) {
+	var spec api.ProjectCreateSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.tenancy.CreateProject(r.Context(), r.PathValue("id"), &spec)
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) getProject(r *http.Request) (int, any, error) {
+	p, err := s.tenancy.GetProject(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	links(r).project(p)
+	return http.StatusOK, p, nil
+}
+
+func (s *Server) deleteProject(r *http.Request) (int, any, error) {
+	t, err := s.tenancy.DeleteProject(r.Context(), r.PathValue("id"))
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) getProjectQuota(r *http.Request) (int, any, error) {
+	p, err := s.tenancy.GetProject(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, quotaBody(p.Quota), nil
+}
+
+func (s *Server) setProjectQuota(r *http.Request) (int, any, error) {
+	var spec api.QuotaSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.tenancy.SetProjectQuota(r.Context(), r.PathValue("id"), r.Method, &spec)
+	return taskAnswer(r, t, err)
+}
+
+// Flavors.
+
+func (s *Server) listFlavors(r *http.Request) (int, any, error) {
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	l, next, err := s.tenancy.ListFlavors(r.Context(), q.Get("name"), q.Get("kind"), token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).flavor), nil
+}
+
+func (s *Server) createFlavor(r *http.Request) (int, any, error) {
+	var spec api.FlavorCreateSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.tenancy.CreateFlavor(r.Context(), &spec)
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) getFlavor(r *http.Request) (int, any, error) {
+	f, err := s.tenancy.GetFlavor(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	links(r).flavor(f)
+	return http.StatusOK, f, nil
+}
+
+func (s *Server) deleteFlavor(r *http.Request) (int, any, error) {
+	t, err := s.tenancy.DeleteFlavor(r.Context(), r.PathValue("id"))
+	return taskAnswer(r, t, err)
+}
+
+// Tasks.
+
+func (s *Server) listTasks(r *http.Request) (int, any, error) {
+	q := r.URL.Query()
+	return s.tasksPage(r, tasks.Filter{EntityID: q.Get("entityId"), EntityKind: q.Get("entityKind"), State: q.Get("state")})
+}
+
+// entityTasks lists the tasks of the tenant, project or flavor in the path.
+func (s *Server) entityTasks(kind string) handler {
+	return func(r *http.Request) (int, any, error) {
+		id := r.PathValue("id")
+		var err error
+		switch kind {
+		case api.KindTenant:
+			_, err = s.tenancy.GetTenant(r.Context(), id)
+		case api.KindProject:
+			_, err = s.tenancy.GetProject(r.Context(), id)
+		case api.KindFlavor:
+			_, err = s.tenancy.GetFlavor(r.Context(), id)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		return s.tasksPage(r, tasks.Filter{EntityID: id, State: r.URL.Query().Get("state")})
+	}
+}
+
+func (s *Server) tasksPage(r *http.Request, f tasks.Filter) (int, any, error) {
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if f.EntityID != "" && !tenancy.ValidID(f.EntityID) {
+		return http.StatusOK, list[api.Task](r, nil, "", links(r).task), nil
+	}
+	l, next, err := s.tasks.List(r.Context(), f, token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).task), nil
+}
+
+func (s *Server) getTask(r *http.Request) (int, any, error) {
+	id := r.PathValue("id")
+	if !tenancy.ValidID(id) {
+		return 0, nil, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
+	}
+	t, err := s.tasks.Get(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	links(r).task(t)
+	return http.StatusOK, t, nil
+}

@@ -1,0 +1,321 @@
+// Package httpapi owns the REST API: the route table, authentication of
+// every request, request decoding and limits, the one mapping from errors to
+// HTTP answers, and the OpenAPI document (openapi.json, tested against the
+// route table).
+package httpapi
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/auth"
+	"github.com/photon-cloud/photon/internal/store"
+	"github.com/photon-cloud/photon/internal/tasks"
+	"github.com/photon-cloud/photon/internal/tenancy"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// Limits on requests.
+const (
+	MaxBodyBytes   = 1 << 20
+	RequestTimeout = 60 * time.Second
+)
+
+// Server serves the API.
+type Server struct {
+	st      *store.Store
+	tasks   *tasks.Engine
+	tenancy *tenancy.Service
+	tokens  *auth.Tokens
+	log     *slog.Logger
+	mux     *http.ServeMux
+	routes  []Route
+}
+
+// Route is one entry of the route table.
+type Route struct {
+	Method string
+	Path   string // ServeMux pattern path, e.g. /v1/tenants/{id}
+	// Public routes need no token.
+	Public bool
+	h      handler
+}
+
+// handler answers a request with a status and a body to encode, or an error.
+type handler func(r *http.Request) (int, any, error)
+
+// New builds the server.
+func New(st *store.Store, engine *tasks.Engine, ten *tenancy.Service, tokens *auth.Tokens, log *slog.Logger) *Server {
+	s := &Server{st: st, tasks: engine, tenancy: ten, tokens: tokens, log: log, mux: http.NewServeMux()}
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+	}
+	return s
+}
+
+// Routes returns the route table.
+func (s *Server) Routes() []Route { return s.routes }
+
+// OpenAPI returns the OpenAPI document served at /v1/openapi.json.
+func OpenAPI() []byte { return openAPI }
+
+func (s *Server) routeTable() []Route {
+	r := func(method, path string, h handler) Route { return Route{Method: method, Path: path, h: h} }
+	pub := func(method, path string, h handler) Route {
+		return Route{Method: method, Path: path, Public: true, h: h}
+	}
+	return []Route{
+		pub("GET", "/v1/info", s.info),
+		pub("GET", "/v1/openapi.json", s.openapi),
+		pub("GET", "/v1/system/auth", s.authInfo),
+		r("GET", "/v1/system/info", s.info),
+		r("GET", "/v1/system/status", s.status),
+		r("GET", "/v1/system/usage", s.usage),
+
+		r("GET", "/v1/tenants", s.listTenants),
+		r("POST", "/v1/tenants", s.createTenant),
+		r("GET", "/v1/tenants/{id}", s.getTenant),
+		r("DELETE", "/v1/tenants/{id}", s.deleteTenant),
+		r("GET", "/v1/tenants/{id}/projects", s.listProjects),
+		r("POST", "/v1/tenants/{id}/projects", s.createProject),
+		r("GET", "/v1/tenants/{id}/quota", s.getTenantQuota),
+		r("PUT", "/v1/tenants/{id}/quota", s.setTenantQuota),
+		r("PATCH", "/v1/tenants/{id}/quota", s.setTenantQuota),
+		r("DELETE", "/v1/tenants/{id}/quota", s.setTenantQuota),
+		r("GET", "/v1/tenants/{id}/tasks", s.entityTasks(api.KindTenant)),
+
+		r("GET", "/v1/projects/{id}", s.getProject),
+		r("DELETE", "/v1/projects/{id}", s.deleteProject),
+		r("GET", "/v1/projects/{id}/quota", s.getProjectQuota),
+		r("PUT", "/v1/projects/{id}/quota", s.setProjectQuota),
+		r("PATCH", "/v1/projects/{id}/quota", s.setProjectQuota),
+		r("DELETE", "/v1/projects/{id}/quota", s.setProjectQuota),
+		r("GET", "/v1/projects/{id}/tasks", s.entityTasks(api.KindProject)),
+
+		r("GET", "/v1/flavors", s.listFlavors),
+		r("POST", "/v1/flavors", s.createFlavor),
+		r("GET", "/v1/flavors/{id}", s.getFlavor),
+		r("DELETE", "/v1/flavors/{id}", s.deleteFlavor),
+		r("GET", "/v1/flavors/{id}/tasks", s.entityTasks(api.KindFlavor)),
+
+		r("GET", "/v1/tasks", s.listTasks),
+		r("GET", "/v1/tasks/{id}", s.getTask),
+	}
+}
+
+// ServeHTTP answers unknown paths and methods with API errors, and routes
+// the rest.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		var allow []string
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			r2 := r.Clone(r.Context())
+			r2.Method = m
+			if _, p := s.mux.Handler(r2); p != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.writeError(w, r, api.Errorf(api.CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
+		s.writeError(w, r, api.Errorf(api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// wrap adds to a route what every request gets: recovery, a timeout, a
+// body limit, authentication, and encoding of the answer.
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		status := 0
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				s.writeError(w, r, fmt.Errorf("panic: %v", p))
+			}
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
+		}()
+		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		if !rt.Public {
+			if _, err := s.tokens.Authenticate(ctx, r.Header.Get("Authorization")); err != nil {
+				status = s.writeError(w, r, err)
+				return
+			}
+		}
+		code, body, err := rt.h(r)
+		if err != nil {
+			status = s.writeError(w, r, err)
+			return
+		}
+		status = code
+		if raw, ok := body.([]byte); ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			_, _ = w.Write(raw)
+			return
+		}
+		writeJSON(w, code, body)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(body)
+}
+
+// toAPIError maps any error to the API error to send. This is the one place
+// that decides; causes of internal errors are logged, never sent.
+func toAPIError(err error) (*api.Error, bool) {
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae, false
+	case errors.Is(err, store.ErrBadPageToken):
+		return api.Errorf(api.CodeInvalidQuery, "pageLink: not a page token this server issued"), false
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrConflict):
+		return api.Errorf(api.CodeUnavailable, "the controller is busy; retry"), true
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return api.Errorf(api.CodeRequestTooLarge, "request body larger than %d bytes", mbe.Limit), false
+	}
+	return api.Errorf(api.CodeInternalError, "internal error; the controller's log has the cause"), true
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	ae, internal := toAPIError(err)
+	if internal {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	code := ae.Status()
+	writeJSON(w, code, ae)
+	return code
+}
+
+// decode reads a JSON body into v. Malformed JSON is InvalidJson naming
+// where it went wrong.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return jsonError(err)
+	}
+	if dec.More() {
+		return api.Errorf(api.CodeInvalidJSON, "request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// DecodeBody is decode for a byte slice (the fuzz target's entry).
+func DecodeBody(b []byte, v any) error {
+	r, _ := http.NewRequest("POST", "/", strings.NewReader(string(b)))
+	return decode(r, v)
+}
+
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return api.Errorf(api.CodeInvalidJSON, "malformed JSON at byte %d: %v", se.Offset, err)
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		e := api.Errorf(api.CodeInvalidJSON, "%s: want %s, got JSON %s", field, jsonKind(te.Type), te.Value)
+		e.Data = map[string]string{"field": field}
+		return e
+	case err.Error() == "EOF":
+		return api.Errorf(api.CodeInvalidJSON, "empty request body; want a JSON object")
+	}
+	return api.Errorf(api.CodeInvalidJSON, "malformed JSON: %v", err)
+}
+
+// jsonKind names a Go type as the JSON a client should send.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "a number"
+}
+
+// pageParams reads ?pageSize= and ?pageLink=.
+func pageParams(r *http.Request) (string, int, error) {
+	q := r.URL.Query()
+	size := 0
+	if v := q.Get("pageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > tenancy.MaxPageSize {
+			e := api.Errorf(api.CodeInvalidQuery, "pageSize: want 1-%d, got %q", tenancy.MaxPageSize, v)
+			e.Data = map[string]string{"field": "pageSize"}
+			return "", 0, e
+		}
+		size = n
+	}
+	if size == 0 {
+		size = tenancy.MaxPageSize
+	}
+	return q.Get("pageLink"), size, nil
+}
+
+// baseURL is the scheme and host the client reached us at.
+func baseURL(r *http.Request) string {
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + r.Host
+}
+
+// list builds a list body with selfLinks and the next page's link.
+func list[T any](r *http.Request, items []T, next string, link func(*T)) *api.List[T] {
+	for i := range items {
+		link(&items[i])
+	}
+	if items == nil {
+		items = []T{}
+	}
+	out := &api.List[T]{Items: items}
+	if next != "" {
+		q := r.URL.Query()
+		q.Set("pageLink", next)
+		out.NextPageLink = r.URL.Path + "?" + q.Encode()
+	}
+	return out
+}
