@@ -30,6 +30,7 @@ func (a *app) flavorResolver(cmd *cobra.Command) idResolver {
 
 func (a *app) flavorCmd() *cobra.Command {
 	return a.group("flavor", "Manage flavors: named sizes of VMs and disks and what they cost against quota",
+		"  photon flavor create -n small -k vm -c \"vm 1 COUNT, vm.cpu 1 COUNT, vm.memory 2 GB\"\n  photon flavor list --kind vm",
 		a.flavorCreateCmd(), a.flavorListCmd(), a.flavorShowCmd(), a.flavorDeleteCmd(),
 		a.entityTasksCmd("flavor", "  photon flavor tasks small -k vm", a.flavorResolver, (*client.Client).ListFlavorTasks),
 	)

@@ -151,8 +151,8 @@ func (a *app) groupRun(cmd *cobra.Command, args []string) error {
 }
 
 // group returns a command that holds subcommands.
-func (a *app) group(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: a.groupRun}
+func (a *app) group(use, short, example string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Example: example, Args: cobra.ArbitraryArgs, RunE: a.groupRun}
 	c.AddCommand(subs...)
 	return c
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/photon-cloud/photon/api"
 )
 
@@ -267,4 +269,24 @@ func TestTargetSetAndLogin(t *testing.T) {
 	if c, _ := loadConfig(cfg); c.Token != "" || !c.NoCertCheck {
 		t.Errorf("after target set to another URL: %+v", c)
 	}
+}
+
+// TestEveryCommandHasHelpWithExample walks the command tree.
+func TestEveryCommandHasHelpWithExample(t *testing.T) {
+	a := &app{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Name() == "help" || c.Hidden {
+			return
+		}
+		if c.Short == "" || c.Example == "" {
+			t.Errorf("%s: no short help or no example", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	root := a.rootCmd()
+	root.InitDefaultHelpCmd()
+	walk(root)
 }

@@ -32,6 +32,7 @@ func (a *app) projectResolver(cmd *cobra.Command) idResolver {
 
 func (a *app) projectCmd() *cobra.Command {
 	return a.group("project", "Manage projects: units of quota and ownership inside a tenant",
+		"  photon project create p1 -t t1 --limits \"vm 5 COUNT, vm.cpu 10 COUNT, vm.memory 20 GB\"\n  photon project list -t t1",
 		a.projectCreateCmd(), a.projectListCmd(), a.projectShowCmd(), a.projectDeleteCmd(),
 		a.projectSetCmd(), a.projectGetCmd(),
 		a.entityTasksCmd("project", "  photon project tasks p1 -t t1",

@@ -85,7 +85,8 @@ func (a *app) quotaCmd(o quotaOwner) *cobra.Command {
 		}
 		return a.printQuota(q)
 	})
-	return a.group("quota", "Show and change the "+o.kind+"'s quota", show,
+	return a.group("quota", "Show and change the "+o.kind+"'s quota",
+		"  photon "+o.kind+" quota show "+o.example+"\n  photon "+o.kind+" quota update "+o.example+" --limits \"vm.cpu 40 COUNT\"", show,
 		a.quotaChangeCmd(o, "set", "Replace the "+o.kind+"'s whole quota with --limits", o.set, parseLimits,
 			"  photon "+o.kind+` quota set `+o.example+` --limits "vm 10 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB"`),
 		a.quotaChangeCmd(o, "update", "Change the keys --limits names, keep the others", o.update, parseLimits,

@@ -8,6 +8,7 @@ import (
 
 func (a *app) systemCmd() *cobra.Command {
 	return a.group("system", "Show the controller's status, version and usage",
+		"  photon system status\n  photon system usage -o json",
 		a.systemStatusCmd(), a.systemInfoCmd(), a.systemUsageCmd())
 }
 

@@ -16,6 +16,7 @@ import (
 
 func (a *app) targetCmd() *cobra.Command {
 	return a.group("target", "Choose the controller and log in to it",
+		"  photon target set https://127.0.0.1:9000 --ca-cert .data/ca.crt\n  photon target login --token \"$(cat .data/admin.token)\"",
 		a.targetSetCmd(), a.targetShowCmd(), a.targetLoginCmd(), a.targetLogoutCmd(), a.targetInfoCmd())
 }
 

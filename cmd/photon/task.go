@@ -36,6 +36,9 @@ func (a *app) wait(ctx context.Context, c *client.Client, task *api.Task, err er
 		progress = a.progressPrinter()
 	}
 	t, err := c.WatchTask(ctx, task, progress)
+	if err != nil && ctx.Err() != nil && t != nil {
+		return t, fmt.Errorf("interrupted; task %s (%s) goes on: follow it with 'photon task wait %s'", t.ID, t.Operation, t.ID)
+	}
 	if err != nil {
 		if t != nil && t.State == api.TaskError {
 			return t, &taskError{task: t, err: err}
@@ -72,6 +75,7 @@ func (a *app) progressPrinter() func(*api.Task) {
 
 func (a *app) taskCmd() *cobra.Command {
 	return a.group("task", "Show, list and wait for tasks",
+		"  photon task list --state ERROR\n  photon task show TASK_ID",
 		a.taskShowCmd(), a.taskListCmd(), a.taskWaitCmd())
 }
 

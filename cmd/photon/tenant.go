@@ -13,6 +13,7 @@ import (
 
 func (a *app) tenantCmd() *cobra.Command {
 	return a.group("tenant", "Manage tenants: accounts that hold projects and quota",
+		"  photon tenant create t1 --limits \"vm 10 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB\"\n  photon tenant list",
 		a.tenantCreateCmd(), a.tenantListCmd(), a.tenantShowCmd(), a.tenantDeleteCmd(),
 		a.tenantSetCmd(), a.tenantGetCmd(),
 		a.entityTasksCmd("tenant", "  photon tenant tasks t1\n  photon tenant tasks t1 --state ERROR",
