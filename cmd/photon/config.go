@@ -77,6 +77,9 @@ func saveConfig(path string, c config) error {
 	}
 	b = append(b, '\n')
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save configuration: %w", err)
+	}
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("save configuration: %w", err)

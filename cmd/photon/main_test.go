@@ -72,9 +72,13 @@ func TestConfigSaveLoadEnv(t *testing.T) {
 	if c := out.withEnv(); c.Token != "" || c.Target != "https://b:2" || c.Tenant != nil || c.CACert != "" {
 		t.Errorf("other target from env kept saved state: %+v", c)
 	}
-	t.Setenv(envConfig, filepath.Join(home, "elsewhere"))
-	if p, _ := configPath(); p != filepath.Join(home, "elsewhere") {
+	other := filepath.Join(home, "new-dir", "photon.json")
+	t.Setenv(envConfig, other)
+	if p, _ := configPath(); p != other {
 		t.Errorf("PHOTON_CONFIG ignored: %s", p)
+	}
+	if err := saveConfig(other, in); err != nil {
+		t.Errorf("save into a missing directory: %v", err)
 	}
 }
 
