@@ -168,6 +168,7 @@ func (a *app) action(fn func(cmd *cobra.Command, args []string) error) func(*cob
 		default:
 			return usagef("unknown output format %q (want json)", a.output)
 		}
+		a.started = true
 		path, err := configPath()
 		if err != nil {
 			return err
@@ -177,7 +178,6 @@ func (a *app) action(fn func(cmd *cobra.Command, args []string) error) func(*cob
 			return err
 		}
 		a.cfg = a.file.withEnv()
-		a.started = true
 		return fn(cmd, args)
 	}
 }
