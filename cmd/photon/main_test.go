@@ -294,3 +294,27 @@ func TestEveryCommandHasHelpWithExample(t *testing.T) {
 	root.InitDefaultHelpCmd()
 	walk(root)
 }
+
+func TestProgressPrinter(t *testing.T) {
+	var buf bytes.Buffer
+	a := &app{stderr: &buf}
+	step := func(seq int, op, state string) api.Step { return api.Step{Sequence: seq, Operation: op, State: state} }
+	p := a.progressPrinter()
+	p(&api.Task{Operation: "CREATE_VM", State: api.TaskQueued,
+		Steps: []api.Step{step(0, "RESERVE", api.TaskQueued), step(1, "PLACE", api.TaskQueued)}})
+	p(&api.Task{Operation: "CREATE_VM", State: api.TaskStarted,
+		Steps: []api.Step{step(0, "RESERVE", api.TaskCompleted), step(1, "PLACE", api.TaskQueued)}})
+	p(&api.Task{Operation: "CREATE_VM", State: api.TaskCompleted,
+		Steps: []api.Step{step(0, "RESERVE", api.TaskCompleted), step(1, "PLACE", api.TaskCompleted)}})
+	want := "  RESERVE: QUEUED\n  PLACE: QUEUED\n  RESERVE: COMPLETED\n  PLACE: COMPLETED\nCREATE_VM COMPLETED\n"
+	if buf.String() != want {
+		t.Errorf("progress:\n%s\nwant:\n%s", buf.String(), want)
+	}
+	// A task already done when first seen prints nothing.
+	buf.Reset()
+	a.progressPrinter()(&api.Task{Operation: "CREATE_TENANT", State: api.TaskCompleted,
+		Steps: []api.Step{step(0, "CREATE_TENANT", api.TaskCompleted)}})
+	if buf.Len() != 0 {
+		t.Errorf("finished task printed progress: %q", buf.String())
+	}
+}
