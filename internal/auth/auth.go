@@ -59,6 +59,30 @@ func (t *Tokens) Register(ctx context.Context, token string, p Principal) error 
 	return nil
 }
 
+// SetBootstrap makes token the one bootstrap (admin) token: it stands for p,
+// and the bootstrap token it replaces, if any, stops working in the same
+// transaction.
+func (t *Tokens) SetBootstrap(ctx context.Context, token string, p Principal) error {
+	ptr := store.Key("auth", "bootstrap")
+	_, err := t.st.Update(ctx, func(tx *store.Txn) error {
+		var old string
+		if _, err := tx.Get(ctx, ptr, &old); err != nil {
+			return err
+		}
+		if old != "" && old != tokenKey(token) {
+			tx.Delete(old)
+		}
+		if err := tx.Put(ptr, tokenKey(token)); err != nil {
+			return err
+		}
+		return tx.Put(tokenKey(token), p)
+	})
+	if err != nil {
+		return fmt.Errorf("set bootstrap token: %w", err)
+	}
+	return nil
+}
+
 // Authenticate returns the principal of an Authorization header value.
 func (t *Tokens) Authenticate(ctx context.Context, header string) (*Principal, error) {
 	if header == "" {

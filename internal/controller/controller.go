@@ -180,7 +180,8 @@ func advertised(a *net.TCPAddr) string {
 }
 
 // ensureAdminToken reads DATA_DIR/admin.token, making it (mode 0600) on
-// first start, and registers it in etcd as the system administrator.
+// first start, and registers it in etcd as the system administrator. To
+// rotate it, delete the file and restart: the old token stops working.
 func ensureAdminToken(ctx context.Context, dir string, tokens *auth.Tokens) error {
 	path := filepath.Join(dir, AdminTokenFile)
 	b, err := os.ReadFile(path)
@@ -195,5 +196,5 @@ func ensureAdminToken(ctx context.Context, dir string, tokens *auth.Tokens) erro
 	default:
 		return fmt.Errorf("admin token: %w", err)
 	}
-	return tokens.Register(ctx, token, auth.Principal{Subject: "admin", Role: auth.RoleSystemAdmin})
+	return tokens.SetBootstrap(ctx, token, auth.Principal{Subject: "admin", Role: auth.RoleSystemAdmin})
 }

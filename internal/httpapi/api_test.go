@@ -434,3 +434,26 @@ func testQuotaRace(t *testing.T, cl *client.Client) {
 		t.Errorf("usage %v, sum %v, projects %d; want %d, %d, %d", usage, sum, len(projects), limit, limit, 1+limit-held)
 	}
 }
+
+// TestAdminTokenRotation: deleting admin.token and restarting makes a new
+// token; the old one is refused.
+func TestAdminTokenRotation(t *testing.T) {
+	c := photontest.NewController(t, "")
+	old := c.Token
+	if err := os.Remove(c.DataDir + "/admin.token"); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(t)
+	if c.Token == old {
+		t.Fatal("restart without admin.token kept the old token")
+	}
+	if status, e := raw(t, c, old, "GET", "/v1/tenants", ""); status != 401 || e.Code != api.CodeInvalidAuthToken {
+		t.Errorf("old token: %d %s, want 401 InvalidAuthToken", status, e.Code)
+	}
+	if status, _ := raw(t, c, c.Token, "GET", "/v1/tenants", ""); status != 200 {
+		t.Errorf("new token: %d", status)
+	}
+	if fi, err := os.Stat(c.DataDir + "/admin.token"); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin.token mode = %v, %v; want 0600", fi.Mode(), err)
+	}
+}
