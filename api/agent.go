@@ -1,0 +1,62 @@
+package api
+
+// The agent protocol (ours): how `photond agent` and the controller talk.
+// Routes live under /v1/agent/ and need a host credential.
+
+// DiskDesired is a disk a VM should have.
+type DiskDesired struct {
+	ID         string  `json:"id"`
+	Kind       string  `json:"kind"`
+	Datastore  string  `json:"datastore"`
+	CapacityGB float64 `json:"capacityGb"`
+	BootDisk   bool    `json:"bootDisk"`
+	// ImageID is the boot disk's source image, if any.
+	ImageID string `json:"imageId,omitempty"`
+}
+
+// VMDesired is what a host should make of one VM.
+type VMDesired struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	CPUCount int    `json:"cpuCount"`
+	MemoryMB int64  `json:"memoryMb"`
+	// Power is STARTED, STOPPED or SUSPENDED.
+	Power       string            `json:"power"`
+	Disks       []DiskDesired     `json:"disks"`
+	Environment map[string]string `json:"environment,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Generation rises with every change of the desired state; the agent
+	// reports the generation it has carried out.
+	Generation int64 `json:"generation"`
+}
+
+// HostDesiredState is the answer of GET /v1/agent/hosts/{id}/desired.
+type HostDesiredState struct {
+	HostID string `json:"hostId"`
+	// Revision orders answers; pass it back as ?after= to wait for a change.
+	Revision int64       `json:"revision"`
+	VMs      []VMDesired `json:"vms"`
+	// Images to hold in the host's cache (EAGER replication), by id.
+	Images []string `json:"images"`
+}
+
+// VMObserved is a VM as the host's driver reports it.
+type VMObserved struct {
+	ID string `json:"id"`
+	// State is STARTED, STOPPED, SUSPENDED or ERROR.
+	State string `json:"state"`
+	// Generation of the desired state last carried out.
+	Generation int64 `json:"generation"`
+	// Error explains an ERROR state or a failure to carry out Generation.
+	Error string `json:"error,omitempty"`
+}
+
+// HostStatusReport is the body of POST /v1/agent/hosts/{id}/status: the
+// heartbeat, with what the host observes.
+type HostStatusReport struct {
+	Capacity   HostResources     `json:"capacity"`
+	Datastores []DatastoreReport `json:"datastores"`
+	VMs        []VMObserved      `json:"vms"`
+	// Images cached on the host, by id.
+	Images []string `json:"images"`
+}

@@ -1,0 +1,60 @@
+// Package driver defines what a host agent needs from a hypervisor: the
+// Driver interface, kept narrow, with recovery explicit. Implementations
+// live in subpackages: driver/fake (simulated hosts) and, later,
+// driver/qemu (real VMs). driver/drivertest is the conformance suite every
+// implementation passes.
+package driver
+
+import (
+	"context"
+	"errors"
+
+	"github.com/photon-cloud/photon/api"
+)
+
+// Capacity is what a host offers.
+type Capacity struct {
+	api.HostResources
+	Datastores []api.DatastoreReport
+	// Hypervisor names the driver and acceleration, e.g. "fake".
+	Hypervisor string
+}
+
+// VMSpec is the desired state of one VM. Disk image paths are resolved by
+// the agent (ImagePaths maps an image id to the cached file).
+type VMSpec struct {
+	api.VMDesired
+	ImagePaths map[string]string
+}
+
+// VMStatus is what the driver observes of one VM.
+type VMStatus = api.VMObserved
+
+// ErrNotFound: no such VM.
+var ErrNotFound = errors.New("no such VM")
+
+// Driver runs VMs on one host. Every method is idempotent; the agent calls
+// them from one goroutine per VM, so calls for different VMs may overlap.
+type Driver interface {
+	// Capacity reports the host's CPU, memory and datastores.
+	Capacity(ctx context.Context) (Capacity, error)
+	// Ensure makes the VM exist with spec's disks and power state and
+	// returns what it then observes. A failure it cannot get past is
+	// reported as an error (and the VM, if it exists, as ERROR).
+	Ensure(ctx context.Context, spec VMSpec) (VMStatus, error)
+	// Delete removes the VM and its ephemeral disks; a missing VM is fine.
+	Delete(ctx context.Context, id string) error
+	// List reports every VM the driver holds, including ones a previous
+	// agent process left (after Recover).
+	List(ctx context.Context) ([]VMStatus, error)
+	// Recover re-adopts VMs that survived an agent restart. The agent calls
+	// it once at start, before List.
+	Recover(ctx context.Context) error
+}
+
+// DiskDriver is implemented by drivers that make persistent disks apart
+// from VMs.
+type DiskDriver interface {
+	EnsureDisk(ctx context.Context, d api.DiskDesired) error
+	DeleteDisk(ctx context.Context, d api.DiskDesired) error
+}
