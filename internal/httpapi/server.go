@@ -45,13 +45,31 @@ type Server struct {
 	routes  []Route
 }
 
+// Perm is what a route needs of the caller. The path's {id} names the
+// object the permission is checked against.
+type Perm int
+
+// Permissions routes declare.
+const (
+	PermPublic        Perm = iota // no credential
+	PermAuthenticated             // any valid credential (answers filtered by what it may see)
+	PermSystemAdmin               // system administrators only
+	PermTenantRead                // {id} is a tenant the caller may read
+	PermTenantWrite               // {id} is a tenant the caller may change
+	PermProjectRead               // {id} is a project the caller may read
+	PermProjectWrite              // {id} is a project the caller may change
+	PermObjectRead                // {id} is an object (vm, disk, image, flavor, task) the caller may read
+	PermObjectWrite               // {id} is an object the caller may change
+	PermHost                      // {id} is the host whose credential the caller holds
+)
+
 // Route is one entry of the route table.
 type Route struct {
 	Method string
 	Path   string // ServeMux pattern path, e.g. /v1/tenants/{id}
-	// Public routes need no token.
-	Public bool
-	h      handler
+	// Perm is what the caller needs; PermPublic routes need no token.
+	Perm Perm
+	h    handler
 }
 
 // handler answers a request with a status and a body to encode, or an error.
@@ -74,46 +92,45 @@ func (s *Server) Routes() []Route { return s.routes }
 func OpenAPI() []byte { return openAPI }
 
 func (s *Server) routeTable() []Route {
-	r := func(method, path string, h handler) Route { return Route{Method: method, Path: path, h: h} }
-	pub := func(method, path string, h handler) Route {
-		return Route{Method: method, Path: path, Public: true, h: h}
+	r := func(method, path string, perm Perm, h handler) Route {
+		return Route{Method: method, Path: path, Perm: perm, h: h}
 	}
 	return []Route{
-		pub("GET", "/v1/info", s.info),
-		pub("GET", "/v1/openapi.json", s.openapi),
-		pub("GET", "/v1/system/auth", s.authInfo),
-		r("GET", "/v1/system/info", s.info),
-		r("GET", "/v1/system/status", s.status),
-		r("GET", "/v1/system/usage", s.usage),
+		r("GET", "/v1/info", PermPublic, s.info),
+		r("GET", "/v1/openapi.json", PermPublic, s.openapi),
+		r("GET", "/v1/system/auth", PermPublic, s.authInfo),
+		r("GET", "/v1/system/info", PermAuthenticated, s.info),
+		r("GET", "/v1/system/status", PermAuthenticated, s.status),
+		r("GET", "/v1/system/usage", PermAuthenticated, s.usage),
 
-		r("GET", "/v1/tenants", s.listTenants),
-		r("POST", "/v1/tenants", s.createTenant),
-		r("GET", "/v1/tenants/{id}", s.getTenant),
-		r("DELETE", "/v1/tenants/{id}", s.deleteTenant),
-		r("GET", "/v1/tenants/{id}/projects", s.listProjects),
-		r("POST", "/v1/tenants/{id}/projects", s.createProject),
-		r("GET", "/v1/tenants/{id}/quota", s.getTenantQuota),
-		r("PUT", "/v1/tenants/{id}/quota", s.setTenantQuota),
-		r("PATCH", "/v1/tenants/{id}/quota", s.setTenantQuota),
-		r("DELETE", "/v1/tenants/{id}/quota", s.setTenantQuota),
-		r("GET", "/v1/tenants/{id}/tasks", s.entityTasks(api.KindTenant)),
+		r("GET", "/v1/tenants", PermAuthenticated, s.listTenants),
+		r("POST", "/v1/tenants", PermSystemAdmin, s.createTenant),
+		r("GET", "/v1/tenants/{id}", PermTenantRead, s.getTenant),
+		r("DELETE", "/v1/tenants/{id}", PermSystemAdmin, s.deleteTenant),
+		r("GET", "/v1/tenants/{id}/projects", PermTenantRead, s.listProjects),
+		r("POST", "/v1/tenants/{id}/projects", PermTenantWrite, s.createProject),
+		r("GET", "/v1/tenants/{id}/quota", PermTenantRead, s.getTenantQuota),
+		r("PUT", "/v1/tenants/{id}/quota", PermSystemAdmin, s.setTenantQuota),
+		r("PATCH", "/v1/tenants/{id}/quota", PermSystemAdmin, s.setTenantQuota),
+		r("DELETE", "/v1/tenants/{id}/quota", PermSystemAdmin, s.setTenantQuota),
+		r("GET", "/v1/tenants/{id}/tasks", PermTenantRead, s.entityTasks(api.KindTenant)),
 
-		r("GET", "/v1/projects/{id}", s.getProject),
-		r("DELETE", "/v1/projects/{id}", s.deleteProject),
-		r("GET", "/v1/projects/{id}/quota", s.getProjectQuota),
-		r("PUT", "/v1/projects/{id}/quota", s.setProjectQuota),
-		r("PATCH", "/v1/projects/{id}/quota", s.setProjectQuota),
-		r("DELETE", "/v1/projects/{id}/quota", s.setProjectQuota),
-		r("GET", "/v1/projects/{id}/tasks", s.entityTasks(api.KindProject)),
+		r("GET", "/v1/projects/{id}", PermProjectRead, s.getProject),
+		r("DELETE", "/v1/projects/{id}", PermTenantWrite, s.deleteProject),
+		r("GET", "/v1/projects/{id}/quota", PermProjectRead, s.getProjectQuota),
+		r("PUT", "/v1/projects/{id}/quota", PermTenantWrite, s.setProjectQuota),
+		r("PATCH", "/v1/projects/{id}/quota", PermTenantWrite, s.setProjectQuota),
+		r("DELETE", "/v1/projects/{id}/quota", PermTenantWrite, s.setProjectQuota),
+		r("GET", "/v1/projects/{id}/tasks", PermProjectRead, s.entityTasks(api.KindProject)),
 
-		r("GET", "/v1/flavors", s.listFlavors),
-		r("POST", "/v1/flavors", s.createFlavor),
-		r("GET", "/v1/flavors/{id}", s.getFlavor),
-		r("DELETE", "/v1/flavors/{id}", s.deleteFlavor),
-		r("GET", "/v1/flavors/{id}/tasks", s.entityTasks(api.KindFlavor)),
+		r("GET", "/v1/flavors", PermAuthenticated, s.listFlavors),
+		r("POST", "/v1/flavors", PermSystemAdmin, s.createFlavor),
+		r("GET", "/v1/flavors/{id}", PermAuthenticated, s.getFlavor),
+		r("DELETE", "/v1/flavors/{id}", PermSystemAdmin, s.deleteFlavor),
+		r("GET", "/v1/flavors/{id}/tasks", PermAuthenticated, s.entityTasks(api.KindFlavor)),
 
-		r("GET", "/v1/tasks", s.listTasks),
-		r("GET", "/v1/tasks/{id}", s.getTask),
+		r("GET", "/v1/tasks", PermAuthenticated, s.listTasks),
+		r("GET", "/v1/tasks/{id}", PermObjectRead, s.getTask),
 	}
 }
 
@@ -157,7 +174,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		defer cancel()
 		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		if !rt.Public {
+		if rt.Perm != PermPublic {
 			if _, err := s.tokens.Authenticate(ctx, r.Header.Get("Authorization")); err != nil {
 				status = s.writeError(w, r, err)
 				return
