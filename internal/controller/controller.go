@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Server = httpapi.New(st, engine, ten, tokens, log)
+	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Log: log})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

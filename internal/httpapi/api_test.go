@@ -44,7 +44,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	routes := map[string]bool{}
-	for _, r := range httpapi.New(nil, nil, nil, nil, photontest.Logger(t)).Routes() {
+	for _, r := range httpapi.New(httpapi.Deps{Log: photontest.Logger(t)}).Routes() {
 		routes[r.Method+" "+r.Path] = true
 	}
 	var missing, extra []string

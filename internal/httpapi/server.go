@@ -34,8 +34,19 @@ const (
 	RequestTimeout = 60 * time.Second
 )
 
+// Deps are the services the API serves. Services not yet set (nil) leave
+// their routes registered but answering ServiceUnavailable.
+type Deps struct {
+	Store   *store.Store
+	Tasks   *tasks.Engine
+	Tenancy *tenancy.Service
+	Tokens  *auth.Tokens
+	Log     *slog.Logger
+}
+
 // Server serves the API.
 type Server struct {
+	Deps
 	st      *store.Store
 	tasks   *tasks.Engine
 	tenancy *tenancy.Service
@@ -76,8 +87,11 @@ type Route struct {
 type handler func(r *http.Request) (int, any, error)
 
 // New builds the server.
-func New(st *store.Store, engine *tasks.Engine, ten *tenancy.Service, tokens *auth.Tokens, log *slog.Logger) *Server {
-	s := &Server{st: st, tasks: engine, tenancy: ten, tokens: tokens, log: log, mux: http.NewServeMux()}
+func New(d Deps) *Server {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	s := &Server{Deps: d, st: d.Store, tasks: d.Tasks, tenancy: d.Tenancy, tokens: d.Tokens, log: d.Log, mux: http.NewServeMux()}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
