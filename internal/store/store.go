@@ -56,7 +56,7 @@ func Connect(ctx context.Context, endpoints []string) (*Store, error) {
 		c.Close()
 		return nil, fmt.Errorf("etcd %v not answering: %w", endpoints, err)
 	}
-	return &Store{c: c, MaxAttempts: 200}, nil
+	return &Store{c: c, MaxAttempts: 1000}, nil
 }
 
 // Client is the underlying etcd client (for leases and status).

@@ -24,6 +24,12 @@ import (
 // task queued to be retried later (e.g. etcd unavailable).
 type StepFunc func(ctx context.Context, tx *store.Txn, t *api.Task) error
 
+// ErrWait, returned by a step, means "not yet": what the step wrote commits
+// with the task's progress, the step stays unfinished, and it runs again on
+// Kick or the next scan. Steps that wait for a host to act use it, keeping
+// what they need to remember in the step's Options.
+var ErrWait = errors.New("step waits")
+
 // UndoFunc undoes, inside tx, what a failed task reserved; it runs in the
 // transaction that marks the task ERROR.
 type UndoFunc func(ctx context.Context, tx *store.Txn, t *api.Task, cause *api.Error) error
@@ -68,7 +74,7 @@ type Engine struct {
 
 	fail    map[string]string // "OP/STEP" -> action
 	mu      sync.Mutex
-	running map[string]chan struct{} // in this process: id -> done
+	running map[string]*runner // in this process: id -> its runner
 	kick    chan struct{}
 }
 
@@ -76,7 +82,7 @@ type Engine struct {
 // PHOTON_FAILPOINTS environment variable.
 func New(st *store.Store, log *slog.Logger, ops ...*Operation) (*Engine, error) {
 	e := &Engine{st: st, log: log, ops: map[string]*Operation{}, now: time.Now,
-		ScanInterval: 2 * time.Second, running: map[string]chan struct{}{}, kick: make(chan struct{}, 1)}
+		ScanInterval: 2 * time.Second, running: map[string]*runner{}, kick: make(chan struct{}, 1)}
 	if err := e.Register(ops...); err != nil {
 		return nil, err
 	}
@@ -153,6 +159,20 @@ func (e *Engine) CompleteStep(t *api.Task, i int) {
 	}
 }
 
+// FailStep marks step i of a task not yet submitted as failed with err,
+// ending it ERROR: for a request accepted but refused at once (e.g. no host
+// fits), whose task must still record why.
+func (e *Engine) FailStep(t *api.Task, i int, err *api.Error) {
+	now := e.now().UnixMilli()
+	if t.StartedTime == 0 {
+		t.StartedTime = now
+	}
+	s := &t.Steps[i]
+	s.State, s.StartedTime, s.EndTime = api.TaskError, now, now
+	s.Errors = append(s.Errors, api.Error{Code: err.Code, Message: err.Message, Data: err.Data})
+	t.State, t.EndTime = api.TaskError, now
+}
+
 // Submit adds t to tx: the record, its entity index and, while unfinished,
 // its queue entry and the lock on its entity. It fails with ConcurrentTask if
 // another unfinished task holds the entity. Call it in the same transaction
@@ -197,38 +217,64 @@ func (e *Engine) Get(ctx context.Context, id string) (*api.Task, error) {
 	return &t, nil
 }
 
-// Run carries task id to its end (or until ctx ends or a transient error)
-// and returns it as it then is. Concurrent Runs of one task in this process
-// share one runner.
+type runner struct {
+	done  chan struct{}
+	again bool // Kicked while running: run once more before leaving
+}
+
+// Run carries task id as far as it can go now: to its end, or to a step
+// that waits (or until ctx ends or a transient error). It returns the task
+// as it then is. Concurrent Runs of one task in this process share one
+// runner; one that arrives while the runner works makes it try once more.
 func (e *Engine) Run(ctx context.Context, id string) (*api.Task, error) {
 	e.mu.Lock()
-	done, busy := e.running[id]
-	if !busy {
-		done = make(chan struct{})
-		e.running[id] = done
+	r, busy := e.running[id]
+	if busy {
+		r.again = true
+	} else {
+		r = &runner{done: make(chan struct{})}
+		e.running[id] = r
 	}
 	e.mu.Unlock()
 	if busy {
 		select {
-		case <-done:
+		case <-r.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 		return e.Get(ctx, id)
 	}
-	defer func() {
-		e.mu.Lock()
-		delete(e.running, id)
-		e.mu.Unlock()
-		close(done)
-	}()
+	defer close(r.done)
 	for {
 		t, more, err := e.step(ctx, id)
-		if err != nil || !more {
+		if err == nil && more {
+			continue
+		}
+		e.mu.Lock()
+		again := r.again && err == nil && !t.Done()
+		r.again = false
+		if !again {
+			delete(e.running, id)
+		}
+		e.mu.Unlock()
+		if !again {
 			return t, err
 		}
 	}
 }
+
+// KickTask runs task id in the background now, e.g. when a host reported
+// what a waiting step waits for.
+func (e *Engine) KickTask(id string) {
+	go func() {
+		if _, err := e.Run(context.Background(), id); err != nil {
+			e.log.Warn("run task", "task", id, "error", err)
+		}
+	}()
+}
+
+// errNothingToCommit ends a waiting step's transaction that wrote nothing.
+var errNothingToCommit = errors.New("nothing to commit")
 
 // errStepFailed carries a step's refusal out of the step transaction.
 type errStepFailed struct {
@@ -255,7 +301,9 @@ func (e *Engine) step(ctx context.Context, id string) (*api.Task, bool, error) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // never returns
 	}
+	waiting := false
 	_, err := e.st.Update(ctx, func(tx *store.Txn) error {
+		waiting = false
 		t = api.Task{}
 		if err := tx.MustGet(ctx, Key(id), &t); err != nil {
 			return err
@@ -272,11 +320,23 @@ func (e *Engine) step(ctx context.Context, id string) (*api.Task, bool, error) {
 		if t.StartedTime == 0 {
 			t.StartedTime = now
 		}
+		first := t.State != api.TaskStarted || t.Steps[i].StartedTime == 0
 		t.State = api.TaskStarted
 		if t.Steps[i].StartedTime == 0 {
 			t.Steps[i].StartedTime = now
 		}
-		if err := op.Steps[i].Run(ctx, tx, &t); err != nil {
+		if t.Steps[i].Options == nil {
+			t.Steps[i].Options = map[string]string{}
+		}
+		err := op.Steps[i].Run(ctx, tx, &t)
+		if errors.Is(err, ErrWait) {
+			waiting = true
+			if tx.Empty() && !first {
+				return errNothingToCommit
+			}
+			return tx.Put(Key(id), &t)
+		}
+		if err != nil {
 			var ae *api.Error
 			if errors.As(err, &ae) {
 				return &errStepFailed{step: i, err: ae}
@@ -293,6 +353,12 @@ func (e *Engine) step(ctx context.Context, id string) (*api.Task, bool, error) {
 	var sf *errStepFailed
 	if errors.As(err, &sf) {
 		return e.failTask(ctx, id, sf)
+	}
+	if errors.Is(err, errNothingToCommit) {
+		err = nil
+	}
+	if waiting && err == nil {
+		return &t, false, nil
 	}
 	if err != nil {
 		return nil, false, err

@@ -36,6 +36,22 @@ func counterOp(name string) *tasks.Operation {
 	}
 }
 
+// waitOp has one step that records it asked, then waits until the key
+// test/<entity>/ready exists.
+func waitOp() *tasks.Operation {
+	return &tasks.Operation{Name: "WAIT", Steps: []tasks.Step{{Name: "WAIT", Run: func(ctx context.Context, tx *store.Txn, t *api.Task) error {
+		t.Steps[0].Options["asked"] = "yes"
+		ok, err := tx.Exists(ctx, store.Key("test", t.Entity.ID, "ready"))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return tasks.ErrWait
+		}
+		return nil
+	}}}}
+}
+
 func submit(t *testing.T, st *store.Store, e *tasks.Engine, entity string) (*api.Task, error) {
 	t.Helper()
 	task, err := e.NewTask("COUNT", api.Entity{ID: entity, Kind: "test"}, "", "")
@@ -51,7 +67,7 @@ func TestEngine(t *testing.T) {
 		t.Run(mode.Name, func(t *testing.T) {
 			ctx := context.Background()
 			st := photontest.Store(t, mode.Start(t))
-			e, err := tasks.New(st, photontest.Logger(t), counterOp("COUNT"))
+			e, err := tasks.New(st, photontest.Logger(t), counterOp("COUNT"), waitOp())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,6 +146,32 @@ func TestEngine(t *testing.T) {
 					if _, err := st.Get(ctx, store.Key("test", entity), &n); err != nil || n != 2 {
 						t.Fatalf("counter = %d, %v; want 2", n, err)
 					}
+				}
+			})
+
+			t.Run("a waiting step resumes when kicked", func(t *testing.T) {
+				task, err := e.NewTask("WAIT", api.Entity{ID: "w", Kind: "test"}, "", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return e.Submit(ctx, tx, task) }); err != nil {
+					t.Fatal(err)
+				}
+				got, err := e.Run(ctx, task.ID)
+				if err != nil || got.State != api.TaskStarted || got.Steps[0].Options["asked"] != "yes" {
+					t.Fatalf("waiting task = %+v, %v", got, err)
+				}
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Key("test", "w", "ready"), true) }); err != nil {
+					t.Fatal(err)
+				}
+				e.KickTask(task.ID)
+				deadline := time.Now().Add(10 * time.Second)
+				for got.State != api.TaskCompleted {
+					if time.Now().After(deadline) {
+						t.Fatalf("task not resumed: %+v", got)
+					}
+					time.Sleep(10 * time.Millisecond)
+					got, _ = e.Get(ctx, task.ID)
 				}
 			})
 
