@@ -18,6 +18,7 @@ const (
 	CodeProjectNotFound    = "ProjectNotFound"
 	CodeTaskNotFound       = "TaskNotFound"
 	CodeFlavorNotFound     = "FlavorNotFound"
+	CodeUserNotFound       = "UserNotFound"
 	CodeFlavorInUse        = "FlavorInUse"
 	CodeInvalidFlavorState = "InvalidFlavorState"
 	CodeInvalidState       = "InvalidState"
@@ -27,6 +28,7 @@ const (
 	CodeInvalidAuthToken   = "InvalidAuthToken"
 	CodeExpiredAuthToken   = "ExpiredAuthToken"
 	CodeAccessForbidden    = "AccessForbidden"
+	CodeTooManyRequests    = "TooManyRequests"
 	CodeMethodNotAllowed   = "MethodNotAllowed"
 	CodeRequestTooLarge    = "RequestTooLarge"
 	CodeUnavailable        = "ServiceUnavailable"
@@ -76,12 +78,14 @@ func (e *Error) Status() int {
 func StatusForCode(code string) int {
 	switch code {
 	case CodeNotFound, CodeTenantNotFound, CodeProjectNotFound, CodeTaskNotFound, CodeFlavorNotFound,
-		"VmNotFound", "ImageNotFound", "DiskNotFound", "HostNotFound":
+		"VmNotFound", "ImageNotFound", "DiskNotFound", "HostNotFound", CodeUserNotFound:
 		return http.StatusNotFound
 	case CodeMissingAuthToken, CodeInvalidAuthToken, CodeExpiredAuthToken:
 		return http.StatusUnauthorized
 	case CodeAccessForbidden:
 		return http.StatusForbidden
+	case CodeTooManyRequests:
+		return http.StatusTooManyRequests
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
 	case CodeRequestTooLarge:
