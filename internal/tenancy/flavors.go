@@ -154,3 +154,28 @@ func ReleaseFlavor(ctx context.Context, tx *store.Txn, id string) error {
 	}
 	return tx.Put(flavorKey(id), &f)
 }
+
+// AcquireFlavorNamed is AcquireFlavor for a flavor named by name or id,
+// which must be of kind (e.g. a VM create spec's "flavor": "small").
+func AcquireFlavorNamed(ctx context.Context, tx *store.Txn, kind, nameOrID, field string) (*api.Flavor, error) {
+	id := nameOrID
+	var byName string
+	if ok, err := tx.Get(ctx, flavorNameKey(kind, nameOrID), &byName); err != nil {
+		return nil, err
+	} else if ok {
+		id = byName
+	}
+	if !ValidID(id) {
+		return nil, api.FieldError(field, "no %s flavor %q", kind, nameOrID)
+	}
+	f, err := AcquireFlavor(ctx, tx, id)
+	if errors.Is(err, &api.Error{Code: api.CodeFlavorNotFound}) {
+		e := api.Errorf(api.CodeFlavorNotFound, "no %s flavor %q", kind, nameOrID)
+		e.Data = map[string]string{"field": field}
+		return nil, e
+	}
+	if err == nil && f.Kind != kind {
+		return nil, api.FieldError(field, "flavor %q is a %s flavor, not %s", nameOrID, f.Kind, kind)
+	}
+	return f, err
+}

@@ -3,8 +3,10 @@ package tenancy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/store"
@@ -207,4 +209,58 @@ func (s *Service) SetProjectQuota(ctx context.Context, id, verb string, spec *ap
 		}
 		return tx.Put(projectKey(id), &cur)
 	})
+}
+
+// ChargeProject adds (sign +1) or returns (sign -1) cost to a project's
+// quota usage in tx. Keys the project limits are enforced: a charge beyond a
+// limit is a QuotaError naming the key; other keys are not tracked. The
+// project must be READY to be charged.
+func ChargeProject(ctx context.Context, tx *store.Txn, projectID string, cost []api.QuotaLineItem, sign int) error {
+	var p api.Project
+	if err := tx.MustGet(ctx, projectKey(projectID), &p); err != nil {
+		return notFound(err, api.CodeProjectNotFound, "project", projectID)
+	}
+	if sign > 0 && p.State != api.StateReady {
+		return api.Errorf(api.CodeInvalidState, "project %s is %s", p.Name, p.State)
+	}
+	var short []string
+	for _, c := range cost {
+		it, ok := p.Quota.QuotaItems[c.Key]
+		if !ok {
+			continue
+		}
+		d := float64(sign) * api.ConvertUnit(c.Value, c.Unit, it.Unit)
+		if d > 0 && it.Usage+d > it.Limit+eps*max(1, it.Limit) {
+			short = append(short, fmt.Sprintf("%s needs %s %s, %s %s free", c.Key, fmtNum(d), it.Unit, fmtNum(max(0, it.Limit-it.Usage)), it.Unit))
+			continue
+		}
+		it.Usage = max(0, it.Usage+d)
+		if it.Usage < eps*max(1, it.Limit) {
+			it.Usage = 0
+		}
+		p.Quota.QuotaItems[c.Key] = it
+	}
+	if len(short) > 0 {
+		e := api.Errorf(api.CodeQuotaError, "Not enough quota in project %s: %s", p.Name, strings.Join(short, "; "))
+		e.Data = map[string]string{"key": firstKey(short)}
+		return e
+	}
+	return tx.Put(projectKey(projectID), &p)
+}
+
+// SumCost adds line items by key, in the unit each key first appears with.
+func SumCost(lists ...[]api.QuotaLineItem) []api.QuotaLineItem {
+	var out []api.QuotaLineItem
+	idx := map[string]int{}
+	for _, l := range lists {
+		for _, c := range l {
+			if i, ok := idx[c.Key]; ok {
+				out[i].Value += api.ConvertUnit(c.Value, c.Unit, out[i].Unit)
+				continue
+			}
+			idx[c.Key] = len(out)
+			out = append(out, c)
+		}
+	}
+	return out
 }
