@@ -18,6 +18,9 @@ const (
 	RoleProjectViewer = "project-viewer"
 )
 
+// CodeInvalidCredentials: a login with a wrong user name or password (401).
+const CodeInvalidCredentials = "InvalidCredentials"
+
 // Grant types of POST /v1/auth/token.
 const (
 	GrantPassword     = "password"

@@ -1,6 +1,9 @@
-// Package auth owns credentials: bearer tokens, stored in etcd by their
-// SHA-256 (never in clear), and the principals they stand for. The HTTP
-// layer asks it who a request is; it is the one place that decides.
+// Package auth owns identity and access: credentials (the bootstrap admin
+// token and other opaque tokens, stored in etcd by their SHA-256, never in
+// clear; users with bcrypt passwords; signed JWT access tokens and revocable
+// refresh tokens; login rate limits) and roles (role bindings on the system,
+// tenants and projects, and the Access they give a principal). The HTTP
+// layer asks it who a request is and what that principal may reach.
 package auth
 
 import (
@@ -12,29 +15,59 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/store"
 )
 
-// Roles.
+// Global roles of a principal. A user's roles on the system, tenants and
+// projects come from role bindings (see Access).
 const (
-	RoleSystemAdmin = "system-admin"
+	// RoleSystemAdmin: the bootstrap admin token.
+	RoleSystemAdmin = api.RoleSystemAdmin
+	// RoleHost: a host's credential ({Subject: "host:<id>", Role: "host"}).
+	RoleHost = "host"
+	// RoleUser: a local user, Subject "user:<name>".
+	RoleUser = "user"
 )
 
 // Principal is who a request acts as.
 type Principal struct {
+	// Subject, e.g. "admin", "user:alice", "host:0190...".
 	Subject string `json:"subject"`
 	Role    string `json:"role"`
+	// Groups of a user, e.g. ["devs"].
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Tokens checks and issues bearer tokens.
 type Tokens struct {
 	st *store.Store
+	// AccessTTL is an access token's lifetime (default 15 minutes).
+	AccessTTL time.Duration
+	// RefreshTTL is a refresh token's lifetime (default 30 days).
+	RefreshTTL time.Duration
+	// KeyRotation is how long a signing key signs (default 24 hours).
+	KeyRotation time.Duration
+	// Limiter throttles password logins per user and per client address.
+	Limiter *Limiter
+
+	now  func() time.Time
+	ring keyring
 }
 
-// New returns the token store.
-func New(st *store.Store) *Tokens { return &Tokens{st: st} }
+// New returns the token store with default lifetimes and login limits.
+func New(st *store.Store) *Tokens {
+	return &Tokens{st: st, AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
+		KeyRotation: 24 * time.Hour, Limiter: NewLimiter(DefaultLoginLimits), now: time.Now}
+}
+
+// Start makes sure a signing key exists. Call it once before serving.
+func (t *Tokens) Start(ctx context.Context) error { return t.ensureKey(ctx) }
+
+// TokenKey is the store key a token's principal is kept at (by its hash).
+func TokenKey(token string) string { return tokenKey(token) }
 
 func tokenKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
@@ -83,7 +116,15 @@ func (t *Tokens) SetBootstrap(ctx context.Context, token string, p Principal) er
 	return nil
 }
 
-// Authenticate returns the principal of an Authorization header value.
+// Unregister makes an opaque token stop working (no-op if unknown).
+func (t *Tokens) Unregister(ctx context.Context, token string) error {
+	_, err := t.st.Update(ctx, func(tx *store.Txn) error { tx.Delete(tokenKey(token)); return nil })
+	return err
+}
+
+// Authenticate returns the principal of an Authorization header value: a
+// JWT access token of a user (whose session and user must still exist), or
+// an opaque token (the bootstrap admin token, host credentials).
 func (t *Tokens) Authenticate(ctx context.Context, header string) (*Principal, error) {
 	if header == "" {
 		return nil, api.Errorf(api.CodeMissingAuthToken, "this call needs an Authorization: Bearer <token> header")
@@ -92,6 +133,9 @@ func (t *Tokens) Authenticate(ctx context.Context, header string) (*Principal, e
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, api.Errorf(api.CodeInvalidAuthToken, "Authorization header must be \"Bearer <token>\"")
+	}
+	if strings.Count(token, ".") == 2 {
+		return t.authenticateJWT(ctx, token)
 	}
 	var p Principal
 	if _, err := t.st.Get(ctx, tokenKey(token), &p); errors.Is(err, store.ErrNotFound) {
