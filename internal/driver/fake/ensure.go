@@ -133,8 +133,8 @@ func (d *Driver) validate(spec driver.VMSpec) error {
 	}
 	boot := 0
 	for i, dk := range spec.Disks {
-		if err := checkID("disk", dk.ID); err != nil {
-			return fmt.Errorf("fake: VM %s: %w", spec.ID, err)
+		if !validID(dk.ID) {
+			return bad("disk id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.'", dk.ID)
 		}
 		for _, other := range spec.Disks[:i] {
 			if other.ID == dk.ID {
@@ -228,13 +228,13 @@ func (d *Driver) ensureLocked(spec driver.VMSpec, now time.Time) (driver.VMStatu
 	}
 	want := wantPower(spec)
 	if want == api.VMSuspended && cur != api.VMStarted && cur != api.VMSuspended {
-		from := cur
+		from := "is " + cur
 		if crashed {
-			from = api.VMError
+			from = "is " + api.VMError
 		} else if v == nil {
-			from = "new"
+			from = "does not exist yet"
 		}
-		return fail(fmt.Errorf("fake: VM %s: cannot suspend a %s VM, only a STARTED one: %w", spec.ID, from, ErrTransition))
+		return fail(fmt.Errorf("fake: VM %s: only a STARTED VM can be suspended, this one %s: %w", spec.ID, from, ErrTransition))
 	}
 	mid := cur
 	if (cur == api.VMSuspended && want != api.VMSuspended) || (cur == api.VMStarted && want == api.VMStopped) {

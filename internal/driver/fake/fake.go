@@ -408,15 +408,22 @@ func sleep(ctx context.Context, delay time.Duration) error {
 // checkID accepts IDs that are safe as file names (drivers name files and
 // processes after them): 1..128 of [A-Za-z0-9._-], not starting with '.'.
 func checkID(what, id string) error {
+	if !validID(id) {
+		return fmt.Errorf("fake: %s id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.': %w", what, id, ErrInvalidSpec)
+	}
+	return nil
+}
+
+func validID(id string) bool {
 	if id == "" || len(id) > 128 || id[0] == '.' {
-		return fmt.Errorf("fake: %s id %q: %w", what, id, ErrInvalidSpec)
+		return false
 	}
 	for _, r := range id {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
 		default:
-			return fmt.Errorf("fake: %s id %q: %w", what, id, ErrInvalidSpec)
+			return false
 		}
 	}
-	return nil
+	return true
 }
