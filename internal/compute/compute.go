@@ -1,0 +1,286 @@
+// Package compute owns VMs and persistent disks: their create specs,
+// placement (through the scheduler) committed in one transaction with host
+// usage and project quota, power operations and disk attachment as changes
+// of the desired state a host's agent carries out, and the tasks that wait
+// for the host to report it done. A task that fails releases what it
+// reserved in the transaction that ends it.
+//
+// Keys (under store.Prefix):
+//
+//	vms/<id>, disks/<id>                    the objects (with placement)
+//	project-vms/<project>/<id>, project-disks/<project>/<id>
+//	names/vms/<project>/<name>, names/disks/<project>/<name>
+//	desired/<host>/<vm>                     written here, read by agents (see hosts)
+package compute
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/scheduler"
+	"github.com/photon-cloud/photon/internal/store"
+	"github.com/photon-cloud/photon/internal/tasks"
+)
+
+// Operations and steps.
+const (
+	OpCreateVM      = "CREATE_VM"
+	OpDeleteVM      = "DELETE_VM"
+	OpStartVM       = "START_VM"
+	OpStopVM        = "STOP_VM"
+	OpRestartVM     = "RESTART_VM"
+	OpSuspendVM     = "SUSPEND_VM"
+	OpResumeVM      = "RESUME_VM"
+	OpAttachDisk    = "ATTACH_DISK"
+	OpDetachDisk    = "DETACH_DISK"
+	OpSetMetadata   = "SET_METADATA"
+	OpAddTag        = "ADD_TAG"
+	OpCreateDisk    = "CREATE_DISK"
+	OpDeleteDisk    = "DELETE_DISK"
+	StepReserve     = "RESERVE_RESOURCE"
+	StepRelease     = "RELEASE_RESOURCE"
+	StepDeleteOnVM  = "DELETE_VM"
+	StepCreateOnVM  = "CREATE_VM"
+	StepStartOnVM   = "START_VM"
+	StepStopOnVM    = "STOP_VM"
+	StepSuspendOnVM = "SUSPEND_VM"
+	StepResumeOnVM  = "RESUME_VM"
+	StepAttach      = "ATTACH_DISK"
+	StepDetach      = "DETACH_DISK"
+)
+
+// ImageUser lets VMs count as users of their source image (images package).
+type ImageUser interface {
+	// AcquireImage counts a user in tx and returns the image.
+	AcquireImage(ctx context.Context, tx *store.Txn, id string) (*api.Image, error)
+	ReleaseImage(ctx context.Context, tx *store.Txn, id string) error
+}
+
+// Config tunes the service.
+type Config struct {
+	// HostTimeout bounds how long a step waits for a host to act (default 2 min).
+	HostTimeout time.Duration
+}
+
+// Service carries out VM and disk requests.
+type Service struct {
+	st     *store.Store
+	tasks  *tasks.Engine
+	hosts  *hosts.Service
+	images ImageUser
+	log    *slog.Logger
+	cfg    Config
+	now    func() time.Time
+}
+
+// New returns the service and registers its operations. images may be nil
+// (VMs without source images only).
+func New(st *store.Store, engine *tasks.Engine, h *hosts.Service, images ImageUser, log *slog.Logger, cfg Config) (*Service, error) {
+	if cfg.HostTimeout <= 0 {
+		cfg.HostTimeout = 2 * time.Minute
+	}
+	s := &Service{st: st, tasks: engine, hosts: h, images: images, log: log, cfg: cfg, now: time.Now}
+	if err := engine.Register(s.operations()...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetImages sets the image service once it exists.
+func (s *Service) SetImages(images ImageUser) { s.images = images }
+
+func vmKey(id string) string               { return store.Key("vms", id) }
+func diskKey(id string) string             { return store.Key("disks", id) }
+func projectVMKey(pid, id string) string   { return store.Key("project-vms", pid, id) }
+func projectDiskKey(pid, id string) string { return store.Key("project-disks", pid, id) }
+func vmNameKey(pid, name string) string    { return store.Key("names", "vms", pid, name) }
+func diskNameKey(pid, name string) string  { return store.Key("names", "disks", pid, name) }
+func vmNotFound(id string) error           { return api.Errorf("VmNotFound", "VM %s not found", id) }
+func diskNotFound(id string) error         { return api.Errorf("DiskNotFound", "disk %s not found", id) }
+func validID(id string) bool               { return id != "" && len(id) <= 64 && !strings.ContainsAny(id, "/\x00") }
+func lockedBy(ctx context.Context, tx *store.Txn, id string) (string, error) {
+	var holder string
+	_, err := tx.Get(ctx, store.Key("locks", id), &holder)
+	return holder, err
+}
+
+// vmRecord is a VM as stored: the API object plus what placement and the
+// desired state need.
+type vmRecord struct {
+	api.VM
+	// Placement and its reservation.
+	DatastoreID string            `json:"datastoreId,omitempty"`
+	Request     scheduler.Request `json:"request"`
+	FlavorID    string            `json:"flavorId"`
+	DiskFlavors []string          `json:"diskFlavors"`
+	// Charged is what the project was charged (returned on delete).
+	Charged  bool `json:"charged"`
+	Reserved bool `json:"reserved"`
+	// Desired and observed state.
+	Power      string            `json:"power"`
+	Generation int64             `json:"generation"`
+	Observed   int64             `json:"observed"`
+	Present    bool              `json:"present"`
+	HostErr    string            `json:"hostError,omitempty"`
+	Disks      []api.DiskDesired `json:"disks"`
+	ImageSHA   string            `json:"imageSha,omitempty"`
+}
+
+// desired is what the VM's host should run.
+func (v *vmRecord) desired() api.VMDesired {
+	return api.VMDesired{ID: v.ID, Name: v.Name, CPUCount: v.Request.CPU, MemoryMB: v.Request.MemoryMB,
+		Power: v.Power, Disks: v.Disks, Environment: v.Environment, Metadata: v.Metadata, Generation: v.Generation}
+}
+
+// putVM writes the VM and, if placed and not being deleted, its desired state.
+func putVM(tx *store.Txn, v *vmRecord) error {
+	if v.HostID != "" && v.Reserved {
+		if err := tx.Put(hosts.DesiredKey(v.HostID, v.ID), v.desired()); err != nil {
+			return err
+		}
+	}
+	return tx.Put(vmKey(v.ID), v)
+}
+
+func (s *Service) getVM(ctx context.Context, tx *store.Txn, id string) (*vmRecord, error) {
+	var v vmRecord
+	if !validID(id) {
+		return nil, vmNotFound(id)
+	}
+	if err := tx.MustGet(ctx, vmKey(id), &v); errors.Is(err, store.ErrNotFound) {
+		return nil, vmNotFound(id)
+	} else if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// GetVM reads a VM.
+func (s *Service) GetVM(ctx context.Context, id string) (*api.VM, error) {
+	v, err := s.getVM(ctx, s.st.Txn(), id)
+	if err != nil {
+		return nil, err
+	}
+	return v.api(), nil
+}
+
+// api returns the VM as users see it.
+func (v *vmRecord) api() *api.VM {
+	out := v.VM
+	out.Kind = api.KindVM
+	if out.AttachedDisks == nil {
+		out.AttachedDisks = []api.AttachedDisk{}
+	}
+	if out.AttachedIsos == nil {
+		out.AttachedIsos = []string{}
+	}
+	if out.Metadata == nil {
+		out.Metadata = map[string]string{}
+	}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	if out.Cost == nil {
+		out.Cost = []api.QuotaLineItem{}
+	}
+	return &out
+}
+
+// ListVMs lists a project's VMs, or the one named name.
+func (s *Service) ListVMs(ctx context.Context, projectID, name, token string, size int) ([]api.VM, string, error) {
+	var recs []vmRecord
+	var next string
+	var err error
+	if name != "" {
+		var id string
+		if _, err := s.st.Get(ctx, vmNameKey(projectID, name), &id); errors.Is(err, store.ErrNotFound) {
+			return []api.VM{}, "", nil
+		} else if err != nil {
+			return nil, "", err
+		}
+		var v vmRecord
+		if _, err := s.st.Get(ctx, vmKey(id), &v); err == nil {
+			recs = append(recs, v)
+		}
+	} else if recs, next, err = store.PageOf[vmRecord](ctx, s.st, store.Prefix("project-vms", projectID), token, size, vmKey); err != nil {
+		return nil, "", err
+	}
+	out := make([]api.VM, len(recs))
+	for i := range recs {
+		out[i] = *recs[i].api()
+	}
+	return out, next, nil
+}
+
+// HostVMs lists the VMs placed on a host.
+func (s *Service) HostVMs(ctx context.Context, hostID, token string, size int) ([]api.VM, string, error) {
+	ds, next, err := store.PageOf[api.VMDesired](ctx, s.st, hosts.DesiredPrefix(hostID), token, size, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]api.VM, 0, len(ds))
+	for _, d := range ds {
+		var v vmRecord
+		if _, err := s.st.Get(ctx, vmKey(d.ID), &v); err == nil {
+			out = append(out, *v.api())
+		}
+	}
+	return out, next, nil
+}
+
+// Counts returns the number of VMs (for system usage).
+func (s *Service) Counts(ctx context.Context) (int, error) {
+	return s.st.Count(ctx, store.Prefix("vms"))
+}
+
+// submit validates and writes a request's synchronous part with its task in
+// one transaction, then runs the task as far as it goes now.
+func (s *Service) submit(ctx context.Context, op string, entity api.Entity, tenantID, projectID string, syncSteps int,
+	fn func(tx *store.Txn, t *api.Task) error) (*api.Task, error) {
+	var task *api.Task
+	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
+		var err error
+		if task, err = s.tasks.NewTask(op, entity, tenantID, projectID); err != nil {
+			return err
+		}
+		if err := fn(tx, task); err != nil {
+			return err
+		}
+		for i := 0; i < syncSteps; i++ {
+			s.tasks.CompleteStep(task, i)
+		}
+		return s.tasks.Submit(ctx, tx, task)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if task.Done() {
+		return task, nil
+	}
+	t, err := s.tasks.Run(ctx, task.ID)
+	if err != nil || t == nil {
+		return task, nil // persisted; the engine carries it on
+	}
+	return t, nil
+}
+
+// waitHost is the common end of a step that waits for the VM's host to
+// carry out generation gen: done, still waiting, or failed.
+func (s *Service) waitHost(v *vmRecord, t *api.Task, step int, gen int64) error {
+	if v.Observed >= gen && v.HostErr == "" {
+		return nil
+	}
+	if v.HostErr != "" && v.Observed < gen {
+		return api.Errorf("HostError", "host %s: %s", v.Host, v.HostErr)
+	}
+	started := time.UnixMilli(t.Steps[step].StartedTime)
+	if t.Steps[step].StartedTime > 0 && s.now().Sub(started) > s.cfg.HostTimeout {
+		return api.Errorf("HostTimeout", "host %s did not act within %s", v.Host, s.cfg.HostTimeout)
+	}
+	return tasks.ErrWait
+}

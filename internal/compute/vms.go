@@ -1,0 +1,331 @@
+package compute
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/scheduler"
+	"github.com/photon-cloud/photon/internal/store"
+	"github.com/photon-cloud/photon/internal/tasks"
+	"github.com/photon-cloud/photon/internal/tenancy"
+)
+
+// ValidateVMSpec checks a VM create spec.
+func ValidateVMSpec(spec *api.VMCreateSpec) error {
+	if err := api.ValidateName("name", spec.Name); err != nil {
+		return err
+	}
+	if spec.Flavor == "" {
+		return api.FieldError("flavor", "is required (a vm flavor name or id)")
+	}
+	boot := 0
+	seen := map[string]bool{}
+	for i, d := range spec.AttachedDisks {
+		f := "attachedDisks[" + strconv.Itoa(i) + "]"
+		if err := api.ValidateName(f+".name", d.Name); err != nil {
+			return err
+		}
+		if seen[d.Name] {
+			return api.FieldError(f+".name", "disk name %q appears twice", d.Name)
+		}
+		seen[d.Name] = true
+		if d.Kind != api.KindEphemeralDisk {
+			return api.FieldError(f+".kind", "want ephemeral-disk (attach persistent disks with attach_disk), got %q", d.Kind)
+		}
+		if d.Flavor == "" {
+			return api.FieldError(f+".flavor", "is required (an ephemeral-disk flavor)")
+		}
+		if math.IsNaN(d.CapacityGB) || d.CapacityGB < 0 || d.CapacityGB > 1<<20 {
+			return api.FieldError(f+".capacityGb", "want 0 to 1048576 GB")
+		}
+		if d.BootDisk {
+			boot++
+		}
+	}
+	if boot != 1 {
+		return api.FieldError("attachedDisks", "want exactly one boot disk, got %d", boot)
+	}
+	for i, a := range spec.Affinities {
+		f := "affinities[" + strconv.Itoa(i) + "]"
+		switch a.Kind {
+		case "vm", "host", "datastore", "disk", "persistent-disk":
+		default:
+			return api.FieldError(f+".kind", "unknown affinity kind %q (want vm, host, datastore or disk)", a.Kind)
+		}
+		if !validID(a.ID) {
+			return api.FieldError(f+".id", "want an id")
+		}
+	}
+	for k := range spec.Environment {
+		if k == "" || len(k) > 256 {
+			return api.FieldError("environment", "bad key %q", k)
+		}
+	}
+	for i, t := range spec.Tags {
+		if t == "" || len(t) > 256 {
+			return api.FieldError("tags["+strconv.Itoa(i)+"]", "must be 1-256 characters")
+		}
+	}
+	return nil
+}
+
+// CreateVM places a VM and reserves what it needs in one transaction
+// (RESERVE_RESOURCE); the CREATE_VM step then waits for its host to make
+// it. A created VM is STOPPED. Quota shortfalls are refused at once;
+// placement refusals end the task ERROR and leave the VM in ERROR with the
+// explanation.
+func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCreateSpec) (*api.Task, error) {
+	if err := ValidateVMSpec(spec); err != nil {
+		return nil, err
+	}
+	var p api.Project
+	if !validID(projectID) {
+		return nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+	}
+	if _, err := s.st.Get(ctx, store.Key("projects", projectID), &p); err != nil {
+		return nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+	}
+	affinities, err := s.resolveAffinities(ctx, projectID, spec.Affinities)
+	if err != nil {
+		return nil, err
+	}
+	fleet, err := s.hosts.Fleet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	return s.submit(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, p.TenantID, projectID, 0, func(tx *store.Txn, t *api.Task) error {
+		if taken, err := tx.Exists(ctx, vmNameKey(projectID, spec.Name)); err != nil {
+			return err
+		} else if taken {
+			e := api.Errorf(api.CodeNameTaken, "a VM named %q exists in the project", spec.Name)
+			e.Data = map[string]string{"field": "name"}
+			return e
+		}
+		v := &vmRecord{VM: api.VM{Base: api.Base{ID: id, Kind: api.KindVM}, Name: spec.Name, SourceImageID: spec.SourceImageID,
+			State: api.VMCreating, ProjectID: projectID, Environment: spec.Environment, Tags: orEmpty(spec.Tags),
+			Metadata: map[string]string{}}, Power: api.VMStopped, Generation: 1}
+		flavor, err := tenancy.AcquireFlavorNamed(ctx, tx, api.FlavorKindVM, spec.Flavor, "flavor")
+		if err != nil {
+			return err
+		}
+		v.Flavor, v.FlavorID = flavor.Name, flavor.ID
+		req := &scheduler.Request{Affinities: affinities}
+		for _, c := range flavor.Cost {
+			switch c.Key {
+			case "vm.cpu":
+				req.CPU = int(math.Ceil(api.ConvertUnit(c.Value, c.Unit, api.UnitCount)))
+			case "vm.memory":
+				req.MemoryMB = int64(math.Ceil(api.ConvertUnit(c.Value, c.Unit, api.UnitMB)))
+			}
+		}
+		costs := [][]api.QuotaLineItem{flavor.Cost}
+		var img *api.Image
+		if spec.SourceImageID != "" {
+			if s.images == nil {
+				return api.FieldError("sourceImageId", "images are not available on this controller")
+			}
+			if img, err = s.images.AcquireImage(ctx, tx, spec.SourceImageID); err != nil {
+				return err
+			}
+			v.ImageSHA = img.SHA256
+		}
+		for _, d := range spec.AttachedDisks {
+			df, err := tenancy.AcquireFlavorNamed(ctx, tx, api.FlavorKindEphemeralDisk, d.Flavor, "attachedDisks.flavor")
+			if err != nil {
+				return err
+			}
+			capGB := d.CapacityGB
+			if capGB == 0 && d.BootDisk && img != nil {
+				capGB = math.Ceil(float64(img.Size) / (1 << 30))
+			}
+			if capGB == 0 {
+				capGB = 1
+			}
+			req.DiskGB += capGB
+			v.DiskFlavors = append(v.DiskFlavors, df.ID)
+			did := uuid.Must(uuid.NewV7()).String()
+			v.AttachedDisks = append(v.AttachedDisks, api.AttachedDisk{ID: did, Name: d.Name, Kind: api.KindEphemeralDisk,
+				Flavor: df.Name, CapacityGB: capGB, BootDisk: d.BootDisk, State: api.DiskAttached})
+			dd := api.DiskDesired{ID: did, Kind: api.KindEphemeralDisk, CapacityGB: capGB, BootDisk: d.BootDisk}
+			if d.BootDisk && img != nil {
+				dd.ImageID = img.ID
+			}
+			v.Disks = append(v.Disks, dd)
+			costs = append(costs, df.Cost, []api.QuotaLineItem{{Key: api.KindEphemeralDisk + ".capacity", Value: capGB, Unit: api.UnitGB}})
+		}
+		v.Request = *req
+		v.Cost = tenancy.SumCost(costs...)
+		if err := tenancy.ChargeProject(ctx, tx, projectID, v.Cost, +1); err != nil {
+			return err
+		}
+		v.Charged = true
+		for _, put := range []struct {
+			k string
+			v any
+		}{{vmNameKey(projectID, spec.Name), id}, {projectVMKey(projectID, id), id}} {
+			if err := tx.Put(put.k, put.v); err != nil {
+				return err
+			}
+		}
+		d, perr := scheduler.Place(fleet, req)
+		if perr == nil {
+			perr = s.hosts.Reserve(ctx, tx, d, req)
+		}
+		var ae *api.Error
+		if perr != nil {
+			if !asAPI(perr, &ae) {
+				return perr
+			}
+			// Refused placement: the VM stays, in ERROR, holding nothing.
+			if err := s.releaseAll(ctx, tx, v); err != nil {
+				return err
+			}
+			v.State, v.ErrorReason = api.VMError, ae.Message
+			s.tasks.FailStep(t, 0, ae)
+			return tx.Put(vmKey(id), v)
+		}
+		v.HostID, v.DatastoreID, v.Reserved = d.HostID, d.DatastoreID, true
+		h, err := s.hosts.HostOf(ctx, tx, d.HostID)
+		if err != nil {
+			return err
+		}
+		v.Host, v.Datastore = h.Address, d.DatastoreID
+		for i := range v.Disks {
+			v.Disks[i].Datastore = d.DatastoreID
+		}
+		s.tasks.CompleteStep(t, 0)
+		return putVM(tx, v)
+	})
+}
+
+func asAPI(err error, ae **api.Error) bool {
+	e, ok := err.(*api.Error)
+	if ok {
+		*ae = e
+	}
+	return ok
+}
+
+// resolveAffinities turns VM and disk affinities into the host or datastore
+// they pin to.
+func (s *Service) resolveAffinities(ctx context.Context, projectID string, in []api.LocalitySpec) ([]api.LocalitySpec, error) {
+	out := make([]api.LocalitySpec, 0, len(in))
+	for i, a := range in {
+		f := fmt.Sprintf("affinities[%d].id", i)
+		switch a.Kind {
+		case "vm":
+			v, err := s.getVM(ctx, s.st.Txn(), a.ID)
+			if err != nil || v.ProjectID != projectID {
+				return nil, api.FieldError(f, "no VM %s in this project", a.ID)
+			}
+			if v.HostID == "" {
+				return nil, api.Errorf("UnfullfillableAffinities", "VM %s is not on a host", v.Name)
+			}
+			out = append(out, api.LocalitySpec{Kind: "host", ID: v.HostID})
+		case "disk", "persistent-disk":
+			d, err := s.getDisk(ctx, s.st.Txn(), a.ID)
+			if err != nil || d.ProjectID != projectID {
+				return nil, api.FieldError(f, "no disk %s in this project", a.ID)
+			}
+			out = append(out, api.LocalitySpec{Kind: "datastore", ID: d.DatastoreID})
+		default:
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// releaseAll returns everything a VM holds: host and datastore usage,
+// project quota, flavor and image users. Safe to call on a partly reserved VM.
+func (s *Service) releaseAll(ctx context.Context, tx *store.Txn, v *vmRecord) error {
+	if v.Reserved {
+		if err := s.hosts.Release(ctx, tx, v.HostID, v.DatastoreID, &v.Request); err != nil {
+			return err
+		}
+		tx.Delete(hosts.DesiredKey(v.HostID, v.ID))
+		v.Reserved = false
+	}
+	if v.Charged {
+		if err := tenancy.ChargeProject(ctx, tx, v.ProjectID, v.Cost, -1); err != nil {
+			return err
+		}
+		v.Charged = false
+	}
+	for _, id := range append([]string{v.FlavorID}, v.DiskFlavors...) {
+		if id != "" {
+			if err := tenancy.ReleaseFlavor(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+	}
+	v.FlavorID, v.DiskFlavors = "", nil
+	if v.SourceImageID != "" && s.images != nil && v.ImageSHA != "" {
+		if err := s.images.ReleaseImage(ctx, tx, v.SourceImageID); err != nil {
+			return err
+		}
+		v.ImageSHA = ""
+	}
+	return nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// stepCreate waits until the host has made the VM.
+func (s *Service) stepCreate(ctx context.Context, tx *store.Txn, t *api.Task) error {
+	v, err := s.getVM(ctx, tx, t.Entity.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.waitHost(v, t, 1, 1); err != nil {
+		return err
+	}
+	if v.State == api.VMCreating {
+		v.State = api.VMStopped
+		return putVM(tx, v)
+	}
+	return nil
+}
+
+// undoCreate: the VM goes ERROR with the reason and gives back everything.
+func (s *Service) undoCreate(ctx context.Context, tx *store.Txn, t *api.Task, cause *api.Error) error {
+	v, err := s.getVM(ctx, tx, t.Entity.ID)
+	if err != nil {
+		return nil
+	}
+	if err := s.releaseAll(ctx, tx, v); err != nil {
+		return err
+	}
+	v.State, v.ErrorReason = api.VMError, cause.Message
+	return tx.Put(vmKey(v.ID), v)
+}
+
+func (s *Service) operations() []*tasks.Operation {
+	none := func(context.Context, *store.Txn, *api.Task) error { return nil }
+	sync := func(name string) *tasks.Operation {
+		return &tasks.Operation{Name: name, Steps: []tasks.Step{{Name: name, Run: none}}}
+	}
+	return []*tasks.Operation{
+		{Name: OpCreateVM, Steps: []tasks.Step{{Name: StepReserve, Run: none}, {Name: StepCreateOnVM, Run: s.stepCreate}}, Undo: s.undoCreate},
+		{Name: OpDeleteVM, Steps: []tasks.Step{{Name: StepDeleteOnVM, Run: s.stepDeleteOnHost}, {Name: StepRelease, Run: s.stepRelease}}},
+		{Name: OpStartVM, Steps: []tasks.Step{{Name: StepStartOnVM, Run: s.powerStep(api.VMStarted)}}, Undo: s.undoPower},
+		{Name: OpStopVM, Steps: []tasks.Step{{Name: StepStopOnVM, Run: s.powerStep(api.VMStopped)}}, Undo: s.undoPower},
+		{Name: OpRestartVM, Steps: []tasks.Step{{Name: StepStopOnVM, Run: s.powerStep(api.VMStopped)}, {Name: StepStartOnVM, Run: s.powerStep(api.VMStarted)}}, Undo: s.undoPower},
+		{Name: OpSuspendVM, Steps: []tasks.Step{{Name: StepSuspendOnVM, Run: s.powerStep(api.VMSuspended)}}, Undo: s.undoPower},
+		{Name: OpResumeVM, Steps: []tasks.Step{{Name: StepResumeOnVM, Run: s.powerStep(api.VMStarted)}}, Undo: s.undoPower},
+		{Name: OpAttachDisk, Steps: []tasks.Step{{Name: StepAttach, Run: s.stepAttach}}, Undo: s.undoAttach},
+		{Name: OpDetachDisk, Steps: []tasks.Step{{Name: StepDetach, Run: s.stepDetach}}},
+		sync(OpSetMetadata), sync(OpAddTag), sync(OpCreateDisk), sync(OpDeleteDisk),
+	}
+}
