@@ -10,8 +10,10 @@ type DiskDesired struct {
 	Datastore  string  `json:"datastore"`
 	CapacityGB float64 `json:"capacityGb"`
 	BootDisk   bool    `json:"bootDisk"`
-	// ImageID is the boot disk's source image, if any.
-	ImageID string `json:"imageId,omitempty"`
+	// ImageID is the boot disk's source image, if any, and ImageSHA256 its
+	// content's checksum, which the host verifies after download.
+	ImageID     string `json:"imageId,omitempty"`
+	ImageSHA256 string `json:"imageSha256,omitempty"`
 }
 
 // VMDesired is what a host should make of one VM.

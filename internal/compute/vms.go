@@ -155,7 +155,7 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 				Flavor: df.Name, CapacityGB: capGB, BootDisk: d.BootDisk, State: api.DiskAttached})
 			dd := api.DiskDesired{ID: did, Kind: api.KindEphemeralDisk, CapacityGB: capGB, BootDisk: d.BootDisk}
 			if d.BootDisk && img != nil {
-				dd.ImageID = img.ID
+				dd.ImageID, dd.ImageSHA256 = img.ID, img.SHA256
 			}
 			v.Disks = append(v.Disks, dd)
 			costs = append(costs, df.Cost, []api.QuotaLineItem{{Key: api.KindEphemeralDisk + ".capacity", Value: capGB, Unit: api.UnitGB}})
