@@ -19,6 +19,7 @@ import (
 	"github.com/photon-cloud/photon/internal/auth"
 	"github.com/photon-cloud/photon/internal/certs"
 	"github.com/photon-cloud/photon/internal/httpapi"
+	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
 	"github.com/photon-cloud/photon/internal/tenancy"
@@ -41,6 +42,8 @@ type Config struct {
 	// TLSSANs are extra names for the server certificate.
 	TLSSANs []string
 	Log     *slog.Logger
+	// MaxImageBytes bounds an uploaded image (0: images.DefaultMaxUploadSize, 64 GiB).
+	MaxImageBytes int64
 }
 
 // Controller is a running controller.
@@ -109,7 +112,15 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Log: log})
+	imgs, err := images.New(st, engine, filepath.Join(cfg.DataDir, "images"))
+	if err != nil {
+		return nil, err
+	}
+	imgs.Log = log
+	if cfg.MaxImageBytes > 0 {
+		imgs.MaxUploadSize = cfg.MaxImageBytes
+	}
+	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Log: log, Images: imgs})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -126,9 +137,11 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	}
 	loopCtx, cancelLoop := context.WithCancel(context.Background())
 	loopDone := make(chan struct{})
+	imgsDone := make(chan struct{})
 	go func() { engine.Loop(loopCtx); close(loopDone) }()
+	go func() { imgs.Loop(loopCtx); close(imgsDone) }()
 	// Closers run in reverse: the loop stops before the store closes.
-	c.closers = append(c.closers, func() { cancelLoop(); <-loopDone })
+	c.closers = append(c.closers, func() { cancelLoop(); <-loopDone; <-imgsDone })
 	go func() { c.serveErr <- c.srv.ServeTLS(ln, "", "") }()
 
 	c.URL = "https://" + advertised(ln.Addr().(*net.TCPAddr))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/auth"
+	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
 	"github.com/photon-cloud/photon/internal/tenancy"
@@ -42,6 +43,7 @@ type Deps struct {
 	Tenancy *tenancy.Service
 	Tokens  *auth.Tokens
 	Log     *slog.Logger
+	Images  *images.Service
 }
 
 // Server serves the API.
@@ -80,8 +82,17 @@ type Route struct {
 	Path   string // ServeMux pattern path, e.g. /v1/tenants/{id}
 	// Perm is what the caller needs; PermPublic routes need no token.
 	Perm Perm
-	h    handler
+	// Stream routes move large bodies (image upload and download): wrap
+	// applies neither MaxBodyBytes nor RequestTimeout, and the handler gets
+	// the ResponseWriter to set its own limits and deadlines.
+	Stream bool
+	h      handler
+	stream streamHandler
 }
+
+// streamHandler is a handler of a Stream route. It answers as a handler
+// does, or writes the answer itself and returns status 0 and no error.
+type streamHandler func(w http.ResponseWriter, r *http.Request) (int, any, error)
 
 // handler answers a request with a status and a body to encode, or an error.
 type handler func(r *http.Request) (int, any, error)
@@ -108,6 +119,9 @@ func OpenAPI() []byte { return openAPI }
 func (s *Server) routeTable() []Route {
 	r := func(method, path string, perm Perm, h handler) Route {
 		return Route{Method: method, Path: path, Perm: perm, h: h}
+	}
+	rs := func(method, path string, perm Perm, h streamHandler) Route {
+		return Route{Method: method, Path: path, Perm: perm, Stream: true, stream: h}
 	}
 	return []Route{
 		r("GET", "/v1/info", PermPublic, s.info),
@@ -142,6 +156,15 @@ func (s *Server) routeTable() []Route {
 		r("GET", "/v1/flavors/{id}", PermAuthenticated, s.getFlavor),
 		r("DELETE", "/v1/flavors/{id}", PermSystemAdmin, s.deleteFlavor),
 		r("GET", "/v1/flavors/{id}/tasks", PermAuthenticated, s.entityTasks(api.KindFlavor)),
+
+		r("GET", "/v1/images", PermAuthenticated, s.listImages),
+		rs("POST", "/v1/images", PermSystemAdmin, s.uploadImage(false)),
+		r("GET", "/v1/images/{id}", PermObjectRead, s.getImage),
+		r("DELETE", "/v1/images/{id}", PermObjectWrite, s.deleteImage),
+		r("GET", "/v1/images/{id}/tasks", PermObjectRead, s.imageTasks),
+		r("GET", "/v1/projects/{id}/images", PermProjectRead, s.listProjectImages),
+		rs("POST", "/v1/projects/{id}/images", PermProjectWrite, s.uploadImage(true)),
+		rs("GET", "/v1/agent/hosts/{id}/images/{image}/content", PermHost, s.imageContent),
 
 		r("GET", "/v1/tasks", PermAuthenticated, s.listTasks),
 		r("GET", "/v1/tasks/{id}", PermObjectRead, s.getTask),
@@ -184,20 +207,33 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
 		}()
-		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+		ctx, cancel := r.Context(), context.CancelFunc(func() {})
+		if !rt.Stream {
+			ctx, cancel = context.WithTimeout(ctx, RequestTimeout)
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		}
 		defer cancel()
 		r = r.WithContext(ctx)
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		if rt.Perm != PermPublic {
 			if _, err := s.tokens.Authenticate(ctx, r.Header.Get("Authorization")); err != nil {
 				status = s.writeError(w, r, err)
 				return
 			}
 		}
-		code, body, err := rt.h(r)
+		var code int
+		var body any
+		var err error
+		if rt.stream != nil {
+			code, body, err = rt.stream(w, r)
+		} else {
+			code, body, err = rt.h(r)
+		}
 		if err != nil {
 			status = s.writeError(w, r, err)
 			return
+		}
+		if code == 0 {
+			return // a stream handler answered itself
 		}
 		status = code
 		if raw, ok := body.([]byte); ok {
