@@ -795,8 +795,8 @@ func (a *app) vmSetTagCmd() *cobra.Command {
 	return cmd
 }
 
-// imageID finds an image by name (the project's images, then the global
-// ones) or by id.
+// imageID finds an image by name (the project's own images first, then the
+// infrastructure-wide ones) or by id.
 func (a *app) imageID(ctx context.Context, c *client.Client, s *projectScope, arg string) (string, error) {
 	get := func(ctx context.Context, id string) (*api.Image, error) {
 		var im api.Image
@@ -813,29 +813,7 @@ func (a *app) imageID(ctx context.Context, c *client.Client, s *projectScope, ar
 			return "", err
 		}
 		f.list = func(ctx context.Context, name string) ([]api.Image, error) {
-			q := "?name=" + url.QueryEscape(name)
-			var out []api.Image
-			if pid != "" {
-				ims, err := client.ListAll[api.Image](ctx, c, "/v1/projects/"+url.PathEscape(pid)+"/images"+q)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, ims...)
-			}
-			ims, err := client.ListAll[api.Image](ctx, c, "/v1/images"+q)
-			if err != nil {
-				return nil, err
-			}
-			seen := map[string]bool{}
-			for _, im := range out {
-				seen[im.ID] = true
-			}
-			for _, im := range ims {
-				if !seen[im.ID] {
-					out = append(out, im)
-				}
-			}
-			return out, nil
+			return visibleImages(ctx, c, pid, name)
 		}
 	}
 	im, err := f.find(ctx, arg)
@@ -843,4 +821,35 @@ func (a *app) imageID(ctx context.Context, c *client.Client, s *projectScope, ar
 		return "", err
 	}
 	return im.ID, nil
+}
+
+// visibleImages lists the images named name that a VM in project pid ("" for
+// none) can use: the project's own if it has one of that name, else the
+// infrastructure-wide ones.
+func visibleImages(ctx context.Context, c *client.Client, pid, name string) ([]api.Image, error) {
+	keep := func(ims []api.Image, scope string) []api.Image {
+		var out []api.Image
+		for _, im := range ims {
+			if im.Name == name && (im.Scope.Kind == scope || scope == "" && im.Scope.Kind != "project") &&
+				(scope != "project" || im.Scope.ID == pid) {
+				out = append(out, im)
+			}
+		}
+		return out
+	}
+	q := "?name=" + url.QueryEscape(name)
+	if pid != "" {
+		ims, err := client.ListAll[api.Image](ctx, c, "/v1/projects/"+url.PathEscape(pid)+"/images"+q)
+		if err != nil {
+			return nil, err
+		}
+		if own := keep(ims, "project"); len(own) > 0 {
+			return own, nil
+		}
+	}
+	ims, err := client.ListAll[api.Image](ctx, c, "/v1/images"+q)
+	if err != nil {
+		return nil, err
+	}
+	return keep(ims, ""), nil
 }
