@@ -76,16 +76,25 @@ func (d *Driver) Ensure(ctx context.Context, spec driver.VMSpec) (driver.VMStatu
 }
 
 // failed reports err with the VM's current state (or ERROR if it does not
-// exist).
+// exist). A refused spec is recorded as the VM's Error, so List shows why
+// its generation was not carried out; a cancelled call is not.
 func (d *Driver) failed(id string, err error) (driver.VMStatus, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if v, ok := d.vms[id]; ok {
-		st := d.observe(v, time.Now())
-		st.Error = err.Error()
-		return st, err
+	v, ok := d.vms[id]
+	if !ok {
+		return driver.VMStatus{ID: id, State: api.VMError, Error: err.Error()}, err
 	}
-	return driver.VMStatus{ID: id, State: api.VMError, Error: err.Error()}, err
+	if errors.Is(err, ErrInvalidSpec) && v.Error != err.Error() {
+		next := *v
+		next.Error = err.Error()
+		if d.write(vmsDir, v.ID, &next) == nil {
+			*v = next
+		}
+	}
+	st := d.observe(v, time.Now())
+	st.Error = err.Error()
+	return st, err
 }
 
 // upToDate: Ensure would change nothing.
