@@ -305,3 +305,14 @@ func ReleaseImage(ctx context.Context, tx *store.Txn, id string) error {
 	}
 	return tx.Put(imageKey(id), &img)
 }
+
+// AcquireImage is the package's AcquireImage, as a method so that the
+// service satisfies interfaces of its users (e.g. compute.ImageUser).
+func (s *Service) AcquireImage(ctx context.Context, tx *store.Txn, id string) (*api.Image, error) {
+	return AcquireImage(ctx, tx, id)
+}
+
+// ReleaseImage is the package's ReleaseImage, as a method.
+func (s *Service) ReleaseImage(ctx context.Context, tx *store.Txn, id string) error {
+	return ReleaseImage(ctx, tx, id)
+}
