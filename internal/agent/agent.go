@@ -1,0 +1,411 @@
+// Package agent is the host agent (`photond agent`): it joins the
+// controller once with a join token and keeps the host credential it gets
+// in its data dir; then it long-polls its host's desired state, compares it
+// with what its driver reports and acts until they match (level-triggered:
+// a restart or a lost message is recovered by the next comparison), and
+// reports what it observes, which is also its heartbeat.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/driver"
+)
+
+// Config configures an agent.
+type Config struct {
+	// ControllerURL, e.g. "https://10.0.0.1:9000", and the CA to trust.
+	ControllerURL string
+	CACertFile    string
+	// JoinToken is needed only for the first start (no identity in DataDir).
+	JoinToken string
+	// DataDir keeps the host identity (agent.json) and the image cache.
+	DataDir string
+	Driver  driver.Driver
+	// Address the host reports, e.g. "10.0.0.5"; Zone and Tags too.
+	Address string
+	Zone    string
+	Tags    []string
+	// HeartbeatInterval between status reports (default 3 s).
+	HeartbeatInterval time.Duration
+	// Images resolves a disk's image to a local file (nil: no images).
+	Images ImageSource
+	Log    *slog.Logger
+}
+
+// ImageSource makes an image available on a datastore and returns its path.
+type ImageSource interface {
+	Get(ctx context.Context, datastore, imageID, sha256 string) (string, error)
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.ControllerURL == "":
+		return errors.New("agent: no controller URL")
+	case c.DataDir == "":
+		return errors.New("agent: no data dir")
+	case c.Driver == nil:
+		return errors.New("agent: no driver")
+	case c.Address == "":
+		return errors.New("agent: no address")
+	}
+	return nil
+}
+
+// Identity is what the agent keeps in DATA_DIR/agent.json.
+type Identity struct {
+	HostID     string `json:"hostId"`
+	Credential string `json:"credential"`
+	Controller string `json:"controller"`
+}
+
+// Agent runs one host.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+	c   *client.Client
+	id  Identity
+
+	mu       sync.Mutex
+	observed map[string]api.VMObserved // last outcome per VM
+	busy     map[string]bool           // VMs being acted on
+	again    map[string]bool           // desired changed while busy
+	desired  map[string]api.VMDesired
+	images   []string
+	report   chan struct{}
+}
+
+// New checks the config; Run does the work.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 3 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Agent{cfg: cfg, log: cfg.Log, observed: map[string]api.VMObserved{}, busy: map[string]bool{},
+		again: map[string]bool{}, desired: map[string]api.VMDesired{}, report: make(chan struct{}, 1)}, nil
+}
+
+// HostID is the host's id once joined.
+func (a *Agent) HostID() string { return a.id.HostID }
+
+func (a *Agent) newClient(token string) (*client.Client, error) {
+	opts := []client.Option{client.WithUserAgent("photon-agent/1"), client.WithTimeout(90 * time.Second)}
+	if a.cfg.CACertFile != "" {
+		opts = append(opts, client.WithCACertFile(a.cfg.CACertFile))
+	}
+	if token != "" {
+		opts = append(opts, client.WithToken(token))
+	}
+	return client.New(a.cfg.ControllerURL, opts...)
+}
+
+// Join gets the host identity: from DataDir, or by spending the join token.
+func (a *Agent) Join(ctx context.Context) error {
+	path := filepath.Join(a.cfg.DataDir, "agent.json")
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &a.id); err != nil {
+			return fmt.Errorf("agent: %s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if a.id.Credential == "" {
+		if a.cfg.JoinToken == "" {
+			return errors.New("agent: not joined yet and no join token (photon host join-token)")
+		}
+		capa, err := a.cfg.Driver.Capacity(ctx)
+		if err != nil {
+			return fmt.Errorf("agent: capacity: %w", err)
+		}
+		c, err := a.newClient("")
+		if err != nil {
+			return err
+		}
+		req := api.HostJoinRequest{JoinToken: a.cfg.JoinToken, Address: a.cfg.Address, Zone: a.cfg.Zone, Tags: a.cfg.Tags,
+			Capacity: capa.HostResources, Datastores: capa.Datastores, Hypervisor: capa.Hypervisor}
+		var resp api.HostJoinResponse
+		if err := c.Do(ctx, http.MethodPost, "/v1/agent/join", &req, &resp); err != nil {
+			return fmt.Errorf("agent: join: %w", err)
+		}
+		a.id = Identity{HostID: resp.HostID, Credential: resp.Credential, Controller: a.cfg.ControllerURL}
+		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(a.id, "", "  ")
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+		a.log.Info("joined", "host", a.id.HostID)
+	}
+	var err error
+	a.c, err = a.newClient(a.id.Credential)
+	return err
+}
+
+// Run joins if needed, re-adopts what the driver holds, and converges
+// until ctx ends or the controller refuses the host's credential.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Join(ctx); err != nil {
+		return err
+	}
+	if err := a.cfg.Driver.Recover(ctx); err != nil {
+		return fmt.Errorf("agent: recover: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- a.reportLoop(ctx) }()
+	go func() { errc <- a.watchLoop(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+func refused(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && (ae.Status() == http.StatusUnauthorized || ae.Status() == http.StatusForbidden)
+}
+
+// watchLoop long-polls the desired state and converges on each answer.
+func (a *Agent) watchLoop(ctx context.Context) error {
+	var rev int64
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		var ds api.HostDesiredState
+		path := "/v1/agent/hosts/" + a.id.HostID + "/desired?after=" + strconv.FormatInt(rev, 10)
+		if err := a.c.Do(ctx, http.MethodGet, path, nil, &ds); err != nil {
+			if refused(err) {
+				return fmt.Errorf("agent: the controller refuses this host's credential: %w", err)
+			}
+			if ctx.Err() == nil {
+				a.log.Warn("desired state", "error", err)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		rev = ds.Revision
+		a.converge(ctx, &ds)
+	}
+	return nil
+}
+
+// converge compares desired with what the driver holds and sets each VM
+// that differs on its way; VMs the host should not have are deleted.
+func (a *Agent) converge(ctx context.Context, ds *api.HostDesiredState) {
+	have, err := a.cfg.Driver.List(ctx)
+	if err != nil {
+		a.log.Warn("list VMs", "error", err)
+		return
+	}
+	a.mu.Lock()
+	a.desired = make(map[string]api.VMDesired, len(ds.VMs))
+	for _, d := range ds.VMs {
+		a.desired[d.ID] = d
+	}
+	a.images = ds.Images
+	a.mu.Unlock()
+	haveByID := map[string]api.VMObserved{}
+	for _, h := range have {
+		haveByID[h.ID] = h
+	}
+	for _, d := range ds.VMs {
+		h, exists := haveByID[d.ID]
+		switch {
+		case d.Power == api.VMDeleted:
+			if exists {
+				a.act(ctx, d.ID)
+			}
+		case !exists || h.Generation < d.Generation || h.State != d.Power:
+			a.act(ctx, d.ID)
+		}
+	}
+	for id := range haveByID {
+		a.mu.Lock()
+		_, want := a.desired[id]
+		a.mu.Unlock()
+		if !want {
+			a.act(ctx, id)
+		}
+	}
+	a.kickReport()
+}
+
+// act runs one VM's convergence in the background, one at a time per VM:
+// a change that arrives meanwhile runs after it.
+func (a *Agent) act(ctx context.Context, id string) {
+	a.mu.Lock()
+	if a.busy[id] {
+		a.again[id] = true
+		a.mu.Unlock()
+		return
+	}
+	a.busy[id] = true
+	a.mu.Unlock()
+	go func() {
+		for {
+			a.actOnce(ctx, id)
+			a.mu.Lock()
+			if !a.again[id] || ctx.Err() != nil {
+				delete(a.busy, id)
+				a.mu.Unlock()
+				a.kickReport()
+				return
+			}
+			delete(a.again, id)
+			a.mu.Unlock()
+		}
+	}()
+}
+
+func (a *Agent) actOnce(ctx context.Context, id string) {
+	a.mu.Lock()
+	d, want := a.desired[id]
+	a.mu.Unlock()
+	if !want || d.Power == api.VMDeleted {
+		if err := a.cfg.Driver.Delete(ctx, id); err != nil {
+			a.log.Warn("delete VM", "vm", id, "error", err)
+			return
+		}
+		a.mu.Lock()
+		delete(a.observed, id)
+		a.mu.Unlock()
+		a.log.Info("deleted VM", "vm", id)
+		return
+	}
+	spec := driver.VMSpec{VMDesired: d, ImagePaths: map[string]string{}}
+	var err error
+	for _, disk := range d.Disks {
+		if disk.ImageID == "" || a.cfg.Images == nil {
+			continue
+		}
+		var p string
+		if p, err = a.cfg.Images.Get(ctx, disk.Datastore, disk.ImageID, disk.ImageSHA256); err != nil {
+			err = fmt.Errorf("image %s: %w", disk.ImageID, err)
+			break
+		}
+		spec.ImagePaths[disk.ImageID] = p
+	}
+	var st api.VMObserved
+	if err == nil {
+		st, err = a.cfg.Driver.Ensure(ctx, spec)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.log.Warn("ensure VM", "vm", id, "generation", d.Generation, "error", err)
+		o := a.observed[id]
+		o.ID, o.Error = id, err.Error()
+		if st.State != "" {
+			o.State = st.State
+		}
+		a.observed[id] = o
+		return
+	}
+	st.ID, st.Error = id, ""
+	if st.Generation < d.Generation {
+		st.Generation = d.Generation
+	}
+	a.observed[id] = st
+}
+
+func (a *Agent) kickReport() {
+	select {
+	case a.report <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop sends the host's status: every HeartbeatInterval and after
+// every change.
+func (a *Agent) reportLoop(ctx context.Context) error {
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		if err := a.sendReport(ctx); err != nil {
+			if refused(err) {
+				return fmt.Errorf("agent: the controller refuses this host's credential: %w", err)
+			}
+			if ctx.Err() == nil {
+				a.log.Warn("status report", "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-a.report:
+		}
+	}
+}
+
+func (a *Agent) sendReport(ctx context.Context) error {
+	capa, err := a.cfg.Driver.Capacity(ctx)
+	if err != nil {
+		return err
+	}
+	have, err := a.cfg.Driver.List(ctx)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	r := api.HostStatusReport{Capacity: capa.HostResources, Datastores: capa.Datastores, VMs: make([]api.VMObserved, 0, len(have)), Images: []string{}}
+	for _, h := range have {
+		o, ok := a.observed[h.ID]
+		if ok && o.Generation > h.Generation {
+			h.Generation = o.Generation
+		}
+		if ok && o.Error != "" {
+			h.Error = o.Error
+		}
+		r.VMs = append(r.VMs, h)
+	}
+	// VMs that failed before existing are reported with their error.
+	for id, o := range a.observed {
+		if o.Error != "" && !containsVM(r.VMs, id) {
+			if _, ok := a.desired[id]; ok {
+				r.VMs = append(r.VMs, api.VMObserved{ID: id, State: api.VMError, Error: o.Error})
+			}
+		}
+	}
+	a.mu.Unlock()
+	return a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil)
+}
+
+func containsVM(l []api.VMObserved, id string) bool {
+	for _, v := range l {
+		if v.ID == id {
+			return true
+		}
+	}
+	return false
+}

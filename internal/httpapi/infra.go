@@ -1,0 +1,438 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/compute"
+	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/tasks"
+)
+
+// infraRoutes are the routes of hosts, datastores, the agent protocol, VMs
+// and persistent disks.
+func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) Route) []Route {
+	return []Route{
+		r("GET", "/v1/infrastructure/hosts", PermSystemAdmin, s.listHosts),
+		r("POST", "/v1/infrastructure/hosts", PermSystemAdmin, s.createHost),
+		r("GET", "/v1/infrastructure/hosts/{id}", PermSystemAdmin, s.getHost),
+		r("DELETE", "/v1/infrastructure/hosts/{id}", PermSystemAdmin, s.deleteHost),
+		r("GET", "/v1/infrastructure/hosts/{id}/vms", PermSystemAdmin, s.hostVMs),
+		r("GET", "/v1/infrastructure/hosts/{id}/tasks", PermSystemAdmin, s.hostTasks),
+		r("POST", "/v1/infrastructure/hosts/{id}/suspend", PermSystemAdmin, s.hostMode(hosts.OpSuspendHost)),
+		r("POST", "/v1/infrastructure/hosts/{id}/resume", PermSystemAdmin, s.hostMode(hosts.OpResumeHost)),
+		r("POST", "/v1/infrastructure/hosts/{id}/enter-maintenance", PermSystemAdmin, s.hostMode(hosts.OpEnterMaintenance)),
+		r("POST", "/v1/infrastructure/hosts/{id}/exit-maintenance", PermSystemAdmin, s.hostMode(hosts.OpExitMaintenance)),
+		r("POST", "/v1/infrastructure/join-tokens", PermSystemAdmin, s.joinToken),
+		r("GET", "/v1/infrastructure/datastores", PermSystemAdmin, s.listDatastores),
+		r("GET", "/v1/infrastructure/datastores/{id}", PermSystemAdmin, s.getDatastore),
+
+		r("POST", "/v1/agent/join", PermPublic, s.agentJoin),
+		r("GET", "/v1/agent/hosts/{id}/desired", PermHost, s.agentDesired),
+		r("POST", "/v1/agent/hosts/{id}/status", PermHost, s.agentStatus),
+
+		r("GET", "/v1/projects/{id}/vms", PermProjectRead, s.listVMs),
+		r("POST", "/v1/projects/{id}/vms", PermProjectWrite, s.createVM),
+		r("GET", "/v1/vms/{id}", PermObjectRead, s.getVM),
+		r("DELETE", "/v1/vms/{id}", PermObjectWrite, s.deleteVM),
+		r("POST", "/v1/vms/{id}/start", PermObjectWrite, s.vmPower(compute.OpStartVM)),
+		r("POST", "/v1/vms/{id}/stop", PermObjectWrite, s.vmPower(compute.OpStopVM)),
+		r("POST", "/v1/vms/{id}/restart", PermObjectWrite, s.vmPower(compute.OpRestartVM)),
+		r("POST", "/v1/vms/{id}/suspend", PermObjectWrite, s.vmPower(compute.OpSuspendVM)),
+		r("POST", "/v1/vms/{id}/resume", PermObjectWrite, s.vmPower(compute.OpResumeVM)),
+		r("POST", "/v1/vms/{id}/attach_disk", PermObjectWrite, s.vmDisk(true)),
+		r("POST", "/v1/vms/{id}/detach_disk", PermObjectWrite, s.vmDisk(false)),
+		r("POST", "/v1/vms/{id}/set_metadata", PermObjectWrite, s.vmMetadata),
+		r("POST", "/v1/vms/{id}/tags", PermObjectWrite, s.vmTag),
+		r("GET", "/v1/vms/{id}/tasks", PermObjectRead, s.objectTasks),
+
+		r("GET", "/v1/projects/{id}/disks", PermProjectRead, s.listDisks),
+		r("POST", "/v1/projects/{id}/disks", PermProjectWrite, s.createDisk),
+		r("GET", "/v1/disks/{id}", PermObjectRead, s.getDisk),
+		r("DELETE", "/v1/disks/{id}", PermObjectWrite, s.deleteDisk),
+		r("GET", "/v1/disks/{id}/tasks", PermObjectRead, s.objectTasks),
+	}
+}
+
+func unavailable(what string) error {
+	return api.Errorf(api.CodeUnavailable, "%s are not enabled on this controller", what)
+}
+
+func (l linker) host(h *api.Host) { h.SelfLink = l.base + "/v1/infrastructure/hosts/" + h.ID }
+func (l linker) datastore(d *api.Datastore) {
+	d.SelfLink = l.base + "/v1/infrastructure/datastores/" + d.ID
+}
+func (l linker) vm(v *api.VM)               { v.SelfLink = l.base + "/v1/vms/" + v.ID }
+func (l linker) disk(d *api.PersistentDisk) { d.SelfLink = l.base + "/v1/disks/" + d.ID }
+
+// Hosts.
+
+func (s *Server) listHosts(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, next, err := s.Hosts.List(r.Context(), token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).host), nil
+}
+
+func (s *Server) createHost(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	var spec api.HostCreateSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.Hosts.Create(r.Context(), &spec)
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) getHost(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	h, err := s.Hosts.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	out := h.Host
+	links(r).host(&out)
+	return http.StatusOK, &out, nil
+}
+
+func (s *Server) deleteHost(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	t, err := s.Hosts.Delete(r.Context(), r.PathValue("id"))
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) hostMode(op string) handler {
+	return func(r *http.Request) (int, any, error) {
+		if s.Hosts == nil {
+			return 0, nil, unavailable("hosts")
+		}
+		t, err := s.Hosts.SetMode(r.Context(), r.PathValue("id"), op)
+		return taskAnswer(r, t, err)
+	}
+}
+
+func (s *Server) hostVMs(r *http.Request) (int, any, error) {
+	if s.Hosts == nil || s.Compute == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	if _, err := s.Hosts.Get(r.Context(), r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, next, err := s.Compute.HostVMs(r.Context(), r.PathValue("id"), token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).vm), nil
+}
+
+func (s *Server) hostTasks(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	if _, err := s.Hosts.Get(r.Context(), r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	return s.tasksPage(r, tasks.Filter{EntityID: r.PathValue("id"), State: r.URL.Query().Get("state")})
+}
+
+// joinTokenRequest is the body of POST /v1/infrastructure/join-tokens.
+type joinTokenRequest struct {
+	HostID string `json:"hostId"`
+}
+
+func (s *Server) joinToken(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	var req joinTokenRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+	}
+	jt, err := s.Hosts.NewJoinToken(r.Context(), req.HostID)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, jt, nil
+}
+
+func (s *Server) listDatastores(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, next, err := s.Hosts.Datastores(r.Context(), token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).datastore), nil
+}
+
+func (s *Server) getDatastore(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	d, err := s.Hosts.Datastore(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	links(r).datastore(d)
+	return http.StatusOK, d, nil
+}
+
+// The agent protocol.
+
+func (s *Server) agentJoin(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	var req api.HostJoinRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	resp, err := s.Hosts.Join(r.Context(), &req)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, resp, nil
+}
+
+// AgentPollWait bounds how long a desired-state long poll is held.
+const AgentPollWait = 30 * time.Second
+
+func (s *Server) agentDesired(r *http.Request) (int, any, error) {
+	if s.Hosts == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	var after int64
+	if v := r.URL.Query().Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, nil, api.Errorf(api.CodeInvalidQuery, "after: want a revision, got %q", v)
+		}
+		after = n
+	}
+	ds, err := s.Hosts.Desired(r.Context(), r.PathValue("id"), after, AgentPollWait, s.eagerImages)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ds, nil
+}
+
+// eagerImages lists the images every host should hold (EAGER replication).
+func (s *Server) eagerImages(ctx context.Context) ([]string, error) {
+	if s.Images == nil {
+		return nil, nil
+	}
+	return s.Images.ListEager(ctx)
+}
+
+func (s *Server) agentStatus(r *http.Request) (int, any, error) {
+	if s.Hosts == nil || s.Compute == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	var rep api.HostStatusReport
+	if err := decode(r, &rep); err != nil {
+		return 0, nil, err
+	}
+	id := r.PathValue("id")
+	if _, err := s.Hosts.Get(r.Context(), id); err != nil {
+		return 0, nil, err
+	}
+	if err := s.Hosts.Heartbeat(r.Context(), id); err != nil {
+		return 0, nil, err
+	}
+	if err := s.Compute.Observe(r.Context(), id, rep.VMs); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+// VMs.
+
+func (s *Server) listVMs(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	if _, err := s.tenancy.GetProject(r.Context(), r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, next, err := s.Compute.ListVMs(r.Context(), r.PathValue("id"), r.URL.Query().Get("name"), token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).vm), nil
+}
+
+func (s *Server) createVM(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	var spec api.VMCreateSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.Compute.CreateVM(r.Context(), r.PathValue("id"), &spec)
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) getVM(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	v, err := s.Compute.GetVM(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	links(r).vm(v)
+	return http.StatusOK, v, nil
+}
+
+func (s *Server) deleteVM(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	t, err := s.Compute.DeleteVM(r.Context(), r.PathValue("id"))
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) vmPower(op string) handler {
+	return func(r *http.Request) (int, any, error) {
+		if s.Compute == nil {
+			return 0, nil, unavailable("VMs")
+		}
+		t, err := s.Compute.Power(r.Context(), r.PathValue("id"), op)
+		return taskAnswer(r, t, err)
+	}
+}
+
+func (s *Server) vmDisk(attach bool) handler {
+	return func(r *http.Request) (int, any, error) {
+		if s.Compute == nil {
+			return 0, nil, unavailable("VMs")
+		}
+		var op api.VMDiskOperation
+		if err := decode(r, &op); err != nil {
+			return 0, nil, err
+		}
+		var t *api.Task
+		var err error
+		if attach {
+			t, err = s.Compute.AttachDisk(r.Context(), r.PathValue("id"), op.DiskID)
+		} else {
+			t, err = s.Compute.DetachDisk(r.Context(), r.PathValue("id"), op.DiskID)
+		}
+		return taskAnswer(r, t, err)
+	}
+}
+
+func (s *Server) vmMetadata(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	var md api.VMMetadata
+	if err := decode(r, &md); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.Compute.SetMetadata(r.Context(), r.PathValue("id"), md.Metadata)
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) vmTag(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	var tag api.Tag
+	if err := decode(r, &tag); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.Compute.AddTag(r.Context(), r.PathValue("id"), tag.Value)
+	return taskAnswer(r, t, err)
+}
+
+// objectTasks lists the tasks of the VM or disk in the path (its
+// existence was checked by authorization).
+func (s *Server) objectTasks(r *http.Request) (int, any, error) {
+	return s.tasksPage(r, tasks.Filter{EntityID: r.PathValue("id"), State: r.URL.Query().Get("state")})
+}
+
+// Disks.
+
+func (s *Server) listDisks(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("disks")
+	}
+	if _, err := s.tenancy.GetProject(r.Context(), r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	token, size, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, next, err := s.Compute.ListDisks(r.Context(), r.PathValue("id"), r.URL.Query().Get("name"), token, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list(r, l, next, links(r).disk), nil
+}
+
+func (s *Server) createDisk(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("disks")
+	}
+	var spec api.DiskCreateSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.Compute.CreateDisk(r.Context(), r.PathValue("id"), &spec)
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) getDisk(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("disks")
+	}
+	d, err := s.Compute.GetDisk(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	links(r).disk(d)
+	return http.StatusOK, d, nil
+}
+
+func (s *Server) deleteDisk(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("disks")
+	}
+	t, err := s.Compute.DeleteDisk(r.Context(), r.PathValue("id"))
+	return taskAnswer(r, t, err)
+}
