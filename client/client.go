@@ -42,6 +42,7 @@ type options struct {
 	caPEM     [][]byte
 	insecure  bool
 	timeout   time.Duration
+	session   *refresher
 }
 
 // WithToken sets the bearer token sent with every request.
@@ -118,6 +119,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = tlsConf
 		hc = &http.Client{Transport: tr, Timeout: o.timeout}
+	}
+	if o.session != nil {
+		hc = o.session.wrap(hc, base)
 	}
 	return &Client{base: base, token: o.token, userAgent: o.userAgent, hc: hc}, nil
 }

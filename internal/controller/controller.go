@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/photon-cloud/photon/internal/audit"
 	"github.com/photon-cloud/photon/internal/auth"
 	"github.com/photon-cloud/photon/internal/certs"
 	"github.com/photon-cloud/photon/internal/httpapi"
@@ -42,6 +43,12 @@ type Config struct {
 	// TLSSANs are extra names for the server certificate.
 	TLSSANs []string
 	Log     *slog.Logger
+	// AccessTokenTTL is the lifetime of users' access tokens (0: 15 minutes).
+	AccessTokenTTL time.Duration
+	// LoginLimits throttle failed logins (zero: auth.DefaultLoginLimits).
+	LoginLimits auth.LoginLimits
+	// AuditRetention is how long audit records are kept (0: 90 days).
+	AuditRetention time.Duration
 	// MaxImageBytes bounds an uploaded image (0: images.DefaultMaxUploadSize, 64 GiB).
 	MaxImageBytes int64
 }
@@ -56,6 +63,8 @@ type Controller struct {
 	Etcd []string
 	// Server is the API (its route table is what the OpenAPI test checks).
 	Server *httpapi.Server
+	// Tokens is the credential store (tests register host credentials with it).
+	Tokens *auth.Tokens
 
 	log      *slog.Logger
 	srv      *http.Server
@@ -101,6 +110,16 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		return nil, fmt.Errorf("TLS: %w", err)
 	}
 	tokens := auth.New(st)
+	if cfg.AccessTokenTTL > 0 {
+		tokens.AccessTTL = cfg.AccessTokenTTL
+	}
+	if cfg.LoginLimits != (auth.LoginLimits{}) {
+		tokens.Limiter = auth.NewLimiter(cfg.LoginLimits)
+	}
+	if err := tokens.Start(ctx); err != nil {
+		return nil, err
+	}
+	c.Tokens = tokens
 	if err := ensureAdminToken(ctx, cfg.DataDir, tokens); err != nil {
 		return nil, err
 	}
@@ -120,7 +139,15 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if cfg.MaxImageBytes > 0 {
 		imgs.MaxUploadSize = cfg.MaxImageBytes
 	}
-	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Log: log, Images: imgs})
+	iam, err := auth.NewService(st, engine, tokens)
+	if err != nil {
+		return nil, err
+	}
+	auditLog := audit.New(st)
+	if cfg.AuditRetention > 0 {
+		auditLog.Retention = cfg.AuditRetention
+	}
+	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Auth: iam, Audit: auditLog, Log: log, Images: imgs})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -139,6 +166,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	loopDone := make(chan struct{})
 	imgsDone := make(chan struct{})
 	go func() { engine.Loop(loopCtx); close(loopDone) }()
+	go auditLog.Loop(loopCtx, time.Hour, log)
 	go func() { imgs.Loop(loopCtx); close(imgsDone) }()
 	// Closers run in reverse: the loop stops before the store closes.
 	c.closers = append(c.closers, func() { cancelLoop(); <-loopDone; <-imgsDone })

@@ -69,6 +69,9 @@ func (s *Server) listTenants(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if a := accessOf(r); a != nil && !a.System {
+		return http.StatusOK, list(r, s.visibleTenants(r, a), "", links(r).tenant), nil
+	}
 	l, next, err := s.tenancy.ListTenants(r.Context(), r.URL.Query().Get("name"), token, size)
 	if err != nil {
 		return 0, nil, err
@@ -90,6 +93,7 @@ func (s *Server) getTenant(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	trimProjects(accessOf(r), t)
 	links(r).tenant(t)
 	return http.StatusOK, t, nil
 }
@@ -134,6 +138,7 @@ func (s *Server) listProjects(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	l = visibleProjects(accessOf(r), l)
 	return http.StatusOK, list(r, l, next, links(r).project), nil
 }
 
@@ -254,6 +259,7 @@ func (s *Server) tasksPage(r *http.Request, f tasks.Filter) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	l = visibleTasks(accessOf(r), l)
 	return http.StatusOK, list(r, l, next, links(r).task), nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/audit"
 	"github.com/photon-cloud/photon/internal/auth"
 	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/store"
@@ -42,6 +43,8 @@ type Deps struct {
 	Tasks   *tasks.Engine
 	Tenancy *tenancy.Service
 	Tokens  *auth.Tokens
+	Auth    *auth.Service // users and role bindings
+	Audit   *audit.Log    // the audit log
 	Log     *slog.Logger
 	Images  *images.Service
 }
@@ -130,6 +133,19 @@ func (s *Server) routeTable() []Route {
 		r("GET", "/v1/system/info", PermAuthenticated, s.info),
 		r("GET", "/v1/system/status", PermAuthenticated, s.status),
 		r("GET", "/v1/system/usage", PermAuthenticated, s.usage),
+		r("GET", "/v1/system/audit", PermSystemAdmin, s.listAudit),
+		r("GET", "/v1/system/iam", PermSystemAdmin, s.getIAM(auth.ScopeSystem)),
+		r("POST", "/v1/system/iam", PermSystemAdmin, s.setIAM(auth.ScopeSystem)),
+		r("PATCH", "/v1/system/iam", PermSystemAdmin, s.patchIAM(auth.ScopeSystem)),
+
+		r("POST", "/v1/auth/token", PermPublic, s.token),
+		r("POST", "/openidconnect/token", PermPublic, s.token),
+		r("POST", "/v1/auth/revoke", PermAuthenticated, s.revoke),
+		r("GET", "/v1/users", PermSystemAdmin, s.listUsers),
+		r("POST", "/v1/users", PermSystemAdmin, s.createUser),
+		r("GET", "/v1/users/{id}", PermSystemAdmin, s.getUser),
+		r("PATCH", "/v1/users/{id}", PermSystemAdmin, s.updateUser),
+		r("DELETE", "/v1/users/{id}", PermSystemAdmin, s.deleteUser),
 
 		r("GET", "/v1/tenants", PermAuthenticated, s.listTenants),
 		r("POST", "/v1/tenants", PermSystemAdmin, s.createTenant),
@@ -142,6 +158,9 @@ func (s *Server) routeTable() []Route {
 		r("PATCH", "/v1/tenants/{id}/quota", PermSystemAdmin, s.setTenantQuota),
 		r("DELETE", "/v1/tenants/{id}/quota", PermSystemAdmin, s.setTenantQuota),
 		r("GET", "/v1/tenants/{id}/tasks", PermTenantRead, s.entityTasks(api.KindTenant)),
+		r("GET", "/v1/tenants/{id}/iam", PermTenantRead, s.getIAM(auth.ScopeTenant)),
+		r("POST", "/v1/tenants/{id}/iam", PermTenantWrite, s.setIAM(auth.ScopeTenant)),
+		r("PATCH", "/v1/tenants/{id}/iam", PermTenantWrite, s.patchIAM(auth.ScopeTenant)),
 
 		r("GET", "/v1/projects/{id}", PermProjectRead, s.getProject),
 		r("DELETE", "/v1/projects/{id}", PermTenantWrite, s.deleteProject),
@@ -150,6 +169,9 @@ func (s *Server) routeTable() []Route {
 		r("PATCH", "/v1/projects/{id}/quota", PermTenantWrite, s.setProjectQuota),
 		r("DELETE", "/v1/projects/{id}/quota", PermTenantWrite, s.setProjectQuota),
 		r("GET", "/v1/projects/{id}/tasks", PermProjectRead, s.entityTasks(api.KindProject)),
+		r("GET", "/v1/projects/{id}/iam", PermProjectRead, s.getIAM(auth.ScopeProject)),
+		r("POST", "/v1/projects/{id}/iam", PermTenantWrite, s.setIAM(auth.ScopeProject)),
+		r("PATCH", "/v1/projects/{id}/iam", PermTenantWrite, s.patchIAM(auth.ScopeProject)),
 
 		r("GET", "/v1/flavors", PermAuthenticated, s.listFlavors),
 		r("POST", "/v1/flavors", PermSystemAdmin, s.createFlavor),
@@ -200,11 +222,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		status := 0
+		info := &requestInfo{}
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
-				s.writeError(w, r, fmt.Errorf("panic: %v", p))
+				status = s.writeError(w, r, fmt.Errorf("panic: %v", p))
 			}
+			s.recordAudit(r, rt, info, status)
 			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
 		}()
 		ctx, cancel := r.Context(), context.CancelFunc(func() {})
@@ -214,11 +238,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 		defer cancel()
 		r = r.WithContext(ctx)
-		if rt.Perm != PermPublic {
-			if _, err := s.tokens.Authenticate(ctx, r.Header.Get("Authorization")); err != nil {
-				status = s.writeError(w, r, err)
-				return
-			}
+		r = r.WithContext(context.WithValue(ctx, infoKey{}, info))
+		if err := s.authenticate(r, rt, info); err != nil {
+			info.err = err
+			status = s.writeError(w, r, err)
+			return
 		}
 		var code int
 		var body any
@@ -229,6 +253,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			code, body, err = rt.h(r)
 		}
 		if err != nil {
+			info.err = err
 			status = s.writeError(w, r, err)
 			return
 		}
@@ -236,6 +261,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			return // a stream handler answered itself
 		}
 		status = code
+		info.body = body
 		if raw, ok := body.([]byte); ok {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(code)
