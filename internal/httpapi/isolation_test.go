@@ -1,0 +1,397 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/auth"
+	"github.com/photon-cloud/photon/internal/httpapi"
+	"github.com/photon-cloud/photon/internal/photontest"
+)
+
+// The isolation matrix: every route of the route table × every role ×
+// an object of the caller's own tenant and of a foreign one, through the
+// real HTTPS server. The expected status of each cell is derived from the
+// route's declared Perm (not from a list of paths), so a route added with
+// any Perm is covered, and a route whose Perm authorization has no rule
+// for fails.
+
+// Roles of the matrix. Users get theirs from role bindings in tenant A
+// (project A1); "own" objects are in A / A1, "foreign" ones in tenant B.
+var matrixRoles = []string{"system-admin", "tenant-admin", "project-user", "project-viewer", "no-role", "host", "anonymous"}
+
+// level of each user role in tenant A and on project A1 (auth.Level*).
+var roleLevels = map[string]struct{ tenant, project int }{
+	"tenant-admin":   {auth.LevelAdmin, auth.LevelAdmin},
+	"project-user":   {auth.LevelViewer, auth.LevelUser},
+	"project-viewer": {auth.LevelViewer, auth.LevelViewer},
+	"no-role":        {auth.LevelNone, auth.LevelNone},
+}
+
+// fixture is the object a cell's {id} names.
+type fixture struct {
+	id string
+	// real: the object exists (else a random id: every caller but a system
+	// administrator must get 404, and nothing leaks either way).
+	real bool
+	// public objects (flavors) are readable by all and changed by admins.
+	public bool
+	// projectless objects (tenants) are checked at the tenant level.
+	projectless bool
+	// sibling: another project of the caller's tenant, on which project
+	// roles of A1 give nothing.
+	sibling bool
+}
+
+type matrix struct {
+	t       *testing.T
+	c       *photontest.Cloud
+	admin   *client.Client
+	tokens  map[string]string // role -> bearer token ("" for anonymous)
+	tenant  [2]string         // own, foreign
+	project [2]string
+	task    [2]string
+	image   [2]string
+	hostID  string
+	flavor  string
+	seq     int
+}
+
+func newMatrix(t *testing.T) *matrix {
+	c := photontest.NewController(t, "")
+	m := &matrix{t: t, c: c, admin: c.Client, tokens: map[string]string{}}
+	cl := m.admin
+	for i, name := range []string{"mxA", "mxB"} {
+		task := waitFor(t, cl)(cl.CreateTenant(ctx(), &api.TenantCreateSpec{Name: name, Quota: quota("vm.cpu", 100, "COUNT")}))
+		m.tenant[i] = task.Entity.ID
+		ptask := waitFor(t, cl)(cl.CreateProject(ctx(), m.tenant[i], &api.ProjectCreateSpec{Name: name + "1", Quota: quota("vm.cpu", 10, "COUNT")}))
+		m.project[i], m.task[i] = ptask.Entity.ID, ptask.ID
+		m.image[i] = m.newImage(m.project[i])
+	}
+	m.flavor = m.newFlavor()
+
+	for _, role := range []string{"system-admin", "tenant-admin", "project-user", "project-viewer", "no-role"} {
+		name := strings.ReplaceAll(role, "-", "")
+		waitFor(t, cl)(cl.CreateUser(ctx(), &api.UserCreateSpec{Name: name, Password: "password-" + name}))
+		var path string
+		switch role {
+		case "system-admin":
+			path = client.IAMPath("system", "")
+		case "tenant-admin":
+			path = client.IAMPath("tenant", m.tenant[0])
+		case "project-user", "project-viewer":
+			path = client.IAMPath("project", m.project[0])
+		}
+		if path != "" {
+			waitFor(t, cl)(cl.PatchIAM(ctx(), path, api.RoleBindingDelta{Action: api.ActionAdd, Role: role, Subject: "user:" + name}))
+		}
+		tok, err := cl.Login(ctx(), name, "password-"+name)
+		if err != nil {
+			t.Fatalf("login %s: %v", name, err)
+		}
+		m.tokens[role] = tok.AccessToken
+	}
+	m.hostID, m.tokens["host"] = m.joinHost()
+	m.tokens["anonymous"] = ""
+	return m
+}
+
+// newImage uploads a small image into a project; "" if images are not
+// served (the matrix then uses random image ids).
+func (m *matrix) newImage(projectID string) string {
+	m.seq++
+	task, err := m.admin.UploadImage(ctx(), bytes.NewReader(make([]byte, 4096)), 4096,
+		client.ImageUpload{Name: fmt.Sprintf("img%d", m.seq), ProjectID: projectID, FileName: "disk.raw"})
+	if err == nil {
+		task, err = m.admin.WaitTask(ctx(), task)
+	}
+	if err != nil || task.State != api.TaskCompleted {
+		m.t.Logf("image fixture unavailable (%v); image routes use random ids", err)
+		return ""
+	}
+	return task.Entity.ID
+}
+
+func (m *matrix) newFlavor() string {
+	m.seq++
+	task := waitFor(m.t, m.admin)(m.admin.CreateFlavor(ctx(), &api.FlavorCreateSpec{Name: fmt.Sprintf("mxf%d", m.seq), Kind: "vm",
+		Cost: []api.QuotaLineItem{{Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}}))
+	return task.Entity.ID
+}
+
+// joinHost joins a host through a join token and returns its id and
+// credential; if hosts are not served, a host principal is registered
+// directly.
+func (m *matrix) joinHost() (string, string) {
+	jt, err := m.admin.CreateJoinToken(ctx(), "")
+	if err == nil {
+		var resp api.HostJoinResponse
+		err = m.c.NewClient(m.t, "").Do(ctx(), "POST", "/v1/agent/join", &api.HostJoinRequest{JoinToken: jt.Token, Address: "10.9.9.9",
+			Capacity: api.HostResources{CPUCount: 4, MemoryMB: 4096}, Hypervisor: "fake"}, &resp)
+		if err == nil {
+			return resp.HostID, resp.Credential
+		}
+	}
+	m.t.Logf("host join unavailable (%v); registering a host principal", err)
+	id, tok := uuid.NewString(), auth.NewToken()
+	if err := m.c.Tokens.Register(ctx(), tok, auth.Principal{Subject: "host:" + id, Role: auth.RoleHost}); err != nil {
+		m.t.Fatal(err)
+	}
+	return id, tok
+}
+
+func collectionOf(path string) string {
+	before, _, ok := strings.Cut(path, "/{id}")
+	if !ok {
+		return ""
+	}
+	return before[strings.LastIndex(before, "/")+1:]
+}
+
+// fixtureFor picks the object of a cell; for DELETE of a real object it
+// makes a fresh one, so allowed deletes do not eat the shared fixtures.
+func (m *matrix) fixtureFor(rt httpapi.Route, foreign bool) fixture {
+	i := 0
+	if foreign {
+		i = 1
+	}
+	del := rt.Method == http.MethodDelete && !strings.HasSuffix(rt.Path, "/quota")
+	switch collectionOf(rt.Path) {
+	case "":
+		return fixture{}
+	case "tenants":
+		return fixture{id: m.tenant[i], real: true, projectless: true}
+	case "projects":
+		if del {
+			task := waitFor(m.t, m.admin)(m.admin.CreateProject(ctx(), m.tenant[i], &api.ProjectCreateSpec{Name: fmt.Sprintf("del%d", m.nextSeq()), Quota: quota("vm.cpu", 1, "COUNT")}))
+			return fixture{id: task.Entity.ID, real: true, sibling: true}
+		}
+		return fixture{id: m.project[i], real: true}
+	case "tasks":
+		return fixture{id: m.task[i], real: true}
+	case "flavors":
+		if del {
+			return fixture{id: m.newFlavor(), real: true, public: true}
+		}
+		return fixture{id: m.flavor, real: true, public: true}
+	case "images":
+		id := m.image[i]
+		if del && id != "" {
+			id = m.newImage(m.project[i])
+		}
+		if id == "" {
+			return fixture{id: uuid.NewString()}
+		}
+		return fixture{id: id, real: true}
+	case "users":
+		name := fmt.Sprintf("victim%d", m.nextSeq())
+		waitFor(m.t, m.admin)(m.admin.CreateUser(ctx(), &api.UserCreateSpec{Name: name, Password: "password-x"}))
+		return fixture{id: name, real: true}
+	case "hosts":
+		if rt.Perm == httpapi.PermHost && !foreign {
+			return fixture{id: m.hostID, real: true}
+		}
+	}
+	return fixture{id: uuid.NewString()}
+}
+
+func (m *matrix) nextSeq() int { m.seq++; return m.seq }
+
+// outcome is what a cell expects: an exact status, or "pass" (the request
+// got past authorization: neither 401, 403 nor a hiding 404, never 5xx).
+type outcome struct {
+	status int
+	pass   bool
+}
+
+func (o outcome) String() string {
+	if o.pass {
+		return "allowed"
+	}
+	return fmt.Sprint(o.status)
+}
+
+var (
+	allowed      = outcome{pass: true}
+	unauthorized = outcome{status: 401}
+	forbidden    = outcome{status: 403}
+	hidden       = outcome{status: 404}
+)
+
+// expect derives a cell's outcome from the route's Perm, the role, and
+// whether the object is the caller's own. ok=false: the Perm has no rule
+// here, which fails the test.
+func expect(rt httpapi.Route, role string, foreign bool, fx fixture) (outcome, bool) {
+	if rt.Perm == httpapi.PermPublic {
+		return allowed, true
+	}
+	if role == "anonymous" {
+		return unauthorized, true
+	}
+	if rt.Perm == httpapi.PermHost {
+		switch {
+		case role != "host":
+			return forbidden, true
+		case foreign && strings.Contains(rt.Path, "{id}"):
+			return hidden, true
+		}
+		return allowed, true
+	}
+	if role == "host" {
+		return forbidden, true
+	}
+	if rt.Perm == httpapi.PermAuthenticated || role == "system-admin" {
+		return allowed, true
+	}
+	if rt.Perm == httpapi.PermSystemAdmin {
+		return forbidden, true
+	}
+	write := false
+	switch rt.Perm {
+	case httpapi.PermTenantRead, httpapi.PermProjectRead, httpapi.PermObjectRead:
+	case httpapi.PermTenantWrite, httpapi.PermProjectWrite, httpapi.PermObjectWrite:
+		write = true
+	default:
+		return outcome{}, false
+	}
+	if !fx.real {
+		return hidden, true
+	}
+	if fx.public {
+		if write {
+			return forbidden, true
+		}
+		return allowed, true
+	}
+	if foreign {
+		return hidden, true
+	}
+	lv := roleLevels[role]
+	if fx.sibling && lv.project < auth.LevelAdmin {
+		lv.project = auth.LevelNone
+	}
+	visible := lv.project >= auth.LevelViewer || (fx.projectless && lv.tenant >= auth.LevelViewer)
+	if !visible {
+		return hidden, true
+	}
+	need, have := auth.LevelViewer, lv.project
+	switch rt.Perm {
+	case httpapi.PermTenantRead:
+		have = lv.tenant
+	case httpapi.PermTenantWrite:
+		need, have = auth.LevelAdmin, lv.tenant
+	case httpapi.PermProjectWrite, httpapi.PermObjectWrite:
+		need = auth.LevelUser
+		if fx.projectless {
+			need, have = auth.LevelAdmin, lv.tenant
+		}
+	default:
+		if fx.projectless {
+			have = lv.tenant
+		}
+	}
+	if have < need {
+		return forbidden, true
+	}
+	return allowed, true
+}
+
+// send makes one cell's request. State-changing requests carry a
+// malformed JSON body, so an allowed one stops at decoding (400) and
+// changes nothing; a DELETE acts on a fixture made for it.
+func (m *matrix) send(hc *http.Client, rt httpapi.Route, id, token string) (int, string, error) {
+	path := strings.ReplaceAll(rt.Path, "{id}", id)
+	for strings.Contains(path, "{") {
+		i, j := strings.Index(path, "{"), strings.Index(path, "}")
+		path = path[:i] + uuid.NewString() + path[j+1:]
+	}
+	var body io.Reader
+	if rt.Method == http.MethodPost || rt.Method == http.MethodPut || rt.Method == http.MethodPatch ||
+		(rt.Method == http.MethodDelete && strings.HasSuffix(rt.Path, "/quota")) {
+		body = strings.NewReader(`{"matrix":`)
+	}
+	cx, cancel := context.WithTimeout(ctx(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cx, rt.Method, m.c.URL+path, body)
+	if err != nil {
+		return 0, "", err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(b), nil
+}
+
+func TestIsolationMatrix(t *testing.T) {
+	m := newMatrix(t)
+	if probs := m.c.Server.RuleProblems(); len(probs) > 0 {
+		t.Errorf("routes without an authorization rule:\n  %s", strings.Join(probs, "\n  "))
+	}
+	hc := &http.Client{Transport: httpTransport(t, m.c)}
+	routes := m.c.Server.Routes()
+	cells, allowedCells := 0, 0
+	for _, rt := range routes {
+		for _, role := range matrixRoles {
+			for _, foreign := range []bool{false, true} {
+				cells++
+				tenancy := "own"
+				if foreign {
+					tenancy = "foreign"
+				}
+				name := fmt.Sprintf("%s %s as %s on %s", rt.Method, rt.Path, role, tenancy)
+				fx := m.fixtureFor(rt, foreign)
+				want, ok := expect(rt, role, foreign, fx)
+				if !ok {
+					t.Errorf("%s: Perm %d has no rule in the matrix", name, rt.Perm)
+					continue
+				}
+				status, body, err := m.send(hc, rt, fx.id, m.tokens[role])
+				if errors.Is(err, context.DeadlineExceeded) && want.pass {
+					allowedCells++ // a long poll: it got past authorization
+					continue
+				}
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				switch {
+				case status >= 500:
+					t.Errorf("%s = %d %s, want %v", name, status, body, want)
+				case want.pass:
+					allowedCells++
+					// A 404 may name another path wildcard ({image}), not {id}.
+					if status == 401 || status == 403 || (status == 404 && fx.real && strings.Count(rt.Path, "{") == 1) {
+						t.Errorf("%s = %d %s, want allowed", name, status, body)
+					}
+				case status != want.status:
+					t.Errorf("%s = %d %s, want %d", name, status, body, want.status)
+				}
+			}
+		}
+	}
+	t.Logf("isolation matrix: %d routes × %d roles × 2 tenancies = %d cells (%d allowed, %d refused)",
+		len(routes), len(matrixRoles), cells, allowedCells, cells-allowedCells)
+	if cells != len(routes)*len(matrixRoles)*2 {
+		t.Errorf("cells %d", cells)
+	}
+}
