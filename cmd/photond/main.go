@@ -23,7 +23,7 @@ func rootCmd() *cobra.Command {
 	var level string
 	root := &cobra.Command{
 		Use:           "photond",
-		Short:         "Photon daemons: the controller (and, later, the host agent)",
+		Short:         "Photon daemons: the controller, the host agent, and an all-in-one dev cloud",
 		Version:       version.Version + " (" + version.GitCommit + ")",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -36,6 +36,6 @@ func rootCmd() *cobra.Command {
 		}
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 	}
-	root.AddCommand(controllerCmd(logger))
+	root.AddCommand(controllerCmd(logger), agentCmd(logger), devCmd(logger))
 	return root
 }

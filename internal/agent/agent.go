@@ -8,6 +8,8 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
 	"github.com/photon-cloud/photon/internal/driver"
+	"github.com/photon-cloud/photon/internal/imagecache"
 )
 
 // Config configures an agent.
@@ -173,6 +176,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.cfg.Driver.Recover(ctx); err != nil {
 		return fmt.Errorf("agent: recover: %w", err)
 	}
+	if a.cfg.Images == nil {
+		hc, err := httpClient(a.cfg.CACertFile)
+		if err != nil {
+			return err
+		}
+		cache, err := imagecache.New(filepath.Join(a.cfg.DataDir, "images"),
+			imagecache.HTTPFetcher(hc, a.cfg.ControllerURL, a.id.HostID, a.id.Credential))
+		if err != nil {
+			return fmt.Errorf("agent: image cache: %w", err)
+		}
+		a.cfg.Images = cache
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
@@ -184,6 +199,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// httpClient trusts caFile (the system roots if empty), with no overall
+// timeout: an image download takes as long as it takes.
+func httpClient(caFile string) (*http.Client, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: CA certificate: %w", err)
+		}
+		conf.RootCAs = x509.NewCertPool()
+		if !conf.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("agent: %s holds no PEM certificate", caFile)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = conf
+	return &http.Client{Transport: tr}, nil
 }
 
 func refused(err error) bool {

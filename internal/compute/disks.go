@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
 	"github.com/photon-cloud/photon/internal/tenancy"
@@ -243,7 +244,7 @@ func (s *Service) diskOp(ctx context.Context, vmID, diskID, op string, check fun
 			return api.Errorf("InvalidVmState", "VM %s is %s", v.Name, v.State)
 		}
 		return check(tx, v, d, nil)
-	}, diskID)
+	}, "diskId", diskID)
 }
 
 // attachStep and detachStep are diskStep with the change to make.
@@ -270,7 +271,7 @@ func (s *Service) diskStep(ctx context.Context, tx *store.Txn, t *api.Task, atta
 		v.Disks = slices.DeleteFunc(v.Disks, func(x api.DiskDesired) bool { return x.ID == d.ID })
 		v.AttachedDisks = slices.DeleteFunc(v.AttachedDisks, func(x api.AttachedDisk) bool { return x.ID == d.ID })
 		if attach {
-			v.Disks = append(v.Disks, api.DiskDesired{ID: d.ID, Kind: api.KindPersistentDisk, Datastore: d.DatastoreID, CapacityGB: d.CapacityGB})
+			v.Disks = append(v.Disks, api.DiskDesired{ID: d.ID, Kind: api.KindPersistentDisk, Datastore: hosts.LocalName(d.DatastoreID), CapacityGB: d.CapacityGB})
 			v.AttachedDisks = append(v.AttachedDisks, api.AttachedDisk{ID: d.ID, Name: d.Name, Kind: api.KindPersistentDisk,
 				Flavor: d.Flavor, CapacityGB: d.CapacityGB, State: api.DiskAttached})
 		}

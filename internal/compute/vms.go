@@ -198,7 +198,7 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 		}
 		v.Host, v.Datastore = h.Address, d.DatastoreID
 		for i := range v.Disks {
-			v.Disks[i].Datastore = d.DatastoreID
+			v.Disks[i].Datastore = hosts.LocalName(d.DatastoreID)
 		}
 		s.tasks.CompleteStep(t, 0)
 		return putVM(tx, v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/scheduler"
@@ -165,4 +166,14 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// LocalName is the name a host knows a datastore by (its id is
+// "<host>.<name>", or "shared.<name>" for shared ones).
+func LocalName(datastoreID string) string {
+	_, name, ok := strings.Cut(datastoreID, ".")
+	if !ok {
+		return datastoreID
+	}
+	return name
 }

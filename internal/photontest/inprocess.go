@@ -25,12 +25,16 @@ type Cloud struct {
 
 // NewController starts a controller in a new data dir. etcdEndpoint "" means
 // embedded etcd; otherwise the controller uses that external etcd.
-func NewController(t testing.TB, etcdEndpoint string) *Cloud {
+// Options adjust the controller's Config before it starts.
+func NewController(t testing.TB, etcdEndpoint string, options ...func(*controller.Config)) *Cloud {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := controller.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: Logger(t)}
 	if etcdEndpoint != "" {
 		cfg.EtcdEndpoints = []string{etcdEndpoint}
+	}
+	for _, o := range options {
+		o(&cfg)
 	}
 	c := &Cloud{DataDir: dir, cfg: cfg}
 	c.start(t)

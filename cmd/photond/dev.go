@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/photon-cloud/photon/internal/agent"
+	"github.com/photon-cloud/photon/internal/controller"
+)
+
+func devCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+	var cfg controller.Config
+	var hosts int
+	var ff fakeFlags
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a whole cloud in one process: controller, embedded etcd and local hosts",
+		Long: `Run a development cloud in one process: the controller with its embedded etcd,
+and --sim-hosts host agents on the simulated (fake) driver, joined at start.
+State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
+		Example: `  photond dev --data-dir .data
+  photond dev --data-dir /tmp/cloud --listen 127.0.0.1:0 --sim-hosts 20 --fake-cpus 8`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger()
+			if err != nil {
+				return err
+			}
+			cfg.Log = log
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDev(ctx, cfg, hosts, &ff)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for all state (required)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:9000", "address to serve HTTPS on")
+	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
+	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
+	f.IntVar(&hosts, "sim-hosts", 1, "number of local hosts (fake driver)")
+	ff.add(cmd)
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+func runDev(ctx context.Context, cfg controller.Config, n int, ff *fakeFlags) error {
+	if n < 0 || n > 10000 {
+		return fmt.Errorf("--sim-hosts: want 0-10000, got %d", n)
+	}
+	c, err := controller.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	errc := make(chan error, n+1)
+	for i := range n {
+		dir := filepath.Join(cfg.DataDir, "hosts", fmt.Sprintf("host-%04d", i))
+		drv, err := ff.driver(filepath.Join(dir, "fake"))
+		if err != nil {
+			return err
+		}
+		acfg := agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, DataDir: dir, Driver: drv,
+			Address: fmt.Sprintf("127.0.0.1-sim-%04d", i), Log: cfg.Log.With("host", i)}
+		if n == 1 {
+			acfg.Address = "127.0.0.1"
+		}
+		if _, err := os.Stat(filepath.Join(dir, "agent.json")); err != nil {
+			jt, err := c.Server.Hosts.NewJoinToken(ctx, "")
+			if err != nil {
+				return err
+			}
+			acfg.JoinToken = jt.Token
+		}
+		a, err := agent.New(acfg)
+		if err != nil {
+			return err
+		}
+		go func() { errc <- a.Run(ctx) }()
+	}
+	abs, _ := filepath.Abs(cfg.DataDir)
+	ca, token := filepath.Join(abs, "ca.crt"), filepath.Join(abs, controller.AdminTokenFile)
+	fmt.Printf(`Photon dev cloud serving at %[1]s with %[4]d local host(s)
+Point the CLI at it:
+  photon target set %[1]s --ca-cert %[2]s
+  photon target login --token $(cat %[3]s)
+or: export PHOTON_TARGET=%[1]s PHOTON_CA_CERT=%[2]s PHOTON_TOKEN=$(cat %[3]s)
+`, c.URL, ca, token, n)
+	go func() { errc <- c.Wait(ctx) }()
+	select {
+	case err := <-errc:
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	cfg.Log.Info("dev cloud stopping")
+	return nil
+}

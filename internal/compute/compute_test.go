@@ -1,0 +1,289 @@
+package compute_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/controller"
+	"github.com/photon-cloud/photon/internal/driver/fake"
+	"github.com/photon-cloud/photon/internal/photontest"
+)
+
+var ctx = context.Background()
+
+// cloud is a controller with a tenant, a project limited to quota, the
+// flavors "small" (vm: 1 cpu, 1 GB), "eph" and "pd", and hosts.
+type cloud struct {
+	*photontest.Cloud
+	cl      *client.Client
+	project string
+}
+
+func fast(c *controller.Config) {
+	c.HeartbeatTimeout = 2 * time.Second
+	c.HostTimeout = 10 * time.Second
+}
+
+func newCloud(t *testing.T, quota string, hosts ...fake.Config) *cloud {
+	t.Helper()
+	c := &cloud{Cloud: photontest.NewController(t, "", fast)}
+	c.cl = c.Client
+	items, err := api.ParseLimits(quota)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := c.done(t)(c.cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "t", Quota: api.QuotaSpecFromItems(items)}))
+	pt := c.done(t)(c.cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "p", Quota: api.QuotaSpecFromItems(items)}))
+	c.project = pt.Entity.ID
+	for _, f := range []api.FlavorCreateSpec{
+		{Name: "small", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"}, {Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}},
+		{Name: "eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
+		{Name: "pd", Kind: "persistent-disk", Cost: []api.QuotaLineItem{{Key: "persistent-disk", Value: 1, Unit: "COUNT"}}},
+	} {
+		c.done(t)(c.cl.CreateFlavor(ctx, &f))
+	}
+	for _, h := range hosts {
+		photontest.NewAgent(t, c.Cloud, h)
+	}
+	c.waitHosts(t, len(hosts))
+	return c
+}
+
+// done waits for a task-returning call; it fails the test unless COMPLETED.
+func (c *cloud) done(t *testing.T) func(*api.Task, error) *api.Task {
+	return func(task *api.Task, err error) *api.Task {
+		t.Helper()
+		task, err = c.wait(task, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+}
+
+func (c *cloud) wait(task *api.Task, err error) (*api.Task, error) {
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if task, err = c.cl.WaitTask(wctx, task); err != nil {
+		return nil, err
+	}
+	return task, task.Err()
+}
+
+func (c *cloud) waitHosts(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hs, err := c.cl.ListHosts(ctx)
+		ready := 0
+		for _, h := range hs {
+			if h.State == api.HostReady {
+				ready++
+			}
+		}
+		if err == nil && ready == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d hosts READY: %+v %v", ready, n, hs, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func vmSpec(name string) *api.VMCreateSpec {
+	return &api.VMCreateSpec{Name: name, Flavor: "small", AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "eph", CapacityGB: 2, BootDisk: true}}}
+}
+
+func TestVMLifecycle(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{}, fake.Config{}, fake.Config{})
+	task := c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec("web")))
+	if len(task.Steps) != 2 || task.Steps[0].Operation != "RESERVE_RESOURCE" || task.Steps[1].Operation != "CREATE_VM" {
+		t.Errorf("create steps = %+v", task.Steps)
+	}
+	id := task.Entity.ID
+	vm, err := c.cl.GetVM(ctx, id)
+	if err != nil || vm.State != api.VMStopped || vm.HostID == "" || len(vm.AttachedDisks) != 1 {
+		t.Fatalf("created VM = %+v, %v", vm, err)
+	}
+	for _, step := range []struct {
+		op   func(context.Context, string) (*api.Task, error)
+		want string
+	}{
+		{c.cl.StartVM, api.VMStarted}, {c.cl.SuspendVM, api.VMSuspended}, {c.cl.ResumeVM, api.VMStarted},
+		{c.cl.RestartVM, api.VMStarted}, {c.cl.StopVM, api.VMStopped},
+	} {
+		c.done(t)(step.op(ctx, id))
+		if vm, _ = c.cl.GetVM(ctx, id); vm.State != step.want {
+			t.Fatalf("VM state %s, want %s", vm.State, step.want)
+		}
+	}
+	// An operation the state forbids is refused at once.
+	if _, err := c.cl.SuspendVM(ctx, id); err == nil || !strings.Contains(err.Error(), "InvalidVmState") {
+		t.Errorf("suspend a stopped VM: %v", err)
+	}
+	// Persistent disk: create next to the VM, attach, detach, delete.
+	dt := c.done(t)(c.cl.CreateDisk(ctx, c.project, &api.DiskCreateSpec{Name: "data", Kind: "persistent-disk", Flavor: "pd", CapacityGB: 10,
+		Affinities: []api.LocalitySpec{{Kind: "vm", ID: id}}}))
+	did := dt.Entity.ID
+	c.done(t)(c.cl.AttachDisk(ctx, id, did))
+	if d, _ := c.cl.GetDisk(ctx, did); d.State != api.DiskAttached || len(d.VMs) != 1 {
+		t.Fatalf("attached disk = %+v", d)
+	}
+	if _, err := c.cl.DeleteDisk(ctx, did); err == nil || !strings.Contains(err.Error(), "PersistentDiskAttached") {
+		t.Errorf("delete attached disk: %v", err)
+	}
+	c.done(t)(c.cl.DetachDisk(ctx, id, did))
+	c.done(t)(c.cl.DeleteDisk(ctx, did))
+	c.done(t)(c.cl.SetVMMetadata(ctx, id, map[string]string{"role": "web"}))
+	c.done(t)(c.cl.AddVMTag(ctx, id, "env:test"))
+	if vm, _ = c.cl.GetVM(ctx, id); vm.Metadata["role"] != "web" || len(vm.Tags) != 1 {
+		t.Errorf("metadata/tags = %+v %+v", vm.Metadata, vm.Tags)
+	}
+	hostVMs, err := c.cl.ListHostVMs(ctx, vm.HostID)
+	if err != nil || len(hostVMs) != 1 || hostVMs[0].ID != id {
+		t.Errorf("host VMs = %+v, %v", hostVMs, err)
+	}
+	c.done(t)(c.cl.DeleteVM(ctx, id))
+	if _, err := c.cl.GetVM(ctx, id); err == nil || !strings.Contains(err.Error(), "VmNotFound") {
+		t.Errorf("deleted VM: %v", err)
+	}
+	c.assertNothingHeld(t)
+}
+
+// assertNothingHeld checks every host's usage and the project's quota usage is zero.
+func (c *cloud) assertNothingHeld(t *testing.T) {
+	t.Helper()
+	hs, err := c.cl.ListHosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.Usage.CPUCount != 0 || h.Usage.MemoryMB != 0 {
+			t.Errorf("host %s still holds %+v", h.Address, h.Usage)
+		}
+	}
+	q, err := c.cl.GetProjectQuota(ctx, c.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, it := range q.QuotaItems {
+		if it.Usage != 0 {
+			t.Errorf("project quota %s still used: %v", k, it.Usage)
+		}
+	}
+	dss, _ := c.cl.ListDatastores(ctx)
+	for _, d := range dss {
+		if d.UsedGB != 0 {
+			t.Errorf("datastore %s still holds %v GB", d.ID, d.UsedGB)
+		}
+	}
+}
+
+// TestCreateStorm: 200 concurrent creates against hosts that fit 150:
+// exactly 150 succeed, the rest fail with a capacity error; deleting
+// everything leaves all usage at zero.
+func TestCreateStorm(t *testing.T) {
+	host := fake.Config{CPUCount: 100, MemoryMB: 50 * 1024} // 50 small VMs each by memory
+	c := newCloud(t, "vm 1000 COUNT, vm.cpu 1000 COUNT, vm.memory 1000 GB", host, host, host)
+	const n = 200
+	var mu sync.Mutex
+	var ok []string
+	capacity, other := 0, []error{}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			task, err := c.wait(c.cl.CreateVM(ctx, c.project, vmSpec(fmt.Sprintf("vm%d", i))))
+			mu.Lock()
+			defer mu.Unlock()
+			var ae *api.Error
+			switch {
+			case err == nil:
+				ok = append(ok, task.Entity.ID)
+			case errors.As(err, &ae) && ae.Code == "NotEnoughMemoryResource":
+				capacity++
+			default:
+				if len(other) < 3 {
+					other = append(other, err)
+				} else {
+					other = append(other, nil)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("create storm: %d creates for 150 places: %d created, %d refused for capacity, %d other", n, len(ok), capacity, len(other))
+	if len(ok) != 150 || capacity != n-150 || len(other) > 0 {
+		t.Fatalf("created %d, capacity errors %d, other %v", len(ok), capacity, other)
+	}
+	for _, id := range ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.wait(c.cl.DeleteVM(ctx, id)); err != nil {
+				t.Errorf("delete %s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Refused VMs stay in ERROR, holding nothing; delete them too.
+	vms, err := c.cl.ListVMs(ctx, c.project, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vms {
+		if v.State != api.VMError || !strings.Contains(v.ErrorReason, "no host fits") {
+			t.Errorf("left VM %s %s %q", v.Name, v.State, v.ErrorReason)
+		}
+		c.done(t)(c.cl.DeleteVM(ctx, v.ID))
+	}
+	c.assertNothingHeld(t)
+}
+
+// TestQuotaRefusal: a project at its VM limit refuses the next create with
+// a quota error, and nothing changes.
+func TestQuotaRefusal(t *testing.T) {
+	c := newCloud(t, "vm 2 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{})
+	c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec("a")))
+	c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec("b")))
+	before, _ := c.cl.GetProjectQuota(ctx, c.project)
+	_, err := c.cl.CreateVM(ctx, c.project, vmSpec("c"))
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeQuotaError || ae.HTTPStatus != 400 || !strings.Contains(ae.Message, "vm needs 1") {
+		t.Fatalf("third VM: %v, want 400 QuotaError on vm", err)
+	}
+	after, _ := c.cl.GetProjectQuota(ctx, c.project)
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("quota changed by a refused create: %+v -> %+v", before, after)
+	}
+	if vms, _ := c.cl.ListVMs(ctx, c.project, ""); len(vms) != 2 {
+		t.Errorf("VMs after refusal = %d, want 2", len(vms))
+	}
+}
+
+// TestHostFailureMidTask: a host whose driver fails to make the VM ends the
+// task ERROR with the reason, and what was reserved is released.
+func TestHostFailureMidTask(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{FailOnNames: []string{"doomed"}})
+	_, err := c.wait(c.cl.CreateVM(ctx, c.project, vmSpec("doomed")))
+	if err == nil || !strings.Contains(err.Error(), "doomed") {
+		t.Fatalf("create on a failing host: %v", err)
+	}
+	vms, _ := c.cl.ListVMs(ctx, c.project, "doomed")
+	if len(vms) != 1 || vms[0].State != api.VMError || vms[0].ErrorReason == "" {
+		t.Fatalf("failed VM = %+v", vms)
+	}
+	c.assertNothingHeld(t)
+}
