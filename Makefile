@@ -40,10 +40,10 @@ test: deps build vet
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-# TODO(photond dev): becomes `photond dev --data-dir $(DATA_DIR)` (controller,
-# embedded etcd and a local agent) once that command exists.
+# A dev cloud: the controller with embedded etcd and one local host (fake
+# driver until the qemu driver lands); state in $(DATA_DIR).
 run: build
-	$(BIN)/photond controller --data-dir $(DATA_DIR) --listen $(LISTEN)
+	$(BIN)/photond dev --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 clean:
 	rm -rf $(BIN)

@@ -45,6 +45,7 @@ State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:9000", "address to serve HTTPS on")
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
+	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
 	f.IntVar(&hosts, "sim-hosts", 1, "number of local hosts (fake driver)")
 	ff.add(cmd)
 	_ = cmd.MarkFlagRequired("data-dir")
