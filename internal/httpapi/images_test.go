@@ -187,6 +187,73 @@ func TestImages(t *testing.T) {
 	t.Run("project images", func(t *testing.T) { testProjectImages(t, c) })
 	t.Run("content route", func(t *testing.T) { testImageContent(t, c, img, gen.sum()) })
 	t.Run("in-use delete", func(t *testing.T) { testInUseDelete(t, c, img) })
+	t.Run("slow upload outlasting the task scan", func(t *testing.T) { testSlowUpload(t, c) })
+}
+
+// slowReader hands out r in pieces with pauses, signalling after the first.
+type slowReader struct {
+	r       io.Reader
+	pause   time.Duration
+	pauses  int
+	started chan struct{}
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if s.started != nil {
+		close(s.started)
+		s.started = nil
+	} else if s.pauses > 0 {
+		s.pauses--
+		time.Sleep(s.pause)
+	}
+	return s.r.Read(p[:min(len(p), 64<<10)])
+}
+
+// testSlowUpload: an upload that outlasts the engine's scan interval is
+// CREATING and busy meanwhile, and its task completes once, normally.
+func testSlowUpload(t *testing.T, c *photontest.Cloud) {
+	started := make(chan struct{})
+	type result struct {
+		task *api.Task
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		r := &slowReader{r: newGen("", 1<<20, 6), pause: 700 * time.Millisecond, pauses: 8, started: started}
+		task, err := c.Client.UploadImage(ctx(), r, 1<<20, client.ImageUpload{Name: "slow", FileName: "slow.img"})
+		res <- result{task, err}
+	}()
+	<-started
+	var img api.Image
+	waitUntil(t, "the slow image to appear", func() bool {
+		l, _ := c.Client.ListImages(ctx(), "slow")
+		if len(l) == 1 {
+			img = l[0]
+		}
+		return img.ID != ""
+	})
+	if img.State != api.ImageCreating {
+		t.Errorf("image during upload = %s, want CREATING", img.State)
+	}
+	if _, err := c.Client.DeleteImage(ctx(), img.ID); !errors.Is(err, api.ErrConcurrentTask) {
+		t.Errorf("delete during upload = %v, want ConcurrentTask", err)
+	}
+	if _, err := c.Server.Store.Update(ctx(), func(tx *store.Txn) error {
+		_, err := images.AcquireImage(ctx(), tx, img.ID)
+		return err
+	}); !errors.Is(err, &api.Error{Code: images.CodeInvalidImageState}) {
+		t.Errorf("AcquireImage during upload = %v, want InvalidImageState", err)
+	}
+	r := <-res
+	done := mustTask(t, c.Client, r.task, r.err)
+	if done.Steps[0].Errors == nil || len(done.Steps[0].Errors) != 0 {
+		t.Errorf("step errors %+v", done.Steps[0].Errors)
+	}
+	got, err := c.Client.GetImage(ctx(), img.ID)
+	if err != nil || got.State != api.ImageReady || got.Size != 1<<20 {
+		t.Errorf("slow image = %+v, %v", got, err)
+	}
+	waitFor(t, c.Client)(c.Client.DeleteImage(ctx(), img.ID))
 }
 
 func testSDKUpload(t *testing.T, c *photontest.Cloud) {
