@@ -95,10 +95,6 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 	if err != nil {
 		return nil, err
 	}
-	fleet, err := s.hosts.Fleet(ctx)
-	if err != nil {
-		return nil, err
-	}
 	id := uuid.Must(uuid.NewV7()).String()
 	return s.submit(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, p.TenantID, projectID, 0, func(tx *store.Txn, t *api.Task) error {
 		if taken, err := tx.Exists(ctx, vmNameKey(projectID, spec.Name)); err != nil {
@@ -174,9 +170,21 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 				return err
 			}
 		}
+		// The fleet view is read afresh on every attempt; the choice is
+		// re-checked on the records the transaction reads, and a view found
+		// stale (the chosen host no longer fits) makes the attempt retry.
+		fleet, err := s.hosts.Fleet(ctx)
+		if err != nil {
+			return err
+		}
 		d, perr := scheduler.Place(fleet, req)
 		if perr == nil {
-			perr = s.hosts.Reserve(ctx, tx, d, req)
+			if err := s.hosts.Reserve(ctx, tx, d, req); err != nil {
+				if _, ok := err.(*api.Error); ok {
+					return store.ErrConflict
+				}
+				return err
+			}
 		}
 		var ae *api.Error
 		if perr != nil {

@@ -143,17 +143,21 @@ func List[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
 	return out, nil
 }
 
-// Update runs fn in a transaction and commits it; when a read turned stale it
-// runs fn again with fresh reads, up to MaxAttempts times. fn must have no
+// Update runs fn in a transaction and commits it; when a read turned stale
+// (or fn returns ErrConflict) it runs fn again with fresh reads, up to
+// MaxAttempts times. fn must have no
 // effects other than on tx. It returns the revision of the commit.
 func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) (int64, error) {
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
 		tx := s.Txn()
-		if err := fn(tx); err != nil {
-			return 0, err
+		var rev int64
+		err := fn(tx)
+		if err == nil {
+			rev, err = tx.Commit(ctx)
 		}
-		rev, err := tx.Commit(ctx)
+		// fn returns ErrConflict when it finds that what it read outside
+		// tx (e.g. a cached view) is stale: it runs again too.
 		if !errors.Is(err, ErrConflict) {
 			return rev, err
 		}
