@@ -138,7 +138,7 @@ headers (a create prints only the new id) and -o json prints the API's JSON.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	root.AddCommand(a.targetCmd(), a.tenantCmd(), a.projectCmd(), a.flavorCmd(), a.taskCmd(), a.systemCmd())
-	root.AddCommand(a.hostCmd(), a.datastoreCmd(), a.vmCmd(), a.diskCmd())
+	root.AddCommand(a.hostCmd(), a.datastoreCmd(), a.vmCmd(), a.diskCmd(), a.imageCmd())
 	return root
 }
 

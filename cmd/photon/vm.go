@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -793,63 +792,4 @@ func (a *app) vmSetTagCmd() *cobra.Command {
 	})
 	cmd.Flags().StringVarP(&tag, "tag", "t", "", "the tag, e.g. env:prod")
 	return cmd
-}
-
-// imageID finds an image by name (the project's own images first, then the
-// infrastructure-wide ones) or by id.
-func (a *app) imageID(ctx context.Context, c *client.Client, s *projectScope, arg string) (string, error) {
-	get := func(ctx context.Context, id string) (*api.Image, error) {
-		var im api.Image
-		if err := c.Do(ctx, "GET", "/v1/images/"+url.PathEscape(id), nil, &im); err != nil {
-			return nil, err
-		}
-		return &im, nil
-	}
-	f := finder[api.Image]{what: "image", code: codeImageNotFound, where: "the images " + s.describe() + " sees", get: get,
-		name: func(im *api.Image) string { return im.Name }, id: func(im *api.Image) string { return im.ID }}
-	if nameShaped(arg) {
-		pid, err := s.known(ctx, c)
-		if err != nil {
-			return "", err
-		}
-		f.list = func(ctx context.Context, name string) ([]api.Image, error) {
-			return visibleImages(ctx, c, pid, name)
-		}
-	}
-	im, err := f.find(ctx, arg)
-	if err != nil {
-		return "", err
-	}
-	return im.ID, nil
-}
-
-// visibleImages lists the images named name that a VM in project pid ("" for
-// none) can use: the project's own if it has one of that name, else the
-// infrastructure-wide ones.
-func visibleImages(ctx context.Context, c *client.Client, pid, name string) ([]api.Image, error) {
-	keep := func(ims []api.Image, scope string) []api.Image {
-		var out []api.Image
-		for _, im := range ims {
-			if im.Name == name && (im.Scope.Kind == scope || scope == "" && im.Scope.Kind != "project") &&
-				(scope != "project" || im.Scope.ID == pid) {
-				out = append(out, im)
-			}
-		}
-		return out
-	}
-	q := "?name=" + url.QueryEscape(name)
-	if pid != "" {
-		ims, err := client.ListAll[api.Image](ctx, c, "/v1/projects/"+url.PathEscape(pid)+"/images"+q)
-		if err != nil {
-			return nil, err
-		}
-		if own := keep(ims, "project"); len(own) > 0 {
-			return own, nil
-		}
-	}
-	ims, err := client.ListAll[api.Image](ctx, c, "/v1/images"+q)
-	if err != nil {
-		return nil, err
-	}
-	return keep(ims, ""), nil
 }
