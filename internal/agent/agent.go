@@ -109,6 +109,9 @@ func New(cfg Config) (*Agent, error) {
 // HostID is the host's id once joined.
 func (a *Agent) HostID() string { return a.id.HostID }
 
+// Credential is the host's bearer token once joined.
+func (a *Agent) Credential() string { return a.id.Credential }
+
 func (a *Agent) newClient(token string) (*client.Client, error) {
 	opts := []client.Option{client.WithUserAgent("photon-agent/1"), client.WithTimeout(90 * time.Second)}
 	if a.cfg.CACertFile != "" {
