@@ -16,9 +16,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/audit"
 	"github.com/photon-cloud/photon/internal/auth"
 	"github.com/photon-cloud/photon/internal/certs"
+	"github.com/photon-cloud/photon/internal/compute"
+	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/httpapi"
 	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/store"
@@ -51,6 +54,10 @@ type Config struct {
 	AuditRetention time.Duration
 	// MaxImageBytes bounds an uploaded image (0: images.DefaultMaxUploadSize, 64 GiB).
 	MaxImageBytes int64
+	// HeartbeatTimeout: a host silent this long turns ERROR (0: 15 s).
+	HeartbeatTimeout time.Duration
+	// HostTimeout bounds how long a task waits for a host to act (0: 2 min).
+	HostTimeout time.Duration
 }
 
 // Controller is a running controller.
@@ -147,7 +154,16 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if cfg.AuditRetention > 0 {
 		auditLog.Retention = cfg.AuditRetention
 	}
-	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Auth: iam, Audit: auditLog, Log: log, Images: imgs})
+	hostSvc, err := hosts.New(st, engine, tokens, log, hosts.Config{HeartbeatTimeout: cfg.HeartbeatTimeout})
+	if err != nil {
+		return nil, err
+	}
+	comp, err := compute.New(st, engine, hostSvc, imageUsers{}, log, compute.Config{HostTimeout: cfg.HostTimeout})
+	if err != nil {
+		return nil, err
+	}
+	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Auth: iam, Audit: auditLog, Log: log, Images: imgs,
+		Hosts: hostSvc, Compute: comp})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -166,6 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	loopDone := make(chan struct{})
 	imgsDone := make(chan struct{})
 	go func() { engine.Loop(loopCtx); close(loopDone) }()
+	go hostSvc.Run(loopCtx)
 	go auditLog.Loop(loopCtx, time.Hour, log)
 	go func() { imgs.Loop(loopCtx); close(imgsDone) }()
 	// Closers run in reverse: the loop stops before the store closes.
@@ -209,6 +226,17 @@ func (c *Controller) close() {
 		c.closers[i]()
 	}
 	c.closers = nil
+}
+
+// imageUsers lets VMs count as users of their images.
+type imageUsers struct{}
+
+func (imageUsers) AcquireImage(ctx context.Context, tx *store.Txn, id string) (*api.Image, error) {
+	return images.AcquireImage(ctx, tx, id)
+}
+
+func (imageUsers) ReleaseImage(ctx context.Context, tx *store.Txn, id string) error {
+	return images.ReleaseImage(ctx, tx, id)
 }
 
 // advertised is the host:port clients reach a listener at: a wildcard

@@ -21,6 +21,8 @@ import (
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/audit"
 	"github.com/photon-cloud/photon/internal/auth"
+	"github.com/photon-cloud/photon/internal/compute"
+	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
@@ -47,6 +49,8 @@ type Deps struct {
 	Audit   *audit.Log    // the audit log
 	Log     *slog.Logger
 	Images  *images.Service
+	Hosts   *hosts.Service
+	Compute *compute.Service
 }
 
 // Server serves the API.
@@ -126,7 +130,7 @@ func (s *Server) routeTable() []Route {
 	rs := func(method, path string, perm Perm, h streamHandler) Route {
 		return Route{Method: method, Path: path, Perm: perm, Stream: true, stream: h}
 	}
-	return []Route{
+	return append(append([]Route{
 		r("GET", "/v1/info", PermPublic, s.info),
 		r("GET", "/v1/openapi.json", PermPublic, s.openapi),
 		r("GET", "/v1/system/auth", PermPublic, s.authInfo),
@@ -189,8 +193,9 @@ func (s *Server) routeTable() []Route {
 		rs("GET", "/v1/agent/hosts/{id}/images/{image}/content", PermHost, s.imageContent),
 
 		r("GET", "/v1/tasks", PermAuthenticated, s.listTasks),
+	}, s.infraRoutes(r)...), []Route{
 		r("GET", "/v1/tasks/{id}", PermObjectRead, s.getTask),
-	}
+	}...)
 }
 
 // ServeHTTP answers unknown paths and methods with API errors, and routes
