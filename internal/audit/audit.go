@@ -28,12 +28,13 @@ type Log struct {
 	st *store.Store
 	// Retention: records older than this are deleted by Sweep.
 	Retention time.Duration
-	now       func() time.Time
+	// Now is the clock (tests set it).
+	Now func() time.Time
 }
 
 // New returns the log.
 func New(st *store.Store) *Log {
-	return &Log{st: st, Retention: DefaultRetention, now: time.Now}
+	return &Log{st: st, Retention: DefaultRetention, Now: time.Now}
 }
 
 var prefix = store.Prefix("audit")
@@ -43,7 +44,7 @@ func key(ms int64, id string) string { return fmt.Sprintf("%s%016d-%s", prefix, 
 // Append records e, filling its id and time.
 func (l *Log) Append(ctx context.Context, e *api.AuditEntry) error {
 	if e.Time == 0 {
-		e.Time = l.now().UnixMilli()
+		e.Time = l.Now().UnixMilli()
 	}
 	e.ID = uuid.Must(uuid.NewV7()).String()
 	b, err := json.Marshal(e)
@@ -89,7 +90,7 @@ func (l *Log) List(ctx context.Context, since int64, token string, size int) ([]
 // Sweep deletes records older than Retention. Several controllers may
 // sweep at once: a range delete is idempotent.
 func (l *Log) Sweep(ctx context.Context) (int64, error) {
-	cutoff := l.now().Add(-l.Retention).UnixMilli()
+	cutoff := l.Now().Add(-l.Retention).UnixMilli()
 	resp, err := l.st.Client().Delete(ctx, prefix, clientv3.WithRange(key(cutoff, "")))
 	if err != nil {
 		return 0, fmt.Errorf("audit sweep: %w", err)

@@ -195,19 +195,20 @@ func (s *Service) editPolicy(ctx context.Context, tx *store.Txn, sc Scope, fn fu
 	if p.Scope.Kind != "" {
 		sc = p.Scope // keep the tenant of an existing policy
 	}
-	old := p.Bindings
-	next, err := fn(slices.Clone(old))
+	had := map[string]bool{}
+	cur := make([]api.RoleBinding, len(p.Bindings))
+	for i, b := range p.Bindings {
+		for _, sub := range b.Subjects {
+			had[indexKey(sub, sc, b.Role)] = true
+		}
+		cur[i] = api.RoleBinding{Role: b.Role, Subjects: slices.Clone(b.Subjects)}
+	}
+	next, err := fn(cur)
 	if err != nil {
 		return err
 	}
 	if next, err = ValidateBindings(sc.Kind, next); err != nil {
 		return err
-	}
-	had := map[string]bool{}
-	for _, b := range old {
-		for _, sub := range b.Subjects {
-			had[indexKey(sub, sc, b.Role)] = true
-		}
 	}
 	for _, b := range next {
 		for _, sub := range b.Subjects {
