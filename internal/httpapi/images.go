@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/auth"
 	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/tasks"
 )
@@ -40,7 +41,36 @@ func (s *Server) listImages(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, list(r, l, next, imageLink(r)), nil
+	return http.StatusOK, list(r, s.visibleImages(r, l), next, imageLink(r)), nil
+}
+
+// visibleImages keeps the images the caller may see: infrastructure images,
+// and images of projects it may read (a page may so come out shorter).
+func (s *Server) visibleImages(r *http.Request, l []api.Image) []api.Image {
+	a := accessOf(r)
+	if a == nil || a.System {
+		return l
+	}
+	tenantOf := map[string]string{}
+	out := l[:0]
+	for _, img := range l {
+		if img.Scope.Kind != images.ScopeProject {
+			out = append(out, img)
+			continue
+		}
+		pid := img.Scope.ID
+		tid, ok := tenantOf[pid]
+		if !ok {
+			if p, err := s.tenancy.GetProject(r.Context(), pid); err == nil {
+				tid = p.TenantID
+			}
+			tenantOf[pid] = tid
+		}
+		if tid != "" && a.Project(pid, tid) >= auth.LevelViewer {
+			out = append(out, img)
+		}
+	}
+	return out
 }
 
 func (s *Server) listProjectImages(r *http.Request) (int, any, error) {

@@ -425,6 +425,36 @@ func testProjectImages(t *testing.T, c *photontest.Cloud) {
 	if err != nil || len(l) != 1 || l[0].Name != "pimg" || l[0].Scope != (api.ImageScope{Kind: images.ScopeProject, ID: pid}) || l[0].Format != images.FormatVMDK {
 		t.Fatalf("ListProjectImages = %+v, %v", l, err)
 	}
+	// Users see infrastructure images and their projects' images only.
+	waitFor(t, cl)(cl.CreateUser(ctx(), &api.UserCreateSpec{Name: "imguser", Password: "password-imguser"}))
+	waitFor(t, cl)(cl.CreateUser(ctx(), &api.UserCreateSpec{Name: "outsider", Password: "password-outsider"}))
+	waitFor(t, cl)(cl.PatchIAM(ctx(), client.IAMPath("project", pid), api.RoleBindingDelta{Action: api.ActionAdd, Role: api.RoleProjectUser, Subject: "user:imguser"}))
+	for _, u := range []struct {
+		name    string
+		project bool
+	}{{"imguser", true}, {"outsider", false}} {
+		tok, err := cl.Login(ctx(), u.name, "password-"+u.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ucl := c.NewClient(t, tok.AccessToken)
+		all, err := ucl.ListImages(ctx(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sawProject, sawInfra := false, false
+		for _, img := range all {
+			sawProject = sawProject || img.Scope.Kind == images.ScopeProject
+			sawInfra = sawInfra || img.Scope.Kind == images.ScopeInfrastructure
+		}
+		if sawProject != u.project || !sawInfra {
+			t.Errorf("%s lists project images %v (want %v), infrastructure images %v", u.name, sawProject, u.project, sawInfra)
+		}
+		_, err = ucl.GetImage(ctx(), l[0].ID)
+		if (err == nil) != u.project {
+			t.Errorf("%s GetImage of the project image = %v", u.name, err)
+		}
+	}
 	if _, err := cl.ListProjectImages(ctx(), "nope"); !errors.Is(err, &api.Error{Code: api.CodeProjectNotFound}) {
 		t.Errorf("ListProjectImages(nope) = %v", err)
 	}
