@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -11,10 +12,14 @@ import (
 	"github.com/photon-cloud/photon/client"
 )
 
+const codeDatastoreNotFound = "DatastoreNotFound"
+
 // datastore finds a datastore by id, or by name when no datastore has that id.
 func (a *app) datastore(ctx context.Context, c *client.Client, arg string) (*api.Datastore, error) {
 	d, err := c.GetDatastore(ctx, arg)
-	if !isNotFound(err) {
+	var ae *api.Error
+	// The controller answers DatastoreNotFound with status 400 (not 404).
+	if !isNotFound(err) && !(errors.As(err, &ae) && ae.Code == codeDatastoreNotFound) {
 		return d, err
 	}
 	ds, err := c.ListDatastores(ctx)
@@ -29,7 +34,7 @@ func (a *app) datastore(ctx context.Context, c *client.Client, arg string) (*api
 	}
 	switch len(match) {
 	case 0:
-		return nil, api.Errorf(api.CodeNotFound, "no datastore with id or name %q", arg)
+		return nil, api.Errorf(codeDatastoreNotFound, "no datastore with id or name %q", arg)
 	case 1:
 		return match[0], nil
 	}

@@ -324,6 +324,7 @@ type progressBar struct {
 	mu          sync.Mutex
 	sent, total int64
 	start, last time.Time
+	drawn       int64 // sent when last drawn, -1 before the first
 	finished    bool
 }
 
@@ -333,7 +334,7 @@ const (
 )
 
 func newProgressBar(w io.Writer, label string, total int64) *progressBar {
-	p := &progressBar{w: w, label: label, total: total, now: time.Now}
+	p := &progressBar{w: w, label: label, total: total, now: time.Now, drawn: -1}
 	p.start = p.now()
 	return p
 }
@@ -349,7 +350,7 @@ func (p *progressBar) update(sent, total int64) {
 	}
 }
 
-// finish draws the last state and ends the line.
+// finish draws the last state (unless it is on screen) and ends the line.
 func (p *progressBar) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -357,7 +358,9 @@ func (p *progressBar) finish() {
 		return
 	}
 	p.finished = true
-	p.draw()
+	if p.drawn != p.sent {
+		p.draw()
+	}
 	fmt.Fprintln(p.w)
 }
 
@@ -376,6 +379,7 @@ func (p *progressBar) draw() {
 		rate = "  " + mib(int64(float64(p.sent)/el)) + "/s"
 	}
 	fmt.Fprintf(p.w, "\r%s [%s] %3d%%  %s/%s%s\x1b[K", p.label, bar, int(frac*100), mib(p.sent), mib(p.total), rate)
+	p.drawn = p.sent
 }
 
 // mib formats a byte count in MB with one decimal: "12.3 MB".

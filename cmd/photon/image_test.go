@@ -102,10 +102,19 @@ func TestProgressBar(t *testing.T) {
 	now = now.Add(time.Second)
 	p.update(4<<20, 4<<20)
 	p.finish()
+	p.finish()
 	want := "\ra.img [=======>                      ]  25%  1.0 MB/4.0 MB  1.0 MB/s\x1b[K" +
-		"\ra.img [==============================] 100%  4.0 MB/4.0 MB  2.0 MB/s\x1b[K" +
 		"\ra.img [==============================] 100%  4.0 MB/4.0 MB  2.0 MB/s\x1b[K\n"
 	if buf.String() != want {
 		t.Errorf("progress:\n%q\nwant\n%q", buf.String(), want)
+	}
+}
+
+func TestProgressBarFinishDrawsUnshownState(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgressBar(&buf, "b.img", 0)
+	p.finish()
+	if !strings.HasPrefix(buf.String(), "\rb.img [>                             ]   0%  0.0 MB/0.0 MB") || !strings.HasSuffix(buf.String(), "\n") {
+		t.Errorf("finish of an empty upload: %q", buf.String())
 	}
 }
