@@ -13,12 +13,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -89,7 +91,12 @@ type Agent struct {
 	desired  map[string]api.VMDesired
 	images   []string
 	report   chan struct{}
+	fetches  atomic.Int64
 }
+
+// Fetches counts image downloads from the controller (each image once per
+// host and datastore, however many VMs need it at once).
+func (a *Agent) Fetches() int64 { return a.fetches.Load() }
 
 // New checks the config; Run does the work.
 func New(cfg Config) (*Agent, error) {
@@ -184,8 +191,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		cache, err := imagecache.New(filepath.Join(a.cfg.DataDir, "images"),
-			imagecache.HTTPFetcher(hc, a.cfg.ControllerURL, a.id.HostID, a.id.Credential))
+		fetch := imagecache.HTTPFetcher(hc, a.cfg.ControllerURL, a.id.HostID, a.id.Credential)
+		counted := func(ctx context.Context, id string) (io.ReadCloser, error) {
+			a.fetches.Add(1)
+			return fetch(ctx, id)
+		}
+		cache, err := imagecache.New(filepath.Join(a.cfg.DataDir, "images"), counted)
 		if err != nil {
 			return fmt.Errorf("agent: image cache: %w", err)
 		}
@@ -271,6 +282,7 @@ func (a *Agent) converge(ctx context.Context, ds *api.HostDesiredState) {
 	}
 	a.images = ds.Images
 	a.mu.Unlock()
+	a.prefetch(ctx, ds.Images)
 	haveByID := map[string]api.VMObserved{}
 	for _, h := range have {
 		haveByID[h.ID] = h
@@ -295,6 +307,27 @@ func (a *Agent) converge(ctx context.Context, ds *api.HostDesiredState) {
 		}
 	}
 	a.kickReport()
+}
+
+// prefetch copies EAGER images to every datastore of the host in the
+// background; the cache fetches each once.
+func (a *Agent) prefetch(ctx context.Context, ids []string) {
+	if a.cfg.Images == nil || len(ids) == 0 {
+		return
+	}
+	capa, err := a.cfg.Driver.Capacity(ctx)
+	if err != nil {
+		return
+	}
+	for _, ds := range capa.Datastores {
+		for _, id := range ids {
+			go func() {
+				if _, err := a.cfg.Images.Get(ctx, ds.Name, id, ""); err != nil && ctx.Err() == nil {
+					a.log.Warn("prefetch image", "image", id, "datastore", ds.Name, "error", err)
+				}
+			}()
+		}
+	}
 }
 
 // act runs one VM's convergence in the background, one at a time per VM:

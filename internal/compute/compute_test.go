@@ -1,6 +1,7 @@
 package compute_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ type cloud struct {
 	*photontest.Cloud
 	cl      *client.Client
 	project string
+	agents  []*photontest.Agent
 }
 
 func fast(c *controller.Config) {
@@ -50,7 +52,7 @@ func newCloud(t *testing.T, quota string, hosts ...fake.Config) *cloud {
 		c.done(t)(c.cl.CreateFlavor(ctx, &f))
 	}
 	for _, h := range hosts {
-		photontest.NewAgent(t, c.Cloud, h)
+		c.agents = append(c.agents, photontest.NewAgent(t, c.Cloud, h))
 	}
 	c.waitHosts(t, len(hosts))
 	return c
@@ -284,6 +286,54 @@ func TestHostFailureMidTask(t *testing.T) {
 	vms, _ := c.cl.ListVMs(ctx, c.project, "doomed")
 	if len(vms) != 1 || vms[0].State != api.VMError || vms[0].ErrorReason == "" {
 		t.Fatalf("failed VM = %+v", vms)
+	}
+	c.assertNothingHeld(t)
+}
+
+// TestVMsFromImage: five simultaneous creates from an uncached ON_DEMAND
+// image on one host cause exactly one transfer; the image counts its users.
+func TestVMsFromImage(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{})
+	content := bytes.Repeat([]byte("photon-image-"), 200000) // 2.6 MB
+	it := c.done(t)(c.cl.UploadImage(ctx, bytes.NewReader(content), int64(len(content)),
+		client.ImageUpload{Name: "disk", ReplicationType: api.ReplicationOnDemand, FileName: "disk.raw"}))
+	img := it.Entity.ID
+	var wg sync.WaitGroup
+	ids := make([]string, 5)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			spec := vmSpec(fmt.Sprintf("img%d", i))
+			spec.SourceImageID = img
+			spec.AttachedDisks[0].CapacityGB = 0 // from the image
+			task, err := c.wait(c.cl.CreateVM(ctx, c.project, spec))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = task.Entity.ID
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if n := c.agents[0].Fetches(); n != 1 {
+		t.Errorf("image transfers to the host = %d, want 1", n)
+	}
+	if im, err := c.cl.GetImage(ctx, img); err != nil || im.Users != 5 {
+		t.Errorf("image users = %+v, %v; want 5", im, err)
+	}
+	if vm, _ := c.cl.GetVM(ctx, ids[0]); vm.AttachedDisks[0].CapacityGB != 1 {
+		t.Errorf("boot disk from a 2.6 MB image = %v GB, want 1", vm.AttachedDisks[0].CapacityGB)
+	}
+	for _, id := range ids {
+		c.done(t)(c.cl.DeleteVM(ctx, id))
+	}
+	c.done(t)(c.cl.DeleteImage(ctx, img))
+	if _, err := c.cl.GetImage(ctx, img); err == nil {
+		t.Error("image still there after its last user left and it was deleted")
 	}
 	c.assertNothingHeld(t)
 }
