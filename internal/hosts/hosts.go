@@ -96,8 +96,9 @@ type Service struct {
 	log    *slog.Logger
 	cfg    Config
 
-	mu     sync.Mutex
-	leases map[string]store.Lease // host -> its liveness lease, in this process
+	mu       sync.Mutex
+	leases   map[string]store.Lease // host -> its liveness lease, in this process
+	lastSeen map[string]int64       // host -> last heartbeat seen by this process (ms)
 	hub    *hub
 }
 
@@ -126,7 +127,7 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	if cfg.JoinTokenTTL <= 0 {
 		cfg.JoinTokenTTL = time.Hour
 	}
-	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}}
+	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}, lastSeen: map[string]int64{}}
 	s.hub = newHub(st, log)
 	var ops []*tasks.Operation
 	for _, op := range []string{OpCreateHost, OpDeleteHost, OpSuspendHost, OpResumeHost, OpEnterMaintenance, OpExitMaintenance} {
@@ -182,6 +183,11 @@ func (s *Service) Get(ctx context.Context, id string) (*Record, error) {
 	}
 	h.Usage = api.HostResources{CPUCount: u.CPU, MemoryMB: u.MemoryMB}
 	h.Datastores = h.DatastoreIDs
+	s.mu.Lock()
+	if seen := s.lastSeen[id]; seen > h.LastSeen {
+		h.LastSeen = seen // heartbeats are not written to etcd; this controller saw it
+	}
+	s.mu.Unlock()
 	return &h, nil
 }
 
@@ -376,6 +382,7 @@ func (s *Service) putDatastores(ctx context.Context, tx *store.Txn, h *Record, r
 func (s *Service) Heartbeat(ctx context.Context, hostID string) error {
 	s.mu.Lock()
 	l, ok := s.leases[hostID]
+	s.lastSeen[hostID] = time.Now().UnixMilli()
 	s.mu.Unlock()
 	if ok {
 		if err := s.st.KeepAlive(ctx, l); err == nil {
