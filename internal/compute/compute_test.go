@@ -337,3 +337,29 @@ func TestVMsFromImage(t *testing.T) {
 	}
 	c.assertNothingHeld(t)
 }
+
+// TestVMWithPersistentDisk: a persistent disk in the create spec is made
+// on the VM's datastore, attached; it outlives the VM.
+func TestVMWithPersistentDisk(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB, persistent-disk.capacity 20 GB", fake.Config{}, fake.Config{})
+	spec := vmSpec("db")
+	spec.AttachedDisks = append(spec.AttachedDisks, api.AttachedDiskCreateSpec{Name: "data", Kind: "persistent-disk", Flavor: "pd", CapacityGB: 15})
+	id := c.done(t)(c.cl.CreateVM(ctx, c.project, spec)).Entity.ID
+	vm, _ := c.cl.GetVM(ctx, id)
+	disks, err := c.cl.ListDisks(ctx, c.project, "data")
+	if err != nil || len(disks) != 1 || disks[0].State != api.DiskAttached || disks[0].Datastore != vm.Datastore || len(vm.AttachedDisks) != 2 {
+		t.Fatalf("disks = %+v, %v; VM = %+v", disks, err, vm)
+	}
+	// The quota holds the disk's capacity: a second 15 GB disk does not fit.
+	spec2 := vmSpec("db2")
+	spec2.AttachedDisks = append(spec2.AttachedDisks, api.AttachedDiskCreateSpec{Name: "data2", Kind: "persistent-disk", Flavor: "pd", CapacityGB: 15})
+	if _, err := c.cl.CreateVM(ctx, c.project, spec2); err == nil || !strings.Contains(err.Error(), "QuotaError") {
+		t.Errorf("second disk over quota: %v", err)
+	}
+	c.done(t)(c.cl.DeleteVM(ctx, id))
+	if d, err := c.cl.GetDisk(ctx, disks[0].ID); err != nil || d.State != api.DiskDetached {
+		t.Fatalf("disk after its VM left = %+v, %v", d, err)
+	}
+	c.done(t)(c.cl.DeleteDisk(ctx, disks[0].ID))
+	c.assertNothingHeld(t)
+}

@@ -182,16 +182,8 @@ func (s *Service) stepRelease(ctx context.Context, tx *store.Txn, t *api.Task) e
 	if err := s.releaseAll(ctx, tx, v); err != nil {
 		return err
 	}
-	for _, d := range v.Disks {
-		if d.Kind != api.KindPersistentDisk {
-			continue
-		}
-		if pd, err := s.getDisk(ctx, tx, d.ID); err == nil {
-			pd.State, pd.VMs = api.DiskDetached, []string{}
-			if err := tx.Put(diskKey(pd.ID), pd); err != nil {
-				return err
-			}
-		}
+	if err := s.detachPersistent(ctx, tx, v); err != nil {
+		return err
 	}
 	tx.Delete(vmKey(v.ID))
 	tx.Delete(vmNameKey(v.ProjectID, v.Name))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -35,8 +36,17 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 			return api.FieldError(f+".name", "disk name %q appears twice", d.Name)
 		}
 		seen[d.Name] = true
-		if d.Kind != api.KindEphemeralDisk {
-			return api.FieldError(f+".kind", "want ephemeral-disk (attach persistent disks with attach_disk), got %q", d.Kind)
+		switch d.Kind {
+		case api.KindEphemeralDisk:
+		case api.KindPersistentDisk:
+			if d.BootDisk {
+				return api.FieldError(f+".bootDisk", "the boot disk is an ephemeral-disk")
+			}
+			if d.CapacityGB <= 0 {
+				return api.FieldError(f+".capacityGb", "a persistent disk needs a capacity")
+			}
+		default:
+			return api.FieldError(f+".kind", "want ephemeral-disk or persistent-disk, got %q", d.Kind)
 		}
 		if d.Flavor == "" {
 			return api.FieldError(f+".flavor", "is required (an ephemeral-disk flavor)")
@@ -133,6 +143,10 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 			v.ImageSHA = img.SHA256
 		}
 		for _, d := range spec.AttachedDisks {
+			if d.Kind == api.KindPersistentDisk {
+				req.PersistentGB += d.CapacityGB
+				continue // made once the VM is placed: see createAttachedDisks
+			}
 			df, err := tenancy.AcquireFlavorNamed(ctx, tx, api.FlavorKindEphemeralDisk, d.Flavor, "attachedDisks.flavor")
 			if err != nil {
 				return err
@@ -207,6 +221,9 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 		v.Host, v.Datastore = h.Address, d.DatastoreID
 		for i := range v.Disks {
 			v.Disks[i].Datastore = hosts.LocalName(d.DatastoreID)
+		}
+		if err := s.createAttachedDisks(ctx, tx, v, spec); err != nil {
+			return err
 		}
 		s.tasks.CompleteStep(t, 0)
 		return putVM(tx, v)
@@ -290,6 +307,71 @@ func orEmpty(s []string) []string {
 	return s
 }
 
+// createAttachedDisks makes the persistent disks of a VM create spec on
+// the VM's datastore, attached to it; each disk holds its own flavor,
+// quota and datastore space, and outlives the VM.
+func (s *Service) createAttachedDisks(ctx context.Context, tx *store.Txn, v *vmRecord, spec *api.VMCreateSpec) error {
+	for i, d := range spec.AttachedDisks {
+		if d.Kind != api.KindPersistentDisk {
+			continue
+		}
+		f := "attachedDisks[" + strconv.Itoa(i) + "]"
+		if taken, err := tx.Exists(ctx, diskNameKey(v.ProjectID, d.Name)); err != nil {
+			return err
+		} else if taken {
+			e := api.Errorf(api.CodeNameTaken, "a disk named %q exists in the project", d.Name)
+			e.Data = map[string]string{"field": f + ".name"}
+			return e
+		}
+		pf, err := tenancy.AcquireFlavorNamed(ctx, tx, api.FlavorKindPersistentDisk, d.Flavor, f+".flavor")
+		if err != nil {
+			return err
+		}
+		cost := tenancy.SumCost(pf.Cost, []api.QuotaLineItem{{Key: api.KindPersistentDisk + ".capacity", Value: d.CapacityGB, Unit: api.UnitGB}})
+		if err := tenancy.ChargeProject(ctx, tx, v.ProjectID, cost, +1); err != nil {
+			return err
+		}
+		if err := s.hosts.ReserveDatastore(ctx, tx, v.DatastoreID, d.CapacityGB); err != nil {
+			return store.ErrConflict // the fleet view was stale: place again
+		}
+		id := uuid.Must(uuid.NewV7()).String()
+		disk := diskRecord{PersistentDisk: api.PersistentDisk{Base: api.Base{ID: id, Kind: api.KindPersistentDisk},
+			Name: d.Name, Flavor: pf.Name, CapacityGB: d.CapacityGB, Datastore: v.DatastoreID, State: api.DiskAttached,
+			VMs: []string{v.ID}, Cost: cost, Tags: []string{}, ProjectID: v.ProjectID}, DatastoreID: v.DatastoreID, FlavorID: pf.ID}
+		for _, put := range []struct {
+			k string
+			v any
+		}{{diskNameKey(v.ProjectID, d.Name), id}, {projectDiskKey(v.ProjectID, id), id}, {diskKey(id), &disk}} {
+			if err := tx.Put(put.k, put.v); err != nil {
+				return err
+			}
+		}
+		v.Disks = append(v.Disks, api.DiskDesired{ID: id, Kind: api.KindPersistentDisk, Datastore: hosts.LocalName(v.DatastoreID), CapacityGB: d.CapacityGB})
+		v.AttachedDisks = append(v.AttachedDisks, api.AttachedDisk{ID: id, Name: d.Name, Kind: api.KindPersistentDisk,
+			Flavor: pf.Name, CapacityGB: d.CapacityGB, State: api.DiskAttached})
+	}
+	return nil
+}
+
+// detachPersistent marks a VM's persistent disks DETACHED (the VM failed
+// or is going away; the disks stay).
+func (s *Service) detachPersistent(ctx context.Context, tx *store.Txn, v *vmRecord) error {
+	for _, d := range v.Disks {
+		if d.Kind != api.KindPersistentDisk {
+			continue
+		}
+		if pd, err := s.getDisk(ctx, tx, d.ID); err == nil {
+			pd.State, pd.VMs = api.DiskDetached, []string{}
+			if err := tx.Put(diskKey(pd.ID), pd); err != nil {
+				return err
+			}
+		}
+	}
+	v.Disks = slices.DeleteFunc(v.Disks, func(d api.DiskDesired) bool { return d.Kind == api.KindPersistentDisk })
+	v.AttachedDisks = slices.DeleteFunc(v.AttachedDisks, func(d api.AttachedDisk) bool { return d.Kind == api.KindPersistentDisk })
+	return nil
+}
+
 // stepCreate waits until the host has made the VM.
 func (s *Service) stepCreate(ctx context.Context, tx *store.Txn, t *api.Task) error {
 	v, err := s.getVM(ctx, tx, t.Entity.ID)
@@ -313,6 +395,9 @@ func (s *Service) undoCreate(ctx context.Context, tx *store.Txn, t *api.Task, ca
 		return nil
 	}
 	if err := s.releaseAll(ctx, tx, v); err != nil {
+		return err
+	}
+	if err := s.detachPersistent(ctx, tx, v); err != nil {
 		return err
 	}
 	v.State, v.ErrorReason = api.VMError, cause.Message

@@ -99,7 +99,7 @@ type Service struct {
 	mu       sync.Mutex
 	leases   map[string]store.Lease // host -> its liveness lease, in this process
 	lastSeen map[string]int64       // host -> last heartbeat seen by this process (ms)
-	hub    *hub
+	hub      *hub
 }
 
 func hostKey(id string) string         { return store.Key("hosts", id) }

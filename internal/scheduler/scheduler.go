@@ -39,8 +39,12 @@ type Host struct {
 type Request struct {
 	CPU      int
 	MemoryMB int64
-	// DiskGB must fit on one datastore of the host (ephemeral disks).
+	// DiskGB must fit on one datastore of the host (ephemeral disks; the
+	// VM's reservation holds it).
 	DiskGB float64
+	// PersistentGB must fit on the same datastore too (persistent disks
+	// made with the VM; each disk holds its own space).
+	PersistentGB float64 `json:"persistentGb,omitempty"`
 	// Affinities, e.g. {"kind": "vm", "id": "..."} (same host as that VM),
 	// {"kind": "host", "id": ID or address}, {"kind": "datastore", "id": ...}
 	// (the host sees that datastore).
@@ -94,7 +98,7 @@ func Fit(h *Host, r *Request) (datastoreID, reason string) {
 	// names the one to use).
 	best := -1
 	for i, d := range h.Datastores {
-		if d.FreeGB+1e-9 < r.DiskGB {
+		if d.FreeGB+1e-9 < r.DiskGB+r.PersistentGB {
 			continue
 		}
 		if pinned := datastoreAffinity(r); pinned != "" && d.ID != pinned {
