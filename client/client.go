@@ -43,6 +43,7 @@ type options struct {
 	insecure  bool
 	timeout   time.Duration
 	session   *refresher
+	pin       string
 }
 
 // WithToken sets the bearer token sent with every request.
@@ -115,6 +116,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 				}
 			}
 			tlsConf.RootCAs = pool
+		}
+		if o.pin != "" {
+			pinTLS(tlsConf, o.pin)
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = tlsConf

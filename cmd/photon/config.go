@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/photon-cloud/photon/client"
 )
 
 // Environment variables that override the saved configuration.
@@ -36,6 +38,12 @@ type config struct {
 	CACert string `json:"caCert,omitempty"`
 	// NoCertCheck turns certificate verification off (target set -c).
 	NoCertCheck bool `json:"noCertCheck,omitempty"`
+	// Fingerprint pins the controller's CA (SHA-256, hex) when no CA file is
+	// given: accepted by a person at 'target set' or given with --fingerprint.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Session holds the tokens of 'target login -u -p'; the access token is
+	// refreshed transparently and saved back.
+	Session *client.Session `json:"session,omitempty"`
 	// Tenant and Project are the current ones, used when -t/--tenant is omitted.
 	Tenant  *ref `json:"tenant,omitempty"`
 	Project *ref `json:"project,omitempty"`
@@ -111,7 +119,7 @@ func (c config) withEnv() config {
 		c = config{Target: t}
 	}
 	if t := os.Getenv(envToken); t != "" {
-		c.Token = t
+		c.Token, c.Session = t, nil
 	}
 	if p := os.Getenv(envCACert); p != "" {
 		c.CACert = p

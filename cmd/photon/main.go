@@ -102,7 +102,7 @@ func (a *app) report(cmd *cobra.Command, err error) int {
 	if errors.As(err, &ae) {
 		switch ae.Code {
 		case api.CodeMissingAuthToken, api.CodeInvalidAuthToken, api.CodeExpiredAuthToken:
-			fmt.Fprintf(a.stderr, "Log in with 'photon target login --token TOKEN' or set %s.\n", envToken)
+			fmt.Fprintf(a.stderr, "Log in with 'photon target login -u USER -p PASSWORD' (or --token TOKEN) or set %s.\n", envToken)
 		}
 	}
 	return exitError
@@ -139,6 +139,7 @@ headers (a create prints only the new id) and -o json prints the API's JSON.`,
 
 	root.AddCommand(a.targetCmd(), a.tenantCmd(), a.projectCmd(), a.flavorCmd(), a.taskCmd(), a.systemCmd())
 	root.AddCommand(a.hostCmd(), a.datastoreCmd(), a.vmCmd(), a.diskCmd(), a.imageCmd())
+	root.AddCommand(a.userCmd())
 	return root
 }
 
@@ -194,6 +195,12 @@ func (a *app) client() (*client.Client, error) {
 	}
 	if a.cfg.NoCertCheck {
 		opts = append(opts, client.WithInsecureSkipVerify())
+	}
+	if a.cfg.Fingerprint != "" && a.cfg.CACert == "" && !a.cfg.NoCertCheck {
+		opts = append(opts, client.WithFingerprint(a.cfg.Fingerprint))
+	}
+	if a.cfg.Session != nil {
+		opts = append(opts, client.WithSession(*a.cfg.Session, a.saveSession))
 	}
 	return client.New(a.cfg.Target, opts...)
 }

@@ -35,6 +35,7 @@ func (a *app) projectCmd() *cobra.Command {
 		"  photon project create p1 -t t1 --limits \"vm 5 COUNT, vm.cpu 10 COUNT, vm.memory 20 GB\"\n  photon project list -t t1",
 		a.projectCreateCmd(), a.projectListCmd(), a.projectShowCmd(), a.projectDeleteCmd(),
 		a.projectSetCmd(), a.projectGetCmd(),
+		a.iamCmd(iamOwner{kind: "project", example: "p1 -t t1", roles: "project-user, project-viewer", flags: a.projectResolver}),
 		a.entityTasksCmd("project", "  photon project tasks p1 -t t1",
 			a.projectResolver, (*client.Client).ListProjectTasks),
 		a.quotaCmd(quotaOwner{

@@ -16,6 +16,7 @@ func (a *app) tenantCmd() *cobra.Command {
 		"  photon tenant create t1 --limits \"vm 10 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB\"\n  photon tenant list",
 		a.tenantCreateCmd(), a.tenantListCmd(), a.tenantShowCmd(), a.tenantDeleteCmd(),
 		a.tenantSetCmd(), a.tenantGetCmd(),
+		a.iamCmd(iamOwner{kind: "tenant", example: "t1", roles: "tenant-admin", flags: a.tenantResolver}),
 		a.entityTasksCmd("tenant", "  photon tenant tasks t1\n  photon tenant tasks t1 --state ERROR",
 			a.tenantResolver, (*client.Client).ListTenantTasks),
 		a.quotaCmd(quotaOwner{

@@ -51,6 +51,9 @@ func Ensure(dir string, sans []string) (*tls.Config, error) {
 			return nil, err
 		}
 	}
+	// The CA goes after the server certificate, so that a client without
+	// ca.crt can pin the CA's fingerprint (photon target set).
+	cert.Certificate = append(cert.Certificate[:1:1], caCert.Raw)
 	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
 

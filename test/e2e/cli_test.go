@@ -212,10 +212,11 @@ func TestCLITargetAndLogin(t *testing.T) {
 	p.ok("target", "logout")
 	p.fail(1, "MissingAuthToken", "tenant", "list")
 
-	// Without the CA the certificate is not trusted; -c skips the check.
+	// Without the CA the certificate is not trusted unless a person accepts
+	// its fingerprint (no one answers here); -n refuses; -c skips the check.
 	q := newCLI(t)
-	q.ok("target", "set", c.URL)
-	q.fail(1, "certificate", "target", "info")
+	q.fail(1, "not trusted", "target", "set", c.URL)
+	q.fail(2, "--fingerprint", "-n", "target", "set", c.URL)
 	q.ok("target", "set", c.URL, "-c")
 	q.ok("target", "login", "--token", c.Token)
 	q.ok("tenant", "list")

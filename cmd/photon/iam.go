@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
+)
+
+// Users, role bindings and the audit log.
+
+func (a *app) userCmd() *cobra.Command {
+	return a.group("user", "Manage local users (system administrators only)",
+		"  photon user create alice --password 's3cret-pass' --group devs\n  photon user list",
+		a.userCreateCmd(), a.userListCmd(), a.userShowCmd(), a.userDeleteCmd(), a.userSetPasswordCmd())
+}
+
+// readSecret returns s, or standard input's first line if s is "-".
+func readSecret(s string) (string, error) {
+	if s != "-" {
+		return s, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+	if err != nil {
+		return "", fmt.Errorf("read standard input: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
+func (a *app) userCreateCmd() *cobra.Command {
+	var password string
+	var groups []string
+	cmd := &cobra.Command{
+		Use:   "create NAME --password P [--group G]...",
+		Short: "Create a user who logs in with 'photon target login -u NAME -p P'",
+		Long: `Create a local user. The password is 8 to 72 bytes; "-" reads it from
+standard input. Groups may be named in role bindings as group:NAME.`,
+		Example: "  photon user create alice --password 's3cret-pass'\n  photon user create bob --password - --group devs < pw.txt",
+		Args:    exactArgs(1, "NAME"),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			pw, err := readSecret(password)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			t, err := c.CreateUser(ctx, &api.UserCreateSpec{Name: args[0], Password: pw, Groups: groups})
+			if t, err = a.wait(ctx, c, t, err); err != nil {
+				return err
+			}
+			return a.created(ctx, "user", args[0], t, func(ctx context.Context, id string) (any, error) { return c.GetUser(ctx, id) })
+		}),
+	}
+	cmd.Flags().StringVar(&password, "password", "", `the password ("-": read from standard input)`)
+	cmd.Flags().StringSliceVarP(&groups, "group", "g", nil, "a group the user belongs to (repeatable)")
+	_ = cmd.MarkFlagRequired("password")
+	return cmd
+}
+
+func (a *app) userListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List users",
+		Example: "  photon user list\n  photon -n user list",
+		Args:    cobra.NoArgs,
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			users, err := c.ListUsers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(users)
+			}
+			rows := make([][]string, 0, len(users))
+			for _, u := range users {
+				rows = append(rows, []string{u.Name, orDash(strings.Join(u.Groups, ",")), msTime(u.CreatedTime)})
+			}
+			return a.table([]string{"NAME", "GROUPS", "CREATED"}, rows)
+		}),
+	}
+}
+
+func (a *app) userShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "show NAME",
+		Short:   "Show a user",
+		Example: "  photon user show alice",
+		Args:    exactArgs(1, "NAME"),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			u, err := c.GetUser(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(u)
+			}
+			if a.plain() {
+				return a.table(nil, [][]string{{u.Name, strings.Join(u.Groups, ","), strconv.FormatInt(u.CreatedTime, 10)}})
+			}
+			return a.fields("Name", u.Name, "Groups", orDash(strings.Join(u.Groups, ", ")), "Created", msTime(u.CreatedTime))
+		}),
+	}
+}
+
+func (a *app) userDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete NAME",
+		Short:   "Delete a user: its tokens stop working and its role bindings go",
+		Example: "  photon user delete alice",
+		Args:    exactArgs(1, "NAME"),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			t, err := c.DeleteUser(ctx, args[0])
+			if t, err = a.wait(ctx, c, t, err); err != nil {
+				return err
+			}
+			return a.deleted("user", args[0], args[0], t)
+		}),
+	}
+}
+
+func (a *app) userSetPasswordCmd() *cobra.Command {
+	var password string
+	cmd := &cobra.Command{
+		Use:     "set-password NAME --password P",
+		Short:   "Change a user's password; the user's sessions end",
+		Example: "  photon user set-password alice --password 'n3w-secret'",
+		Args:    exactArgs(1, "NAME"),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			pw, err := readSecret(password)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			t, err := c.UpdateUser(ctx, args[0], &api.UserUpdateSpec{Password: &pw})
+			if _, err = a.wait(ctx, c, t, err); err != nil {
+				return err
+			}
+			if !a.plain() && !a.jsonOut() {
+				a.line("Password of %s changed", args[0])
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&password, "password", "", `the new password ("-": read from standard input)`)
+	_ = cmd.MarkFlagRequired("password")
+	return cmd
+}
+
+// iamOwner is what `tenant iam`, `project iam` and `system iam` differ in.
+type iamOwner struct {
+	kind    string // "tenant", "project" or "system"
+	example string // how the object is named in examples, e.g. "t1"
+	roles   string // the roles it may bind
+	// flags adds the command's own flags; nil for the system (no argument).
+	flags func(cmd *cobra.Command) idResolver
+}
+
+func (a *app) iamCmd(o iamOwner) *cobra.Command {
+	sub := func(action string) *cobra.Command { return a.iamChangeCmd(o, action) }
+	return a.group("iam", "Show or change who holds which role on the "+o.kind,
+		fmt.Sprintf("  photon %s iam show %s\n  photon %s iam add %s -p user:alice -r %s", o.kind, o.example, o.kind, o.example, strings.Split(o.roles, ",")[0]),
+		a.iamShowCmd(o), sub(api.ActionAdd), sub(api.ActionRemove))
+}
+
+// iamTarget adds flags and returns how to find the /iam path from the args.
+func (a *app) iamTarget(o iamOwner, cmd *cobra.Command) (cobra.PositionalArgs, func(ctx context.Context, c *client.Client, args []string) (string, error)) {
+	if o.flags == nil {
+		return cobra.NoArgs, func(context.Context, *client.Client, []string) (string, error) {
+			return client.IAMPath("system", ""), nil
+		}
+	}
+	resolve := o.flags(cmd)
+	return cobra.MaximumNArgs(1), func(ctx context.Context, c *client.Client, args []string) (string, error) {
+		arg := ""
+		if len(args) > 0 {
+			arg = args[0]
+		}
+		id, err := resolve(ctx, c, arg)
+		if err != nil {
+			return "", err
+		}
+		return client.IAMPath(o.kind, id), nil
+	}
+}
+
+func (a *app) iamShowCmd(o iamOwner) *cobra.Command {
+	cmd := &cobra.Command{
+		Short:   "Show the role bindings of the " + o.kind,
+		Example: fmt.Sprintf("  photon %s iam show %s", o.kind, o.example),
+	}
+	if o.flags == nil {
+		cmd.Use = "show"
+	} else {
+		cmd.Use = "show [ID|NAME]"
+	}
+	args, path := a.iamTarget(o, cmd)
+	cmd.Args = args
+	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		p, err := path(cmd.Context(), c, args)
+		if err != nil {
+			return err
+		}
+		bs, err := c.GetIAM(cmd.Context(), p)
+		if err != nil {
+			return err
+		}
+		if a.jsonOut() {
+			return a.printJSON(bs)
+		}
+		var rows [][]string
+		for _, b := range bs {
+			for _, s := range b.Subjects {
+				rows = append(rows, []string{b.Role, s})
+			}
+		}
+		return a.table([]string{"ROLE", "SUBJECT"}, rows)
+	})
+	return cmd
+}
+
+func (a *app) iamChangeCmd(o iamOwner, action string) *cobra.Command {
+	var subject, role string
+	verb := strings.ToLower(action)
+	cmd := &cobra.Command{
+		Short:   fmt.Sprintf("%s a role on the %s %s a user or group", map[string]string{"add": "Grant", "remove": "Revoke"}[verb], o.kind, map[string]string{"add": "to", "remove": "from"}[verb]),
+		Example: fmt.Sprintf("  photon %s iam %s %s -p user:alice -r %s\n  photon %s iam %s %s -p group:ops -r %s", o.kind, verb, o.example, strings.Split(o.roles, ",")[0], o.kind, verb, o.example, strings.Split(o.roles, ",")[0]),
+	}
+	if o.flags == nil {
+		cmd.Use = verb + " -p SUBJECT -r ROLE"
+	} else {
+		cmd.Use = verb + " [ID|NAME] -p SUBJECT -r ROLE"
+	}
+	args, path := a.iamTarget(o, cmd)
+	cmd.Args = args
+	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		p, err := path(ctx, c, args)
+		if err != nil {
+			return err
+		}
+		t, err := c.PatchIAM(ctx, p, api.RoleBindingDelta{Action: action, Role: role, Subject: subject})
+		if t, err = a.wait(ctx, c, t, err); err != nil {
+			return err
+		}
+		switch {
+		case a.jsonOut():
+			return a.printJSON(t)
+		case a.plain():
+		default:
+			if action == api.ActionAdd {
+				a.line("Granted %s to %s", role, subject)
+			} else {
+				a.line("Revoked %s from %s", role, subject)
+			}
+		}
+		return nil
+	})
+	cmd.Flags().StringVarP(&subject, "principal", "p", "", "user:NAME or group:NAME (a bare NAME is a user)")
+	cmd.Flags().StringVarP(&role, "role", "r", "", "the role: "+o.roles)
+	_ = cmd.MarkFlagRequired("principal")
+	_ = cmd.MarkFlagRequired("role")
+	return cmd
+}
+
+func (a *app) systemAuditCmd() *cobra.Command {
+	var since string
+	cmd := &cobra.Command{
+		Use:   "audit [--since WHEN]",
+		Short: "Show the audit log of mutating requests (system administrators only)",
+		Long: `Show the audit log: every mutating request with who made it, what it
+was, the object, the result and the task. --since takes a duration back
+from now (1h, 30m), an RFC 3339 time or milliseconds since the epoch.`,
+		Example: "  photon system audit --since 1h\n  photon system audit -o json",
+		Args:    cobra.NoArgs,
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			l, err := c.ListAudit(cmd.Context(), since)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return a.printJSON(l)
+			}
+			rows := make([][]string, 0, len(l))
+			for _, e := range l {
+				result := strconv.Itoa(e.Status)
+				if e.Code != "" {
+					result += " " + e.Code
+				}
+				rows = append(rows, []string{msTime(e.Time), e.Subject, e.Method + " " + e.Path, orDash(e.Object), result, orDash(e.TaskID)})
+			}
+			return a.table([]string{"TIME", "WHO", "REQUEST", "OBJECT", "RESULT", "TASK"}, rows)
+		}),
+	}
+	cmd.Flags().StringVar(&since, "since", "", "only records since WHEN (e.g. 1h, 2026-01-02T15:04:05Z)")
+	return cmd
+}
