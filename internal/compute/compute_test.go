@@ -152,6 +152,9 @@ func TestVMLifecycle(t *testing.T) {
 	if vm, _ = c.cl.GetVM(ctx, id); vm.Metadata["role"] != "web" || len(vm.Tags) != 1 {
 		t.Errorf("metadata/tags = %+v %+v", vm.Metadata, vm.Tags)
 	}
+	if u, err := c.cl.SystemUsage(ctx); err != nil || u.NumberHosts != 3 || u.NumberVMs != 1 || u.NumberDatastores != 3 {
+		t.Errorf("system usage = %+v, %v", u, err)
+	}
 	hostVMs, err := c.cl.ListHostVMs(ctx, vm.HostID)
 	if err != nil || len(hostVMs) != 1 || hostVMs[0].ID != id {
 		t.Errorf("host VMs = %+v, %v", hostVMs, err)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
 	"github.com/photon-cloud/photon/internal/tenancy"
 	"github.com/photon-cloud/photon/internal/version"
@@ -59,7 +60,16 @@ func (s *Server) usage(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, &api.SystemUsage{NumberTenants: t, NumberProjects: p}, nil
+	u := &api.SystemUsage{NumberTenants: t, NumberProjects: p}
+	for _, c := range []struct {
+		n      *int
+		prefix string
+	}{{&u.NumberHosts, "hosts"}, {&u.NumberVMs, "vms"}, {&u.NumberDatastores, "datastores"}} {
+		if *c.n, err = s.st.Count(r.Context(), store.Prefix(c.prefix)); err != nil {
+			return 0, nil, err
+		}
+	}
+	return http.StatusOK, u, nil
 }
 
 // Tenants.
