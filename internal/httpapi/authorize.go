@@ -94,6 +94,7 @@ func (s *Server) ownerRules() map[string]ownerRule {
 			if err != nil {
 				return owner{}, err
 			}
+			s.fillTaskTenant(ctx, t, nil)
 			return owner{tenantID: t.TenantID, projectID: t.ProjectID}, nil
 		}},
 		"flavors": {api.CodeFlavorNotFound, "flavor", func(ctx context.Context, id string) (owner, error) {
@@ -376,12 +377,32 @@ func visibleProjects(a *auth.Access, l []api.Project) []api.Project {
 	return out
 }
 
-func visibleTasks(a *auth.Access, l []api.Task) []api.Task {
+// fillTaskTenant sets the tenant of a task that names only its project
+// (memo caches project -> tenant across a listing).
+func (s *Server) fillTaskTenant(ctx context.Context, t *api.Task, memo map[string]string) {
+	if t.TenantID != "" || t.ProjectID == "" || s.tenancy == nil {
+		return
+	}
+	if tid, ok := memo[t.ProjectID]; ok {
+		t.TenantID = tid
+		return
+	}
+	if p, err := s.tenancy.GetProject(ctx, t.ProjectID); err == nil {
+		t.TenantID = p.TenantID
+	}
+	if memo != nil {
+		memo[t.ProjectID] = t.TenantID
+	}
+}
+
+func (s *Server) visibleTasks(ctx context.Context, a *auth.Access, l []api.Task) []api.Task {
 	if a != nil && a.System {
 		return l
 	}
+	memo := map[string]string{}
 	out := l[:0]
 	for i := range l {
+		s.fillTaskTenant(ctx, &l[i], memo)
 		if taskVisible(a, &l[i]) {
 			out = append(out, l[i])
 		}

@@ -269,7 +269,7 @@ func (s *Server) tasksPage(r *http.Request, f tasks.Filter) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	l = visibleTasks(accessOf(r), l)
+	l = s.visibleTasks(r.Context(), accessOf(r), l)
 	return http.StatusOK, list(r, l, next, links(r).task), nil
 }
 
