@@ -299,7 +299,9 @@ func taskVisible(a *auth.Access, t *api.Task) bool {
 
 // recordAudit appends a mutating request to the audit log.
 func (s *Server) recordAudit(r *http.Request, rt Route, info *requestInfo, status int) {
-	if s.Audit == nil || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
+	// Agents' own reports (PermHost: status every few seconds per host)
+	// are telemetry, not changes people make: they would drown the log.
+	if s.Audit == nil || rt.Perm == PermHost || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
 		return
 	}
 	e := &api.AuditEntry{Method: r.Method, Path: r.URL.Path, Status: status, Object: r.PathValue("id"), Subject: "anonymous"}
