@@ -33,7 +33,7 @@ func fast(c *controller.Config) {
 	c.HostTimeout = 10 * time.Second
 }
 
-func newCloud(t *testing.T, quota string, hosts ...fake.Config) *cloud {
+func newCloud(t testing.TB, quota string, hosts ...fake.Config) *cloud {
 	t.Helper()
 	c := &cloud{Cloud: photontest.NewController(t, "", fast)}
 	c.cl = c.Client
@@ -59,7 +59,7 @@ func newCloud(t *testing.T, quota string, hosts ...fake.Config) *cloud {
 }
 
 // done waits for a task-returning call; it fails the test unless COMPLETED.
-func (c *cloud) done(t *testing.T) func(*api.Task, error) *api.Task {
+func (c *cloud) done(t testing.TB) func(*api.Task, error) *api.Task {
 	return func(task *api.Task, err error) *api.Task {
 		t.Helper()
 		task, err = c.wait(task, err)
@@ -82,7 +82,7 @@ func (c *cloud) wait(task *api.Task, err error) (*api.Task, error) {
 	return task, task.Err()
 }
 
-func (c *cloud) waitHosts(t *testing.T, n int) {
+func (c *cloud) waitHosts(t testing.TB, n int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

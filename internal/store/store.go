@@ -276,6 +276,9 @@ func (t *Txn) Empty() bool { return len(t.order) == 0 }
 
 // Commit applies the writes if every read is still current.
 func (t *Txn) Commit(ctx context.Context) (int64, error) {
+	if len(t.order) == 0 {
+		return 0, nil // read-only: nothing to make atomic
+	}
 	cmps := make([]clientv3.Cmp, 0, len(t.reads))
 	for k, rev := range t.reads {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
