@@ -25,6 +25,7 @@ type Controller struct {
 	// DataDir holds its etcd, certificates and token.
 	DataDir string
 
+	sub  string // photond subcommand: controller (default) or dev
 	args []string
 	env  []string
 	cmd  *exec.Cmd
@@ -102,12 +103,28 @@ func StartController(t testing.TB, dataDir string, env []string, args ...string)
 	return c
 }
 
+// StartDev is StartController for `photond dev` (controller and local hosts).
+func StartDev(t testing.TB, dataDir string, args ...string) *Controller {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	c := &Controller{DataDir: dataDir, CACert: filepath.Join(dataDir, "ca.crt"), sub: "dev", args: args}
+	c.Start(t)
+	t.Cleanup(func() { c.Stop(t) })
+	return c
+}
+
 // Start (re)starts the process and waits until it serves.
 func (c *Controller) Start(t testing.TB) {
 	t.Helper()
 	urlFile := filepath.Join(c.DataDir, "controller.url")
 	_ = os.Remove(urlFile)
-	args := append([]string{"controller", "--data-dir", c.DataDir, "--listen", "127.0.0.1:0"}, c.args...)
+	sub := c.sub
+	if sub == "" {
+		sub = "controller"
+	}
+	args := append([]string{sub, "--data-dir", c.DataDir, "--listen", "127.0.0.1:0"}, c.args...)
 	c.cmd = exec.Command(Binary(t, "photond"), args...)
 	c.cmd.Env = append(os.Environ(), c.env...)
 	c.out = &bytes.Buffer{}
