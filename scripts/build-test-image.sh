@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# build-test-image.sh OUT.qcow2: build a small bootable guest image for
+# Photon's QEMU tests and demos, from Debian packages only.
+#
+#   kernel     linux-image-cloud-amd64 (virtio drivers as modules)
+#   userland   busybox-static, in an initramfs made here with busybox cpio
+#   boot       syslinux on an unpartitioned FAT image made with mtools
+#              (no loop mounts, no root needed for the image itself)
+#
+# The guest's init loads the virtio, SCSI, ISO 9660 and ACPI button modules
+# (in dependency order, from modules.dep), mounts the NoCloud seed (the
+# ISO 9660 volume labelled cidata), prints to the serial console:
+#
+#   photon-test-image: instance-id: <id>
+#   photon-test-image: local-hostname: <name>
+#   photon-test-image: block-devices: vda vdb sda      (at boot and on every change)
+#   photon-test-image: ready
+#
+# and then waits; on the ACPI power button (QMP system_powerdown) it prints
+# "photon-test-image: power button, powering off" and powers off.
+#
+# Missing tools are installed with apt-get (idempotent). Set
+# PHOTON_TEST_KERNEL to use a given vmlinuz (its modules must be under
+# /lib/modules/<version>). The build takes a few seconds; the image is
+# about 20 MB.
+set -euo pipefail
+
+log() { printf 'build-test-image: %s\n' "$*" >&2; }
+
+out=${1:-}
+if [[ -z $out ]]; then
+	echo "usage: $0 OUT.qcow2" >&2
+	exit 2
+fi
+
+# Tools, installed only when missing.
+need=()
+command -v busybox >/dev/null || need+=(busybox-static)
+command -v mformat >/dev/null || need+=(mtools)
+command -v syslinux >/dev/null || need+=(syslinux)
+[[ -d /usr/lib/syslinux/modules/bios ]] || need+=(syslinux-common)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+compgen -G '/boot/vmlinuz-*-cloud-amd64' >/dev/null || [[ -n ${PHOTON_TEST_KERNEL:-} ]] || need+=(linux-image-cloud-amd64)
+if ((${#need[@]})); then
+	log "installing: ${need[*]}"
+	SUDO=
+	[[ $(id -u) -eq 0 ]] || SUDO=sudo
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+# The kernel: the newest cloud kernel unless one is given.
+kernel=${PHOTON_TEST_KERNEL:-}
+if [[ -z $kernel ]]; then
+	kernel=$(ls -1 /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -n 1)
+fi
+kver=${kernel##*/vmlinuz-}
+moddir=/lib/modules/$kver
+[[ -r $kernel ]] || { log "cannot read $kernel"; exit 1; }
+[[ -f $moddir/modules.dep ]] || { log "no $moddir/modules.dep for kernel $kver"; exit 1; }
+busybox=$(command -v busybox)
+# Debian's busybox-static is the static one; a dynamic busybox would not
+# run in the initramfs.
+if ! file_out=$(LC_ALL=C od -An -c -N 4 "$busybox") || [[ $file_out != *E*L*F* ]]; then
+	log "$busybox is not an ELF binary"
+	exit 1
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,dev,proc,sys,mnt,tmp,etc/acpi/PWRF,lib/modules}
+cp "$busybox" "$root/bin/busybox"
+
+# Modules in dependency order: each module after what it depends on
+# (modules.dep lists a module's dependencies, nearest first).
+wanted=(virtio_pci virtio_blk virtio_scsi sd_mod isofs button evdev)
+declare -A seen=()
+order=()
+dep_line() { grep -E "(^|/)$1\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | head -n 1; }
+add_module() {
+	local name=$1 line path deps d
+	[[ -n ${seen[$name]:-} ]] && return 0
+	seen[$name]=1
+	line=$(dep_line "$name") || true
+	if [[ -z $line ]]; then
+		# Built into this kernel (or absent): nothing to load.
+		grep -qE "/$name\.ko" "$moddir/modules.builtin" 2>/dev/null ||
+			log "module $name is neither in modules.dep nor built in; skipped"
+		return 0
+	fi
+	path=${line%%:*}
+	deps=${line#*:}
+	for d in $deps; do
+		d=${d##*/}
+		d=${d%%.ko*}
+		add_module "$d"
+	done
+	order+=("$path")
+}
+for m in "${wanted[@]}"; do
+	add_module "$m"
+done
+: >"$root/etc/modules"
+for p in "${order[@]}"; do
+	f=${p##*/}
+	case $f in
+	*.ko) cp "$moddir/$p" "$root/lib/modules/$f" ;;
+	*.ko.xz) xz -dc "$moddir/$p" >"$root/lib/modules/${f%.xz}"; f=${f%.xz} ;;
+	*.ko.zst) zstd -qdc "$moddir/$p" >"$root/lib/modules/${f%.zst}"; f=${f%.zst} ;;
+	*.ko.gz) gzip -dc "$moddir/$p" >"$root/lib/modules/${f%.gz}"; f=${f%.gz} ;;
+	esac
+	echo "$f" >>"$root/etc/modules"
+done
+log "kernel $kver, modules: $(tr '\n' ' ' <"$root/etc/modules")"
+
+cat >"$root/init" <<'EOF'
+#!/bin/busybox sh
+# Photon test image init: report the NoCloud seed, then wait for power-off.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+say() { echo "photon-test-image: $*" >/dev/console; }
+for m in $(cat /etc/modules); do
+	insmod "/lib/modules/$m" 2>/dev/null || say "insmod $m failed"
+done
+say "booted kernel $(uname -r)"
+# The seed may take a moment to appear.
+seed=
+for try in 1 2 3 4 5 6 7 8 9 10; do
+	for dev in /dev/vd? /dev/sd? /dev/sr?; do
+		[ -b "$dev" ] || continue
+		if mount -t iso9660 -o ro "$dev" /mnt 2>/dev/null; then
+			if [ -f /mnt/meta-data ]; then
+				seed=$dev
+				break 2
+			fi
+			umount /mnt
+		fi
+	done
+	sleep 0.2
+done
+if [ -n "$seed" ]; then
+	iid=$(sed -n 's/^instance-id:[[:space:]]*//p' /mnt/meta-data | head -n 1)
+	host=$(sed -n 's/^local-hostname:[[:space:]]*//p' /mnt/meta-data | head -n 1)
+	say "seed: $seed"
+	say "instance-id: $iid"
+	say "local-hostname: $host"
+	[ -n "$host" ] && hostname "$host"
+	if [ -f /mnt/user-data ]; then
+		say "user-data: $(wc -c </mnt/user-data) bytes"
+	fi
+	umount /mnt
+else
+	say "no NoCloud seed (cidata) found"
+fi
+blocks() { ls /sys/block | grep -v '^loop' | tr '\n' ' ' | sed 's/ $//'; }
+prev=$(blocks)
+say "block-devices: $prev"
+acpid -c /etc/acpi -l /tmp/acpid.log
+say "ready"
+# Report block devices whenever they change (hot-plug, unplug).
+while true; do
+	sleep 1
+	cur=$(blocks)
+	if [ "$cur" != "$prev" ]; then
+		say "block-devices: $cur"
+		prev=$cur
+	fi
+done
+EOF
+chmod 755 "$root/init"
+
+cat >"$root/etc/acpi/PWRF/00000080" <<'EOF'
+#!/bin/sh
+echo "photon-test-image: power button, powering off" >/dev/console
+sync
+poweroff -f
+EOF
+chmod 755 "$root/etc/acpi/PWRF/00000080"
+
+# The initramfs, as busybox cpio (newc) wants it: names on stdin.
+(cd "$root" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc 2>/dev/null) | gzip -9 >"$work/initrd.img"
+
+cat >"$work/syslinux.cfg" <<'EOF'
+DEFAULT photon
+PROMPT 0
+TIMEOUT 0
+LABEL photon
+  KERNEL vmlinuz
+  APPEND initrd=initrd.img console=ttyS0,115200 quiet loglevel=3 panic=10 mitigations=off
+EOF
+
+# An unpartitioned FAT image: SeaBIOS boots syslinux's boot sector at
+# sector 0. 48 MiB = 48 cylinders x 64 heads x 32 sectors.
+fat=$work/boot.img
+truncate -s 48M "$fat"
+mformat -i "$fat" -t 48 -h 64 -s 32 -v PHOTONBOOT ::
+syslinux --install "$fat"
+mcopy -i "$fat" "$kernel" ::vmlinuz
+mcopy -i "$fat" "$work/initrd.img" ::initrd.img
+mcopy -i "$fat" "$work/syslinux.cfg" ::syslinux.cfg
+
+mkdir -p "$(dirname "$out")"
+qemu-img convert -q -f raw -O qcow2 "$fat" "$out.tmp"
+mv "$out.tmp" "$out"
+log "wrote $out ($(du -h "$out" | cut -f1))"
