@@ -196,17 +196,22 @@ func (c *Client) DeleteUser(ctx context.Context, name string) (*api.Task, error)
 	return c.call(ctx, http.MethodDelete, "/v1/users/"+esc(name), nil)
 }
 
-// Role bindings. scope is "system", "tenants/ID" or "projects/ID"; use the
-// helpers IAMPath.
+// Role bindings.
 
 // IAMPath is the /iam path of the system (kind "system"), a tenant
-// ("tenant") or a project ("project").
+// ("tenant"), a project ("project") or one object ("vm", "disk", "image").
 func IAMPath(kind, id string) string {
 	switch kind {
 	case "tenant":
 		return "/v1/tenants/" + esc(id) + "/iam"
 	case "project":
 		return "/v1/projects/" + esc(id) + "/iam"
+	case "vm":
+		return "/v1/vms/" + esc(id) + "/iam"
+	case "disk":
+		return "/v1/disks/" + esc(id) + "/iam"
+	case "image":
+		return "/v1/images/" + esc(id) + "/iam"
 	}
 	return "/v1/system/iam"
 }

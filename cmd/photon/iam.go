@@ -333,3 +333,22 @@ from now (1h, 30m), an RFC 3339 time or milliseconds since the epoch.`,
 	cmd.Flags().StringVar(&since, "since", "", "only records since WHEN (e.g. 1h, 2026-01-02T15:04:05Z)")
 	return cmd
 }
+
+// attachObjectIAM adds `iam show|add|remove ID` to the vm, disk and image
+// command groups (grants on one object).
+func (a *app) attachObjectIAM(root *cobra.Command) {
+	byID := func(*cobra.Command) idResolver {
+		return func(_ context.Context, _ *client.Client, arg string) (string, error) {
+			if arg == "" {
+				return "", usagef("give the ID")
+			}
+			return arg, nil
+		}
+	}
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "vm", "disk", "image":
+			c.AddCommand(a.iamCmd(iamOwner{kind: c.Name(), example: "ID", roles: "project-user, project-viewer", flags: byID}))
+		}
+	}
+}

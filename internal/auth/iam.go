@@ -25,14 +25,20 @@ const (
 	ScopeSystem  = "system"
 	ScopeTenant  = "tenant"
 	ScopeProject = "project"
+	// Objects: a grant on one VM, disk or image.
+	ScopeVM    = "vm"
+	ScopeDisk  = "disk"
+	ScopeImage = "image"
 )
 
 // Scope is what a policy applies to.
 type Scope struct {
 	Kind string `json:"kind"`
 	ID   string `json:"id"`
-	// TenantID is the tenant of a tenant or project scope.
+	// TenantID is the tenant of a tenant, project or object scope.
 	TenantID string `json:"tenantId,omitempty"`
+	// ProjectID is the project of an object scope.
+	ProjectID string `json:"projectId,omitempty"`
 }
 
 // SystemScope is the whole cloud.
@@ -43,6 +49,9 @@ var rolesFor = map[string][]string{
 	ScopeSystem:  {api.RoleSystemAdmin},
 	ScopeTenant:  {api.RoleTenantAdmin},
 	ScopeProject: {api.RoleProjectUser, api.RoleProjectViewer},
+	ScopeVM:      {api.RoleProjectUser, api.RoleProjectViewer},
+	ScopeDisk:    {api.RoleProjectUser, api.RoleProjectViewer},
+	ScopeImage:   {api.RoleProjectUser, api.RoleProjectViewer},
 }
 
 type policyRecord struct {
@@ -143,6 +152,12 @@ func scopeEntity(sc Scope) (api.Entity, string, string) {
 		return api.Entity{ID: sc.ID, Kind: api.KindTenant}, sc.ID, ""
 	case ScopeProject:
 		return api.Entity{ID: sc.ID, Kind: api.KindProject}, sc.TenantID, sc.ID
+	case ScopeVM, ScopeDisk, ScopeImage:
+		kind := sc.Kind
+		if kind == ScopeDisk {
+			kind = api.KindPersistentDisk
+		}
+		return api.Entity{ID: sc.ID, Kind: kind}, sc.TenantID, sc.ProjectID
 	}
 	return api.Entity{ID: ScopeSystem, Kind: ScopeSystem}, "", ""
 }
@@ -300,11 +315,13 @@ type Access struct {
 	tenants map[string]int
 	// projects maps a project id to the level held on it directly.
 	projects map[string]int
+	// objects maps a VM, disk or image id to the level held on it directly.
+	objects map[string]int
 }
 
 // Access computes a principal's access.
 func (s *Service) Access(ctx context.Context, p *Principal) (*Access, error) {
-	a := &Access{Principal: p, tenants: map[string]int{}, projects: map[string]int{}}
+	a := &Access{Principal: p, tenants: map[string]int{}, projects: map[string]int{}, objects: map[string]int{}}
 	switch p.Role {
 	case RoleSystemAdmin:
 		a.System = true
@@ -336,6 +353,10 @@ func (s *Service) Access(ctx context.Context, p *Principal) (*Access, error) {
 				if g.role == api.RoleProjectUser {
 					lvl = LevelUser
 				}
+				if g.scope.Kind != ScopeProject {
+					a.objects[g.scope.ID] = max(a.objects[g.scope.ID], lvl)
+					continue
+				}
 				a.projects[g.scope.ID] = max(a.projects[g.scope.ID], lvl)
 				a.tenants[g.scope.TenantID] = max(a.tenants[g.scope.TenantID], LevelViewer)
 			}
@@ -358,6 +379,15 @@ func (a *Access) Project(pid, tid string) int {
 		return LevelAdmin
 	}
 	return a.projects[pid]
+}
+
+// Object is the level held on one VM, disk or image by a grant on it alone
+// (a project's or tenant's grants reach its objects through Project).
+func (a *Access) Object(id string) int {
+	if a.System {
+		return LevelAdmin
+	}
+	return a.objects[id]
 }
 
 // Tenants lists the tenants the principal holds a role in (not for system

@@ -252,6 +252,9 @@ func (s *Server) authorize(ctx context.Context, rt Route, id string, a *auth.Acc
 	if o.projectID != "" {
 		project = a.Project(o.projectID, o.tenantID)
 	}
+	if _, object := objectCollections[rule.kind]; object {
+		project = max(project, a.Object(id)) // a grant on this object alone
+	}
 	visible := o.public || (o.projectID == "" && tenant >= auth.LevelViewer) || project >= auth.LevelViewer
 	if !visible {
 		// Exactly what a missing object answers.

@@ -154,8 +154,31 @@ func (s *Server) scopeOf(r *http.Request, kind string) (auth.Scope, error) {
 			return auth.Scope{}, err
 		}
 		return auth.Scope{Kind: kind, ID: id, TenantID: p.TenantID}, nil
+	case auth.ScopeVM, auth.ScopeDisk, auth.ScopeImage:
+		o, err := s.ownerRules()[objectCollections[kind]].find(r.Context(), id)
+		if err != nil {
+			return auth.Scope{}, err
+		}
+		return auth.Scope{Kind: kind, ID: id, TenantID: o.tenantID, ProjectID: o.projectID}, nil
 	}
 	return auth.SystemScope, nil
+}
+
+// objectCollections maps the object scope kinds to their path collections.
+var objectCollections = map[string]string{auth.ScopeVM: "vms", auth.ScopeDisk: "disks", auth.ScopeImage: "images"}
+
+// objectIAMRoutes are the /iam routes of single objects: anyone who may read
+// the object reads its bindings; tenant-admins change them.
+func (s *Server) objectIAMRoutes() []Route {
+	var out []Route
+	for _, kind := range []string{auth.ScopeVM, auth.ScopeDisk, auth.ScopeImage} {
+		p := "/v1/" + objectCollections[kind] + "/{id}/iam"
+		out = append(out,
+			Route{Method: "GET", Path: p, Perm: PermObjectRead, h: s.getIAM(kind)},
+			Route{Method: "POST", Path: p, Perm: PermTenantWrite, h: s.setIAM(kind)},
+			Route{Method: "PATCH", Path: p, Perm: PermTenantWrite, h: s.patchIAM(kind)})
+	}
+	return out
 }
 
 func (s *Server) getIAM(kind string) handler {

@@ -387,3 +387,54 @@ func TestTokensAcrossControllers(t *testing.T) {
 		t.Errorf("refresh at the other controller: %v", err)
 	}
 }
+
+// TestObjectGrants: a grant on one image reaches that image alone.
+func TestObjectGrants(t *testing.T) {
+	c := photontest.NewController(t, "")
+	cl := c.Client
+	tid := waitFor(t, cl)(cl.CreateTenant(ctx(), &api.TenantCreateSpec{Name: "og"})).Entity.ID
+	pid := waitFor(t, cl)(cl.CreateProject(ctx(), tid, &api.ProjectCreateSpec{Name: "og1"})).Entity.ID
+	upload := func(name string) string {
+		task, err := cl.UploadImage(ctx(), strings.NewReader(strings.Repeat("x", 4096)), 4096, client.ImageUpload{Name: name, ProjectID: pid, FileName: "d.raw"})
+		return waitFor(t, cl)(task, err).Entity.ID
+	}
+	img, other := upload("shared"), upload("private")
+	waitFor(t, cl)(cl.CreateUser(ctx(), &api.UserCreateSpec{Name: "oscar", Password: "oscar-password"}))
+	path := "/v1/images/" + img + "/iam"
+	waitFor(t, cl)(cl.PatchIAM(ctx(), path, api.RoleBindingDelta{Action: api.ActionAdd, Role: api.RoleProjectViewer, Subject: "user:oscar"}))
+	if bs, err := cl.GetIAM(ctx(), path); err != nil || len(bs) != 1 || bs[0].Subjects[0] != "user:oscar" {
+		t.Fatalf("image iam = %+v, %v", bs, err)
+	}
+	tok, err := cl.Login(ctx(), "oscar", "oscar-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oscar := c.NewClient(t, tok.AccessToken)
+	for _, tc := range []struct {
+		name   string
+		call   func() error
+		status int
+	}{
+		{"read the image", func() error { _, err := oscar.GetImage(ctx(), img); return err }, 200},
+		{"read its bindings", func() error { _, err := oscar.GetIAM(ctx(), path); return err }, 200},
+		{"delete it (viewer)", func() error { _, err := oscar.DeleteImage(ctx(), img); return err }, 403},
+		{"change its bindings", func() error {
+			_, err := oscar.PatchIAM(ctx(), path, api.RoleBindingDelta{Action: api.ActionAdd, Role: api.RoleProjectUser, Subject: "user:oscar"})
+			return err
+		}, 403},
+		{"another image of the project", func() error { _, err := oscar.GetImage(ctx(), other); return err }, 404},
+		{"the project", func() error { _, err := oscar.GetProject(ctx(), pid); return err }, 404},
+	} {
+		err := tc.call()
+		status := 200
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			status = ae.HTTPStatus
+		} else if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if status != tc.status {
+			t.Errorf("%s: %d (%v), want %d", tc.name, status, err, tc.status)
+		}
+	}
+}

@@ -110,7 +110,7 @@ func New(d Deps) *Server {
 		d.Log = slog.Default()
 	}
 	s := &Server{Deps: d, st: d.Store, tasks: d.Tasks, tenancy: d.Tenancy, tokens: d.Tokens, log: d.Log, mux: http.NewServeMux()}
-	s.routes = s.routeTable()
+	s.routes = append(s.routeTable(), s.objectIAMRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
