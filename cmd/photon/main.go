@@ -142,7 +142,6 @@ headers (a create prints only the new id) and -o json prints the API's JSON.`,
 	root.AddCommand(a.hostCmd(), a.datastoreCmd(), a.vmCmd(), a.diskCmd(), a.imageCmd())
 	root.AddCommand(a.userCmd())
 	a.attachObjectIAM(root)
-	a.attachObjectIAM(root)
 	return root
 }
 
