@@ -18,7 +18,7 @@ import (
 func (a *app) userCmd() *cobra.Command {
 	return a.group("user", "Manage local users (system administrators only)",
 		"  photon user create alice --password 's3cret-pass' --group devs\n  photon user list",
-		a.userCreateCmd(), a.userListCmd(), a.userShowCmd(), a.userDeleteCmd(), a.userSetPasswordCmd())
+		a.userCreateCmd(), a.userListCmd(), a.userShowCmd(), a.userDeleteCmd(), a.userSetPasswordCmd(), a.userSetGroupsCmd())
 }
 
 // readSecret returns s, or standard input's first line if s is "-".
@@ -170,6 +170,36 @@ func (a *app) userSetPasswordCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&password, "password", "", `the new password ("-": read from standard input)`)
 	_ = cmd.MarkFlagRequired("password")
+	return cmd
+}
+
+func (a *app) userSetGroupsCmd() *cobra.Command {
+	var groups []string
+	cmd := &cobra.Command{
+		Use:     "set-groups NAME [--group G]...",
+		Short:   "Replace a user's groups (none given: no groups)",
+		Example: "  photon user set-groups alice -g devs -g ops\n  photon user set-groups alice",
+		Args:    exactArgs(1, "NAME"),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if groups == nil {
+				groups = []string{}
+			}
+			t, err := c.UpdateUser(ctx, args[0], &api.UserUpdateSpec{Groups: &groups})
+			if _, err = a.wait(ctx, c, t, err); err != nil {
+				return err
+			}
+			if !a.plain() && !a.jsonOut() {
+				a.line("Groups of %s: %s", args[0], orDash(strings.Join(groups, ", ")))
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringSliceVarP(&groups, "group", "g", nil, "a group (repeatable)")
 	return cmd
 }
 

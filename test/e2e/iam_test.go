@@ -122,6 +122,8 @@ func TestCLIUsersRolesAudit(t *testing.T) {
 	alice.fail(1, "MissingAuthToken", "tenant", "list")
 
 	admin.ok("tenant", "iam", "remove", "t1", "-p", "user:alice", "-r", "tenant-admin")
+	admin.ok("user", "set-groups", "bob") // bob leaves devs: t1 and p1 are gone for him
+	bob.fail(1, "TenantNotFound", "project", "show", "p1", "-t", "t1")
 	admin.ok("user", "delete", "bob")
 	bob.fail(1, "InvalidAuthToken", "tenant", "list")
 
