@@ -49,6 +49,8 @@ it; unfinished tasks resume when it (or another controller) starts again.`,
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
+	f.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of users' access tokens (refresh tokens get new ones)")
+	f.DurationVar(&cfg.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log records are kept")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/certs"
@@ -138,4 +139,35 @@ func TestCLIUsersRolesAudit(t *testing.T) {
 	if len(entries) < 10 {
 		t.Errorf("audit has %d entries", len(entries))
 	}
+}
+
+// TestCLIRefresh: the CLI refreshes an expired access token with the saved
+// refresh token, transparently, and saves the new one.
+func TestCLIRefresh(t *testing.T) {
+	c := photontest.StartController(t, "", nil, "--access-token-ttl", "2s")
+	admin := loggedIn(t, c)
+	admin.ok("user", "create", "rita", "--password", "rita-password")
+	p := newCLI(t)
+	p.ok("target", "set", c.URL, "--ca-cert", c.CACert)
+	p.ok("target", "login", "-u", "rita", "-p", "rita-password")
+	access := func() string {
+		var cfg struct {
+			Session struct {
+				AccessToken string `json:"accessToken"`
+			} `json:"session"`
+		}
+		b, _ := os.ReadFile(p.Config)
+		if err := json.Unmarshal(b, &cfg); err != nil || cfg.Session.AccessToken == "" {
+			t.Fatalf("no session in the configuration: %v\n%s", err, b)
+		}
+		return cfg.Session.AccessToken
+	}
+	first := access()
+	time.Sleep(3 * time.Second)
+	p.ok("tenant", "list")
+	if access() == first {
+		t.Error("the access token was not refreshed")
+	}
+	p.ok("target", "logout")
+	p.fail(1, "MissingAuthToken", "tenant", "list")
 }
