@@ -164,10 +164,75 @@ type VMCreateSpec struct {
 	Flavor        string                   `json:"flavor"`
 	SourceImageID string                   `json:"sourceImageId,omitempty"`
 	AttachedDisks []AttachedDiskCreateSpec `json:"attachedDisks"`
-	Affinities    []LocalitySpec           `json:"affinities,omitempty"`
-	Subnets       []string                 `json:"subnets,omitempty"`
-	Environment   map[string]string        `json:"environment,omitempty"`
-	Tags          []string                 `json:"tags,omitempty"`
+	// Affinities constrain placement: kinds vm, disk, host (id or address),
+	// availabilityZone, hostTag (ours), datastore (id or name),
+	// datastoreTag, e.g. [{"kind": "availabilityZone", "id": "zone-a"}].
+	Affinities  []LocalitySpec    `json:"affinities,omitempty"`
+	Subnets     []string          `json:"subnets,omitempty"`
+	Environment map[string]string `json:"environment,omitempty"`
+	Tags        []string          `json:"tags,omitempty"`
+	// PlacementGroup (ours) names a group of VMs placed apart or together,
+	// e.g. {"name": "web", "policy": "anti-affinity", "scope": "host",
+	// "strict": true}: three replicas never share a host.
+	PlacementGroup *PlacementGroupSpec `json:"placementGroup,omitempty"`
+	// PlacementStrategy (ours) is "spread" (default: the emptiest host) or
+	// "pack" (the fullest host that fits).
+	PlacementStrategy string `json:"placementStrategy,omitempty"`
+}
+
+// Placement group policies and scopes.
+const (
+	PlacementAntiAffinity = "anti-affinity"
+	PlacementAffinity     = "affinity"
+	PlacementScopeHost    = "host"
+	PlacementScopeZone    = "zone"
+)
+
+// PlacementGroupSpec names a VM's placement group (ours). The first VM
+// that names a group creates it with its policy; later ones join it (a
+// different policy, scope or strictness is refused). The group goes away
+// with its last VM.
+type PlacementGroupSpec struct {
+	// Name, unique in the project, e.g. "web".
+	Name string `json:"name"`
+	// Policy is "anti-affinity" (default: members apart) or "affinity"
+	// (together).
+	Policy string `json:"policy,omitempty"`
+	// Scope is "host" (default) or "zone".
+	Scope string `json:"scope,omitempty"`
+	// Strict refuses a placement that breaks the policy; otherwise it is
+	// only scored lower.
+	Strict bool `json:"strict,omitempty"`
+}
+
+// PlacementPreview is the answer of POST /v1/projects/{id}/vms?dryRun=true
+// (ours): where the VM would go and why, with nothing created.
+type PlacementPreview struct {
+	// Placed is false when no host fits; Error then says why per constraint.
+	Placed bool   `json:"placed"`
+	Error  *Error `json:"error,omitempty"`
+	// HostID, Host (address) and DatastoreID of the chosen host.
+	HostID      string `json:"hostId,omitempty"`
+	Host        string `json:"host,omitempty"`
+	DatastoreID string `json:"datastoreId,omitempty"`
+	// Score of the chosen host (higher is better).
+	Score float64 `json:"score"`
+	// Hosts in the fleet, hosts Considered (a sample on large fleets) and
+	// how many of them were Feasible.
+	Hosts      int `json:"hosts"`
+	Considered int `json:"considered"`
+	Feasible   int `json:"feasible"`
+	// Eliminated counts considered hosts per reason, e.g. {"lacked memory": 3}.
+	Eliminated map[string]int `json:"eliminated"`
+	// Candidates are the best-scored hosts, best first.
+	Candidates []PlacementCandidate `json:"candidates"`
+}
+
+// PlacementCandidate is one scored host of a PlacementPreview.
+type PlacementCandidate struct {
+	HostID      string  `json:"hostId"`
+	DatastoreID string  `json:"datastoreId"`
+	Score       float64 `json:"score"`
 }
 
 // AttachedDisk is a disk as listed on its VM.

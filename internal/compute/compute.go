@@ -73,6 +73,7 @@ type Service struct {
 	tasks  *tasks.Engine
 	hosts  *hosts.Service
 	images ImageUser
+	placer Placer
 	log    *slog.Logger
 	cfg    Config
 	now    func() time.Time

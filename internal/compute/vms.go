@@ -64,13 +64,23 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 	for i, a := range spec.Affinities {
 		f := "affinities[" + strconv.Itoa(i) + "]"
 		switch a.Kind {
-		case "vm", "host", "datastore", "disk", "persistent-disk":
+		case "vm", "host", "datastore", "disk", "persistent-disk", "availabilityZone", "hostTag", "datastoreTag":
 		default:
-			return api.FieldError(f+".kind", "unknown affinity kind %q (want vm, host, datastore or disk)", a.Kind)
+			return api.FieldError(f+".kind", "unknown affinity kind %q (want vm, disk, host, availabilityZone, hostTag, datastore or datastoreTag)", a.Kind)
 		}
 		if !validID(a.ID) {
 			return api.FieldError(f+".id", "want an id")
 		}
+	}
+	if spec.PlacementGroup != nil {
+		if err := validateGroup(spec.PlacementGroup); err != nil {
+			return err
+		}
+	}
+	switch spec.PlacementStrategy {
+	case "", scheduler.Spread, scheduler.Pack:
+	default:
+		return api.FieldError("placementStrategy", "want spread or pack, got %q", spec.PlacementStrategy)
 	}
 	for k := range spec.Environment {
 		if k == "" || len(k) > 256 {
@@ -91,22 +101,33 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 // placement refusals end the task ERROR and leave the VM in ERROR with the
 // explanation.
 func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCreateSpec) (*api.Task, error) {
-	if err := ValidateVMSpec(spec); err != nil {
-		return nil, err
-	}
-	var p api.Project
-	if !validID(projectID) {
-		return nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
-	}
-	if _, err := s.st.Get(ctx, store.Key("projects", projectID), &p); err != nil {
-		return nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
-	}
-	affinities, err := s.resolveAffinities(ctx, projectID, spec.Affinities)
+	id, tenantID, fn, err := s.createVMTxn(ctx, projectID, spec, nil)
 	if err != nil {
 		return nil, err
 	}
+	return s.submit(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, tenantID, projectID, 0, fn)
+}
+
+// createVMTxn checks a create and returns the VM's id, its tenant and the
+// transaction that places and records it. With pv set it is a dry run: the
+// transaction fills pv and ends with errDryRun instead of writing.
+func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.VMCreateSpec, pv *api.PlacementPreview) (string, string, func(tx *store.Txn, t *api.Task) error, error) {
+	if err := ValidateVMSpec(spec); err != nil {
+		return "", "", nil, err
+	}
+	var p api.Project
+	if !validID(projectID) {
+		return "", "", nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+	}
+	if _, err := s.st.Get(ctx, store.Key("projects", projectID), &p); err != nil {
+		return "", "", nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+	}
+	affinities, err := s.resolveAffinities(ctx, projectID, spec.Affinities)
+	if err != nil {
+		return "", "", nil, err
+	}
 	id := uuid.Must(uuid.NewV7()).String()
-	return s.submit(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, p.TenantID, projectID, 0, func(tx *store.Txn, t *api.Task) error {
+	return id, p.TenantID, func(tx *store.Txn, t *api.Task) error {
 		if taken, err := tx.Exists(ctx, vmNameKey(projectID, spec.Name)); err != nil {
 			return err
 		} else if taken {
@@ -122,7 +143,14 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 			return err
 		}
 		v.Flavor, v.FlavorID = flavor.Name, flavor.ID
-		req := &scheduler.Request{Affinities: affinities}
+		req := &scheduler.Request{Affinities: affinities, ImageID: spec.SourceImageID, Strategy: spec.PlacementStrategy, Explain: pv != nil}
+		var group *groupRecord
+		if spec.PlacementGroup != nil {
+			if group, err = readGroup(ctx, tx, projectID, spec.PlacementGroup); err != nil {
+				return err
+			}
+			req.Group = &group.Group
+		}
 		for _, c := range flavor.Cost {
 			switch c.Key {
 			case "vm.cpu":
@@ -184,27 +212,32 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 				return err
 			}
 		}
-		// The fleet view is read afresh on every attempt; the choice is
+		// The fleet view (the index) may be stale; the choice is
 		// re-checked on the records the transaction reads, and a view found
-		// stale (the chosen host no longer fits) makes the attempt retry.
-		fleet, err := s.hosts.Fleet(ctx)
-		if err != nil {
-			return err
-		}
-		d, perr := scheduler.Place(fleet, req)
-		if perr == nil {
+		// stale (the chosen host no longer fits) catches up and retries.
+		d, perr := s.place(ctx, req)
+		if perr == nil && pv == nil {
 			if err := s.hosts.Reserve(ctx, tx, d, req); err != nil {
 				if _, ok := err.(*api.Error); ok {
-					return store.ErrConflict
+					return s.stale(ctx)
 				}
 				return err
 			}
 		}
 		var ae *api.Error
-		if perr != nil {
-			if !asAPI(perr, &ae) {
-				return perr
+		if perr != nil && !asAPI(perr, &ae) {
+			return perr
+		}
+		if pv != nil {
+			preview(pv, d, ae)
+			if d.HostID != "" {
+				if h, err := s.hosts.HostOf(ctx, tx, d.HostID); err == nil {
+					pv.Host = h.Address
+				}
 			}
+			return errDryRun
+		}
+		if perr != nil {
 			// Refused placement: the VM stays, in ERROR, holding nothing.
 			if err := s.releaseAll(ctx, tx, v); err != nil {
 				return err
@@ -219,6 +252,11 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 			return err
 		}
 		v.Host, v.Datastore = h.Address, d.DatastoreID
+		if group != nil {
+			if err := joinGroup(tx, projectID, group, id, d.HostID, h.AvailabilityZone); err != nil {
+				return err
+			}
+		}
 		for i := range v.Disks {
 			v.Disks[i].Datastore = hosts.LocalName(d.DatastoreID)
 		}
@@ -227,7 +265,7 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 		}
 		s.tasks.CompleteStep(t, 0)
 		return putVM(tx, v)
-	})
+	}, nil
 }
 
 func asAPI(err error, ae **api.Error) bool {
@@ -275,6 +313,9 @@ func (s *Service) releaseAll(ctx context.Context, tx *store.Txn, v *vmRecord) er
 			return err
 		}
 		tx.Delete(hosts.DesiredKey(v.HostID, v.ID))
+		if err := leaveGroup(ctx, tx, v); err != nil {
+			return err
+		}
 		v.Reserved = false
 	}
 	if v.Charged {
@@ -332,7 +373,7 @@ func (s *Service) createAttachedDisks(ctx context.Context, tx *store.Txn, v *vmR
 			return err
 		}
 		if err := s.hosts.ReserveDatastore(ctx, tx, v.DatastoreID, d.CapacityGB); err != nil {
-			return store.ErrConflict // the fleet view was stale: place again
+			return s.stale(ctx) // the fleet view was stale: place again
 		}
 		id := uuid.Must(uuid.NewV7()).String()
 		disk := diskRecord{PersistentDisk: api.PersistentDisk{Base: api.Base{ID: id, Kind: api.KindPersistentDisk},

@@ -21,6 +21,7 @@ import (
 	"github.com/photon-cloud/photon/internal/auth"
 	"github.com/photon-cloud/photon/internal/certs"
 	"github.com/photon-cloud/photon/internal/compute"
+	"github.com/photon-cloud/photon/internal/fleet"
 	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/httpapi"
 	"github.com/photon-cloud/photon/internal/images"
@@ -58,6 +59,13 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// HostTimeout bounds how long a task waits for a host to act (0: 2 min).
 	HostTimeout time.Duration
+	// CPUOvercommit and MemoryOvercommit scale what hosts offer for
+	// placement (0: 1, none); host metadata overcommit.cpu/.memory
+	// overrides them per host.
+	CPUOvercommit, MemoryOvercommit float64
+	// PlacementSample is how many feasible hosts a placement scores
+	// (0: fleet.DefaultSample; negative: all).
+	PlacementSample int
 }
 
 // Controller is a running controller.
@@ -154,7 +162,8 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if cfg.AuditRetention > 0 {
 		auditLog.Retention = cfg.AuditRetention
 	}
-	hostSvc, err := hosts.New(st, engine, tokens, log, hosts.Config{HeartbeatTimeout: cfg.HeartbeatTimeout})
+	hostSvc, err := hosts.New(st, engine, tokens, log, hosts.Config{HeartbeatTimeout: cfg.HeartbeatTimeout,
+		CPUOvercommit: cfg.CPUOvercommit, MemoryOvercommit: cfg.MemoryOvercommit})
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +171,11 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, err
 	}
+	index := fleet.New(st, hostSvc, log)
+	if cfg.PlacementSample != 0 {
+		index.Sample = cfg.PlacementSample
+	}
+	comp.SetPlacer(index)
 	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Auth: iam, Audit: auditLog, Log: log, Images: imgs,
 		Hosts: hostSvc, Compute: comp})
 
@@ -183,6 +197,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	imgsDone := make(chan struct{})
 	go func() { engine.Loop(loopCtx); close(loopDone) }()
 	go hostSvc.Run(loopCtx)
+	go index.Run(loopCtx)
 	go auditLog.Loop(loopCtx, time.Hour, log)
 	go func() { imgs.Loop(loopCtx); close(imgsDone) }()
 	// Closers run in reverse: the loop stops before the store closes.

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +87,32 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// JoinTokenTTL: how long a join token is valid (default 1 h).
 	JoinTokenTTL time.Duration
+	// CPUOvercommit and MemoryOvercommit scale what a host offers for
+	// placement (default 1: none), e.g. 4 places 64 vCPUs on 16. A host's
+	// metadata "overcommit.cpu" / "overcommit.memory" overrides them.
+	CPUOvercommit, MemoryOvercommit float64
+}
+
+// Host metadata keys that override the overcommit ratios for one host.
+const (
+	MetaCPUOvercommit    = "overcommit.cpu"
+	MetaMemoryOvercommit = "overcommit.memory"
+)
+
+// Overcommit returns the CPU and memory overcommit ratios of a host (a
+// nil Service has no configured ratios, only the host's own).
+func (s *Service) Overcommit(r *Record) (cpu, mem float64) {
+	cpu, mem = 1, 1
+	if s != nil {
+		cpu, mem = s.cfg.CPUOvercommit, s.cfg.MemoryOvercommit
+	}
+	if v, err := strconv.ParseFloat(r.Metadata[MetaCPUOvercommit], 64); err == nil && v > 0 {
+		cpu = v
+	}
+	if v, err := strconv.ParseFloat(r.Metadata[MetaMemoryOvercommit], 64); err == nil && v > 0 {
+		mem = v
+	}
+	return cpu, mem
 }
 
 // Service is the host registry.
@@ -126,6 +153,12 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	}
 	if cfg.JoinTokenTTL <= 0 {
 		cfg.JoinTokenTTL = time.Hour
+	}
+	if cfg.CPUOvercommit <= 0 {
+		cfg.CPUOvercommit = 1
+	}
+	if cfg.MemoryOvercommit <= 0 {
+		cfg.MemoryOvercommit = 1
 	}
 	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}, lastSeen: map[string]int64{}}
 	s.hub = newHub(st, log)
@@ -643,20 +676,27 @@ func (s *Service) Fleet(ctx context.Context) ([]scheduler.Host, error) {
 	}
 	out := make([]scheduler.Host, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, view(&r, usages[r.ID], dss, dsu))
+		out = append(out, s.view(&r, usages[r.ID], dss, dsu))
 	}
 	return out, nil
 }
 
-func view(r *Record, u Usage, dss map[string]api.Datastore, dsu map[string]DatastoreUsage) scheduler.Host {
-	h := scheduler.Host{ID: r.ID, Address: r.Address, Zone: r.AvailabilityZone, Tags: r.UsageTags, State: r.State,
-		CPUTotal: r.Capacity.CPUCount, CPUFree: r.Capacity.CPUCount - u.CPU,
-		MemTotalMB: r.Capacity.MemoryMB, MemFreeMB: r.Capacity.MemoryMB - u.MemoryMB}
+func (s *Service) view(r *Record, u Usage, dss map[string]api.Datastore, dsu map[string]DatastoreUsage) scheduler.Host {
+	h := s.HostView(r, u)
 	for _, id := range r.DatastoreIDs {
 		ds := dss[id]
-		h.Datastores = append(h.Datastores, scheduler.Datastore{ID: id, FreeGB: ds.CapacityGB - dsu[id].UsedGB, Tags: ds.Tags})
+		h.Datastores = append(h.Datastores, scheduler.Datastore{ID: id, Name: LocalName(id), FreeGB: ds.CapacityGB - dsu[id].UsedGB, Tags: ds.Tags})
 	}
 	return h
+}
+
+// HostView is the scheduler's view of a host without its datastores:
+// capacity times the overcommit ratios, less usage.
+func (s *Service) HostView(r *Record, u Usage) scheduler.Host {
+	cpuR, memR := s.Overcommit(r)
+	cpu, mem := int(float64(r.Capacity.CPUCount)*cpuR), int64(float64(r.Capacity.MemoryMB)*memR)
+	return scheduler.Host{ID: r.ID, Address: r.Address, Zone: r.AvailabilityZone, Tags: r.UsageTags, State: r.State,
+		CPUTotal: cpu, CPUFree: cpu - u.CPU, MemTotalMB: mem, MemFreeMB: mem - u.MemoryMB}
 }
 
 // storeMap reads every object under prefix keyed by its last key segment.

@@ -40,7 +40,7 @@ func (s *Service) Reserve(ctx context.Context, tx *store.Txn, d scheduler.Decisi
 		}
 		dss[id], dsu[id] = ds, du
 	}
-	v := view(&h, u, dss, dsu)
+	v := s.view(&h, u, dss, dsu)
 	if d.DatastoreID != "" {
 		v.Datastores = pick(v.Datastores, d.DatastoreID)
 	}

@@ -301,6 +301,18 @@ func (s *Server) createVM(r *http.Request) (int, any, error) {
 	if err := decode(r, &spec); err != nil {
 		return 0, nil, err
 	}
+	if dry := r.URL.Query().Get("dryRun"); dry != "" {
+		if dry != "true" && dry != "false" {
+			return 0, nil, api.Errorf(api.CodeInvalidQuery, "dryRun: want true or false, got %q", dry)
+		}
+		if dry == "true" {
+			pv, err := s.Compute.PreviewVM(r.Context(), r.PathValue("id"), &spec)
+			if err != nil {
+				return 0, nil, err
+			}
+			return http.StatusOK, pv, nil
+		}
+	}
 	t, err := s.Compute.CreateVM(r.Context(), r.PathValue("id"), &spec)
 	return taskAnswer(r, t, err)
 }

@@ -103,7 +103,6 @@ func (g *Group) members(h *Host) int {
 	return g.Hosts[h.ID]
 }
 
-
 // Scoring strategies.
 const (
 	Spread = "spread"

@@ -200,8 +200,12 @@ func randomFleet(r *rand.Rand, n int) []Host {
 func randomRequest(r *rand.Rand, hs []Host) *Request {
 	req := &Request{CPU: 1 + r.IntN(8), MemoryMB: int64(512 * (1 + r.IntN(16))), DiskGB: float64(r.IntN(50))}
 	kinds := []func() api.LocalitySpec{
-		func() api.LocalitySpec { return api.LocalitySpec{Kind: "availabilityZone", ID: []string{"z1", "z2", "z3"}[r.IntN(3)]} },
-		func() api.LocalitySpec { return api.LocalitySpec{Kind: "hostTag", ID: []string{"gpu", "ssd", "big"}[r.IntN(3)]} },
+		func() api.LocalitySpec {
+			return api.LocalitySpec{Kind: "availabilityZone", ID: []string{"z1", "z2", "z3"}[r.IntN(3)]}
+		},
+		func() api.LocalitySpec {
+			return api.LocalitySpec{Kind: "hostTag", ID: []string{"gpu", "ssd", "big"}[r.IntN(3)]}
+		},
 		func() api.LocalitySpec { return api.LocalitySpec{Kind: "datastoreTag", ID: "ssd"} },
 		func() api.LocalitySpec { return api.LocalitySpec{Kind: "host", ID: hs[r.IntN(len(hs))].ID} },
 	}
