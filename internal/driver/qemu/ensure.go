@@ -1,0 +1,477 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/driver"
+)
+
+// Ensure makes the VM match spec; see the package doc and driver/fake's
+// for the semantics. Steps, in order: power-down or leave SUSPENDED, then
+// disks (detach, make, attach), then boot or suspend.
+func (d *Driver) Ensure(ctx context.Context, spec driver.VMSpec) (driver.VMStatus, error) {
+	if err := d.validate(spec); err != nil {
+		if validID(spec.ID) {
+			unlock := d.lockVM(spec.ID)
+			defer unlock()
+		}
+		return d.failed(spec.ID, err)
+	}
+	unlock := d.lockVM(spec.ID)
+	defer unlock()
+	return d.ensure(ctx, spec)
+}
+
+// failed reports err with the VM's current state (ERROR if it does not
+// exist), recording it as the VM's Error unless the spec was merely stale
+// or the call was cancelled.
+func (d *Driver) failed(id string, err error) (driver.VMStatus, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.vms[id]
+	if !ok {
+		return driver.VMStatus{ID: id, State: api.VMError, Error: err.Error()}, err
+	}
+	if !errors.Is(err, ErrStaleGeneration) && !errors.Is(err, context.Canceled) && v.rec.Error != err.Error() {
+		next := v.rec
+		next.Error = err.Error()
+		if d.writeRecord(&next) == nil {
+			v.rec = next
+		}
+	}
+	st := d.observeLocked(v)
+	st.Error = err.Error()
+	return st, err
+}
+
+func wantPower(spec driver.VMSpec) string {
+	if spec.Power == "" {
+		return api.VMStopped
+	}
+	return spec.Power
+}
+
+// validate checks what does not depend on the VM's current state.
+func (d *Driver) validate(spec driver.VMSpec) error {
+	if err := checkID("VM", spec.ID); err != nil {
+		return err
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("qemu: VM %s: %s: %w", spec.ID, fmt.Sprintf(format, args...), ErrInvalidSpec)
+	}
+	cpus, memMB := d.hostLimits()
+	switch {
+	case spec.CPUCount <= 0:
+		return bad("cpuCount must be positive, got %d", spec.CPUCount)
+	case spec.MemoryMB <= 0:
+		return bad("memoryMb must be positive, got %d", spec.MemoryMB)
+	case spec.CPUCount > cpus:
+		return bad("%d CPUs exceed the host's %d", spec.CPUCount, cpus)
+	case spec.MemoryMB > memMB:
+		return bad("%d MB exceed the host's %d MB", spec.MemoryMB, memMB)
+	}
+	switch spec.Power {
+	case "", api.VMStarted, api.VMStopped, api.VMSuspended:
+	default:
+		return bad("unknown power state %q", spec.Power)
+	}
+	boot := 0
+	for i, dk := range spec.Disks {
+		if !validID(dk.ID) {
+			return bad("disk id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.'", dk.ID)
+		}
+		for _, other := range spec.Disks[:i] {
+			if other.ID == dk.ID {
+				return bad("disk %s listed twice", dk.ID)
+			}
+		}
+		switch dk.Kind {
+		case "", api.KindEphemeralDisk, api.KindPersistentDisk:
+		default:
+			return bad("disk %s: unknown kind %q", dk.ID, dk.Kind)
+		}
+		if d.datastore(dk.Datastore) < 0 {
+			return bad("disk %s: no datastore %q on this host", dk.ID, dk.Datastore)
+		}
+		if dk.CapacityGB < 0 {
+			return bad("disk %s: negative capacity", dk.ID)
+		}
+		if dk.BootDisk {
+			boot++
+		}
+		if dk.ImageID != "" && spec.ImagePaths[dk.ImageID] == "" {
+			return bad("disk %s: image %s has no local path", dk.ID, dk.ImageID)
+		}
+		if dk.ImageID != "" && !dk.BootDisk {
+			return bad("disk %s: only the boot disk is made from an image", dk.ID)
+		}
+	}
+	if boot > 1 {
+		return bad("%d boot disks, at most one allowed", boot)
+	}
+	return nil
+}
+
+// upToDate: Ensure would change nothing.
+func upToDate(r *record, observed string, spec driver.VMSpec) bool {
+	if r.Generation != spec.Generation || observed != wantPower(spec) || len(r.Disks) != len(spec.Disks) {
+		return false
+	}
+	for i := range r.Disks {
+		if r.Disks[i].ID != spec.Disks[i].ID {
+			return false
+		}
+	}
+	return true
+}
+
+// plan is what one Ensure reserved under d.mu and then carries out.
+type plan struct {
+	made    []diskRecord // new disks: files to make (reserved in d.disks)
+	adopted []string     // existing persistent disks claimed by this VM
+	removed []diskRecord // disks to detach
+	next    []diskRecord // the VM's disks afterwards, in spec order
+}
+
+func (d *Driver) ensure(ctx context.Context, spec driver.VMSpec) (driver.VMStatus, error) {
+	d.mu.Lock()
+	v := d.vms[spec.ID]
+	if v != nil && spec.Generation < v.rec.Generation {
+		d.mu.Unlock()
+		return d.failed(spec.ID, fmt.Errorf("qemu: VM %s: generation %d is older than %d: %w",
+			spec.ID, spec.Generation, v.rec.Generation, ErrStaleGeneration))
+	}
+	cur := api.VMStopped
+	if v != nil {
+		cur = d.observeLocked(v).State
+		if upToDate(&v.rec, cur, spec) {
+			if v.rec.Error != "" {
+				next := v.rec
+				next.Error = ""
+				if err := d.writeRecord(&next); err != nil {
+					d.mu.Unlock()
+					return d.failed(spec.ID, err)
+				}
+				v.rec = next
+			}
+			st := d.observeLocked(v)
+			d.mu.Unlock()
+			return st, nil
+		}
+	}
+	p, err := d.planLocked(spec, v, cur)
+	d.mu.Unlock()
+	if err != nil {
+		return d.failed(spec.ID, err)
+	}
+
+	// From here on, rec is what the VM really is; on a failure it is
+	// committed as such, with the error and the old generation.
+	var rec record
+	if v != nil {
+		rec = v.rec
+		rec.Disks = slices.Clone(v.rec.Disks)
+	} else {
+		rec = record{ID: spec.ID, Power: api.VMStopped}
+	}
+	rec.Name, rec.CPUCount, rec.MemoryMB = spec.Name, spec.CPUCount, spec.MemoryMB
+	rec.Environment, rec.Metadata = maps.Clone(spec.Environment), maps.Clone(spec.Metadata)
+	want := wantPower(spec)
+	err = d.carryOut(ctx, spec, &rec, cur, want, p)
+	return d.commit(spec, v, &rec, p, err)
+}
+
+// planLocked checks the transition and the disk changes and reserves the
+// disks (capacity, persistent disks) the VM gets.
+func (d *Driver) planLocked(spec driver.VMSpec, v *vmState, cur string) (*plan, error) {
+	crashed := cur == api.VMError
+	if crashed {
+		cur = api.VMStopped
+	}
+	want := wantPower(spec)
+	if want == api.VMSuspended && cur != api.VMStarted && cur != api.VMSuspended {
+		from := "is " + cur
+		if crashed {
+			from = "is " + api.VMError
+		} else if v == nil {
+			from = "does not exist yet"
+		}
+		return nil, fmt.Errorf("qemu: VM %s: only a STARTED VM can be suspended, this one %s: %w", spec.ID, from, ErrTransition)
+	}
+	mid := midPower(cur, want)
+	var old []diskRecord
+	if v != nil {
+		old = v.rec.Disks
+	}
+	free := make([]float64, len(d.used))
+	for i := range d.used {
+		free[i] = d.capGB[i] - d.used[i]
+	}
+	p := &plan{}
+	for _, dk := range old {
+		if !slices.ContainsFunc(spec.Disks, func(s api.DiskDesired) bool { return s.ID == dk.ID }) {
+			p.removed = append(p.removed, dk)
+			if dk.Kind != api.KindPersistentDisk {
+				free[d.datastore(dk.Datastore)] += dk.CapacityGB
+			}
+		}
+	}
+	var addedBoot bool
+	for _, sd := range spec.Disks {
+		if i := slices.IndexFunc(old, func(o diskRecord) bool { return o.ID == sd.ID }); i >= 0 {
+			p.next = append(p.next, old[i])
+			continue
+		}
+		addedBoot = addedBoot || sd.BootDisk
+		existing := d.disks[sd.ID]
+		switch {
+		case existing != nil && existing.Kind != api.KindPersistentDisk:
+			return nil, fmt.Errorf("qemu: VM %s: disk %s is an ephemeral disk of VM %s: %w", spec.ID, sd.ID, existing.vm, ErrDiskInUse)
+		case existing != nil && sd.Kind == api.KindPersistentDisk:
+			if existing.vm != "" && existing.vm != spec.ID {
+				return nil, fmt.Errorf("qemu: VM %s: disk %s is attached to VM %s: %w", spec.ID, sd.ID, existing.vm, ErrDiskInUse)
+			}
+			p.next = append(p.next, existing.diskRecord)
+			p.adopted = append(p.adopted, sd.ID)
+			continue
+		case existing != nil:
+			return nil, fmt.Errorf("qemu: VM %s: disk %s is a persistent disk, listed as %q: %w", spec.ID, sd.ID, sd.Kind, ErrInvalidSpec)
+		}
+		ds := d.datastore(sd.Datastore)
+		if sd.CapacityGB > free[ds]+1e-9 {
+			return nil, fmt.Errorf("qemu: VM %s: disk %s needs %g GB, datastore %s has %g GB free: %w",
+				spec.ID, sd.ID, sd.CapacityGB, sd.Datastore, max(free[ds], 0), ErrNoCapacity)
+		}
+		free[ds] -= sd.CapacityGB
+		kind := sd.Kind
+		if kind == "" {
+			kind = api.KindEphemeralDisk
+		}
+		dk := diskRecord{ID: sd.ID, Kind: kind, Datastore: sd.Datastore, CapacityGB: sd.CapacityGB, BootDisk: sd.BootDisk, ImageID: sd.ImageID}
+		dk.Path = d.diskPath(dk)
+		p.next = append(p.next, dk)
+		p.made = append(p.made, dk)
+	}
+	if len(p.made)+len(p.adopted)+len(p.removed) > 0 {
+		if mid == api.VMSuspended {
+			return nil, fmt.Errorf("qemu: VM %s: disks cannot change while SUSPENDED: %w", spec.ID, ErrTransition)
+		}
+		boot := addedBoot || slices.ContainsFunc(p.removed, func(dk diskRecord) bool { return dk.BootDisk })
+		if boot && mid != api.VMStopped {
+			return nil, fmt.Errorf("qemu: VM %s: the boot disk changes only while STOPPED (VM is %s): %w", spec.ID, mid, ErrTransition)
+		}
+	}
+	// Reserve.
+	for _, dk := range p.made {
+		d.disks[dk.ID] = &diskState{diskRecord: dk, vm: spec.ID}
+		d.account(dk, 1)
+	}
+	for _, id := range p.adopted {
+		d.disks[id].vm = spec.ID
+	}
+	return p, nil
+}
+
+// midPower is the power state while disks change: leaving SUSPENDED and
+// stopping come first.
+func midPower(cur, want string) string {
+	if cur == api.VMError {
+		cur = api.VMStopped
+	}
+	if (cur == api.VMSuspended && want != api.VMSuspended) || (cur == api.VMStarted && want == api.VMStopped) {
+		return want
+	}
+	return cur
+}
+
+// carryOut does the plan, keeping rec equal to what the VM is after each
+// step.
+func (d *Driver) carryOut(ctx context.Context, spec driver.VMSpec, rec *record, cur, want string, p *plan) error {
+	// 1. Power-down, leave SUSPENDED, or clean up after a crash.
+	mid := midPower(cur, want)
+	switch {
+	case cur == api.VMError:
+		if err := d.kill(ctx, rec.ID, rec.PID); err != nil {
+			return fmt.Errorf("qemu: VM %s: %w", rec.ID, err)
+		}
+		rec.Power, rec.PID = api.VMStopped, 0
+	case cur == api.VMStarted && mid == api.VMStopped:
+		if err := d.powerdown(ctx, rec.ID, rec.PID); err != nil {
+			return fmt.Errorf("qemu: VM %s: stop: %w", rec.ID, err)
+		}
+		rec.Power, rec.PID = api.VMStopped, 0
+	case cur == api.VMSuspended && mid == api.VMStopped:
+		if err := d.kill(ctx, rec.ID, rec.PID); err != nil {
+			return fmt.Errorf("qemu: VM %s: stop: %w", rec.ID, err)
+		}
+		rec.Power, rec.PID = api.VMStopped, 0
+	case cur == api.VMSuspended && mid == api.VMStarted:
+		if err := d.qmpRun(ctx, rec.ID, "cont", nil, nil); err != nil {
+			return fmt.Errorf("qemu: VM %s: resume: %w", rec.ID, err)
+		}
+		rec.Power = api.VMStarted
+	}
+	running := rec.Power == api.VMStarted
+
+	// 2. Disks: detach, make, attach.
+	for _, dk := range p.removed {
+		if running {
+			if err := d.unplug(ctx, rec.ID, dk); err != nil {
+				return fmt.Errorf("qemu: VM %s: %w", rec.ID, err)
+			}
+		}
+		rec.Disks = slices.DeleteFunc(rec.Disks, func(o diskRecord) bool { return o.ID == dk.ID })
+	}
+	for _, dk := range p.made {
+		if err := d.makeDisk(ctx, spec, dk); err != nil {
+			return err
+		}
+		if dk.Kind == api.KindPersistentDisk {
+			if err := writeJSON(d.diskRecordPath(dk.ID), dk); err != nil {
+				return err
+			}
+		}
+	}
+	var disks []diskRecord
+	for _, dk := range p.next {
+		attached := slices.ContainsFunc(rec.Disks, func(o diskRecord) bool { return o.ID == dk.ID })
+		if !attached && running {
+			if err := d.hotplug(ctx, rec.ID, dk); err != nil {
+				rec.Disks = disks
+				return fmt.Errorf("qemu: VM %s: attach disk %s: %w", rec.ID, dk.ID, err)
+			}
+		}
+		disks = append(disks, dk)
+	}
+	rec.Disks = disks
+
+	// 3. Boot or suspend.
+	switch {
+	case want == api.VMStarted && rec.Power == api.VMStopped:
+		pid, err := d.start(ctx, rec)
+		if err != nil {
+			return fmt.Errorf("qemu: VM %s: %w", rec.ID, err)
+		}
+		rec.Power, rec.PID = api.VMStarted, pid
+	case want == api.VMSuspended && rec.Power == api.VMStarted:
+		if err := d.qmpRun(ctx, rec.ID, "stop", nil, nil); err != nil {
+			return fmt.Errorf("qemu: VM %s: suspend: %w", rec.ID, err)
+		}
+		rec.Power = api.VMSuspended
+	}
+	return nil
+}
+
+// makeDisk makes a new disk's file: an overlay on the image for a boot
+// disk made from one, else a blank qcow2.
+func (d *Driver) makeDisk(ctx context.Context, spec driver.VMSpec, dk diskRecord) error {
+	_ = removeFile(dk.Path) // a leftover of a create that died
+	if dk.ImageID != "" {
+		base := spec.ImagePaths[dk.ImageID]
+		info, err := d.checkImage(ctx, base)
+		if err != nil {
+			return fmt.Errorf("qemu: VM %s: image %s: %w: %w", spec.ID, dk.ImageID, ErrBadImage, err)
+		}
+		if err := d.createOverlay(ctx, dk.Path, base, info, dk.CapacityGB); err != nil {
+			return fmt.Errorf("qemu: VM %s: disk %s: %w", spec.ID, dk.ID, err)
+		}
+		return nil
+	}
+	if err := d.createDisk(ctx, dk.Path, dk.CapacityGB); err != nil {
+		return fmt.Errorf("qemu: VM %s: disk %s: %w", spec.ID, dk.ID, err)
+	}
+	return nil
+}
+
+// commit records the outcome of carryOut. On success the VM has the spec's
+// generation; on failure it keeps its old one and reports err, and a new
+// VM is undone entirely (its process, files and reservations).
+func (d *Driver) commit(spec driver.VMSpec, v *vmState, rec *record, p *plan, err error) (driver.VMStatus, error) {
+	undoNew := err != nil && v == nil
+	if undoNew {
+		if rec.PID > 0 {
+			_ = d.kill(context.Background(), rec.ID, rec.PID)
+		}
+		rec.Disks = nil
+		_ = os.RemoveAll(d.vmDir(rec.ID))
+		d.removeRunFiles(rec.ID)
+	}
+	has := func(id string) bool { return slices.ContainsFunc(rec.Disks, func(o diskRecord) bool { return o.ID == id }) }
+	// Files of disks the VM did not end up with.
+	for _, dk := range p.made {
+		if !has(dk.ID) {
+			_ = removeFile(dk.Path)
+			if dk.Kind == api.KindPersistentDisk {
+				_ = removeFile(d.diskRecordPath(dk.ID))
+			}
+		}
+	}
+	for _, dk := range p.removed {
+		if !has(dk.ID) && dk.Kind != api.KindPersistentDisk {
+			_ = removeFile(dk.Path)
+		}
+	}
+	if err == nil {
+		rec.Generation, rec.Error = spec.Generation, ""
+	} else if v != nil {
+		rec.Generation, rec.Error = v.rec.Generation, err.Error()
+	}
+	var werr error
+	if !undoNew {
+		werr = d.writeRecord(rec)
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, dk := range p.made {
+		if !has(dk.ID) {
+			if ds := d.disks[dk.ID]; ds != nil && ds.vm == rec.ID {
+				d.account(ds.diskRecord, -1)
+				delete(d.disks, dk.ID)
+			}
+		}
+	}
+	for _, id := range p.adopted {
+		if ds := d.disks[id]; ds != nil && !has(id) && ds.vm == rec.ID {
+			ds.vm = ""
+		}
+	}
+	for _, dk := range p.removed {
+		if has(dk.ID) {
+			continue
+		}
+		ds := d.disks[dk.ID]
+		if ds == nil || ds.vm != rec.ID {
+			continue
+		}
+		if dk.Kind == api.KindPersistentDisk {
+			ds.vm = ""
+		} else {
+			d.account(ds.diskRecord, -1)
+			delete(d.disks, dk.ID)
+		}
+	}
+	if undoNew {
+		d.cfg.Logger.Warn("qemu: VM create failed, undone", "vm", rec.ID, "error", err)
+		return driver.VMStatus{ID: rec.ID, State: api.VMError, Error: err.Error()}, err
+	}
+	if werr != nil && err == nil {
+		err = werr
+	}
+	nv := &vmState{rec: *rec}
+	d.vms[rec.ID] = nv
+	st := d.observeLocked(nv)
+	if err != nil {
+		st.Error = err.Error()
+		d.cfg.Logger.Warn("qemu: ensure failed", "vm", rec.ID, "generation", spec.Generation, "error", err)
+	} else {
+		d.cfg.Logger.Debug("qemu: VM ensured", "vm", rec.ID, "power", rec.Power, "generation", rec.Generation)
+	}
+	return st, err
+}

@@ -1,0 +1,380 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+)
+
+// proc is a QEMU process this Driver started: a goroutine waits for it (so
+// it does not linger as a zombie) and records how it ended.
+type proc struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// qemuName is the -name of a VM's QEMU: how operators (and alive) find it.
+func qemuName(id string) string { return "photon-" + id }
+
+// alive reports whether pid is the QEMU of VM id, and if not, why.
+func (d *Driver) alive(id string, pid int) (bool, string) {
+	if pid <= 0 {
+		return false, "no QEMU process"
+	}
+	d.procMu.Lock()
+	p := d.procs[pid]
+	d.procMu.Unlock()
+	if p != nil {
+		select {
+		case <-p.done:
+			return false, fmt.Sprintf("QEMU process %d ended: %v", pid, p.err)
+		default:
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false, fmt.Sprintf("QEMU process %d is gone", pid)
+	}
+	// The state follows the command name in parentheses.
+	if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) {
+		if s := stat[i+2]; s == 'Z' || s == 'X' {
+			return false, fmt.Sprintf("QEMU process %d is gone (exited, not reaped)", pid)
+		}
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false, fmt.Sprintf("QEMU process %d is gone", pid)
+	}
+	for _, arg := range bytes.Split(cmdline, []byte{0}) {
+		if string(arg) == qemuName(id) {
+			return true, ""
+		}
+	}
+	return false, fmt.Sprintf("QEMU process %d is gone (the pid now runs something else)", pid)
+}
+
+// ourProcesses lists the pids of QEMU processes whose QMP socket is in
+// this Driver's run directory.
+func (d *Driver) ourProcesses() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	marker := []byte("unix:" + d.runDir + "/")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, marker) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// blockdev is a -blockdev / blockdev-add argument for a qcow2 (or raw)
+// file.
+func blockdev(node, format, path string, readOnly bool) map[string]any {
+	return map[string]any{
+		"driver": format, "node-name": node, "read-only": readOnly,
+		"file": map[string]any{"driver": "file", "filename": path, "read-only": readOnly},
+	}
+}
+
+func nodeName(diskID string) string   { return "n" + hashName(diskID) }
+func deviceName(diskID string) string { return "d" + hashName(diskID) }
+
+// args is QEMU's command line for a VM.
+func (d *Driver) args(r *record, seed string) []string {
+	id := r.ID
+	a := []string{
+		"-name", qemuName(id),
+		"-machine", d.cfg.Machine,
+		"-accel", d.accel,
+		"-smp", strconv.Itoa(r.CPUCount),
+		"-m", strconv.FormatInt(r.MemoryMB, 10),
+		"-nodefaults", "-no-user-config", "-display", "none",
+		"-S",
+		"-qmp", "unix:" + d.qmpSocket(id) + ",server=on,wait=off",
+		"-pidfile", d.pidFile(id),
+		"-chardev", "file,id=console,path=" + d.consolePath(id) + ",append=on",
+		"-serial", "chardev:console",
+		"-device", "virtio-scsi-pci,id=scsi0",
+	}
+	if d.accel == AccelKVM {
+		a = append(a, "-cpu", "host")
+	}
+	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	for _, dk := range r.Disks {
+		if !dk.BootDisk {
+			continue
+		}
+		a = append(a, "-blockdev", js(blockdev(nodeName(dk.ID), "qcow2", dk.Path, false)),
+			"-device", "virtio-blk-pci,drive="+nodeName(dk.ID)+",id="+deviceName(dk.ID)+",bootindex=1")
+	}
+	if seed != "" {
+		a = append(a, "-blockdev", js(blockdev("seed", "raw", seed, true)),
+			"-device", "virtio-blk-pci,drive=seed,id=seed")
+	}
+	for _, dk := range r.Disks {
+		if dk.BootDisk {
+			continue
+		}
+		a = append(a, "-blockdev", js(blockdev(nodeName(dk.ID), "qcow2", dk.Path, false)),
+			"-device", "scsi-hd,bus=scsi0.0,drive="+nodeName(dk.ID)+",id="+deviceName(dk.ID))
+	}
+	return a
+}
+
+// start boots a VM: writes its seed, starts QEMU paused in its own
+// session, waits for its QMP handshake (QEMU's start-up checks passed)
+// and lets it run. It returns the pid. On failure nothing is left running
+// and the error carries what QEMU printed.
+func (d *Driver) start(ctx context.Context, r *record) (int, error) {
+	dir := d.vmDir(r.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	seed := filepath.Join(dir, "seed.iso")
+	if err := writeSeed(seed, seedFiles(r.ID, r.Name, r.Environment, r.Metadata)); err != nil {
+		return 0, err
+	}
+	d.removeRunFiles(r.ID)
+	logPath := filepath.Join(dir, "qemu.log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	args := d.args(r, seed)
+	fmt.Fprintf(logf, "%s: %s %s\n", time.Now().UTC().Format(time.RFC3339), d.cfg.QEMU, strings.Join(args, " "))
+	headerEnd, _ := logf.Seek(0, io.SeekEnd) // QEMU's own words follow
+	cmd := exec.Command(d.cfg.QEMU, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	pid := cmd.Process.Pid
+	p := &proc{done: make(chan struct{})}
+	d.procMu.Lock()
+	d.procs[pid] = p
+	d.procMu.Unlock()
+	go func() {
+		p.err = cmd.Wait()
+		if p.err == nil {
+			p.err = errors.New("exit status 0")
+		}
+		close(p.done)
+	}()
+
+	fail := func(err error) (int, error) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
+		d.removeRunFiles(r.ID)
+		msg := qemuMessage(logPath, headerEnd)
+		if msg != "" {
+			return 0, fmt.Errorf("%w: %s", ErrStart, msg)
+		}
+		return 0, fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
+	defer cancel()
+	var mon *monitor
+	for {
+		select {
+		case <-p.done:
+			return fail(p.err)
+		default:
+		}
+		if _, err := os.Stat(d.qmpSocket(r.ID)); err == nil {
+			if mon, err = dialQMP(ctx, d.qmpSocket(r.ID)); err == nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return fail(fmt.Errorf("QMP did not answer within %s", d.cfg.StartTimeout))
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	defer mon.close()
+	if err := mon.run(ctx, "cont", nil, nil); err != nil {
+		return fail(err)
+	}
+	return pid, nil
+}
+
+// qemuMessage is what QEMU wrote to its log after off, on one line.
+func qemuMessage(logPath string, off int64) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, 4096))
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
+// waitGone waits until the VM's QEMU has exited, up to timeout.
+func (d *Driver) waitGone(id string, pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if ok, _ := d.alive(id, pid); !ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill ends a VM's QEMU: QMP quit (QEMU flushes its disks), then SIGKILL.
+func (d *Driver) kill(ctx context.Context, id string, pid int) error {
+	if ok, _ := d.alive(id, pid); ok {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if mon, err := dialQMP(qctx, d.qmpSocket(id)); err == nil {
+			_ = mon.run(qctx, "quit", nil, nil)
+			mon.close()
+		}
+		cancel()
+		if !d.waitGone(id, pid, 3*time.Second) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			if !d.waitGone(id, pid, 5*time.Second) {
+				return fmt.Errorf("QEMU process %d does not die", pid)
+			}
+		}
+	}
+	d.removeRunFiles(id)
+	return nil
+}
+
+// powerdown stops a running VM gracefully: the ACPI power button, pressed
+// again every second (a guest still booting misses it), until QEMU exits
+// or StopTimeout passes; then kill.
+func (d *Driver) powerdown(ctx context.Context, id string, pid int) error {
+	deadline := time.Now().Add(d.cfg.StopTimeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if ok, _ := d.alive(id, pid); !ok {
+			d.removeRunFiles(id)
+			return nil
+		}
+		mon, err := dialQMP(ctx, d.qmpSocket(id))
+		if err != nil {
+			break
+		}
+		err = mon.run(ctx, "system_powerdown", nil, nil)
+		mon.close()
+		if err != nil {
+			break
+		}
+		if d.waitGone(id, pid, min(time.Second, time.Until(deadline))) {
+			d.removeRunFiles(id)
+			return nil
+		}
+	}
+	d.cfg.Logger.Info("qemu: VM did not power off in time, quitting QEMU", "vm", id, "timeout", d.cfg.StopTimeout)
+	return d.kill(ctx, id, pid)
+}
+
+// qmpRun runs one QMP command in a session of its own.
+func (d *Driver) qmpRun(ctx context.Context, id, command string, args, out any) error {
+	mon, err := dialQMP(ctx, d.qmpSocket(id))
+	if err != nil {
+		return err
+	}
+	defer mon.close()
+	return mon.run(ctx, command, args, out)
+}
+
+// hotplug attaches a disk to a running VM's SCSI controller.
+func (d *Driver) hotplug(ctx context.Context, id string, dk diskRecord) error {
+	mon, err := dialQMP(ctx, d.qmpSocket(id))
+	if err != nil {
+		return err
+	}
+	defer mon.close()
+	node := nodeName(dk.ID)
+	if err := mon.run(ctx, "blockdev-add", blockdev(node, "qcow2", dk.Path, false), nil); err != nil {
+		return err
+	}
+	err = mon.run(ctx, "device_add", map[string]any{"driver": "scsi-hd", "bus": "scsi0.0", "drive": node, "id": deviceName(dk.ID)}, nil)
+	if err != nil {
+		_ = mon.run(ctx, "blockdev-del", map[string]any{"node-name": node}, nil)
+		return err
+	}
+	return nil
+}
+
+// unplug detaches a disk from a running VM: device_del (immediate on
+// SCSI), then blockdev-del once the device let go of the node.
+func (d *Driver) unplug(ctx context.Context, id string, dk diskRecord) error {
+	mon, err := dialQMP(ctx, d.qmpSocket(id))
+	if err != nil {
+		return err
+	}
+	defer mon.close()
+	dev, node := deviceName(dk.ID), nodeName(dk.ID)
+	if err := mon.run(ctx, "device_del", map[string]any{"id": dev}, nil); err != nil && !strings.Contains(err.Error(), "not found") {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := mon.run(ctx, "blockdev-del", map[string]any{"node-name": node}, nil)
+		if err == nil || strings.Contains(err.Error(), "Failed to find node") || strings.Contains(err.Error(), "Cannot find node") {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("detach disk %s: %w", dk.ID, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// observeLocked is what List reports of a VM.
+func (d *Driver) observeLocked(v *vmState) api.VMObserved {
+	st := api.VMObserved{ID: v.rec.ID, State: v.rec.Power, Generation: v.rec.Generation, Error: v.rec.Error}
+	if st.State == "" {
+		st.State = api.VMStopped
+	}
+	if st.State == api.VMStarted || st.State == api.VMSuspended {
+		if ok, why := d.alive(v.rec.ID, v.rec.PID); !ok {
+			st.State = api.VMError
+			if st.Error == "" {
+				st.Error = "qemu: VM " + v.rec.ID + " crashed: " + why
+			}
+		}
+	}
+	return st
+}
