@@ -16,6 +16,7 @@ import (
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
 	"github.com/photon-cloud/photon/internal/auth"
+	"github.com/photon-cloud/photon/internal/driver/fake"
 	"github.com/photon-cloud/photon/internal/httpapi"
 	"github.com/photon-cloud/photon/internal/photontest"
 )
@@ -63,6 +64,8 @@ type matrix struct {
 	project [2]string
 	task    [2]string
 	image   [2]string
+	vm      [2]string
+	disk    [2]string
 	hostID  string
 	flavor  string
 	seq     int
@@ -72,12 +75,16 @@ func newMatrix(t *testing.T) *matrix {
 	c := photontest.NewController(t, "")
 	m := &matrix{t: t, c: c, admin: c.Client, tokens: map[string]string{}}
 	cl := m.admin
+	computeOK := m.startHost()
 	for i, name := range []string{"mxA", "mxB"} {
-		task := waitFor(t, cl)(cl.CreateTenant(ctx(), &api.TenantCreateSpec{Name: name, Quota: quota("vm.cpu", 100, "COUNT")}))
+		task := waitFor(t, cl)(cl.CreateTenant(ctx(), &api.TenantCreateSpec{Name: name, Quota: quota("vm.cpu", 200, "COUNT")}))
 		m.tenant[i] = task.Entity.ID
-		ptask := waitFor(t, cl)(cl.CreateProject(ctx(), m.tenant[i], &api.ProjectCreateSpec{Name: name + "1", Quota: quota("vm.cpu", 10, "COUNT")}))
+		ptask := waitFor(t, cl)(cl.CreateProject(ctx(), m.tenant[i], &api.ProjectCreateSpec{Name: name + "1", Quota: quota("vm.cpu", 50, "COUNT")}))
 		m.project[i], m.task[i] = ptask.Entity.ID, ptask.ID
 		m.image[i] = m.newImage(m.project[i])
+		if computeOK {
+			m.vm[i], m.disk[i] = m.newVM(m.project[i]), m.newDisk(m.project[i])
+		}
 	}
 	m.flavor = m.newFlavor()
 
@@ -121,6 +128,54 @@ func (m *matrix) newImage(projectID string) string {
 		return ""
 	}
 	return task.Entity.ID
+}
+
+// startHost runs an agent on the fake driver and makes the flavors VMs and
+// disks need; false if compute is not served (VM and disk routes then use
+// random ids).
+func (m *matrix) startHost() bool {
+	if m.c.Server.Hosts == nil {
+		return false
+	}
+	photontest.NewAgent(m.t, m.c, fake.Config{CPUCount: 64, MemoryMB: 64 * 1024})
+	for _, f := range []api.FlavorCreateSpec{
+		{Name: "mxsmall", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}},
+		{Name: "mxeph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
+		{Name: "mxpd", Kind: "persistent-disk", Cost: []api.QuotaLineItem{{Key: "persistent-disk", Value: 1, Unit: "COUNT"}}},
+	} {
+		waitFor(m.t, m.admin)(m.admin.CreateFlavor(ctx(), &f))
+	}
+	return true
+}
+
+// settle waits up to a minute for a task; "" and a log line if it fails.
+func (m *matrix) settle(what string) func(*api.Task, error) string {
+	return func(task *api.Task, err error) string { return m.settle1(what, task, err) }
+}
+
+func (m *matrix) settle1(what string, task *api.Task, err error) string {
+	if err == nil {
+		wctx, cancel := context.WithTimeout(ctx(), time.Minute)
+		defer cancel()
+		if task, err = m.admin.WaitTask(wctx, task); err == nil {
+			err = task.Err()
+		}
+	}
+	if err != nil {
+		m.t.Logf("%s fixture unavailable (%v); its routes use random ids", what, err)
+		return ""
+	}
+	return task.Entity.ID
+}
+
+func (m *matrix) newVM(projectID string) string {
+	return m.settle("vm")(m.admin.CreateVM(ctx(), projectID, &api.VMCreateSpec{Name: fmt.Sprintf("mxvm%d", m.nextSeq()), Flavor: "mxsmall",
+		AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "mxeph", CapacityGB: 1, BootDisk: true}}}))
+}
+
+func (m *matrix) newDisk(projectID string) string {
+	return m.settle("disk")(m.admin.CreateDisk(ctx(), projectID, &api.DiskCreateSpec{Name: fmt.Sprintf("mxd%d", m.nextSeq()),
+		Kind: "persistent-disk", Flavor: "mxpd", CapacityGB: 1}))
 }
 
 func (m *matrix) newFlavor() string {
@@ -189,6 +244,18 @@ func (m *matrix) fixtureFor(rt httpapi.Route, foreign bool) fixture {
 		id := m.image[i]
 		if del && id != "" {
 			id = m.newImage(m.project[i])
+		}
+		if id == "" {
+			return fixture{id: uuid.NewString()}
+		}
+		return fixture{id: id, real: true}
+	case "vms", "disks":
+		id, create := m.vm[i], m.newVM
+		if collectionOf(rt.Path) == "disks" {
+			id, create = m.disk[i], m.newDisk
+		}
+		if del && id != "" {
+			id = create(m.project[i])
 		}
 		if id == "" {
 			return fixture{id: uuid.NewString()}
