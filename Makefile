@@ -40,8 +40,9 @@ test: deps build vet
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-# A dev cloud: the controller with embedded etcd and one local host (fake
-# driver until the qemu driver lands); state in $(DATA_DIR).
+# A dev cloud: the controller with embedded etcd and one local host (real
+# QEMU VMs where QEMU runs a guest here, else the fake driver); state in
+# $(DATA_DIR).
 run: build
 	$(BIN)/photond dev --data-dir $(DATA_DIR) --listen $(LISTEN)
 

@@ -44,6 +44,7 @@ func agentCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var cfg agent.Config
 	var drv string
 	var ff fakeFlags
+	var qf qemuFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a host agent: join the controller, run the VMs it places here",
@@ -63,13 +64,18 @@ a restarted agent re-adopts them and converges again.`,
 			if err != nil {
 				return err
 			}
-			if drv != "fake" {
-				return fmt.Errorf("--driver %q: only \"fake\" exists so far (qemu arrives with real VMs)", drv)
-			}
 			if cfg.DataDir == "" {
 				return fmt.Errorf("--data-dir is required")
 			}
-			if cfg.Driver, err = ff.driver(filepath.Join(cfg.DataDir, "fake")); err != nil {
+			if drv, err = qf.pick(cmd.Context(), drv, log); err != nil {
+				return err
+			}
+			if drv == "qemu" {
+				cfg.Driver, err = qf.driver(cmd.Context(), filepath.Join(cfg.DataDir, "qemu"), log)
+			} else {
+				cfg.Driver, err = ff.driver(filepath.Join(cfg.DataDir, "fake"))
+			}
+			if err != nil {
 				return err
 			}
 			if cfg.Address == "" {
@@ -90,12 +96,13 @@ a restarted agent re-adopts them and converges again.`,
 	f.StringVar(&cfg.CACertFile, "ca-cert", "", "CA certificate of the controller (its DATA_DIR/ca.crt)")
 	f.StringVar(&cfg.JoinToken, "join-token", "", "one-time join token (needed on first start only)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the host identity, image cache and driver state (required)")
-	f.StringVar(&drv, "driver", "fake", "hypervisor driver: fake")
+	f.StringVar(&drv, "driver", "fake", "hypervisor driver: fake, qemu (real VMs), or auto (qemu if it runs a guest here, else fake)")
 	f.StringVar(&cfg.Address, "address", "", "address the host reports (default: the host name)")
 	f.StringVar(&cfg.Zone, "zone", "", "availability zone of the host")
 	f.StringSliceVar(&cfg.Tags, "tags", nil, "host usage tags, e.g. CLOUD")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 3*time.Second, "interval between status reports")
 	ff.add(cmd)
+	qf.add(cmd)
 	_ = cmd.MarkFlagRequired("controller")
 	return cmd
 }

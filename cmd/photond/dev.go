@@ -14,17 +14,22 @@ import (
 
 	"github.com/photon-cloud/photon/internal/agent"
 	"github.com/photon-cloud/photon/internal/controller"
+	"github.com/photon-cloud/photon/internal/driver"
 )
 
 func devCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var cfg controller.Config
 	var hosts int
 	var ff fakeFlags
+	var qf qemuFlags
+	var drv string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a whole cloud in one process: controller, embedded etcd and local hosts",
 		Long: `Run a development cloud in one process: the controller with its embedded etcd,
-and --sim-hosts host agents on the simulated (fake) driver, joined at start.
+and --sim-hosts host agents, joined at start. With one host and --driver auto
+(the default) the host runs real VMs with QEMU when QEMU runs a guest here
+(software emulation when KVM does not work), else simulated (fake) VMs.
 State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
 		Example: `  photond dev --data-dir .data
   photond dev --data-dir /tmp/cloud --listen 127.0.0.1:0 --sim-hosts 20 --fake-cpus 8`,
@@ -37,7 +42,7 @@ State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
 			cfg.Log = log
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runDev(ctx, cfg, hosts, &ff)
+			return runDev(ctx, cfg, hosts, &ff, drv, &qf)
 		},
 	}
 	f := cmd.Flags()
@@ -47,14 +52,26 @@ State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
 	f.IntVar(&hosts, "sim-hosts", 1, "number of local hosts (fake driver)")
+	f.StringVar(&drv, "driver", "auto", "driver of the local hosts: auto (qemu when it runs a guest here and --sim-hosts is 1, else fake), qemu or fake")
 	ff.add(cmd)
+	qf.add(cmd)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
 
-func runDev(ctx context.Context, cfg controller.Config, n int, ff *fakeFlags) error {
+func runDev(ctx context.Context, cfg controller.Config, n int, ff *fakeFlags, drv string, qf *qemuFlags) error {
 	if n < 0 || n > 10000 {
 		return fmt.Errorf("--sim-hosts: want 0-10000, got %d", n)
+	}
+	switch {
+	case drv == "qemu" && n != 1:
+		return fmt.Errorf("--driver qemu runs one local host, not --sim-hosts %d", n)
+	case drv == "auto" && n != 1:
+		drv = "fake"
+	}
+	drv, err := qf.pick(ctx, drv, cfg.Log)
+	if err != nil {
+		return err
 	}
 	c, err := controller.Start(ctx, cfg)
 	if err != nil {
@@ -64,11 +81,16 @@ func runDev(ctx context.Context, cfg controller.Config, n int, ff *fakeFlags) er
 	errc := make(chan error, n+1)
 	for i := range n {
 		dir := filepath.Join(cfg.DataDir, "hosts", fmt.Sprintf("host-%04d", i))
-		drv, err := ff.driver(filepath.Join(dir, "fake"))
+		var d driver.Driver
+		if drv == "qemu" {
+			d, err = qf.driver(ctx, filepath.Join(dir, "qemu"), cfg.Log)
+		} else {
+			d, err = ff.driver(filepath.Join(dir, "fake"))
+		}
 		if err != nil {
 			return err
 		}
-		acfg := agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, DataDir: dir, Driver: drv,
+		acfg := agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, DataDir: dir, Driver: d,
 			Address: fmt.Sprintf("127.0.0.1-sim-%04d", i), Log: cfg.Log.With("host", i)}
 		if n == 1 {
 			acfg.Address = "127.0.0.1"

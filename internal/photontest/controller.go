@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -108,6 +109,12 @@ func StartDev(t testing.TB, dataDir string, args ...string) *Controller {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
+	}
+	// The simulated host unless the caller picks a driver: photond dev
+	// would run real QEMU VMs where QEMU works (driver/qemu has its own
+	// tests).
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--driver") }) {
+		args = append([]string{"--driver", "fake"}, args...)
 	}
 	c := &Controller{DataDir: dataDir, CACert: filepath.Join(dataDir, "ca.crt"), sub: "dev", args: args}
 	c.Start(t)

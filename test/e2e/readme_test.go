@@ -40,6 +40,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	script = strings.ReplaceAll(script, "/tmp/demo.img", filepath.Join(dir, "demo.img"))
 
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = "../.." // the README's commands run from the repository's root
 	cmd.Env = append(os.Environ(), "HOME="+dir, "PHOTON_CONFIG="+filepath.Join(dir, "photon-config"),
 		"PATH="+filepath.Dir(photontest.Binary(t, "photon"))+":"+os.Getenv("PATH"))
 	for _, v := range []string{"PHOTON_TARGET", "PHOTON_TOKEN", "PHOTON_CA_CERT"} {

@@ -402,7 +402,9 @@ func (d *Driver) commit(spec driver.VMSpec, v *vmState, rec *record, p *plan, er
 		_ = os.RemoveAll(d.vmDir(rec.ID))
 		d.removeRunFiles(rec.ID)
 	}
-	has := func(id string) bool { return slices.ContainsFunc(rec.Disks, func(o diskRecord) bool { return o.ID == id }) }
+	has := func(id string) bool {
+		return slices.ContainsFunc(rec.Disks, func(o diskRecord) bool { return o.ID == id })
+	}
 	// Files of disks the VM did not end up with.
 	for _, dk := range p.made {
 		if !has(dk.ID) {

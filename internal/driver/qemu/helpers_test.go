@@ -100,7 +100,32 @@ func newTestDriver(t testing.TB, dir string, mod ...func(*Config)) *Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runDirsMu.Lock()
+	runDirs = append(runDirs, d.runDir)
+	runDirsMu.Unlock()
 	return d
+}
+
+var (
+	runDirsMu sync.Mutex
+	runDirs   []string // of every test driver, for the leak check
+)
+
+// TestMain fails the package if a test left a QEMU process running (and
+// kills it).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	runDirsMu.Lock()
+	defer runDirsMu.Unlock()
+	for _, dir := range runDirs {
+		d := &Driver{runDir: dir}
+		for _, pid := range d.ourProcesses() {
+			fmt.Fprintf(os.Stderr, "leak: QEMU process %d of %s still runs; killing it\n", pid, dir)
+			_ = syscallKill(pid)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // waitConsole waits until the VM's console has a line containing want and

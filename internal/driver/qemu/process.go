@@ -54,7 +54,16 @@ func (d *Driver) alive(id string, pid int) (bool, string) {
 		}
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
+	if err != nil || len(cmdline) == 0 {
+		// Gone, or exiting (its memory, and so its cmdline, already
+		// released): say how it ended if it is our child.
+		if p != nil {
+			select {
+			case <-p.done:
+				return false, fmt.Sprintf("QEMU process %d ended: %v", pid, p.err)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 		return false, fmt.Sprintf("QEMU process %d is gone", pid)
 	}
 	for _, arg := range bytes.Split(cmdline, []byte{0}) {
