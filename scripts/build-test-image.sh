@@ -190,7 +190,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL photon
   KERNEL vmlinuz
-  APPEND initrd=initrd.img console=ttyS0,115200 quiet loglevel=3 panic=10 mitigations=off
+  APPEND initrd=initrd.img console=ttyS0,115200 quiet loglevel=3 panic=10 mitigations=off lsm=capability audit=0 no_timer_check
 EOF
 
 # An unpartitioned FAT image: SeaBIOS boots syslinux's boot sector at

@@ -1,0 +1,194 @@
+package qemu
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/photontest"
+)
+
+// TestThroughTheAPI runs a controller and a `photond agent --driver qemu`
+// as processes and drives real VMs through the API: upload the test image,
+// create and start VMs (median time from the API call to the instance-id
+// on the console), suspend and resume, attach a persistent disk (the guest
+// sees it), stop and start; then kill -9 the agent while VMs run and
+// restart it: the same QEMU processes are re-adopted; then delete: no
+// QEMU process, socket or file of the VMs remains.
+func TestThroughTheAPI(t *testing.T) {
+	image := testImage(t)
+	testAccel(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := photontest.StartController(t, "", nil, "--heartbeat-timeout", "5s", "--host-timeout", "60s")
+	cl, err := client.New(c.URL, client.WithCACertFile(c.CACert), client.WithToken(c.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := func(task *api.Task, err error) *api.Task {
+		t.Helper()
+		if err == nil {
+			task, err = cl.WaitTask(ctx, task)
+		}
+		if err == nil {
+			err = task.Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	waitFor := func(what string, limit time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s", what, limit)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	agentDir := t.TempDir()
+	jt, err := cl.CreateJoinToken(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := photontest.StartAgentProcess(t, c, agentDir, "--join-token", jt.Token, "--address", "127.0.0.1",
+		"--heartbeat", "300ms", "--driver", "qemu", "--qemu-accel", accel, "--qemu-stop-timeout", "20s")
+	// What the agent's driver keeps, read by a Driver of our own (it does
+	// not touch the VMs).
+	view := &Driver{cfg: Config{DataDir: filepath.Join(agentDir, "qemu")}}
+	view.cfg.setDefaults()
+	view.runDir = socketDir(view.cfg.DataDir)
+	runDirsMu.Lock()
+	runDirs = append(runDirs, view.runDir)
+	runDirsMu.Unlock()
+	t.Cleanup(func() {
+		// Whatever happens, no VM outlives the test.
+		for _, pid := range view.ourProcesses() {
+			_ = syscallKill(pid)
+		}
+	})
+	var host api.Host
+	waitFor("host READY", 30*time.Second, func() bool {
+		hs, err := cl.ListHosts(ctx)
+		if err != nil || len(hs) != 1 || hs[0].State != api.HostReady {
+			return false
+		}
+		host = hs[0]
+		return true
+	})
+	if !strings.HasPrefix(host.EsxVersion, "qemu-") {
+		t.Errorf("host hypervisor %q, want qemu-...", host.EsxVersion)
+	}
+
+	lim, _ := api.ParseLimits("vm 20 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB")
+	tt := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "t", Quota: api.QuotaSpecFromItems(lim)}))
+	project := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "p", Quota: api.QuotaSpecFromItems(lim)})).Entity.ID
+	for _, f := range []api.FlavorCreateSpec{
+		{Name: "tiny", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"}, {Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 128, Unit: "MB"}}},
+		{Name: "eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
+		{Name: "pd", Kind: "persistent-disk", Cost: []api.QuotaLineItem{{Key: "persistent-disk", Value: 1, Unit: "COUNT"}}},
+	} {
+		wait(cl.CreateFlavor(ctx, &f))
+	}
+	img := wait(cl.UploadImageFile(ctx, image, client.ImageUpload{Name: "test", ReplicationType: "ON_DEMAND", ProjectID: project})).Entity.ID
+
+	console := func(id string) string {
+		b, _ := os.ReadFile(filepath.Join(view.cfg.DataDir, vmsDir, id, "console.log"))
+		return string(b)
+	}
+	// VMs, created and started one after the other: the time from the
+	// start call to the instance-id on the console.
+	var vms []string
+	var took []time.Duration
+	for i := range 3 {
+		name := "vm" + strconv.Itoa(i)
+		spec := &api.VMCreateSpec{Name: name, Flavor: "tiny", SourceImageID: img,
+			AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "eph", CapacityGB: 1, BootDisk: true}}}
+		id := wait(cl.CreateVM(ctx, project, spec)).Entity.ID
+		vms = append(vms, id)
+		start := time.Now()
+		wait(cl.StartVM(ctx, id))
+		waitFor(name+": instance-id on the console", 90*time.Second, func() bool {
+			return strings.Contains(console(id), "instance-id: "+id)
+		})
+		took = append(took, time.Since(start))
+		if !strings.Contains(console(id), "local-hostname: "+name) {
+			t.Errorf("%s: console lacks its hostname:\n%s", name, console(id))
+		}
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	t.Logf("API start call to instance-id on the console: median %s (of %v)", took[len(took)/2].Round(time.Millisecond), took)
+
+	// Suspend, resume; a persistent disk the running guest sees.
+	wait(cl.SuspendVM(ctx, vms[0]))
+	wait(cl.ResumeVM(ctx, vms[0]))
+	waitFor(vms[0]+": ready", 60*time.Second, func() bool { return strings.Contains(console(vms[0]), "ready") })
+	dk := wait(cl.CreateDisk(ctx, project, &api.DiskCreateSpec{Name: "data", Kind: "persistent-disk", Flavor: "pd", CapacityGB: 1,
+		Affinities: []api.LocalitySpec{{Kind: "vm", ID: vms[0]}}})).Entity.ID
+	wait(cl.AttachDisk(ctx, vms[0], dk))
+	waitFor("the guest sees the new disk", 30*time.Second, func() bool {
+		return strings.Contains(console(vms[0]), "block-devices: sda vda vdb")
+	})
+	wait(cl.DetachDisk(ctx, vms[0], dk))
+	wait(cl.DeleteDisk(ctx, dk))
+	// Stop (ACPI: the guest powers itself off) and start again.
+	wait(cl.StopVM(ctx, vms[1]))
+	if !strings.Contains(console(vms[1]), "power button, powering off") {
+		t.Errorf("%s: stopped without the guest powering off:\n%s", vms[1], console(vms[1]))
+	}
+	wait(cl.StartVM(ctx, vms[1]))
+
+	// kill -9 the agent while VMs run; restart it: the same QEMU processes.
+	pids := map[int]bool{}
+	for _, pid := range view.ourProcesses() {
+		pids[pid] = true
+	}
+	if len(pids) != len(vms) {
+		t.Fatalf("%d QEMU processes for %d VMs", len(pids), len(vms))
+	}
+	agent.Kill()
+	time.Sleep(time.Second)
+	for _, pid := range view.ourProcesses() {
+		if !pids[pid] {
+			t.Errorf("a new QEMU process %d while the agent was dead", pid)
+		}
+		delete(pids, pid)
+	}
+	if len(pids) > 0 {
+		t.Fatalf("QEMU processes %v died with the agent", pids)
+	}
+	agent.Start(t)
+	waitFor("the agent re-adopts its VMs", 30*time.Second, func() bool {
+		return strings.Contains(agent.Output(), "qemu: recovered") && strings.Contains(agent.Output(), "vms=3")
+	})
+	for _, id := range vms {
+		v, err := cl.GetVM(ctx, id)
+		if err != nil || v.State != api.VMStarted {
+			t.Errorf("after the agent restart, VM %s: %+v, %v", id, v, err)
+		}
+	}
+	// The re-adopted VMs obey: stop one, delete all.
+	wait(cl.StopVM(ctx, vms[2]))
+	for _, id := range vms {
+		if v, _ := cl.GetVM(ctx, id); v != nil && v.State == api.VMStarted {
+			wait(cl.StopVM(ctx, id))
+		}
+		wait(cl.DeleteVM(ctx, id))
+	}
+	waitFor("no QEMU process left", 30*time.Second, func() bool { return len(view.ourProcesses()) == 0 })
+	for _, id := range vms {
+		if left := leftovers(view, id); len(left) > 0 {
+			t.Errorf("VM %s left behind: %v", id, left)
+		}
+	}
+}
