@@ -1,13 +1,14 @@
 // Package driver defines what a host agent needs from a hypervisor: the
 // Driver interface, kept narrow, with recovery explicit. Implementations
-// live in subpackages: driver/fake (simulated hosts) and, later,
-// driver/qemu (real VMs). driver/drivertest is the conformance suite every
+// live in subpackages: driver/fake (simulated hosts) and driver/qemu
+// (real VMs). driver/drivertest is the conformance suite every
 // implementation passes.
 package driver
 
 import (
 	"context"
 	"errors"
+	"io"
 
 	"github.com/photon-cloud/photon/api"
 )
@@ -57,4 +58,11 @@ type Driver interface {
 type DiskDriver interface {
 	EnsureDisk(ctx context.Context, d api.DiskDesired) error
 	DeleteDisk(ctx context.Context, d api.DiskDesired) error
+}
+
+// Consoler is implemented by drivers that capture VMs' serial consoles
+// (driver/qemu): Console reads a VM's console from its first byte, across
+// boots; it returns ErrNotFound for a VM the driver does not hold.
+type Consoler interface {
+	Console(id string) (io.ReadCloser, error)
 }

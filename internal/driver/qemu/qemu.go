@@ -227,6 +227,7 @@ type Driver struct {
 var (
 	_ driver.Driver     = (*Driver)(nil)
 	_ driver.DiskDriver = (*Driver)(nil)
+	_ driver.Consoler   = (*Driver)(nil)
 )
 
 // New checks the config, makes the directories, finds QEMU's version and
