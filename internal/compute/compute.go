@@ -65,6 +65,9 @@ type ImageUser interface {
 type Config struct {
 	// HostTimeout bounds how long a step waits for a host to act (default 2 min).
 	HostTimeout time.Duration
+	// MaxTxnOps is etcd's bound on the operations of one transaction
+	// (default 128, etcd's default); group commits stay under it.
+	MaxTxnOps int
 }
 
 // Service carries out VM and disk requests.
@@ -74,6 +77,7 @@ type Service struct {
 	hosts  *hosts.Service
 	images ImageUser
 	placer Placer
+	batch  batcher
 	log    *slog.Logger
 	cfg    Config
 	now    func() time.Time
@@ -85,7 +89,10 @@ func New(st *store.Store, engine *tasks.Engine, h *hosts.Service, images ImageUs
 	if cfg.HostTimeout <= 0 {
 		cfg.HostTimeout = 2 * time.Minute
 	}
-	s := &Service{st: st, tasks: engine, hosts: h, images: images, log: log, cfg: cfg, now: time.Now}
+	if cfg.MaxTxnOps <= 0 {
+		cfg.MaxTxnOps = 128
+	}
+	s := &Service{st: st, tasks: engine, hosts: h, images: images, log: log, cfg: cfg, now: time.Now, batch: batcher{st: st, maxOps: cfg.MaxTxnOps}}
 	if err := engine.Register(s.operations()...); err != nil {
 		return nil, err
 	}

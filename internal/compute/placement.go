@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/scheduler"
@@ -202,4 +203,12 @@ func preview(pv *api.PlacementPreview, d scheduler.Decision, perr *api.Error) {
 			pv.Candidates = append(pv.Candidates, api.PlacementCandidate{HostID: c.HostID, DatastoreID: c.DatastoreID, Score: c.Score})
 		}
 	}
+}
+
+// seedOf makes a VM's placement choices repeatable (group commit runs a
+// create twice: once to prefetch what it reads, once for real).
+func seedOf(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64() | 1
 }

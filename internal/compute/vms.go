@@ -105,7 +105,7 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 	if err != nil {
 		return nil, err
 	}
-	return s.submit(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, tenantID, projectID, 0, fn)
+	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, tenantID, projectID, fn)
 }
 
 // createVMTxn checks a create and returns the VM's id, its tenant and the
@@ -143,7 +143,8 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 			return err
 		}
 		v.Flavor, v.FlavorID = flavor.Name, flavor.ID
-		req := &scheduler.Request{Affinities: affinities, ImageID: spec.SourceImageID, Strategy: spec.PlacementStrategy, Explain: pv != nil}
+		req := &scheduler.Request{Affinities: affinities, ImageID: spec.SourceImageID, Strategy: spec.PlacementStrategy, Explain: pv != nil,
+			Seed: seedOf(id)}
 		var group *groupRecord
 		if spec.PlacementGroup != nil {
 			if group, err = readGroup(ctx, tx, projectID, spec.PlacementGroup); err != nil {
@@ -215,15 +216,31 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		// The fleet view (the index) may be stale; the choice is
 		// re-checked on the records the transaction reads, and a view found
 		// stale (the chosen host no longer fits) catches up and retries.
-		d, perr := s.place(ctx, req)
-		if perr == nil && pv == nil {
-			if err := s.hosts.Reserve(ctx, tx, d, req); err != nil {
-				if _, ok := err.(*api.Error); ok {
-					return s.stale(ctx)
-				}
+		// A host found full at commit (by an earlier create of the same
+		// batch, or a change the view has not seen) is excluded and the
+		// placement tried again a few times before catching up.
+		var d scheduler.Decision
+		var perr error
+		for try := 0; ; try++ {
+			if d, perr = s.place(ctx, req); perr != nil || pv != nil {
+				break
+			}
+			err := s.hosts.Reserve(ctx, tx, d, req)
+			if err == nil {
+				break
+			}
+			if _, ok := err.(*api.Error); !ok {
 				return err
 			}
+			if try >= 4 {
+				return s.stale(ctx)
+			}
+			req.Exclude = append(req.Exclude, d.HostID)
 		}
+		if perr != nil && len(req.Exclude) > 0 {
+			return s.stale(ctx) // refused only for hosts that changed: look again
+		}
+		req.Exclude = nil
 		var ae *api.Error
 		if perr != nil && !asAPI(perr, &ae) {
 			return perr

@@ -114,6 +114,10 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		c.closers = append(c.closers, e.Close)
 		c.Etcd = []string{e.Endpoint}
 	}
+	maxTxnOps := 128 // etcd's default, for an external cluster
+	if len(cfg.EtcdEndpoints) == 0 {
+		maxTxnOps = store.EmbeddedMaxTxnOps
+	}
 	st, err := store.Connect(ctx, c.Etcd)
 	if err != nil {
 		return nil, err
@@ -167,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, err
 	}
-	comp, err := compute.New(st, engine, hostSvc, imageUsers{}, log, compute.Config{HostTimeout: cfg.HostTimeout})
+	comp, err := compute.New(st, engine, hostSvc, imageUsers{}, log, compute.Config{HostTimeout: cfg.HostTimeout, MaxTxnOps: maxTxnOps})
 	if err != nil {
 		return nil, err
 	}

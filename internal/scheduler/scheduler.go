@@ -134,6 +134,12 @@ type Request struct {
 	Group *Group `json:"group,omitempty"`
 	// Explain asks Place to return its scoring (a dry run).
 	Explain bool `json:"-"`
+	// Exclude lists hosts not to choose (found full at commit).
+	Exclude []string `json:"-"`
+	// Seed, when not 0, makes the random choices a function of it (and
+	// the fleet): the same request placed twice on the same view lands on
+	// the same host.
+	Seed uint64 `json:"-"`
 }
 
 // Decision is where a request goes.
@@ -174,6 +180,7 @@ const (
 	ReasonTag       = "lacked tag"
 	ReasonDSTag     = "lacked datastore tag"
 	ReasonGroup     = "placement group"
+	ReasonExcluded  = "changed since read"
 )
 
 // compiled is a request prepared for evaluating many hosts: the reason
@@ -265,6 +272,9 @@ func (c *compiled) fit(h *Host) (string, string) {
 	r := c.r
 	if h.State != api.HostReady {
 		return "", stateReason(h.State)
+	}
+	if len(r.Exclude) > 0 && slices.Contains(r.Exclude, h.ID) {
+		return "", ReasonExcluded
 	}
 	for _, id := range c.vms {
 		if !h.VMs[id] {
@@ -405,6 +415,11 @@ func (w *why) m() map[string]int {
 // the near-equal best. When no host fits, the error explains why per
 // reason (every host was visited then).
 func Place(f *Fleet, r *Request) (Decision, error) {
+	if r.Seed != 0 && f.Rand == nil {
+		g := *f
+		g.Rand = rand.New(rand.NewPCG(r.Seed, uint64(len(f.Hosts))))
+		f = &g
+	}
 	c := compile(r)
 	n := len(f.Hosts)
 	var w why

@@ -20,6 +20,10 @@ type Embedded struct {
 	Endpoint string
 }
 
+// EmbeddedMaxTxnOps is the embedded etcd's bound on the operations of one
+// transaction (etcd's default is 128), room for group commits.
+const EmbeddedMaxTxnOps = 1024
+
 // StartEmbedded starts a single-member etcd with its data in dir, listening on
 // loopback ports chosen by the kernel. It returns when the member is ready.
 func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded, error) {
@@ -41,6 +45,7 @@ func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
 	cfg.QuotaBackendBytes = 8 << 30
+	cfg.MaxTxnOps = EmbeddedMaxTxnOps
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd: %w", err)

@@ -186,6 +186,34 @@ type Txn struct {
 	cache  map[string][]byte
 	writes map[string][]byte // nil value: delete
 	order  []string
+	undo   []undo // how to take back each write, for RollbackTo
+	seeded map[string]seed
+}
+
+type seed struct {
+	val []byte
+	rev int64
+}
+
+// Seed lets t use what o read (values and their revisions) instead of
+// reading again: a key t then reads becomes a condition on the revision o
+// saw. Group commit prefetches this way, running requests on scratch
+// transactions concurrently.
+func (t *Txn) Seed(o *Txn) {
+	if t.seeded == nil {
+		t.seeded = map[string]seed{}
+	}
+	for k, v := range o.cache {
+		if _, ok := t.seeded[k]; !ok {
+			t.seeded[k] = seed{val: v, rev: o.reads[k]}
+		}
+	}
+}
+
+type undo struct {
+	key     string
+	val     []byte
+	existed bool // the key was written before (else it is the last in order)
 }
 
 // Txn starts an empty transaction.
@@ -225,7 +253,13 @@ func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
 	if val, ok := t.cache[key]; ok {
 		return val, nil
 	}
-	resp, err := t.s.c.Get(ctx, key)
+	if s, ok := t.seeded[key]; ok {
+		t.reads[key], t.cache[key] = s.rev, s.val
+		return s.val, nil
+	}
+	// Serializable: no round through raft. The commit is conditioned on
+	// the revision read, so a stale read only makes it retry.
+	resp, err := t.s.c.Get(ctx, key, clientv3.WithSerializable())
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
@@ -266,9 +300,33 @@ func (t *Txn) Delete(key string) {
 }
 
 func (t *Txn) note(key string) {
-	if _, ok := t.writes[key]; !ok {
+	old, ok := t.writes[key]
+	t.undo = append(t.undo, undo{key: key, val: old, existed: ok})
+	if !ok {
 		t.order = append(t.order, key)
 	}
+}
+
+// Size is the number of reads (conditions) and writes the commit will send.
+func (t *Txn) Size() (reads, writes int) { return len(t.reads), len(t.order) }
+
+// Mark returns a point RollbackTo can return to.
+func (t *Txn) Mark() int { return len(t.undo) }
+
+// RollbackTo takes back every write made since Mark returned m (reads
+// stay: they remain conditions of the commit). Group commit uses it to
+// drop one request's writes from a batch.
+func (t *Txn) RollbackTo(m int) {
+	for i := len(t.undo) - 1; i >= m; i-- {
+		u := t.undo[i]
+		if u.existed {
+			t.writes[u.key] = u.val
+		} else {
+			delete(t.writes, u.key)
+			t.order = t.order[:len(t.order)-1]
+		}
+	}
+	t.undo = t.undo[:m]
 }
 
 // Empty reports whether the transaction writes nothing.

@@ -30,6 +30,7 @@ func TestStore(t *testing.T) {
 		{"absent-key-condition", testAbsentKey},
 		{"paging", testPaging},
 		{"watch", testWatch},
+		{"rollback-and-seed", testRollbackAndSeed},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -195,5 +196,56 @@ func testWatch(t *testing.T, s *store.Store) {
 	}
 	if got[0].Delete || string(got[0].Value) != `{"n":1}` || !got[1].Delete {
 		t.Fatalf("events = %+v", got)
+	}
+}
+
+// testRollbackAndSeed: RollbackTo takes back the writes since a mark (a
+// group commit dropping one request), and a transaction seeded with what
+// another read conditions on those revisions without reading again.
+func testRollbackAndSeed(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	k := func(n string) string { return store.Key("test", t.Name(), n) }
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(k("a"), 1) }); err != nil {
+		t.Fatal(err)
+	}
+	tx := s.Txn()
+	if err := tx.Put(k("a"), 2); err != nil {
+		t.Fatal(err)
+	}
+	m := tx.Mark()
+	_ = tx.Put(k("a"), 3)
+	_ = tx.Put(k("b"), 3)
+	tx.Delete(k("c"))
+	tx.RollbackTo(m)
+	if r, w := tx.Size(); r != 0 || w != 1 {
+		t.Fatalf("after rollback: %d reads, %d writes", r, w)
+	}
+	if _, err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var a int
+	if _, err := s.Get(ctx, k("a"), &a); err != nil || a != 2 {
+		t.Fatalf("a = %d, %v", a, err)
+	}
+	if _, err := s.Get(ctx, k("b"), &a); err == nil {
+		t.Fatal("b was written")
+	}
+	// Seeded reads are conditions: a change after the scratch read makes
+	// the commit conflict.
+	scratch := s.Txn()
+	if _, err := scratch.Get(ctx, k("a"), &a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(k("a"), 4) }); err != nil {
+		t.Fatal(err)
+	}
+	tx = s.Txn()
+	tx.Seed(scratch)
+	if _, err := tx.Get(ctx, k("a"), &a); err != nil || a != 2 {
+		t.Fatalf("seeded a = %d, %v", a, err)
+	}
+	_ = tx.Put(k("a"), 5)
+	if _, err := tx.Commit(ctx); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("commit on a stale seeded read: %v", err)
 	}
 }

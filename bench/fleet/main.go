@@ -1,0 +1,424 @@
+// Command fleet is Photon's fleet simulator and load generator: in one
+// process it starts a controller (embedded etcd, the real HTTPS API),
+// joins --hosts simulated hosts (the fake driver behind the real agent and
+// its protocol), then --clients concurrent API clients create --vms VMs
+// (and, with --start, start each once created). It reports placements/s,
+// latencies from create to placed, created (STOPPED) and STARTED, process
+// CPU and RSS, and the etcd size, and ends with
+//
+//	placed N VMs on H hosts in T s: R placements/s
+//
+// Everything shares one process (and its cores): the CPU figure covers the
+// controller, etcd, the agents and the load generator together.
+//
+//	go run ./bench/fleet --hosts 200 --vms 2000
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/agent"
+	"github.com/photon-cloud/photon/internal/controller"
+	"github.com/photon-cloud/photon/internal/driver/fake"
+	"github.com/photon-cloud/photon/internal/store"
+)
+
+type config struct {
+	hosts, vms, clients, waiters int
+	cpus                         int
+	memGB                        int
+	start                        bool
+	heartbeat                    time.Duration
+	sample                       int
+	dir                          string
+	keep                         bool
+	verbose                      bool
+	pprof                        string
+}
+
+func main() {
+	var cfg config
+	flag.IntVar(&cfg.hosts, "hosts", 200, "simulated hosts")
+	flag.IntVar(&cfg.vms, "vms", 2000, "VMs to create")
+	flag.IntVar(&cfg.clients, "clients", 64, "concurrent API clients creating VMs")
+	flag.IntVar(&cfg.waiters, "waiters", 256, "concurrent waiters following create (and start) tasks")
+	flag.IntVar(&cfg.cpus, "host-cpus", 64, "CPUs per host")
+	flag.IntVar(&cfg.memGB, "host-mem-gb", 256, "memory per host, GB")
+	flag.BoolVar(&cfg.start, "start", true, "start each VM once created (measure create to STARTED)")
+	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval")
+	flag.IntVar(&cfg.sample, "sample", 0, "feasible hosts a placement scores (0: the controller's default, -1: all)")
+	flag.StringVar(&cfg.dir, "data-dir", "", "data dir (default: a temporary one, removed at the end)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the data dir")
+	flag.BoolVar(&cfg.verbose, "v", false, "log the controller's warnings")
+	flag.StringVar(&cfg.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
+	flag.Parse()
+	if cfg.pprof != "" {
+		go func() { _ = http.ListenAndServe(cfg.pprof, nil) }()
+	}
+	if err := run(context.Background(), cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config) error {
+	if cfg.hosts <= 0 || cfg.vms <= 0 || cfg.clients <= 0 || cfg.waiters <= 0 {
+		return errors.New("--hosts, --vms, --clients and --waiters must be positive")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dir := cfg.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "photon-fleet-")
+		if err != nil {
+			return err
+		}
+		dir = d
+		if !cfg.keep {
+			defer os.RemoveAll(dir)
+		}
+	}
+	level := slog.LevelError
+	if cfg.verbose {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ccfg := controller.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: log,
+		HeartbeatTimeout: 6 * cfg.heartbeat, HostTimeout: 10 * time.Minute, PlacementSample: cfg.sample}
+	c, err := controller.Start(ctx, ccfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tok, err := os.ReadFile(filepath.Join(dir, controller.AdminTokenFile))
+	if err != nil {
+		return err
+	}
+	newClient := func() (*client.Client, error) {
+		return client.New(c.URL, client.WithCACertFile(c.CACert), client.WithToken(strings.TrimSpace(string(tok))),
+			client.WithTimeout(5*time.Minute))
+	}
+	cl, err := newClient()
+	if err != nil {
+		return err
+	}
+	project, err := setup(ctx, cl, cfg)
+	if err != nil {
+		return err
+	}
+
+	// Hosts: fake drivers behind real agents, joined in parallel.
+	t0 := time.Now()
+	drivers, err := fake.NewFleet(cfg.hosts, fake.Config{CPUCount: cfg.cpus, MemoryMB: int64(cfg.memGB) << 10,
+		Datastores: []api.DatastoreReport{{Name: "local", CapacityGB: 100000}}})
+	if err != nil {
+		return err
+	}
+	var joinErr atomic.Value
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= cfg.hosts {
+					return
+				}
+				if err := startAgent(ctx, c, dir, i, drivers[i], cfg.heartbeat, quiet); err != nil {
+					joinErr.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := joinErr.Load().(error); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, cl, cfg.hosts); err != nil {
+		return err
+	}
+	fmt.Printf("%d hosts joined and READY in %.1f s\n", cfg.hosts, time.Since(t0).Seconds())
+	time.Sleep(time.Second) // let the index settle
+
+	// Load.
+	cpu0 := cpuTime()
+	lat := make([]sample, cfg.vms)
+	waitq := make(chan int, cfg.vms)
+	var refused, failed atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	var created sync.WaitGroup
+	clients := make([]*client.Client, (cfg.clients+7)/8)
+	for i := range clients {
+		if clients[i], err = newClient(); err != nil {
+			return err
+		}
+	}
+	next.Store(0)
+	for w := range cfg.clients {
+		created.Add(1)
+		go func() {
+			defer created.Done()
+			cl := clients[w/8]
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= cfg.vms {
+					return
+				}
+				t := time.Now()
+				task, err := cl.CreateVM(ctx, project, &api.VMCreateSpec{Name: fmt.Sprintf("vm-%06d", i), Flavor: "bench",
+					AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: api.KindEphemeralDisk, Flavor: "bench-disk", CapacityGB: 1, BootDisk: true}}})
+				lat[i].begin = t
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				if task.State == api.TaskError {
+					refused.Add(1)
+					firstErr.CompareAndSwap(nil, task.Err())
+					continue
+				}
+				lat[i].placed = time.Since(t)
+				lat[i].task = task
+				waitq <- i
+			}
+		}()
+	}
+	var followed sync.WaitGroup
+	for w := range cfg.waiters {
+		followed.Add(1)
+		go func() {
+			defer followed.Done()
+			cl := clients[w%len(clients)]
+			for i := range waitq {
+				s := &lat[i]
+				task, err := cl.WaitTask(ctx, s.task)
+				if err == nil {
+					err = task.Err()
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				s.created = time.Since(s.begin)
+				if !cfg.start {
+					continue
+				}
+				task, err = cl.StartVM(ctx, task.Entity.ID)
+				if err == nil {
+					task, err = cl.WaitTask(ctx, task)
+				}
+				if err == nil {
+					err = task.Err()
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				s.started = time.Since(s.begin)
+			}
+		}()
+	}
+	created.Wait()
+	placedAll := time.Since(start)
+	close(waitq)
+	followed.Wait()
+	doneAll := time.Since(start)
+	cpu := cpuTime() - cpu0
+
+	var placed, made, started []time.Duration
+	var firstPlaced time.Duration = -1
+	for _, s := range lat {
+		if s.placed > 0 {
+			placed = append(placed, s.placed)
+			if at := s.begin.Sub(start) + s.placed; firstPlaced < 0 || at < firstPlaced {
+				firstPlaced = at
+			}
+		}
+		if s.created > 0 {
+			made = append(made, s.created)
+		}
+		if s.started > 0 {
+			started = append(started, s.started)
+		}
+	}
+	dbSize := etcdSize(ctx, c.Etcd)
+	rss, hwm := memory()
+	n := len(placed)
+	rate := float64(n) / placedAll.Seconds()
+	fmt.Printf("clients %d, waiters %d, hosts %d x %d CPU / %d GB, GOMAXPROCS %d\n", cfg.clients, cfg.waiters, cfg.hosts, cfg.cpus, cfg.memGB, runtime.GOMAXPROCS(0))
+	fmt.Printf("placed %d, refused %d, failed %d", n, refused.Load(), failed.Load())
+	if err, _ := firstErr.Load().(error); err != nil {
+		fmt.Printf(" (first: %v)", err)
+	}
+	fmt.Println()
+	fmt.Printf("time to first placed %s, all placed %s, all created/started %s\n", ms(firstPlaced), ms(placedAll), ms(doneAll))
+	fmt.Printf("create -> placed   %s\n", pcts(placed))
+	fmt.Printf("create -> STOPPED  %s\n", pcts(made))
+	if cfg.start {
+		fmt.Printf("create -> STARTED  %s\n", pcts(started))
+	}
+	fmt.Printf("process CPU %.1f s over %.1f s (%.2f cores; controller, etcd, %d agents and the clients share it), RSS %d MB (peak %d MB), etcd db %d MB\n",
+		cpu.Seconds(), doneAll.Seconds(), cpu.Seconds()/doneAll.Seconds(), cfg.hosts, rss>>20, hwm>>20, dbSize>>20)
+	fmt.Printf("placed %d VMs on %d hosts in %.1f s: %.0f placements/s\n", n, cfg.hosts, placedAll.Seconds(), rate)
+	return nil
+}
+
+type sample struct {
+	begin                    time.Time
+	placed, created, started time.Duration
+	task                     *api.Task
+}
+
+// setup makes a tenant and project with room for everything and flavors
+// of 1 CPU, 1 GB and a 1 GB disk.
+func setup(ctx context.Context, cl *client.Client, cfg config) (string, error) {
+	n := cfg.vms * 2
+	items, err := api.ParseLimits(fmt.Sprintf("vm %d COUNT, vm.cpu %d COUNT, vm.memory %d GB, ephemeral-disk %d COUNT, ephemeral-disk.capacity %d GB", n, n, n, n, n))
+	if err != nil {
+		return "", err
+	}
+	wait := func(t *api.Task, err error) (*api.Task, error) {
+		if err != nil {
+			return nil, err
+		}
+		if t, err = cl.WaitTask(ctx, t); err != nil {
+			return nil, err
+		}
+		return t, t.Err()
+	}
+	tt, err := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "bench", Quota: api.QuotaSpecFromItems(items)}))
+	if err != nil {
+		return "", err
+	}
+	pt, err := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "bench", Quota: api.QuotaSpecFromItems(items)}))
+	if err != nil {
+		return "", err
+	}
+	for _, f := range []api.FlavorCreateSpec{
+		{Name: "bench", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"}, {Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}},
+		{Name: "bench-disk", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
+	} {
+		if _, err := wait(cl.CreateFlavor(ctx, &f)); err != nil {
+			return "", err
+		}
+	}
+	return pt.Entity.ID, nil
+}
+
+func startAgent(ctx context.Context, c *controller.Controller, dir string, i int, drv *fake.Driver, hb time.Duration, log *slog.Logger) error {
+	jt, err := c.Server.Hosts.NewJoinToken(ctx, "")
+	if err != nil {
+		return err
+	}
+	adir := filepath.Join(dir, "hosts", fmt.Sprintf("host-%05d", i))
+	a, err := agent.New(agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, JoinToken: jt.Token, DataDir: adir, Driver: drv,
+		Address: fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), Zone: fmt.Sprintf("zone-%d", i%8),
+		HeartbeatInterval: hb, Log: log})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(adir, 0o700); err != nil {
+		return err
+	}
+	if err := a.Join(ctx); err != nil {
+		return err
+	}
+	go func() { _ = a.Run(ctx) }()
+	return nil
+}
+
+func waitReady(ctx context.Context, cl *client.Client, n int) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		hs, err := cl.ListHosts(ctx)
+		ready := 0
+		for _, h := range hs {
+			if h.State == api.HostReady {
+				ready++
+			}
+		}
+		if err == nil && ready == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d hosts READY (%v)", ready, n, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func pcts(d []time.Duration) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	slices.Sort(d)
+	p := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
+	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s", ms(p(0.50)), ms(p(0.95)), ms(p(0.99)), ms(d[len(d)-1]))
+}
+
+func ms(d time.Duration) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// memory returns the process's RSS and peak RSS in bytes.
+func memory() (rss, hwm int64) {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		var v int64
+		if _, err := fmt.Sscanf(l, "VmRSS: %d kB", &v); err == nil {
+			rss = v << 10
+		}
+		if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &v); err == nil {
+			hwm = v << 10
+		}
+	}
+	return rss, hwm
+}
+
+func etcdSize(ctx context.Context, endpoints []string) int64 {
+	st, err := store.Connect(ctx, endpoints)
+	if err != nil {
+		return 0
+	}
+	defer st.Close()
+	s, err := st.Client().Status(ctx, endpoints[0])
+	if err != nil {
+		return 0
+	}
+	return s.DbSize
+}
