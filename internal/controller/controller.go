@@ -59,6 +59,8 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// HostTimeout bounds how long a task waits for a host to act (0: 2 min).
 	HostTimeout time.Duration
+	// JoinTokenTTL: how long a host join token is valid (0: 1 h).
+	JoinTokenTTL time.Duration
 	// CPUOvercommit and MemoryOvercommit scale what hosts offer for
 	// placement (0: 1, none); host metadata overcommit.cpu/.memory
 	// overrides them per host.
@@ -167,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		auditLog.Retention = cfg.AuditRetention
 	}
 	hostSvc, err := hosts.New(st, engine, tokens, log, hosts.Config{HeartbeatTimeout: cfg.HeartbeatTimeout,
-		CPUOvercommit: cfg.CPUOvercommit, MemoryOvercommit: cfg.MemoryOvercommit})
+		CPUOvercommit: cfg.CPUOvercommit, MemoryOvercommit: cfg.MemoryOvercommit, JoinTokenTTL: cfg.JoinTokenTTL})
 	if err != nil {
 		return nil, err
 	}

@@ -126,3 +126,20 @@ func (s *Service) NotifyAll(ctx context.Context) {
 		s.hub.bumpAll(rev)
 	}
 }
+
+// Assigned reports whether a VM the host should run boots from image
+// (its credential may then fetch the image).
+func (s *Service) Assigned(ctx context.Context, hostID, imageID string) (bool, error) {
+	vms, _, err := store.ListRev[api.VMDesired](ctx, s.st, DesiredPrefix(hostID))
+	if err != nil {
+		return false, err
+	}
+	for _, v := range vms {
+		for _, d := range v.Disks {
+			if d.ImageID == imageID {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}

@@ -155,3 +155,18 @@ func TestJoinTokens(t *testing.T) {
 		t.Errorf("bad address: %v", err)
 	}
 }
+
+// TestJoinTokenExpiry: a join token past its lifetime is refused.
+func TestJoinTokenExpiry(t *testing.T) {
+	c := photontest.NewController(t, "", func(cfg *controller.Config) { cfg.JoinTokenTTL = 500 * time.Millisecond })
+	jt, err := c.Client.CreateJoinToken(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	anon, _ := client.New(c.URL, client.WithCACertFile(c.CACert))
+	req := &api.HostJoinRequest{JoinToken: jt.Token, Address: "10.1.1.9", Capacity: api.HostResources{CPUCount: 2, MemoryMB: 1024}}
+	if err := anon.Do(ctx, http.MethodPost, "/v1/agent/join", req, nil); code(err) != api.CodeInvalidAuthToken {
+		t.Errorf("expired join token: %v, want InvalidAuthToken", err)
+	}
+}

@@ -168,6 +168,19 @@ func (s *Server) imageContent(w http.ResponseWriter, r *http.Request) (int, any,
 		return 0, nil, err
 	}
 	defer f.Close()
+	// A host reads only the images assigned to it: EAGER ones, and those
+	// its VMs boot from. Others look absent.
+	if img.ReplicationType != api.ReplicationEager {
+		ok := false
+		if s.Hosts != nil {
+			if ok, err = s.Hosts.Assigned(r.Context(), r.PathValue("id"), img.ID); err != nil {
+				return 0, nil, err
+			}
+		}
+		if !ok {
+			return 0, nil, api.Errorf(images.CodeImageNotFound, "image %s not found", img.ID)
+		}
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return 0, nil, err

@@ -22,6 +22,7 @@ import (
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
 	"github.com/photon-cloud/photon/internal/auth"
+	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/imagecache"
 	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/photontest"
@@ -497,6 +498,14 @@ func testImageContent(t *testing.T, c *photontest.Cloud, img *api.Image, sum str
 			t.Fatal(err)
 		}
 		return resp, b
+	}
+	// An ON_DEMAND image no VM of the host boots from is not the host's to read.
+	if resp, _ := get(tok, ""); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET content of an unassigned image = %d, want 404", resp.StatusCode)
+	}
+	assign := api.VMDesired{ID: "vm-1", Disks: []api.DiskDesired{{ID: "d-1", ImageID: img.ID, BootDisk: true}}}
+	if _, err := c.Server.Store.Update(ctx(), func(tx *store.Txn) error { return tx.Put(hosts.DesiredKey("host-1", "vm-1"), assign) }); err != nil {
+		t.Fatal(err)
 	}
 	resp, b := get(tok, "")
 	got := sha256.Sum256(b)
