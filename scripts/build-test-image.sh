@@ -101,6 +101,17 @@ add_module() {
 for m in "${wanted[@]}"; do
 	add_module "$m"
 done
+# Module signatures are stripped: checking them costs the guest a few
+# hundred milliseconds of emulated RSA at every boot, and Debian's kernel
+# loads unsigned modules (without secure boot), tainting itself quietly.
+strip_signature() {
+	local f=$1 magic='~Module signature appended~' size siglen
+	[[ $(tail -c 28 "$f" | head -c 27) == "$magic" ]] || return 0
+	size=$(stat -c %s "$f")
+	# struct module_signature (12 bytes) ends with sig_len, big-endian.
+	siglen=$(tail -c 32 "$f" | head -c 4 | od -An -tu1 | awk '{print $1*16777216 + $2*65536 + $3*256 + $4}')
+	truncate -s $((size - 28 - 12 - siglen)) "$f"
+}
 : >"$root/etc/modules"
 for p in "${order[@]}"; do
 	f=${p##*/}
@@ -110,6 +121,7 @@ for p in "${order[@]}"; do
 	*.ko.zst) zstd -qdc "$moddir/$p" >"$root/lib/modules/${f%.zst}"; f=${f%.zst} ;;
 	*.ko.gz) gzip -dc "$moddir/$p" >"$root/lib/modules/${f%.gz}"; f=${f%.gz} ;;
 	esac
+	strip_signature "$root/lib/modules/$f"
 	echo "$f" >>"$root/etc/modules"
 done
 log "kernel $kver, modules: $(tr '\n' ' ' <"$root/etc/modules")"

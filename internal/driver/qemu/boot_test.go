@@ -39,6 +39,7 @@ func TestBootReadsSeed(t *testing.T) {
 	if err != nil || st.State != api.VMStarted {
 		t.Fatalf("Ensure: %+v, %v", st, err)
 	}
+	t.Logf("Ensure (image check, overlay, seed, QEMU up) returned after %s", time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() { _ = d.Delete(context.Background(), spec.ID) })
 	line := waitConsole(t, d, spec.ID, "instance-id:", 60*time.Second)
 	t.Logf("instance-id on the console %s after Ensure was called", time.Since(start).Round(time.Millisecond))
