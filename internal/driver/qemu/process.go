@@ -164,7 +164,9 @@ func (d *Driver) start(ctx context.Context, r *record) (int, error) {
 		return 0, err
 	}
 	d.removeRunFiles(r.ID)
+	trimLog(d.consolePath(r.ID))
 	logPath := filepath.Join(dir, "qemu.log")
+	trimLog(logPath)
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, err
@@ -187,7 +189,7 @@ func (d *Driver) start(ctx context.Context, r *record) (int, error) {
 	go func() {
 		p.err = cmd.Wait()
 		if p.err == nil {
-			p.err = errors.New("exit status 0")
+			p.err = errors.New("exit status 0 (the guest powered itself off, or QEMU was told to quit)")
 		}
 		close(p.done)
 	}()
@@ -233,6 +235,30 @@ func (d *Driver) start(ctx context.Context, r *record) (int, error) {
 		return fail(err)
 	}
 	return pid, nil
+}
+
+// Logs kept across boots are trimmed at boot to their last logKeep bytes
+// once they exceed logLimit, so a chatty guest cannot fill the disk over
+// many boots (within one boot the console grows without bound).
+const (
+	logLimit = 8 << 20
+	logKeep  = 1 << 20
+)
+
+func trimLog(path string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() <= logLimit {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, logKeep)
+	n, _ := f.ReadAt(buf, fi.Size()-logKeep)
+	_ = os.WriteFile(path+".tmp", buf[:n], 0o644)
+	_ = os.Rename(path+".tmp", path)
 }
 
 // qemuMessage is what QEMU wrote to its log after off, on one line.
