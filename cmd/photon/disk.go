@@ -12,37 +12,20 @@ import (
 
 // disk finds a persistent disk by name in the scope's project, or by id.
 func (a *app) disk(ctx context.Context, c *client.Client, s *projectScope, arg string) (*api.PersistentDisk, error) {
-	f := finder[api.PersistentDisk]{what: "disk", code: codeDiskNotFound, where: s.describe(), get: c.GetDisk,
-		name: func(d *api.PersistentDisk) string { return d.Name }, id: func(d *api.PersistentDisk) string { return d.ID }}
-	if nameShaped(arg) {
-		pid, err := s.known(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		if pid != "" {
-			f.list = func(ctx context.Context, name string) ([]api.PersistentDisk, error) {
-				return c.ListDisks(ctx, pid, name)
-			}
-		}
-	}
-	return f.find(ctx, arg)
+	return findInProject(ctx, c, s, arg, finder[api.PersistentDisk]{what: "disk", code: codeDiskNotFound, where: s.describe(),
+		get: c.GetDisk, name: diskName, id: diskID}, c.ListDisks)
 }
 
-// diskResolver adds -p/-t to cmd and resolves a disk argument.
-func (a *app) diskResolver(cmd *cobra.Command) idResolver {
-	s := a.projectFlags(cmd, true)
-	return func(ctx context.Context, c *client.Client, arg string) (string, error) {
-		d, err := a.disk(ctx, c, s, arg)
-		if err != nil {
-			return "", err
-		}
-		return d.ID, nil
-	}
+func diskID(d *api.PersistentDisk) string   { return d.ID }
+func diskName(d *api.PersistentDisk) string { return d.Name }
+
+// diskObject names a persistent disk: by name in the project -p/-t name (or
+// the current one), or by id.
+func (a *app) diskObject() object[api.PersistentDisk] {
+	return object[api.PersistentDisk]{kind: "disk", flags: inProject(a, true, a.disk), id: diskID, name: diskName}
 }
 
-func getDisk(c *client.Client) func(context.Context, string) (any, error) {
-	return func(ctx context.Context, id string) (any, error) { return c.GetDisk(ctx, id) }
-}
+var getDisk = getter((*client.Client).GetDisk)
 
 func (a *app) diskCmd() *cobra.Command {
 	return a.group("disk", "Manage persistent disks in a project",
@@ -50,7 +33,7 @@ func (a *app) diskCmd() *cobra.Command {
   photon vm attach-disk web-1 -d data-1
   photon disk list`,
 		a.diskCreateCmd(), a.diskListCmd(), a.diskShowCmd(), a.diskDeleteCmd(),
-		a.entityTasksCmd("disk", "  photon disk tasks data-1\n  photon disk tasks data-1 --state ERROR", a.diskResolver, (*client.Client).ListDiskTasks),
+		a.entityTasksCmd("disk", "  photon disk tasks data-1\n  photon disk tasks data-1 --state ERROR", a.diskObject().resolver, (*client.Client).ListDiskTasks),
 	)
 }
 
@@ -123,7 +106,6 @@ func diskRow(d api.PersistentDisk) []string {
 }
 
 func (a *app) diskListCmd() *cobra.Command {
-	var name string
 	cmd := &cobra.Command{
 		Use:   "list [-p PROJECT] [--name NAME]",
 		Short: "List the persistent disks of the current project (or -p)",
@@ -132,88 +114,29 @@ ID NAME STATE FLAVOR GB DATASTORE VMS, tab-separated (VMS comma-separated ids).`
 		Example: "  photon disk list\n  photon disk list -p p1 -t t1 -o json",
 		Args:    cobra.NoArgs,
 	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		pid, err := s.id(ctx, c)
-		if err != nil {
-			return err
-		}
-		ds, err := c.ListDisks(ctx, pid, name)
-		if err != nil {
-			return err
-		}
-		if a.jsonOut() {
-			return a.printJSON(ds)
-		}
-		rows := make([][]string, 0, len(ds))
-		for _, d := range ds {
-			rows = append(rows, diskRow(d))
-		}
-		return a.table(diskHeader, rows)
-	})
-	cmd.Flags().StringVar(&name, "name", "", "only the disk with this name")
-	return cmd
+	return listInProject(a, cmd, "only the disk with this name", (*client.Client).ListDisks,
+		func(ds []api.PersistentDisk) error { return printList(a, ds, diskHeader, diskRow) })
 }
 
 func (a *app) diskShowCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return showCmd(a, &cobra.Command{
 		Use:     "show ID|NAME [-p PROJECT]",
 		Short:   "Show a persistent disk",
 		Example: "  photon disk show data-1\n  photon disk show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
 		Args:    exactArgs(1, "ID|NAME"),
-	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		d, err := a.disk(cmd.Context(), c, s, args[0])
-		if err != nil {
-			return err
-		}
-		if a.jsonOut() {
-			return a.printJSON(d)
-		}
-		if a.plain() {
-			return a.table(nil, [][]string{diskRow(*d)})
-		}
-		return a.fields("ID", d.ID, "Name", d.Name, "State", d.State, "Flavor", orDash(d.Flavor),
-			"Capacity", num(d.CapacityGB)+" GB", "Datastore", orDash(d.Datastore),
+	}, a.diskObject(), func(d *api.PersistentDisk) error {
+		return a.show(d, diskRow(*d), []string{"ID", d.ID, "Name", d.Name, "State", d.State, "Flavor", orDash(d.Flavor),
+			"Capacity", num(d.CapacityGB) + " GB", "Datastore", orDash(d.Datastore),
 			"Project", orDash(d.ProjectID), "Attached to", orDash(joinComma(d.VMs)),
-			"Tags", orDash(joinComma(d.Tags)), "Cost", orDash(costString(d.Cost)))
+			"Tags", orDash(joinComma(d.Tags)), "Cost", orDash(costString(d.Cost))}, nil)
 	})
-	return cmd
 }
 
 func (a *app) diskDeleteCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return deleteCmd(a, &cobra.Command{
 		Use:     "delete ID|NAME [-p PROJECT]",
 		Short:   "Delete a persistent disk; an attached one is refused (PersistentDiskAttached)",
 		Example: "  photon vm detach-disk web-1 -d data-1 && photon disk delete data-1",
 		Args:    exactArgs(1, "ID|NAME"),
-	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		d, err := a.disk(ctx, c, s, args[0])
-		if err != nil {
-			return err
-		}
-		t, err := c.DeleteDisk(ctx, d.ID)
-		if t, err = a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.deleted("disk", d.Name, d.ID, t)
-	})
-	return cmd
+	}, a.diskObject(), (*client.Client).DeleteDisk, nil)
 }

@@ -43,36 +43,21 @@ func (a *app) host(ctx context.Context, c *client.Client, arg string) (*api.Host
 	return nil, usagef("%d hosts have address %q: give the id (%s)", len(match), arg, strings.Join(ids, ", "))
 }
 
-// hostResolver resolves a host argument; it adds no flags.
-func (a *app) hostResolver(*cobra.Command) idResolver {
-	return func(ctx context.Context, c *client.Client, arg string) (string, error) {
-		h, err := a.host(ctx, c, arg)
-		if err != nil {
-			return "", err
-		}
-		return h.ID, nil
-	}
+func hostID(h *api.Host) string      { return h.ID }
+func hostAddress(h *api.Host) string { return h.Address }
+
+// hostObject names a host: by id or address.
+func (a *app) hostObject() object[api.Host] {
+	return object[api.Host]{kind: "host", flags: noFlags(a.host), id: hostID, name: hostAddress}
 }
 
-// hostTarget resolves a host for opCmd; it adds no flags.
-func (a *app) hostTarget(*cobra.Command) func(context.Context, *client.Client, string) (target, error) {
-	return func(ctx context.Context, c *client.Client, arg string) (target, error) {
-		h, err := a.host(ctx, c, arg)
-		if err != nil {
-			return target{}, err
-		}
-		return target{id: h.ID, name: h.Address}, nil
-	}
-}
-
-func getHost(c *client.Client) func(context.Context, string) (any, error) {
-	return func(ctx context.Context, id string) (any, error) { return c.GetHost(ctx, id) }
-}
+var getHost = getter((*client.Client).GetHost)
 
 func (a *app) hostCmd() *cobra.Command {
+	host := a.hostObject()
 	op := func(verb, short, past string, call func(*client.Client, context.Context, string) (*api.Task, error)) *cobra.Command {
-		return a.opCmd(verb, short, "  photon host "+verb+" 10.0.0.5\n  photon host "+verb+" 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e",
-			past+" host", a.hostTarget, call, getHost)
+		return opCmd(a, host, verb, short, "  photon host "+verb+" 10.0.0.5\n  photon host "+verb+" 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e",
+			past, call, getHost)
 	}
 	return a.group("host", "Manage hosts (system administrators): join, suspend, maintenance, delete",
 		`  photon host join-token
@@ -80,7 +65,7 @@ func (a *app) hostCmd() *cobra.Command {
   photon host suspend 10.0.0.5 && photon host enter-maintenance 10.0.0.5`,
 		a.hostCreateCmd(), a.hostJoinTokenCmd(), a.hostListCmd(), a.hostShowCmd(), a.hostDeleteCmd(),
 		a.hostListVMsCmd(),
-		a.entityTasksCmd("host", "  photon host tasks 10.0.0.5\n  photon host tasks 10.0.0.5 --state ERROR", a.hostResolver, (*client.Client).ListHostTasks),
+		a.entityTasksCmd("host", "  photon host tasks 10.0.0.5\n  photon host tasks 10.0.0.5 --state ERROR", host.resolver, (*client.Client).ListHostTasks),
 		op("suspend", "Suspend a READY host: its VMs keep running, no new VM is placed on it", "Suspended", (*client.Client).SuspendHost),
 		op("resume", "Resume a SUSPENDED host: it takes new VMs again", "Resumed", (*client.Client).ResumeHost),
 		op("enter-maintenance", "Put a SUSPENDED host without VMs in MAINTENANCE", "Put in maintenance", (*client.Client).EnterHostMaintenance),
@@ -124,9 +109,7 @@ make a token bound to it with 'photon host join-token --host ID' and run
 			if err := a.created(ctx, "host", spec.Address, t, getHost(c)); err != nil {
 				return err
 			}
-			if !a.plain() && !a.jsonOut() {
-				a.line("Make its join token with: photon host join-token --host %s", t.Entity.ID)
-			}
+			a.say("Make its join token with: photon host join-token --host %s", t.Entity.ID)
 			return nil
 		}),
 	}
@@ -213,86 +196,44 @@ tab-separated, TAGS comma-separated, CPU as USED/TOTAL and MEMORY as
 USED/TOTAL in GB.`,
 		Example: "  photon host list\n  photon -n host list\n  photon host list -o json",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			hs, err := c.ListHosts(ctx)
 			if err != nil {
 				return err
 			}
-			hs, err := c.ListHosts(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(hs)
-			}
-			rows := make([][]string, 0, len(hs))
-			for _, h := range hs {
-				rows = append(rows, hostRow(h))
-			}
-			return a.table(hostHeader, rows)
+			return printList(a, hs, hostHeader, hostRow)
 		}),
 	}
 }
 
 func (a *app) hostShowCmd() *cobra.Command {
-	return &cobra.Command{
+	return showCmd(a, &cobra.Command{
 		Use:     "show ID|ADDRESS",
 		Short:   "Show a host: state (and why, if ERROR), capacity, usage, datastores",
 		Example: "  photon host show 10.0.0.5\n  photon host show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
 		Args:    exactArgs(1, "ID|ADDRESS"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			h, err := a.host(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(h)
-			}
-			if a.plain() {
-				return a.table(nil, [][]string{hostRow(*h)})
-			}
-			kv := []string{"ID", h.ID, "Address", h.Address, "State", h.State}
-			if h.Reason != "" {
-				kv = append(kv, "Reason", h.Reason)
-			}
-			kv = append(kv, "Zone", orDash(h.AvailabilityZone), "Usage tags", orDash(joinComma(h.UsageTags)),
-				"Hypervisor", orDash(h.EsxVersion),
-				"CPU", strconv.Itoa(h.Usage.CPUCount)+" of "+strconv.Itoa(h.Capacity.CPUCount)+" used",
-				"Memory", gb(h.Usage.MemoryMB)+" of "+gb(h.Capacity.MemoryMB)+" GB used",
-				"Datastores", orDash(joinComma(h.Datastores)), "Metadata", kvString(h.Metadata),
-				"Last seen", msTime(h.LastSeen))
-			return a.fields(kv...)
-		}),
-	}
+	}, a.hostObject(), func(h *api.Host) error {
+		kv := []string{"ID", h.ID, "Address", h.Address, "State", h.State}
+		if h.Reason != "" {
+			kv = append(kv, "Reason", h.Reason)
+		}
+		kv = append(kv, "Zone", orDash(h.AvailabilityZone), "Usage tags", orDash(joinComma(h.UsageTags)),
+			"Hypervisor", orDash(h.EsxVersion),
+			"CPU", strconv.Itoa(h.Usage.CPUCount)+" of "+strconv.Itoa(h.Capacity.CPUCount)+" used",
+			"Memory", gb(h.Usage.MemoryMB)+" of "+gb(h.Capacity.MemoryMB)+" GB used",
+			"Datastores", orDash(joinComma(h.Datastores)), "Metadata", kvString(h.Metadata),
+			"Last seen", msTime(h.LastSeen))
+		return a.show(h, hostRow(*h), kv, nil)
+	})
 }
 
 func (a *app) hostDeleteCmd() *cobra.Command {
-	return &cobra.Command{
+	return deleteCmd(a, &cobra.Command{
 		Use:     "delete ID|ADDRESS",
 		Short:   "Delete a host that is NOT_PROVISIONED, in MAINTENANCE or in ERROR",
 		Example: "  photon host delete 10.0.0.5",
 		Args:    exactArgs(1, "ID|ADDRESS"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			h, err := a.host(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
-			t, err := c.DeleteHost(ctx, h.ID)
-			if t, err = a.wait(ctx, c, t, err); err != nil {
-				return err
-			}
-			return a.deleted("host", h.Address, h.ID, t)
-		}),
-	}
+	}, a.hostObject(), (*client.Client).DeleteHost, nil)
 }
 
 func (a *app) hostListVMsCmd() *cobra.Command {
@@ -303,12 +244,7 @@ func (a *app) hostListVMsCmd() *cobra.Command {
 tab-separated.`,
 		Example: "  photon host list-vms 10.0.0.5\n  photon host list-vms 10.0.0.5 -o json",
 		Args:    exactArgs(1, "ID|ADDRESS"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 			h, err := a.host(ctx, c, args[0])
 			if err != nil {
 				return err

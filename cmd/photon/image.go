@@ -21,7 +21,7 @@ import (
 // has one, else the infrastructure-wide ones (all of them with no project).
 func (a *app) image(ctx context.Context, c *client.Client, s *projectScope, arg string) (*api.Image, error) {
 	f := finder[api.Image]{what: "image", code: codeImageNotFound, where: "the images " + s.describe() + " sees", get: c.GetImage,
-		name: func(im *api.Image) string { return im.Name }, id: func(im *api.Image) string { return im.ID }}
+		name: imageName, id: imageID}
 	if nameShaped(arg) {
 		pid, err := s.known(ctx, c)
 		if err != nil {
@@ -37,13 +37,13 @@ func (a *app) image(ctx context.Context, c *client.Client, s *projectScope, arg 
 	return f.find(ctx, arg)
 }
 
-// imageID is image() for commands that need only the id.
-func (a *app) imageID(ctx context.Context, c *client.Client, s *projectScope, arg string) (string, error) {
-	im, err := a.image(ctx, c, s, arg)
-	if err != nil {
-		return "", err
-	}
-	return im.ID, nil
+func imageID(im *api.Image) string   { return im.ID }
+func imageName(im *api.Image) string { return im.Name }
+
+// imageObject names an image: by name among those a VM of the project
+// -p/-t name (or the current one) can use, or by id.
+func (a *app) imageObject() object[api.Image] {
+	return object[api.Image]{kind: "image", flags: inProject(a, true, a.image), id: imageID, name: imageName}
 }
 
 // visibleImages lists the images named name that a VM in project pid ("" for
@@ -77,23 +77,13 @@ func visibleImages(ctx context.Context, c *client.Client, pid, name string) ([]a
 	return out, nil
 }
 
-// imageResolver adds -p/-t to cmd and resolves an image argument.
-func (a *app) imageResolver(cmd *cobra.Command) idResolver {
-	s := a.projectFlags(cmd, true)
-	return func(ctx context.Context, c *client.Client, arg string) (string, error) {
-		return a.imageID(ctx, c, s, arg)
-	}
-}
-
-func getImage(c *client.Client) func(context.Context, string) (any, error) {
-	return func(ctx context.Context, id string) (any, error) { return c.GetImage(ctx, id) }
-}
+var getImage = getter((*client.Client).GetImage)
 
 func (a *app) imageCmd() *cobra.Command {
 	return a.group("image", "Upload and manage VM disk images",
 		"  photon image create ubuntu.qcow2 -n ubuntu -i ON_DEMAND\n  photon image list",
 		a.imageCreateCmd(), a.imageListCmd(), a.imageShowCmd(), a.imageDeleteCmd(),
-		a.entityTasksCmd("image", "  photon image tasks ubuntu\n  photon image tasks ubuntu --state ERROR", a.imageResolver, (*client.Client).ListImageTasks),
+		a.entityTasksCmd("image", "  photon image tasks ubuntu\n  photon image tasks ubuntu --state ERROR", a.imageObject().resolver, (*client.Client).ListImageTasks),
 	)
 }
 
@@ -234,14 +224,7 @@ tab-separated, SIZE in MB, SCOPE as "infrastructure" or "project:ID".`,
 			} else if ims, err = c.ListImages(ctx, name); err != nil {
 				return err
 			}
-			if a.jsonOut() {
-				return a.printJSON(ims)
-			}
-			rows := make([][]string, 0, len(ims))
-			for _, im := range ims {
-				rows = append(rows, imageRow(im))
-			}
-			return a.table(imageHeader, rows)
+			return printList(a, ims, imageHeader, imageRow)
 		}),
 	}
 	cmd.Flags().StringVar(&name, "name", "", "only images with this name")
@@ -251,67 +234,32 @@ tab-separated, SIZE in MB, SCOPE as "infrastructure" or "project:ID".`,
 }
 
 func (a *app) imageShowCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return showCmd(a, &cobra.Command{
 		Use:     "show ID|NAME [-p PROJECT]",
 		Short:   "Show an image",
 		Example: "  photon image show ubuntu\n  photon image show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
 		Args:    exactArgs(1, "ID|NAME"),
-	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		im, err := a.image(cmd.Context(), c, s, args[0])
-		if err != nil {
-			return err
-		}
-		if a.jsonOut() {
-			return a.printJSON(im)
-		}
-		if a.plain() {
-			return a.table(nil, [][]string{imageRow(*im)})
-		}
+	}, a.imageObject(), func(im *api.Image) error {
 		row := imageRow(*im)
 		var settings []string
 		for _, st := range im.Settings {
 			settings = append(settings, st.Name+"="+st.DefaultValue)
 		}
-		return a.fields("ID", im.ID, "Name", im.Name, "State", im.State, "Size", row[3]+fmt.Sprintf(" (%d bytes)", im.Size),
+		return a.show(im, row, []string{"ID", im.ID, "Name", im.Name, "State", im.State, "Size", row[3] + fmt.Sprintf(" (%d bytes)", im.Size),
 			"Format", orDash(im.Format), "SHA-256", orDash(im.SHA256), "Replication", row[4],
 			"Replication progress", orDash(im.ReplicationProgress), "Seeding progress", orDash(im.SeedingProgress),
 			"Scope", row[5], "Used by VMs", row[6], "Settings", orDash(strings.Join(settings, ", ")),
-			"Tags", orDash(joinComma(im.Tags)))
+			"Tags", orDash(joinComma(im.Tags))}, nil)
 	})
-	return cmd
 }
 
 func (a *app) imageDeleteCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return deleteCmd(a, &cobra.Command{
 		Use:     "delete ID|NAME [-p PROJECT]",
 		Short:   "Delete an image; one VMs still use goes PENDING_DELETE until the last is gone",
 		Example: "  photon image delete ubuntu\n  photon image delete 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e",
 		Args:    exactArgs(1, "ID|NAME"),
-	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		im, err := a.image(ctx, c, s, args[0])
-		if err != nil {
-			return err
-		}
-		t, err := c.DeleteImage(ctx, im.ID)
-		if t, err = a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.deleted("image", im.Name, im.ID, t)
-	})
-	return cmd
+	}, a.imageObject(), (*client.Client).DeleteImage, nil)
 }
 
 // progressBar draws "FILE [=====>    ]  45%  12.3 MB/27.0 MB  5.1 MB/s" on

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
 )
@@ -130,4 +132,130 @@ func (a *app) flavor(ctx context.Context, c *client.Client, arg, kind string) (*
 		return nil, api.Errorf(api.CodeFlavorNotFound, "no flavor named %q or with that id", arg)
 	}
 	return f, err
+}
+
+// projectScope holds the -p/--project and -t/--tenant flags of commands that
+// act in a project (VMs, disks): the project to create in, list, or look
+// names up in.
+type projectScope struct {
+	a       *app
+	project string
+	tenant  string
+}
+
+// projectFlags adds -p/--project and --tenant to cmd; --tenant has the short
+// form -t unless the command uses -t for something else (vm set-tag).
+func (a *app) projectFlags(cmd *cobra.Command, tenantShort bool) *projectScope {
+	s := &projectScope{a: a}
+	cmd.Flags().StringVarP(&s.project, "project", "p", "", "project name or id (default: the current project, see 'photon project set')")
+	short := "t"
+	if !tenantShort {
+		short = ""
+	}
+	cmd.Flags().StringVarP(&s.tenant, "tenant", short, "", "tenant of the project -p names (default: the current tenant)")
+	return s
+}
+
+// id is the project's id: -p's, else the current project's.
+func (s *projectScope) id(ctx context.Context, c *client.Client) (string, error) {
+	if s.project == "" {
+		if s.a.cfg.Project == nil {
+			return "", usagef("no project given and no current project: give -p PROJECT, or run 'photon project set NAME'")
+		}
+		return s.a.cfg.Project.ID, nil
+	}
+	p, err := s.a.project(ctx, c, s.tenant, s.project)
+	if err != nil {
+		return "", err
+	}
+	return p.ID, nil
+}
+
+// known is id, or "" when no project is given and none is current: names
+// cannot be looked up then, only ids.
+func (s *projectScope) known(ctx context.Context, c *client.Client) (string, error) {
+	if s.project == "" && s.a.cfg.Project == nil {
+		return "", nil
+	}
+	return s.id(ctx, c)
+}
+
+// describe names the project for messages.
+func (s *projectScope) describe() string {
+	switch {
+	case s.project != "":
+		return "project " + s.project
+	case s.a.cfg.Project != nil:
+		return "project " + s.a.cfg.Project.Name
+	}
+	return "the project"
+}
+
+// finder looks an object up by name (in a list, when there is one to look
+// in) or by id.
+type finder[T any] struct {
+	what string // "VM", "disk"
+	code string // error code when nothing matches, e.g. VmNotFound
+	// where describes the list names are looked up in, e.g. "project p1".
+	where string
+	// list lists objects named name; nil when names cannot be looked up.
+	list func(ctx context.Context, name string) ([]T, error)
+	get  func(ctx context.Context, id string) (*T, error)
+	name func(*T) string
+	id   func(*T) string
+}
+
+// find returns the object arg names: the one so named, else the one with
+// that id. Several objects of the same name are a usage error.
+func (f finder[T]) find(ctx context.Context, arg string) (*T, error) {
+	if arg == "" {
+		return nil, usagef("name a %s (ID or NAME)", f.what)
+	}
+	if f.list != nil && nameShaped(arg) {
+		items, err := f.list(ctx, arg)
+		if err != nil {
+			return nil, err
+		}
+		var match []*T
+		for i := range items {
+			if f.name(&items[i]) == arg {
+				match = append(match, &items[i])
+			}
+		}
+		switch len(match) {
+		case 0:
+		case 1:
+			return match[0], nil
+		default:
+			ids := make([]string, len(match))
+			for i, m := range match {
+				ids[i] = f.id(m)
+			}
+			return nil, usagef("%d %ss in %s are named %q: give the id (%s)", len(match), f.what, f.where, arg, strings.Join(ids, ", "))
+		}
+	}
+	obj, err := f.get(ctx, arg)
+	if isNotFound(err) {
+		if f.list == nil {
+			return nil, api.Errorf(f.code, "no %s with id %q (to find one by name, give -p PROJECT or run 'photon project set NAME')", f.what, arg)
+		}
+		return nil, api.Errorf(f.code, "no %s named %q in %s or with that id", f.what, arg, f.where)
+	}
+	return obj, err
+}
+
+// findInProject finds an object by name among those list returns for the
+// scope's project (when one is given or current), or by id.
+func findInProject[T any](ctx context.Context, c *client.Client, s *projectScope, arg string, f finder[T],
+	list func(ctx context.Context, pid, name string) ([]T, error)) (*T, error) {
+	if nameShaped(arg) {
+		pid, err := s.known(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if pid != "" {
+			f.list = func(ctx context.Context, name string) ([]T, error) { return list(ctx, pid, name) }
+		}
+	}
+	return f.find(ctx, arg)
 }

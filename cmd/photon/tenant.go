@@ -69,47 +69,12 @@ func (a *app) tenantCreateCmd() *cobra.Command {
 			if t, err = a.wait(ctx, c, t, err); err != nil {
 				return err
 			}
-			return a.created(ctx, "tenant", spec.Name, t, func(ctx context.Context, id string) (any, error) {
-				return c.GetTenant(ctx, id)
-			})
+			return a.created(ctx, "tenant", spec.Name, t, getter((*client.Client).GetTenant)(c))
 		}),
 	}
 	cmd.Flags().StringVarP(&limits, "limits", "l", "", limitsHelp)
 	cmd.Flags().StringVarP(&groups, "security-groups", "s", "", "comma-separated security groups, e.g. \"admins,devs\"")
 	return cmd
-}
-
-// created prints the outcome of a create task: the new object's JSON (-o
-// json), its id alone (-n) or a sentence.
-func (a *app) created(ctx context.Context, kind, name string, t *api.Task, get func(context.Context, string) (any, error)) error {
-	id := t.Entity.ID
-	switch {
-	case a.jsonOut():
-		obj, err := get(ctx, id)
-		if err != nil {
-			return err
-		}
-		return a.printJSON(obj)
-	case a.plain():
-		a.line("%s", id)
-	default:
-		a.line("Created %s %s, ID: %s", kind, name, id)
-	}
-	return nil
-}
-
-// deleted prints the outcome of a delete task: the task's JSON (-o json),
-// the id (-n) or a sentence.
-func (a *app) deleted(kind, name, id string, t *api.Task) error {
-	switch {
-	case a.jsonOut():
-		return a.printJSON(t)
-	case a.plain():
-		a.line("%s", id)
-	default:
-		a.line("Deleted %s %s, ID: %s", kind, name, id)
-	}
-	return nil
 }
 
 func (a *app) tenantListCmd() *cobra.Command {
@@ -121,64 +86,55 @@ func (a *app) tenantListCmd() *cobra.Command {
 -d adds the quota.`,
 		Example: "  photon tenant list\n  photon -n tenant list --name t1\n  photon tenant list -o json",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			ts, err := c.ListTenants(ctx, name)
 			if err != nil {
 				return err
 			}
-			ts, err := c.ListTenants(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(ts)
-			}
-			header := []string{"ID", "NAME", "STATE", "PROJECTS"}
-			if a.detail {
-				header = append(header, "QUOTA (USAGE/LIMIT)")
-			}
-			rows := make([][]string, 0, len(ts))
-			for _, t := range ts {
-				r := []string{t.ID, t.Name, t.State, strconv.Itoa(len(t.Projects))}
-				if a.detail {
-					r = append(r, quotaSummary(t.Quota))
-				}
-				rows = append(rows, r)
-			}
-			return a.table(header, rows)
+			return printQuotaList(a, ts, []string{"ID", "NAME", "STATE", "PROJECTS"}, tenantRow,
+				func(t api.Tenant) api.Quota { return t.Quota })
 		}),
 	}
 	cmd.Flags().StringVar(&name, "name", "", "only the tenant with this name")
 	return cmd
 }
 
+func tenantRow(t api.Tenant) []string {
+	return []string{t.ID, t.Name, t.State, strconv.Itoa(len(t.Projects))}
+}
+
+// printQuotaList is printList for objects with a quota, which -d adds.
+func printQuotaList[T any](a *app, items []T, header []string, row func(T) []string, quota func(T) api.Quota) error {
+	if a.detail {
+		header = append(header, "QUOTA (USAGE/LIMIT)")
+	}
+	return printList(a, items, header, func(it T) []string {
+		r := row(it)
+		if a.detail {
+			r = append(r, quotaSummary(quota(it)))
+		}
+		return r
+	})
+}
+
 func (a *app) tenantShowCmd() *cobra.Command {
-	return &cobra.Command{
+	return showCmd(a, &cobra.Command{
 		Use:     "show [ID|NAME]",
 		Short:   "Show a tenant (the current one if none is named)",
 		Example: "  photon tenant show t1\n  photon tenant show t1 -o json",
 		Args:    cobra.MaximumNArgs(1),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := a.tenant(cmd.Context(), c, optArg(args))
-			if err != nil {
-				return err
-			}
-			return a.printTenant(t)
-		}),
-	}
+	}, a.tenantObject(), a.printTenant)
+}
+
+func tenantID(t *api.Tenant) string   { return t.ID }
+func tenantName(t *api.Tenant) string { return t.Name }
+
+// tenantObject names a tenant: by name or id, "" for the current one.
+func (a *app) tenantObject() object[api.Tenant] {
+	return object[api.Tenant]{kind: "tenant", flags: noFlags(a.tenant), id: tenantID, name: tenantName}
 }
 
 func (a *app) printTenant(t *api.Tenant) error {
-	if a.jsonOut() {
-		return a.printJSON(t)
-	}
-	if a.plain() {
-		return a.table(nil, [][]string{{t.ID, t.Name, t.State, strconv.Itoa(len(t.Projects))}})
-	}
 	var projects, groups []string
 	for _, p := range t.Projects {
 		projects = append(projects, p.Name+" ("+p.ID+")")
@@ -186,13 +142,10 @@ func (a *app) printTenant(t *api.Tenant) error {
 	for _, g := range t.SecurityGroups {
 		groups = append(groups, g.Name)
 	}
-	if err := a.fields("ID", t.ID, "Name", t.Name, "State", orDash(t.State),
+	return a.show(t, tenantRow(*t), []string{"ID", t.ID, "Name", t.Name, "State", orDash(t.State),
 		"Projects", orDash(strings.Join(projects, ", ")),
 		"Security groups", orDash(strings.Join(groups, ", ")),
-		"Tags", orDash(strings.Join(t.Tags, ", "))); err != nil {
-		return err
-	}
-	return a.printQuotaSection(t.Quota)
+		"Tags", orDash(strings.Join(t.Tags, ", "))}, func() error { return a.printQuotaSection(t.Quota) })
 }
 
 // printQuotaSection prints a quota under an object's fields, for a human.
@@ -206,34 +159,18 @@ func (a *app) printQuotaSection(q api.Quota) error {
 }
 
 func (a *app) tenantDeleteCmd() *cobra.Command {
-	return &cobra.Command{
+	return deleteCmd(a, &cobra.Command{
 		Use:     "delete ID|NAME",
 		Short:   "Delete a tenant; one that still has projects is refused (ContainerNotEmpty)",
 		Example: "  photon tenant delete t1",
 		Args:    exactArgs(1, "ID|NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			ten, err := a.tenant(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
-			t, err := c.DeleteTenant(ctx, ten.ID)
-			if t, err = a.wait(ctx, c, t, err); err != nil {
-				return err
-			}
-			if a.file.Tenant != nil && a.file.Tenant.ID == ten.ID {
-				a.file.Tenant, a.file.Project = nil, nil
-				if err := a.save(); err != nil {
-					return err
-				}
-			}
-			return a.deleted("tenant", ten.Name, ten.ID, t)
-		}),
-	}
+	}, a.tenantObject(), (*client.Client).DeleteTenant, func(ten *api.Tenant) error {
+		if a.file.Tenant != nil && a.file.Tenant.ID == ten.ID {
+			a.file.Tenant, a.file.Project = nil, nil
+			return a.save()
+		}
+		return nil
+	})
 }
 
 func (a *app) tenantSetCmd() *cobra.Command {

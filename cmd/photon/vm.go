@@ -21,221 +21,35 @@ const (
 	codeImageNotFound = "ImageNotFound"
 )
 
-// projectScope holds the -p/--project and -t/--tenant flags of commands that
-// act in a project (VMs, disks): the project to create in, list, or look
-// names up in.
-type projectScope struct {
-	a       *app
-	project string
-	tenant  string
-}
-
-// projectFlags adds -p/--project and --tenant to cmd; --tenant has the short
-// form -t unless the command uses -t for something else (vm set-tag).
-func (a *app) projectFlags(cmd *cobra.Command, tenantShort bool) *projectScope {
-	s := &projectScope{a: a}
-	cmd.Flags().StringVarP(&s.project, "project", "p", "", "project name or id (default: the current project, see 'photon project set')")
-	short := "t"
-	if !tenantShort {
-		short = ""
-	}
-	cmd.Flags().StringVarP(&s.tenant, "tenant", short, "", "tenant of the project -p names (default: the current tenant)")
-	return s
-}
-
-// id is the project's id: -p's, else the current project's.
-func (s *projectScope) id(ctx context.Context, c *client.Client) (string, error) {
-	if s.project == "" {
-		if s.a.cfg.Project == nil {
-			return "", usagef("no project given and no current project: give -p PROJECT, or run 'photon project set NAME'")
-		}
-		return s.a.cfg.Project.ID, nil
-	}
-	p, err := s.a.project(ctx, c, s.tenant, s.project)
-	if err != nil {
-		return "", err
-	}
-	return p.ID, nil
-}
-
-// known is id, or "" when no project is given and none is current: names
-// cannot be looked up then, only ids.
-func (s *projectScope) known(ctx context.Context, c *client.Client) (string, error) {
-	if s.project == "" && s.a.cfg.Project == nil {
-		return "", nil
-	}
-	return s.id(ctx, c)
-}
-
-// describe names the project for messages.
-func (s *projectScope) describe() string {
-	switch {
-	case s.project != "":
-		return "project " + s.project
-	case s.a.cfg.Project != nil:
-		return "project " + s.a.cfg.Project.Name
-	}
-	return "the project"
-}
-
-// finder looks an object up by name (in a list, when there is one to look
-// in) or by id.
-type finder[T any] struct {
-	what string // "VM", "disk"
-	code string // error code when nothing matches, e.g. VmNotFound
-	// where describes the list names are looked up in, e.g. "project p1".
-	where string
-	// list lists objects named name; nil when names cannot be looked up.
-	list func(ctx context.Context, name string) ([]T, error)
-	get  func(ctx context.Context, id string) (*T, error)
-	name func(*T) string
-	id   func(*T) string
-}
-
-// find returns the object arg names: the one so named, else the one with
-// that id. Several objects of the same name are a usage error.
-func (f finder[T]) find(ctx context.Context, arg string) (*T, error) {
-	if arg == "" {
-		return nil, usagef("name a %s (ID or NAME)", f.what)
-	}
-	if f.list != nil && nameShaped(arg) {
-		items, err := f.list(ctx, arg)
-		if err != nil {
-			return nil, err
-		}
-		var match []*T
-		for i := range items {
-			if f.name(&items[i]) == arg {
-				match = append(match, &items[i])
-			}
-		}
-		switch len(match) {
-		case 0:
-		case 1:
-			return match[0], nil
-		default:
-			ids := make([]string, len(match))
-			for i, m := range match {
-				ids[i] = f.id(m)
-			}
-			return nil, usagef("%d %ss in %s are named %q: give the id (%s)", len(match), f.what, f.where, arg, strings.Join(ids, ", "))
-		}
-	}
-	obj, err := f.get(ctx, arg)
-	if isNotFound(err) {
-		if f.list == nil {
-			return nil, api.Errorf(f.code, "no %s with id %q (to find one by name, give -p PROJECT or run 'photon project set NAME')", f.what, arg)
-		}
-		return nil, api.Errorf(f.code, "no %s named %q in %s or with that id", f.what, arg, f.where)
-	}
-	return obj, err
-}
-
 // vm finds a VM by name in the scope's project, or by id.
 func (a *app) vm(ctx context.Context, c *client.Client, s *projectScope, arg string) (*api.VM, error) {
-	f := finder[api.VM]{what: "VM", code: codeVMNotFound, where: s.describe(), get: c.GetVM,
-		name: func(v *api.VM) string { return v.Name }, id: func(v *api.VM) string { return v.ID }}
-	if nameShaped(arg) {
-		pid, err := s.known(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		if pid != "" {
-			f.list = func(ctx context.Context, name string) ([]api.VM, error) { return c.ListVMs(ctx, pid, name) }
-		}
-	}
-	return f.find(ctx, arg)
+	return findInProject(ctx, c, s, arg, finder[api.VM]{what: "VM", code: codeVMNotFound, where: s.describe(),
+		get: c.GetVM, name: vmName, id: vmID}, c.ListVMs)
 }
 
-// vmResolver adds -p/-t to cmd and resolves a VM argument.
-func (a *app) vmResolver(cmd *cobra.Command) idResolver {
-	s := a.projectFlags(cmd, true)
-	return func(ctx context.Context, c *client.Client, arg string) (string, error) {
-		vm, err := a.vm(ctx, c, s, arg)
-		if err != nil {
-			return "", err
-		}
-		return vm.ID, nil
-	}
-}
+func vmID(v *api.VM) string   { return v.ID }
+func vmName(v *api.VM) string { return v.Name }
 
-// done prints the outcome of an operation on an object: the object as it is
-// now (-o json), its id (-n) or the sentence.
-func (a *app) done(ctx context.Context, sentence, id string, get func(context.Context, string) (any, error)) error {
-	switch {
-	case a.jsonOut():
-		obj, err := get(ctx, id)
-		if err != nil {
-			return err
-		}
-		return a.printJSON(obj)
-	case a.plain():
-		a.line("%s", id)
-	default:
-		a.line("%s, ID: %s", sentence, id)
-	}
-	return nil
-}
-
-// target is the object an operation acts on.
-type target struct{ id, name string }
-
-// opCmd is `<kind> <verb> ID|NAME`: it resolves the object, starts the
-// operation, waits for its task and prints the outcome (past names it,
-// e.g. "Started VM"). flags adds the command's flags and returns the resolver.
-func (a *app) opCmd(use, short, example, past string,
-	flags func(*cobra.Command) func(context.Context, *client.Client, string) (target, error),
-	call func(c *client.Client, ctx context.Context, id string) (*api.Task, error),
-	get func(c *client.Client) func(context.Context, string) (any, error)) *cobra.Command {
-	cmd := &cobra.Command{Use: use + " ID|NAME", Short: short, Example: example, Args: exactArgs(1, "ID|NAME")}
-	resolve := flags(cmd)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		obj, err := resolve(ctx, c, args[0])
-		if err != nil {
-			return err
-		}
-		t, err := call(c, ctx, obj.id)
-		if _, err := a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.done(ctx, past+" "+obj.name, obj.id, get(c))
-	})
-	return cmd
-}
-
-// vmTarget adds -p/-t to cmd and resolves a VM for opCmd.
-func (a *app) vmTarget(cmd *cobra.Command) func(context.Context, *client.Client, string) (target, error) {
-	s := a.projectFlags(cmd, true)
-	return func(ctx context.Context, c *client.Client, arg string) (target, error) {
-		vm, err := a.vm(ctx, c, s, arg)
-		if err != nil {
-			return target{}, err
-		}
-		return target{id: vm.ID, name: vm.Name}, nil
-	}
+// vmObject names a VM: by name in the project -p/-t name (or the current
+// one), or by id.
+func (a *app) vmObject() object[api.VM] {
+	return object[api.VM]{kind: "VM", flags: inProject(a, true, a.vm), id: vmID, name: vmName}
 }
 
 // getVM reads a VM, for done and created.
-func getVM(c *client.Client) func(context.Context, string) (any, error) {
-	return func(ctx context.Context, id string) (any, error) { return c.GetVM(ctx, id) }
-}
+var getVM = getter((*client.Client).GetVM)
 
 func (a *app) vmCmd() *cobra.Command {
+	vm := a.vmObject()
 	op := func(verb, short, past string, call func(*client.Client, context.Context, string) (*api.Task, error)) *cobra.Command {
-		return a.opCmd(verb, short, "  photon vm "+verb+" web-1\n  photon vm "+verb+" web-1 -p p1 -t t1", past+" VM",
-			a.vmTarget, call, getVM)
+		return opCmd(a, vm, verb, short, "  photon vm "+verb+" web-1\n  photon vm "+verb+" web-1 -p p1 -t t1", past, call, getVM)
 	}
 	return a.group("vm", "Manage VMs in a project: create, power, disks, metadata",
 		`  photon project set p1 -t t1
   photon vm create -n web-1 -f small -i ubuntu -d "boot eph-small boot=true" --start
   photon vm list`,
 		a.vmCreateCmd(), a.vmListCmd(), a.vmShowCmd(), a.vmDeleteCmd(),
-		a.entityTasksCmd("VM", "  photon vm tasks web-1\n  photon vm tasks web-1 --state ERROR", a.vmResolver, (*client.Client).ListVMTasks),
+		a.entityTasksCmd("VM", "  photon vm tasks web-1\n  photon vm tasks web-1 --state ERROR", vm.resolver, (*client.Client).ListVMTasks),
 		op("start", "Start (boot) a VM", "Started", (*client.Client).StartVM),
 		op("stop", "Stop (power off) a VM", "Stopped", (*client.Client).StopVM),
 		op("restart", "Restart a VM", "Restarted", (*client.Client).RestartVM),
@@ -337,9 +151,11 @@ and --detail.`,
 		spec := &api.VMCreateSpec{Name: name, Flavor: flavor, AttachedDisks: attached,
 			Environment: environment, Tags: splitList(tags), Subnets: splitList(subnets)}
 		if image != "" {
-			if spec.SourceImageID, err = a.imageID(ctx, c, s, image); err != nil {
+			im, err := a.image(ctx, c, s, image)
+			if err != nil {
 				return err
 			}
+			spec.SourceImageID = im.ID
 		}
 		if err := a.diskKinds(ctx, c, spec.AttachedDisks); err != nil {
 			return err
@@ -542,15 +358,11 @@ func vmRow(v api.VM) []string {
 
 // printVMs prints VMs as JSON, rows or a table; -d adds image, datastore and disks.
 func (a *app) printVMs(vms []api.VM) error {
-	if a.jsonOut() {
-		return a.printJSON(vms)
-	}
 	header := vmHeader
 	if a.detail {
 		header = append(append([]string(nil), vmHeader...), "IMAGE", "DATASTORE", "DISKS")
 	}
-	rows := make([][]string, 0, len(vms))
-	for _, v := range vms {
+	return printList(a, vms, header, func(v api.VM) []string {
 		r := vmRow(v)
 		if a.detail {
 			var disks []string
@@ -559,13 +371,11 @@ func (a *app) printVMs(vms []api.VM) error {
 			}
 			r = append(r, orDash(v.SourceImageID), orDash(v.Datastore), orDash(strings.Join(disks, ",")))
 		}
-		rows = append(rows, r)
-	}
-	return a.table(header, rows)
+		return r
+	})
 }
 
 func (a *app) vmListCmd() *cobra.Command {
-	var name string
 	cmd := &cobra.Command{
 		Use:   "list [-p PROJECT] [--name NAME]",
 		Short: "List the VMs of the current project (or -p)",
@@ -574,58 +384,21 @@ tab-separated; -d adds IMAGE DATASTORE DISKS.`,
 		Example: "  photon vm list\n  photon vm list -p p1 -t t1 -o json\n  photon -n vm list --name web-1",
 		Args:    cobra.NoArgs,
 	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		pid, err := s.id(ctx, c)
-		if err != nil {
-			return err
-		}
-		vms, err := c.ListVMs(ctx, pid, name)
-		if err != nil {
-			return err
-		}
-		return a.printVMs(vms)
-	})
-	cmd.Flags().StringVar(&name, "name", "", "only the VM with this name")
-	return cmd
+	return listInProject(a, cmd, "only the VM with this name", (*client.Client).ListVMs, a.printVMs)
 }
 
 func (a *app) vmShowCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return showCmd(a, &cobra.Command{
 		Use:   "show ID|NAME [-p PROJECT]",
 		Short: "Show a VM with its disks (and why it failed, if it is in ERROR)",
 		Long: `Show a VM with its disks. With -n the line is ID NAME STATE FLAVOR HOST
 ERROR_REASON, tab-separated ("-" for no error).`,
 		Example: "  photon vm show web-1\n  photon vm show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
 		Args:    exactArgs(1, "ID|NAME"),
-	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		v, err := a.vm(cmd.Context(), c, s, args[0])
-		if err != nil {
-			return err
-		}
-		return a.printVM(v)
-	})
-	return cmd
+	}, a.vmObject(), a.printVM)
 }
 
 func (a *app) printVM(v *api.VM) error {
-	if a.jsonOut() {
-		return a.printJSON(v)
-	}
-	if a.plain() {
-		return a.table(nil, [][]string{append(vmRow(*v), orDash(v.ErrorReason))})
-	}
 	kv := []string{"ID", v.ID, "Name", v.Name, "State", v.State}
 	if v.ErrorReason != "" || v.State == api.VMError {
 		kv = append(kv, "Error", orDash(v.ErrorReason))
@@ -640,49 +413,30 @@ func (a *app) printVM(v *api.VM) error {
 	if len(v.AttachedIsos) > 0 {
 		kv = append(kv, "ISOs", joinComma(v.AttachedIsos))
 	}
-	if err := a.fields(kv...); err != nil {
-		return err
-	}
-	if len(v.AttachedDisks) == 0 {
-		return nil
-	}
-	a.line("\nDisks:")
-	rows := make([][]string, 0, len(v.AttachedDisks))
-	for _, d := range v.AttachedDisks {
-		boot := ""
-		if d.BootDisk {
-			boot = "boot"
+	return a.show(v, append(vmRow(*v), orDash(v.ErrorReason)), kv, func() error {
+		if len(v.AttachedDisks) == 0 {
+			return nil
 		}
-		rows = append(rows, []string{d.Name, d.ID, d.Kind, d.Flavor, num(d.CapacityGB), orDash(d.State), boot})
-	}
-	return a.table([]string{"NAME", "ID", "KIND", "FLAVOR", "GB", "STATE", "BOOT"}, rows)
+		a.line("\nDisks:")
+		rows := make([][]string, 0, len(v.AttachedDisks))
+		for _, d := range v.AttachedDisks {
+			boot := ""
+			if d.BootDisk {
+				boot = "boot"
+			}
+			rows = append(rows, []string{d.Name, d.ID, d.Kind, d.Flavor, num(d.CapacityGB), orDash(d.State), boot})
+		}
+		return a.table([]string{"NAME", "ID", "KIND", "FLAVOR", "GB", "STATE", "BOOT"}, rows)
+	})
 }
 
 func (a *app) vmDeleteCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return deleteCmd(a, &cobra.Command{
 		Use:     "delete ID|NAME [-p PROJECT]",
 		Short:   "Delete a stopped VM and its ephemeral disks",
 		Example: "  photon vm stop web-1 && photon vm delete web-1",
 		Args:    exactArgs(1, "ID|NAME"),
-	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		v, err := a.vm(ctx, c, s, args[0])
-		if err != nil {
-			return err
-		}
-		t, err := c.DeleteVM(ctx, v.ID)
-		if t, err = a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.deleted("VM", v.Name, v.ID, t)
-	})
-	return cmd
+	}, a.vmObject(), (*client.Client).DeleteVM, nil)
 }
 
 // vmDiskCmd is attach-disk / detach-disk: VM -d DISK. sentence takes the
@@ -698,67 +452,50 @@ or id. Here -d is the disk; the global --detail keeps its long form.`,
 		Example: "  photon vm " + use + " web-1 -d data-1\n  photon vm " + use + " web-1 -d 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -p p1",
 		Args:    exactArgs(1, "ID|NAME"),
 	}
+	// The VM and the disk are found in the same project.
 	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		if diskArg == "" {
-			return usagef("%s needs -d DISK", cmd.CommandPath())
-		}
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		v, err := a.vm(ctx, c, s, args[0])
-		if err != nil {
-			return err
-		}
-		d, err := a.disk(ctx, c, s, diskArg)
-		if err != nil {
-			return err
-		}
-		t, err := call(c, ctx, v.ID, d.ID)
-		if _, err := a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.done(ctx, fmt.Sprintf(sentence, d.Name, v.Name), v.ID, getVM(c))
-	})
+	vm := a.vmObject()
+	vm.flags = noFlags(func(ctx context.Context, c *client.Client, arg string) (*api.VM, error) { return a.vm(ctx, c, s, arg) })
+	var d *api.PersistentDisk
 	a.detailLong(cmd)
 	cmd.Flags().StringVarP(&diskArg, "disk", "d", "", "persistent disk name or id")
-	return cmd
+	return changeCmd(a, cmd, vm,
+		func(cmd *cobra.Command) error {
+			if diskArg == "" {
+				return usagef("%s needs -d DISK", cmd.CommandPath())
+			}
+			return nil
+		},
+		func(ctx context.Context, c *client.Client, v *api.VM) (*api.Task, error) {
+			var err error
+			if d, err = a.disk(ctx, c, s, diskArg); err != nil {
+				return nil, err
+			}
+			return call(c, ctx, v.ID, d.ID)
+		},
+		func(v *api.VM) string { return fmt.Sprintf(sentence, d.Name, v.Name) }, getVM)
 }
 
 func (a *app) vmSetMetadataCmd() *cobra.Command {
 	var metadata string
+	var m map[string]string
 	cmd := &cobra.Command{
 		Use:     "set-metadata ID|NAME -m METADATA",
 		Short:   "Replace a VM's metadata",
 		Example: "  photon vm set-metadata web-1 -m \"owner=alice, tier=web\"",
 		Args:    exactArgs(1, "ID|NAME"),
 	}
-	s := a.projectFlags(cmd, true)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		m, err := parseKV("--metadata", metadata)
-		if err != nil {
-			return err
-		}
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		v, err := a.vm(ctx, c, s, args[0])
-		if err != nil {
-			return err
-		}
-		t, err := c.SetVMMetadata(ctx, v.ID, m)
-		if _, err := a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.done(ctx, "Set the metadata of VM "+v.Name, v.ID, getVM(c))
-	})
 	cmd.Flags().StringVarP(&metadata, "metadata", "m", "", `metadata, "KEY=VALUE, ..."`)
 	_ = cmd.MarkFlagRequired("metadata")
-	return cmd
+	return changeCmd(a, cmd, a.vmObject(),
+		func(*cobra.Command) (err error) {
+			m, err = parseKV("--metadata", metadata)
+			return err
+		},
+		func(ctx context.Context, c *client.Client, v *api.VM) (*api.Task, error) {
+			return c.SetVMMetadata(ctx, v.ID, m)
+		},
+		func(v *api.VM) string { return "Set the metadata of VM " + v.Name }, getVM)
 }
 
 func (a *app) vmSetTagCmd() *cobra.Command {
@@ -770,26 +507,18 @@ func (a *app) vmSetTagCmd() *cobra.Command {
 		Example: "  photon vm set-tag web-1 -t env:prod\n  photon vm set-tag web-1 -t env:prod -p p1 --tenant t1",
 		Args:    exactArgs(1, "ID|NAME"),
 	}
-	s := a.projectFlags(cmd, false)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		if strings.TrimSpace(tag) == "" {
-			return usagef("set-tag needs -t TAG")
-		}
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		v, err := a.vm(ctx, c, s, args[0])
-		if err != nil {
-			return err
-		}
-		t, err := c.AddVMTag(ctx, v.ID, tag)
-		if _, err := a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.done(ctx, "Tagged VM "+v.Name+" "+tag, v.ID, getVM(c))
-	})
+	vm := a.vmObject()
+	vm.flags = inProject(a, false, a.vm) // -t is the tag
 	cmd.Flags().StringVarP(&tag, "tag", "t", "", "the tag, e.g. env:prod")
-	return cmd
+	return changeCmd(a, cmd, vm,
+		func(*cobra.Command) error {
+			if strings.TrimSpace(tag) == "" {
+				return usagef("set-tag needs -t TAG")
+			}
+			return nil
+		},
+		func(ctx context.Context, c *client.Client, v *api.VM) (*api.Task, error) {
+			return c.AddVMTag(ctx, v.ID, tag)
+		},
+		func(v *api.VM) string { return "Tagged VM " + v.Name + " " + tag }, getVM)
 }
