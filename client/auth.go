@@ -201,19 +201,20 @@ func (c *Client) DeleteUser(ctx context.Context, name string) (*api.Task, error)
 // IAMPath is the /iam path of the system (kind "system"), a tenant
 // ("tenant"), a project ("project") or one object ("vm", "disk", "image").
 func IAMPath(kind, id string) string {
-	switch kind {
-	case "tenant":
-		return "/v1/tenants/" + esc(id) + "/iam"
-	case "project":
-		return "/v1/projects/" + esc(id) + "/iam"
-	case "vm":
-		return "/v1/vms/" + esc(id) + "/iam"
-	case "disk":
-		return "/v1/disks/" + esc(id) + "/iam"
-	case "image":
-		return "/v1/images/" + esc(id) + "/iam"
+	if p := objectPath(kind, id); p != "" {
+		return p + "/iam"
 	}
 	return "/v1/system/iam"
+}
+
+// objectPath is the path of a tenant, project, VM, disk or image by its
+// kind ("tenant", "project", "vm", "disk", "image"); "" for another kind.
+func objectPath(kind, id string) string {
+	switch kind {
+	case "tenant", "project", "vm", "disk", "image":
+		return "/v1/" + kind + "s/" + esc(id)
+	}
+	return ""
 }
 
 // GetIAM reads the role bindings at an IAMPath.

@@ -39,20 +39,20 @@ func (c *Client) ListProjectTasks(ctx context.Context, id, state string) ([]api.
 
 // GetProjectQuota reads a project's quota with usage.
 func (c *Client) GetProjectQuota(ctx context.Context, id string) (*api.Quota, error) {
-	return c.getQuota(ctx, "/v1/projects/"+esc(id))
+	return c.GetQuota(ctx, QuotaPath("project", id))
 }
 
 // SetProjectQuota overwrites a project's whole quota with spec (PUT).
 func (c *Client) SetProjectQuota(ctx context.Context, id string, spec *api.QuotaSpec) (*api.Task, error) {
-	return c.call(ctx, http.MethodPut, "/v1/projects/"+esc(id)+"/quota", spec)
+	return c.ChangeQuota(ctx, QuotaPath("project", id), QuotaSet, spec)
 }
 
 // UpdateProjectQuota changes the keys spec names and keeps the others (PATCH).
 func (c *Client) UpdateProjectQuota(ctx context.Context, id string, spec *api.QuotaSpec) (*api.Task, error) {
-	return c.call(ctx, http.MethodPatch, "/v1/projects/"+esc(id)+"/quota", spec)
+	return c.ChangeQuota(ctx, QuotaPath("project", id), QuotaUpdate, spec)
 }
 
 // ExcludeProjectQuota removes the keys spec names from a project's quota (DELETE).
 func (c *Client) ExcludeProjectQuota(ctx context.Context, id string, spec *api.QuotaSpec) (*api.Task, error) {
-	return c.call(ctx, http.MethodDelete, "/v1/projects/"+esc(id)+"/quota", spec)
+	return c.ChangeQuota(ctx, QuotaPath("project", id), QuotaExclude, spec)
 }

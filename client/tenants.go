@@ -39,31 +39,20 @@ func (c *Client) ListTenantTasks(ctx context.Context, id, state string) ([]api.T
 
 // GetTenantQuota reads a tenant's quota with usage.
 func (c *Client) GetTenantQuota(ctx context.Context, id string) (*api.Quota, error) {
-	return c.getQuota(ctx, "/v1/tenants/"+esc(id))
+	return c.GetQuota(ctx, QuotaPath("tenant", id))
 }
 
 // SetTenantQuota overwrites a tenant's whole quota with spec (PUT).
 func (c *Client) SetTenantQuota(ctx context.Context, id string, spec *api.QuotaSpec) (*api.Task, error) {
-	return c.call(ctx, http.MethodPut, "/v1/tenants/"+esc(id)+"/quota", spec)
+	return c.ChangeQuota(ctx, QuotaPath("tenant", id), QuotaSet, spec)
 }
 
 // UpdateTenantQuota changes the keys spec names and keeps the others (PATCH).
 func (c *Client) UpdateTenantQuota(ctx context.Context, id string, spec *api.QuotaSpec) (*api.Task, error) {
-	return c.call(ctx, http.MethodPatch, "/v1/tenants/"+esc(id)+"/quota", spec)
+	return c.ChangeQuota(ctx, QuotaPath("tenant", id), QuotaUpdate, spec)
 }
 
 // ExcludeTenantQuota removes the keys spec names from a tenant's quota (DELETE).
 func (c *Client) ExcludeTenantQuota(ctx context.Context, id string, spec *api.QuotaSpec) (*api.Task, error) {
-	return c.call(ctx, http.MethodDelete, "/v1/tenants/"+esc(id)+"/quota", spec)
-}
-
-func (c *Client) getQuota(ctx context.Context, owner string) (*api.Quota, error) {
-	var q api.Quota
-	if err := c.get(ctx, owner+"/quota", &q); err != nil {
-		return nil, err
-	}
-	if q.QuotaItems == nil {
-		q.QuotaItems = map[string]api.QuotaItem{}
-	}
-	return &q, nil
+	return c.ChangeQuota(ctx, QuotaPath("tenant", id), QuotaExclude, spec)
 }

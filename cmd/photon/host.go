@@ -237,23 +237,18 @@ func (a *app) hostDeleteCmd() *cobra.Command {
 }
 
 func (a *app) hostListVMsCmd() *cobra.Command {
-	return &cobra.Command{
+	return findCmd(a, &cobra.Command{
 		Use:   "list-vms ID|ADDRESS",
 		Short: "List the VMs placed on a host",
 		Long: `List the VMs placed on a host. With -n each line is ID NAME STATE FLAVOR HOST,
 tab-separated.`,
 		Example: "  photon host list-vms 10.0.0.5\n  photon host list-vms 10.0.0.5 -o json",
 		Args:    exactArgs(1, "ID|ADDRESS"),
-		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
-			h, err := a.host(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
-			vms, err := c.ListHostVMs(ctx, h.ID)
-			if err != nil {
-				return err
-			}
-			return a.printVMs(vms)
-		}),
-	}
+	}, a.hostObject(), func(ctx context.Context, c *client.Client, h *api.Host) error {
+		vms, err := c.ListHostVMs(ctx, h.ID)
+		if err != nil {
+			return err
+		}
+		return a.printVMs(vms)
+	})
 }

@@ -203,65 +203,50 @@ func (a *app) userSetGroupsCmd() *cobra.Command {
 	return cmd
 }
 
-// iamOwner is what `tenant iam`, `project iam` and `system iam` differ in.
-type iamOwner struct {
-	kind    string // "tenant", "project" or "system"
-	example string // how the object is named in examples, e.g. "t1"
-	roles   string // the roles it may bind
-	// flags adds the command's own flags; nil for the system (no argument).
-	flags func(cmd *cobra.Command) idResolver
-}
-
-func (a *app) iamCmd(o iamOwner) *cobra.Command {
-	sub := func(action string) *cobra.Command { return a.iamChangeCmd(o, action) }
+func (a *app) iamCmd(o owner) *cobra.Command {
+	role := strings.Split(o.roles, ",")[0]
+	sub := func(action string) *cobra.Command { return a.iamChangeCmd(o, action, role) }
 	return a.group("iam", "Show or change who holds which role on the "+o.kind,
-		fmt.Sprintf("  photon %s iam show %s\n  photon %s iam add %s -p user:alice -r %s", o.kind, o.example, o.kind, o.example, strings.Split(o.roles, ",")[0]),
+		fmt.Sprintf("  photon %s iam show %s\n  photon %s iam add %s -p user:alice -r %s", o.kind, o.example, o.kind, o.example, role),
 		a.iamShowCmd(o), sub(api.ActionAdd), sub(api.ActionRemove))
 }
 
-// iamTarget adds flags and returns how to find the /iam path from the args.
-func (a *app) iamTarget(o iamOwner, cmd *cobra.Command) (cobra.PositionalArgs, func(ctx context.Context, c *client.Client, args []string) (string, error)) {
-	if o.flags == nil {
-		return cobra.NoArgs, func(context.Context, *client.Client, []string) (string, error) {
-			return client.IAMPath("system", ""), nil
+// iamSubCmd finishes cmd, `<kind> iam <verb> [ID|NAME] rest`: it sets its
+// use and arguments, adds o's flags and runs fn with the /iam path the
+// arguments name.
+func (a *app) iamSubCmd(o owner, cmd *cobra.Command, verb, rest string,
+	fn func(ctx context.Context, c *client.Client, path string) error) *cobra.Command {
+	path := func(context.Context, *client.Client, []string) (string, error) {
+		return client.IAMPath("system", ""), nil
+	}
+	cmd.Use, cmd.Args = verb+rest, cobra.NoArgs
+	if o.flags != nil {
+		resolve := o.flags(cmd)
+		cmd.Use, cmd.Args = verb+" [ID|NAME]"+rest, cobra.MaximumNArgs(1)
+		path = func(ctx context.Context, c *client.Client, args []string) (string, error) {
+			id, err := resolve(ctx, c, optArg(args))
+			if err != nil {
+				return "", err
+			}
+			return client.IAMPath(o.kind, id), nil
 		}
 	}
-	resolve := o.flags(cmd)
-	return cobra.MaximumNArgs(1), func(ctx context.Context, c *client.Client, args []string) (string, error) {
-		arg := ""
-		if len(args) > 0 {
-			arg = args[0]
-		}
-		id, err := resolve(ctx, c, arg)
+	cmd.RunE = a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+		p, err := path(ctx, c, args)
 		if err != nil {
-			return "", err
+			return err
 		}
-		return client.IAMPath(o.kind, id), nil
-	}
+		return fn(ctx, c, p)
+	})
+	return cmd
 }
 
-func (a *app) iamShowCmd(o iamOwner) *cobra.Command {
-	cmd := &cobra.Command{
+func (a *app) iamShowCmd(o owner) *cobra.Command {
+	return a.iamSubCmd(o, &cobra.Command{
 		Short:   "Show the role bindings of the " + o.kind,
 		Example: fmt.Sprintf("  photon %s iam show %s", o.kind, o.example),
-	}
-	if o.flags == nil {
-		cmd.Use = "show"
-	} else {
-		cmd.Use = "show [ID|NAME]"
-	}
-	args, path := a.iamTarget(o, cmd)
-	cmd.Args = args
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		p, err := path(cmd.Context(), c, args)
-		if err != nil {
-			return err
-		}
-		bs, err := c.GetIAM(cmd.Context(), p)
+	}, "show", "", func(ctx context.Context, c *client.Client, path string) error {
+		bs, err := c.GetIAM(ctx, path)
 		if err != nil {
 			return err
 		}
@@ -276,34 +261,17 @@ func (a *app) iamShowCmd(o iamOwner) *cobra.Command {
 		}
 		return a.table([]string{"ROLE", "SUBJECT"}, rows)
 	})
-	return cmd
 }
 
-func (a *app) iamChangeCmd(o iamOwner, action string) *cobra.Command {
-	var subject, role string
+// iamChangeCmd is `iam add` or `iam remove`; role is the one examples grant.
+func (a *app) iamChangeCmd(o owner, action, role string) *cobra.Command {
+	var subject, bound string
 	verb := strings.ToLower(action)
-	cmd := &cobra.Command{
+	cmd := a.iamSubCmd(o, &cobra.Command{
 		Short:   fmt.Sprintf("%s a role on the %s %s a user or group", map[string]string{"add": "Grant", "remove": "Revoke"}[verb], o.kind, map[string]string{"add": "to", "remove": "from"}[verb]),
-		Example: fmt.Sprintf("  photon %s iam %s %s -p user:alice -r %s\n  photon %s iam %s %s -p group:ops -r %s", o.kind, verb, o.example, strings.Split(o.roles, ",")[0], o.kind, verb, o.example, strings.Split(o.roles, ",")[0]),
-	}
-	if o.flags == nil {
-		cmd.Use = verb + " -p SUBJECT -r ROLE"
-	} else {
-		cmd.Use = verb + " [ID|NAME] -p SUBJECT -r ROLE"
-	}
-	args, path := a.iamTarget(o, cmd)
-	cmd.Args = args
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		p, err := path(ctx, c, args)
-		if err != nil {
-			return err
-		}
-		t, err := c.PatchIAM(ctx, p, api.RoleBindingDelta{Action: action, Role: role, Subject: subject})
+		Example: fmt.Sprintf("  photon %s iam %s %s -p user:alice -r %s\n  photon %s iam %s %s -p group:ops -r %s", o.kind, verb, o.example, role, o.kind, verb, o.example, role),
+	}, verb, " -p SUBJECT -r ROLE", func(ctx context.Context, c *client.Client, path string) error {
+		t, err := c.PatchIAM(ctx, path, api.RoleBindingDelta{Action: action, Role: bound, Subject: subject})
 		if t, err = a.wait(ctx, c, t, err); err != nil {
 			return err
 		}
@@ -313,15 +281,15 @@ func (a *app) iamChangeCmd(o iamOwner, action string) *cobra.Command {
 		case a.plain():
 		default:
 			if action == api.ActionAdd {
-				a.line("Granted %s to %s", role, subject)
+				a.line("Granted %s to %s", bound, subject)
 			} else {
-				a.line("Revoked %s from %s", role, subject)
+				a.line("Revoked %s from %s", bound, subject)
 			}
 		}
 		return nil
 	})
 	cmd.Flags().StringVarP(&subject, "principal", "p", "", "user:NAME or group:NAME (a bare NAME is a user)")
-	cmd.Flags().StringVarP(&role, "role", "r", "", "the role: "+o.roles)
+	cmd.Flags().StringVarP(&bound, "role", "r", "", "the role: "+o.roles)
 	_ = cmd.MarkFlagRequired("principal")
 	_ = cmd.MarkFlagRequired("role")
 	return cmd
@@ -378,7 +346,7 @@ func (a *app) attachObjectIAM(root *cobra.Command) {
 	for _, c := range root.Commands() {
 		switch c.Name() {
 		case "vm", "disk", "image":
-			c.AddCommand(a.iamCmd(iamOwner{kind: c.Name(), example: "ID", roles: "project-user, project-viewer", flags: byID}))
+			c.AddCommand(a.iamCmd(owner{kind: c.Name(), example: "ID", roles: "project-user, project-viewer", flags: byID}))
 		}
 	}
 }

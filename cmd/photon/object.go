@@ -144,18 +144,24 @@ func opCmd[T any](a *app, o object[T], verb, short, example, past string,
 		func(obj *T) string { return past + " " + o.kind + " " + o.name(obj) }, get)
 }
 
-// showCmd finishes cmd, `<kind> show [ID|NAME]`: it finds the object and
-// prints it with print.
-func showCmd[T any](a *app, cmd *cobra.Command, o object[T], print func(*T) error) *cobra.Command {
+// findCmd finishes cmd, a command on the object its argument names ("" or
+// none for the current one, where a kind has one): it finds the object and
+// runs fn on it.
+func findCmd[T any](a *app, cmd *cobra.Command, o object[T], fn func(ctx context.Context, c *client.Client, obj *T) error) *cobra.Command {
 	find := o.flags(cmd)
 	cmd.RunE = a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 		obj, err := find(ctx, c, optArg(args))
 		if err != nil {
 			return err
 		}
-		return print(obj)
+		return fn(ctx, c, obj)
 	})
 	return cmd
+}
+
+// showCmd is findCmd for `<kind> show [ID|NAME]`: print prints the object.
+func showCmd[T any](a *app, cmd *cobra.Command, o object[T], print func(*T) error) *cobra.Command {
+	return findCmd(a, cmd, o, func(_ context.Context, _ *client.Client, obj *T) error { return print(obj) })
 }
 
 // listInProject finishes cmd, `<kind> list [-p PROJECT] [--name NAME]`: it

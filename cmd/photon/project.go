@@ -17,34 +17,28 @@ func tenantFlag(cmd *cobra.Command) *string {
 	return &t
 }
 
-// projectResolver adds -t/--tenant to cmd and resolves a project argument
-// (a name within that tenant, or an id).
-func (a *app) projectResolver(cmd *cobra.Command) idResolver {
-	tenant := tenantFlag(cmd)
-	return func(ctx context.Context, c *client.Client, arg string) (string, error) {
-		p, err := a.project(ctx, c, *tenant, arg)
-		if err != nil {
-			return "", err
-		}
-		return p.ID, nil
-	}
+func projectID(p *api.Project) string   { return p.ID }
+func projectName(p *api.Project) string { return p.Name }
+
+// projectObject names a project: by id, or by name in the tenant -t names
+// (or the current one); "" for the current project.
+func (a *app) projectObject() object[api.Project] {
+	return object[api.Project]{kind: "project", id: projectID, name: projectName,
+		flags: func(cmd *cobra.Command) findFunc[api.Project] {
+			tenant := tenantFlag(cmd)
+			return func(ctx context.Context, c *client.Client, arg string) (*api.Project, error) {
+				return a.project(ctx, c, *tenant, arg)
+			}
+		}}
 }
 
 func (a *app) projectCmd() *cobra.Command {
+	o := owner{kind: "project", example: "p1 -t t1", roles: "project-user, project-viewer", flags: a.projectObject().resolver}
 	return a.group("project", "Manage projects: units of quota and ownership inside a tenant",
 		"  photon project create p1 -t t1 --limits \"vm 5 COUNT, vm.cpu 10 COUNT, vm.memory 20 GB\"\n  photon project list -t t1",
 		a.projectCreateCmd(), a.projectListCmd(), a.projectShowCmd(), a.projectDeleteCmd(),
-		a.projectSetCmd(), a.projectGetCmd(),
-		a.iamCmd(iamOwner{kind: "project", example: "p1 -t t1", roles: "project-user, project-viewer", flags: a.projectResolver}),
-		a.entityTasksCmd("project", "  photon project tasks p1 -t t1",
-			a.projectResolver, (*client.Client).ListProjectTasks),
-		a.quotaCmd(quotaOwner{
-			kind: "project", example: "p1 -t t1", flags: a.projectResolver,
-			get:     (*client.Client).GetProjectQuota,
-			set:     (*client.Client).SetProjectQuota,
-			update:  (*client.Client).UpdateProjectQuota,
-			exclude: (*client.Client).ExcludeProjectQuota,
-		}),
+		a.projectSetCmd(), a.projectGetCmd(), a.iamCmd(o), a.quotaCmd(o),
+		a.entityTasksCmd("project", "  photon project tasks p1 -t t1", o.flags, (*client.Client).ListProjectTasks),
 	)
 }
 
@@ -99,9 +93,7 @@ spare is refused with QuotaError.`,
 			if t, err = a.wait(ctx, c, t, err); err != nil {
 				return err
 			}
-			return a.created(ctx, "project", spec.Name, t, func(ctx context.Context, id string) (any, error) {
-				return c.GetProject(ctx, id)
-			})
+			return a.created(ctx, "project", spec.Name, t, getter((*client.Client).GetProject)(c))
 		}),
 	}
 	tenantFlag(cmd)
@@ -127,145 +119,78 @@ func (a *app) projectListCmd() *cobra.Command {
 -d adds the quota.`,
 		Example: "  photon project list -t t1\n  photon -n project list -t t1",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			tid, err := a.tenantID(ctx, c, tenantFlagValue(cmd))
-			if err != nil {
-				return err
-			}
-			ps, err := c.ListProjects(ctx, tid, name)
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(ps)
-			}
-			header := []string{"ID", "NAME", "STATE"}
-			if a.detail {
-				header = append(header, "QUOTA (USAGE/LIMIT)")
-			}
-			rows := make([][]string, 0, len(ps))
-			for _, p := range ps {
-				r := []string{p.ID, p.Name, p.State}
-				if a.detail {
-					r = append(r, quotaSummary(p.Quota))
-				}
-				rows = append(rows, r)
-			}
-			return a.table(header, rows)
-		}),
 	}
-	tenantFlag(cmd)
+	tenant := tenantFlag(cmd)
+	cmd.RunE = a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+		tid, err := a.tenantID(ctx, c, *tenant)
+		if err != nil {
+			return err
+		}
+		ps, err := c.ListProjects(ctx, tid, name)
+		if err != nil {
+			return err
+		}
+		return printQuotaList(a, ps, []string{"ID", "NAME", "STATE"}, projectRow,
+			func(p api.Project) api.Quota { return p.Quota })
+	})
 	cmd.Flags().StringVar(&name, "name", "", "only the project with this name")
 	return cmd
 }
 
+func projectRow(p api.Project) []string { return []string{p.ID, p.Name, p.State} }
+
 func (a *app) projectShowCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return showCmd(a, &cobra.Command{
 		Use:     "show [ID|NAME] [-t TENANT]",
 		Short:   "Show a project (the current one if none is named)",
 		Example: "  photon project show p1 -t t1\n  photon project show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
 		Args:    cobra.MaximumNArgs(1),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			p, err := a.project(cmd.Context(), c, tenantFlagValue(cmd), optArg(args))
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(p)
-			}
-			if a.plain() {
-				return a.table(nil, [][]string{{p.ID, p.Name, p.State}})
-			}
-			var groups []string
-			for _, g := range p.SecurityGroups {
-				groups = append(groups, g.Name)
-			}
-			if err := a.fields("ID", p.ID, "Name", p.Name, "State", orDash(p.State), "Tenant", orDash(p.TenantID),
-				"Security groups", orDash(strings.Join(groups, ", ")),
-				"Tags", orDash(strings.Join(p.Tags, ", "))); err != nil {
-				return err
-			}
-			return a.printQuotaSection(p.Quota)
-		}),
-	}
-	tenantFlag(cmd)
-	return cmd
+	}, a.projectObject(), func(p *api.Project) error {
+		var groups []string
+		for _, g := range p.SecurityGroups {
+			groups = append(groups, g.Name)
+		}
+		return a.show(p, projectRow(*p), []string{"ID", p.ID, "Name", p.Name, "State", orDash(p.State), "Tenant", orDash(p.TenantID),
+			"Security groups", orDash(strings.Join(groups, ", ")),
+			"Tags", orDash(strings.Join(p.Tags, ", "))}, func() error { return a.printQuotaSection(p.Quota) })
+	})
 }
 
 func (a *app) projectDeleteCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return deleteCmd(a, &cobra.Command{
 		Use:     "delete ID|NAME [-t TENANT]",
 		Short:   "Delete a project; its quota returns to the tenant",
 		Example: "  photon project delete p1 -t t1",
 		Args:    exactArgs(1, "ID|NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			p, err := a.project(ctx, c, tenantFlagValue(cmd), args[0])
-			if err != nil {
-				return err
-			}
-			t, err := c.DeleteProject(ctx, p.ID)
-			if t, err = a.wait(ctx, c, t, err); err != nil {
-				return err
-			}
-			if a.file.Project != nil && a.file.Project.ID == p.ID {
-				a.file.Project = nil
-				if err := a.save(); err != nil {
-					return err
-				}
-			}
-			return a.deleted("project", p.Name, p.ID, t)
-		}),
-	}
-	tenantFlag(cmd)
-	return cmd
+	}, a.projectObject(), (*client.Client).DeleteProject, func(p *api.Project) error {
+		if a.file.Project != nil && a.file.Project.ID == p.ID {
+			a.file.Project = nil
+			return a.save()
+		}
+		return nil
+	})
 }
 
 func (a *app) projectSetCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return findCmd(a, &cobra.Command{
 		Use:     "set ID|NAME [-t TENANT]",
 		Short:   "Make a project (and its tenant) the current one",
 		Example: "  photon project set p1 -t t1",
 		Args:    exactArgs(1, "ID|NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+	}, a.projectObject(), func(ctx context.Context, c *client.Client, p *api.Project) error {
+		if p.TenantID != "" && (a.file.Tenant == nil || a.file.Tenant.ID != p.TenantID) {
+			t, err := c.GetTenant(ctx, p.TenantID)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			p, err := a.project(ctx, c, tenantFlagValue(cmd), args[0])
-			if err != nil {
-				return err
-			}
-			if p.TenantID != "" && (a.file.Tenant == nil || a.file.Tenant.ID != p.TenantID) {
-				t, err := c.GetTenant(ctx, p.TenantID)
-				if err != nil {
-					return err
-				}
-				a.file.Tenant = &ref{ID: t.ID, Name: t.Name}
-			}
-			a.file.Project = &ref{ID: p.ID, Name: p.Name}
-			if err := a.save(); err != nil {
-				return err
-			}
-			return a.printRef("project", a.file.Project)
-		}),
-	}
-	tenantFlag(cmd)
-	return cmd
+			a.file.Tenant = &ref{ID: t.ID, Name: t.Name}
+		}
+		a.file.Project = &ref{ID: p.ID, Name: p.Name}
+		if err := a.save(); err != nil {
+			return err
+		}
+		return a.printRef("project", a.file.Project)
+	})
 }
 
 func (a *app) projectGetCmd() *cobra.Command {

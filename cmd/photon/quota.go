@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -45,72 +44,53 @@ func parseExcludeKeys(s string) (*api.QuotaSpec, error) {
 	return spec, nil
 }
 
-// quotaCall is an SDK quota change, e.g. (*client.Client).SetTenantQuota.
-type quotaCall func(c *client.Client, ctx context.Context, id string, spec *api.QuotaSpec) (*api.Task, error)
-
-// quotaOwner is what `tenant quota` and `project quota` differ in.
-type quotaOwner struct {
-	kind    string // "tenant" or "project"
-	example string // an example name
+// owner is what the tenant, project, system and object command groups
+// differ in for their shared subcommands (iam, quota).
+type owner struct {
+	kind    string // "tenant", "project", "system", "vm", ...: as client.IAMPath and client.QuotaPath take it
+	example string // how the object is named in examples, e.g. "t1" ("" for the system)
+	roles   string // the roles it may bind, e.g. "project-user, project-viewer"
 	// flags adds the command's own flags (e.g. -t for projects) and returns
-	// the function that turns the ID|NAME argument ("" = current) into an id.
+	// the function that turns the ID|NAME argument ("" = current) into an
+	// id; nil for the system (no argument).
 	flags func(cmd *cobra.Command) idResolver
-	// The SDK's methods, as method expressions.
-	get     func(c *client.Client, ctx context.Context, id string) (*api.Quota, error)
-	set     quotaCall
-	update  quotaCall
-	exclude quotaCall
 }
 
-func (a *app) quotaCmd(o quotaOwner) *cobra.Command {
-	show := &cobra.Command{
-		Use:     "show [ID|NAME]",
-		Short:   "Show the " + o.kind + "'s quota: limit and usage per key",
-		Example: "  photon " + o.kind + " quota show " + o.example,
-		Args:    cobra.MaximumNArgs(1),
+func (a *app) quotaCmd(o owner) *cobra.Command {
+	change := func(verb, short, change string, parse func(string) (*api.QuotaSpec, error), example string) *cobra.Command {
+		return a.quotaSubCmd(o, &cobra.Command{Use: verb + " [ID|NAME] --limits LIMITS", Short: short, Example: example},
+			change, parse)
 	}
-	resolve := o.flags(show)
-	show.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		id, err := resolve(cmd.Context(), c, optArg(args))
-		if err != nil {
-			return err
-		}
-		q, err := o.get(c, cmd.Context(), id)
-		if err != nil {
-			return err
-		}
-		return a.printQuota(q)
-	})
 	return a.group("quota", "Show and change the "+o.kind+"'s quota",
-		"  photon "+o.kind+" quota show "+o.example+"\n  photon "+o.kind+" quota update "+o.example+" --limits \"vm.cpu 40 COUNT\"", show,
-		a.quotaChangeCmd(o, "set", "Replace the "+o.kind+"'s whole quota with --limits", o.set, parseLimits,
+		"  photon "+o.kind+" quota show "+o.example+"\n  photon "+o.kind+" quota update "+o.example+" --limits \"vm.cpu 40 COUNT\"",
+		a.quotaSubCmd(o, &cobra.Command{
+			Use:     "show [ID|NAME]",
+			Short:   "Show the " + o.kind + "'s quota: limit and usage per key",
+			Example: "  photon " + o.kind + " quota show " + o.example,
+		}, "", nil),
+		change("set", "Replace the "+o.kind+"'s whole quota with --limits", client.QuotaSet, parseLimits,
 			"  photon "+o.kind+` quota set `+o.example+` --limits "vm 10 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB"`),
-		a.quotaChangeCmd(o, "update", "Change the keys --limits names, keep the others", o.update, parseLimits,
+		change("update", "Change the keys --limits names, keep the others", client.QuotaUpdate, parseLimits,
 			"  photon "+o.kind+` quota update `+o.example+` --limits "vm.cpu 40 COUNT"`),
-		a.quotaChangeCmd(o, "exclude", "Remove the keys --limits names from the quota", o.exclude, parseExcludeKeys,
+		change("exclude", "Remove the keys --limits names from the quota", client.QuotaExclude, parseExcludeKeys,
 			"  photon "+o.kind+` quota exclude `+o.example+` --limits "vm.memory 0 GB"`+"\n  photon "+o.kind+` quota exclude `+o.example+` --limits "vm.memory, vm"`),
 	)
 }
 
-func (a *app) quotaChangeCmd(o quotaOwner, verb, short string,
-	call quotaCall,
-	parse func(string) (*api.QuotaSpec, error), example string) *cobra.Command {
+// quotaSubCmd finishes cmd, a command on o's quota: with parse (nil for
+// show) it reads --limits, changes the quota by change (client.QuotaSet,
+// ...) and waits for the task; then it prints the quota.
+func (a *app) quotaSubCmd(o owner, cmd *cobra.Command, change string, parse func(string) (*api.QuotaSpec, error)) *cobra.Command {
 	var limits string
-	cmd := &cobra.Command{
-		Use:     verb + " [ID|NAME] --limits LIMITS",
-		Short:   short,
-		Example: example,
-		Args:    cobra.MaximumNArgs(1),
-	}
+	cmd.Args = cobra.MaximumNArgs(1)
 	resolve := o.flags(cmd)
 	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		spec, err := parse(limits)
-		if err != nil {
-			return err
+		var spec *api.QuotaSpec
+		if parse != nil {
+			var err error
+			if spec, err = parse(limits); err != nil {
+				return err
+			}
 		}
 		c, err := a.client()
 		if err != nil {
@@ -121,18 +101,23 @@ func (a *app) quotaChangeCmd(o quotaOwner, verb, short string,
 		if err != nil {
 			return err
 		}
-		t, err := call(c, ctx, id, spec)
-		if _, err := a.wait(ctx, c, t, err); err != nil {
-			return err
+		path := client.QuotaPath(o.kind, id)
+		if parse != nil {
+			t, err := c.ChangeQuota(ctx, path, change, spec)
+			if _, err := a.wait(ctx, c, t, err); err != nil {
+				return err
+			}
 		}
-		q, err := o.get(c, ctx, id)
+		q, err := c.GetQuota(ctx, path)
 		if err != nil {
 			return err
 		}
 		return a.printQuota(q)
 	})
-	cmd.Flags().StringVarP(&limits, "limits", "l", "", limitsHelp)
-	_ = cmd.MarkFlagRequired("limits")
+	if parse != nil {
+		cmd.Flags().StringVarP(&limits, "limits", "l", "", limitsHelp)
+		_ = cmd.MarkFlagRequired("limits")
+	}
 	return cmd
 }
 

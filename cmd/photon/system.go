@@ -10,7 +10,7 @@ func (a *app) systemCmd() *cobra.Command {
 	return a.group("system", "Show the controller's status, version and usage",
 		"  photon system status\n  photon system usage -o json",
 		a.systemStatusCmd(), a.systemInfoCmd(), a.systemUsageCmd(), a.systemAuditCmd(),
-		a.iamCmd(iamOwner{kind: "system", example: "", roles: "system-admin"}))
+		a.iamCmd(owner{kind: "system", example: "", roles: "system-admin"}))
 }
 
 func (a *app) systemStatusCmd() *cobra.Command {

@@ -12,20 +12,13 @@ import (
 )
 
 func (a *app) tenantCmd() *cobra.Command {
+	o := owner{kind: "tenant", example: "t1", roles: "tenant-admin", flags: a.tenantResolver}
 	return a.group("tenant", "Manage tenants: accounts that hold projects and quota",
 		"  photon tenant create t1 --limits \"vm 10 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB\"\n  photon tenant list",
 		a.tenantCreateCmd(), a.tenantListCmd(), a.tenantShowCmd(), a.tenantDeleteCmd(),
-		a.tenantSetCmd(), a.tenantGetCmd(),
-		a.iamCmd(iamOwner{kind: "tenant", example: "t1", roles: "tenant-admin", flags: a.tenantResolver}),
+		a.tenantSetCmd(), a.tenantGetCmd(), a.iamCmd(o), a.quotaCmd(o),
 		a.entityTasksCmd("tenant", "  photon tenant tasks t1\n  photon tenant tasks t1 --state ERROR",
 			a.tenantResolver, (*client.Client).ListTenantTasks),
-		a.quotaCmd(quotaOwner{
-			kind: "tenant", example: "t1", flags: a.tenantResolver,
-			get:     (*client.Client).GetTenantQuota,
-			set:     (*client.Client).SetTenantQuota,
-			update:  (*client.Client).UpdateTenantQuota,
-			exclude: (*client.Client).ExcludeTenantQuota,
-		}),
 	)
 }
 
@@ -174,30 +167,21 @@ func (a *app) tenantDeleteCmd() *cobra.Command {
 }
 
 func (a *app) tenantSetCmd() *cobra.Command {
-	return &cobra.Command{
+	return findCmd(a, &cobra.Command{
 		Use:     "set ID|NAME",
 		Short:   "Make a tenant the current one, used when -t is omitted",
 		Example: "  photon tenant set t1\n  photon project create p1   # under t1",
 		Args:    exactArgs(1, "ID|NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := a.tenant(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			if a.file.Tenant == nil || a.file.Tenant.ID != t.ID {
-				a.file.Project = nil
-			}
-			a.file.Tenant = &ref{ID: t.ID, Name: t.Name}
-			if err := a.save(); err != nil {
-				return err
-			}
-			return a.printRef("tenant", a.file.Tenant)
-		}),
-	}
+	}, a.tenantObject(), func(_ context.Context, _ *client.Client, t *api.Tenant) error {
+		if a.file.Tenant == nil || a.file.Tenant.ID != t.ID {
+			a.file.Project = nil
+		}
+		a.file.Tenant = &ref{ID: t.ID, Name: t.Name}
+		if err := a.save(); err != nil {
+			return err
+		}
+		return a.printRef("tenant", a.file.Tenant)
+	})
 }
 
 func (a *app) tenantGetCmd() *cobra.Command {
