@@ -174,11 +174,7 @@ func (c *Client) ListUsers(ctx context.Context) ([]api.User, error) {
 
 // GetUser reads a user by name.
 func (c *Client) GetUser(ctx context.Context, name string) (*api.User, error) {
-	var u api.User
-	if err := c.get(ctx, "/v1/users/"+esc(name), &u); err != nil {
-		return nil, err
-	}
-	return &u, nil
+	return getOne[api.User](ctx, c, "/v1/users/"+esc(name))
 }
 
 // CreateUser creates a user.

@@ -288,6 +288,15 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 	return c.Do(ctx, http.MethodGet, path, nil, out)
 }
 
+// getOne reads the object at path.
+func getOne[T any](ctx context.Context, c *Client, path string) (*T, error) {
+	var v T
+	if err := c.get(ctx, path, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // call sends a state-changing request and returns the task it answered with.
 func (c *Client) call(ctx context.Context, method, path string, in any) (*api.Task, error) {
 	var t api.Task

@@ -15,9 +15,5 @@ func (c *Client) ListDatastores(ctx context.Context) ([]api.Datastore, error) {
 
 // GetDatastore reads one datastore.
 func (c *Client) GetDatastore(ctx context.Context, id string) (*api.Datastore, error) {
-	var d api.Datastore
-	if err := c.get(ctx, datastoresPath+"/"+esc(id), &d); err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return getOne[api.Datastore](ctx, c, datastoresPath+"/"+esc(id))
 }

@@ -15,11 +15,7 @@ func (c *Client) ListDisks(ctx context.Context, projectID, name string) ([]api.P
 
 // GetDisk reads one persistent disk.
 func (c *Client) GetDisk(ctx context.Context, id string) (*api.PersistentDisk, error) {
-	var d api.PersistentDisk
-	if err := c.get(ctx, "/v1/disks/"+esc(id), &d); err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return getOne[api.PersistentDisk](ctx, c, "/v1/disks/"+esc(id))
 }
 
 // CreateDisk starts creating a persistent disk in a project; spec.Kind ""

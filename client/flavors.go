@@ -22,11 +22,7 @@ func (c *Client) ListFlavors(ctx context.Context, f FlavorFilter) ([]api.Flavor,
 
 // GetFlavor reads one flavor.
 func (c *Client) GetFlavor(ctx context.Context, id string) (*api.Flavor, error) {
-	var f api.Flavor
-	if err := c.get(ctx, "/v1/flavors/"+esc(id), &f); err != nil {
-		return nil, err
-	}
-	return &f, nil
+	return getOne[api.Flavor](ctx, c, "/v1/flavors/"+esc(id))
 }
 
 // CreateFlavor starts creating a flavor.

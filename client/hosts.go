@@ -25,11 +25,7 @@ func (c *Client) ListHosts(ctx context.Context) ([]api.Host, error) {
 
 // GetHost reads one host.
 func (c *Client) GetHost(ctx context.Context, id string) (*api.Host, error) {
-	var h api.Host
-	if err := c.get(ctx, hostsPath+"/"+esc(id), &h); err != nil {
-		return nil, err
-	}
-	return &h, nil
+	return getOne[api.Host](ctx, c, hostsPath+"/"+esc(id))
 }
 
 // CreateHost pre-registers a host that joins later with a join token

@@ -156,11 +156,7 @@ func (c *Client) ListProjectImages(ctx context.Context, projectID string) ([]api
 
 // GetImage reads one image.
 func (c *Client) GetImage(ctx context.Context, id string) (*api.Image, error) {
-	var img api.Image
-	if err := c.get(ctx, "/v1/images/"+esc(id), &img); err != nil {
-		return nil, err
-	}
-	return &img, nil
+	return getOne[api.Image](ctx, c, "/v1/images/"+esc(id))
 }
 
 // DeleteImage deletes an image; one still in use goes PENDING_DELETE.

@@ -14,11 +14,7 @@ func (c *Client) ListProjects(ctx context.Context, tenantID, name string) ([]api
 
 // GetProject reads one project.
 func (c *Client) GetProject(ctx context.Context, id string) (*api.Project, error) {
-	var p api.Project
-	if err := c.get(ctx, "/v1/projects/"+esc(id), &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return getOne[api.Project](ctx, c, "/v1/projects/"+esc(id))
 }
 
 // CreateProject starts creating a project under a tenant; its quota is carved

@@ -25,11 +25,7 @@ func (f TaskFilter) query() string {
 
 // GetTask reads one task.
 func (c *Client) GetTask(ctx context.Context, id string) (*api.Task, error) {
-	var t api.Task
-	if err := c.get(ctx, "/v1/tasks/"+esc(id), &t); err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return getOne[api.Task](ctx, c, "/v1/tasks/"+esc(id))
 }
 
 // ListTasks lists tasks matching f, all pages.

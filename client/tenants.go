@@ -14,11 +14,7 @@ func (c *Client) ListTenants(ctx context.Context, name string) ([]api.Tenant, er
 
 // GetTenant reads one tenant.
 func (c *Client) GetTenant(ctx context.Context, id string) (*api.Tenant, error) {
-	var t api.Tenant
-	if err := c.get(ctx, "/v1/tenants/"+esc(id), &t); err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return getOne[api.Tenant](ctx, c, "/v1/tenants/"+esc(id))
 }
 
 // CreateTenant starts creating a tenant; the task's entity is the new tenant.

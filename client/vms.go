@@ -23,11 +23,7 @@ func (c *Client) ListVMs(ctx context.Context, projectID, name string) ([]api.VM,
 
 // GetVM reads one VM.
 func (c *Client) GetVM(ctx context.Context, id string) (*api.VM, error) {
-	var vm api.VM
-	if err := c.get(ctx, "/v1/vms/"+esc(id), &vm); err != nil {
-		return nil, err
-	}
-	return &vm, nil
+	return getOne[api.VM](ctx, c, "/v1/vms/"+esc(id))
 }
 
 // CreateVM starts creating a VM in a project. The task's entity is the VM,

@@ -66,23 +66,12 @@ func (a *app) datastoreListCmd() *cobra.Command {
 tab-separated, sizes in GB, HOSTS a count, TAGS comma-separated.`,
 		Example: "  photon datastore list\n  photon datastore list -o json",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			ds, err := c.ListDatastores(ctx)
 			if err != nil {
 				return err
 			}
-			ds, err := c.ListDatastores(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(ds)
-			}
-			rows := make([][]string, 0, len(ds))
-			for _, d := range ds {
-				rows = append(rows, datastoreRow(d))
-			}
-			return a.table(datastoreHeader, rows)
+			return printList(a, ds, datastoreHeader, datastoreRow)
 		}),
 	}
 }
@@ -93,24 +82,14 @@ func (a *app) datastoreShowCmd() *cobra.Command {
 		Short:   "Show a datastore and the hosts that see it",
 		Example: "  photon datastore show local\n  photon datastore show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
 		Args:    exactArgs(1, "ID|NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			d, err := a.datastore(ctx, c, args[0])
 			if err != nil {
 				return err
 			}
-			d, err := a.datastore(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(d)
-			}
-			if a.plain() {
-				return a.table(nil, [][]string{datastoreRow(*d)})
-			}
-			return a.fields("ID", d.ID, "Name", d.Name, "Type", orDash(d.Type),
-				"Capacity", num(d.CapacityGB)+" GB", "Used", num(d.UsedGB)+" GB",
-				"Hosts", orDash(joinComma(d.HostIDs)), "Tags", orDash(joinComma(d.Tags)))
+			return a.show(d, datastoreRow(*d), []string{"ID", d.ID, "Name", d.Name, "Type", orDash(d.Type),
+				"Capacity", num(d.CapacityGB) + " GB", "Used", num(d.UsedGB) + " GB",
+				"Hosts", orDash(joinComma(d.HostIDs)), "Tags", orDash(joinComma(d.Tags))}, nil)
 		}),
 	}
 }

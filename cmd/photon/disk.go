@@ -83,10 +83,7 @@ word (photon -n disk create ...) or as --non-interactive.`,
 			return err
 		}
 		t, err := c.CreateDisk(ctx, pid, spec)
-		if t, err = a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.created(ctx, "disk", name, t, getDisk(c))
+		return a.create(ctx, c, "disk", name, t, err, getDisk)
 	})
 	a.nameFlag(cmd, &name, "disk name, e.g. data-1")
 	f := cmd.Flags()

@@ -11,20 +11,27 @@ import (
 
 const kindHelp = "flavor kind: vm, ephemeral-disk or persistent-disk"
 
-// flavorResolver adds -k/--kind to cmd and resolves a flavor argument (a
-// name, of that kind if given, or an id).
+// flavorObject names a flavor: by id, or by name and the kind -k gives (to
+// tell flavors of the same name apart).
+func (a *app) flavorObject() object[api.Flavor] {
+	return object[api.Flavor]{kind: "flavor", id: func(f *api.Flavor) string { return f.ID }, name: func(f *api.Flavor) string { return f.Name },
+		flags: func(cmd *cobra.Command) findFunc[api.Flavor] {
+			var kind string
+			cmd.Flags().StringVarP(&kind, "kind", "k", "", kindHelp+" (to tell flavors of the same name apart)")
+			return func(ctx context.Context, c *client.Client, arg string) (*api.Flavor, error) {
+				return a.flavor(ctx, c, arg, kind)
+			}
+		}}
+}
+
+// flavorResolver adds -k/--kind to cmd and resolves a flavor argument.
 func (a *app) flavorResolver(cmd *cobra.Command) idResolver {
-	var kind string
-	cmd.Flags().StringVarP(&kind, "kind", "k", "", kindHelp+" (to tell flavors of the same name apart)")
+	resolve := a.flavorObject().resolver(cmd)
 	return func(ctx context.Context, c *client.Client, arg string) (string, error) {
 		if arg == "" {
 			return "", usagef("name a flavor (ID or NAME)")
 		}
-		f, err := a.flavor(ctx, c, arg, kind)
-		if err != nil {
-			return "", err
-		}
-		return f.ID, nil
+		return resolve(ctx, c, arg)
 	}
 }
 
@@ -72,12 +79,7 @@ before the command word (photon -n flavor create ...) or as --non-interactive.`,
 			}
 			ctx := cmd.Context()
 			t, err := c.CreateFlavor(ctx, spec)
-			if t, err = a.wait(ctx, c, t, err); err != nil {
-				return err
-			}
-			return a.created(ctx, "flavor", name, t, func(ctx context.Context, id string) (any, error) {
-				return c.GetFlavor(ctx, id)
-			})
+			return a.create(ctx, c, "flavor", name, t, err, getter((*client.Client).GetFlavor))
 		}),
 	}
 	f := cmd.Flags()
@@ -102,23 +104,12 @@ func (a *app) flavorListCmd() *cobra.Command {
 COST as "KEY VALUE UNIT, ...".`,
 		Example: "  photon flavor list\n  photon flavor list --kind vm\n  photon flavor list -o json",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			fs, err := c.ListFlavors(ctx, filter)
 			if err != nil {
 				return err
 			}
-			fs, err := c.ListFlavors(cmd.Context(), filter)
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(fs)
-			}
-			rows := make([][]string, 0, len(fs))
-			for _, f := range fs {
-				rows = append(rows, flavorRow(f))
-			}
-			return a.table([]string{"ID", "NAME", "KIND", "STATE", "COST"}, rows)
+			return printList(a, fs, []string{"ID", "NAME", "KIND", "STATE", "COST"}, flavorRow)
 		}),
 	}
 	cmd.Flags().StringVar(&filter.Name, "name", "", "only flavors with this name")
@@ -138,12 +129,7 @@ func (a *app) flavorShowCmd() *cobra.Command {
 		Args:    exactArgs(1, "ID|NAME"),
 	}
 	resolve := a.flavorResolver(cmd)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
+	cmd.RunE = a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 		id, err := resolve(ctx, c, args[0])
 		if err != nil {
 			return err
@@ -152,50 +138,24 @@ func (a *app) flavorShowCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if a.jsonOut() {
-			return a.printJSON(f)
-		}
-		if a.plain() {
-			return a.table(nil, [][]string{flavorRow(*f)})
-		}
-		if err := a.fields("ID", f.ID, "Name", f.Name, "Kind", f.Kind, "State", f.State,
-			"In use by", itoa(f.Users), "Tags", orDash(joinComma(f.Tags))); err != nil {
-			return err
-		}
-		a.line("\nCost:")
-		rows := make([][]string, 0, len(f.Cost))
-		for _, it := range f.Cost {
-			rows = append(rows, []string{it.Key, num(it.Value), it.Unit})
-		}
-		return a.table([]string{"KEY", "VALUE", "UNIT"}, rows)
+		return a.show(f, flavorRow(*f), []string{"ID", f.ID, "Name", f.Name, "Kind", f.Kind, "State", f.State,
+			"In use by", itoa(f.Users), "Tags", orDash(joinComma(f.Tags))}, func() error {
+			a.line("\nCost:")
+			rows := make([][]string, 0, len(f.Cost))
+			for _, it := range f.Cost {
+				rows = append(rows, []string{it.Key, num(it.Value), it.Unit})
+			}
+			return a.table([]string{"KEY", "VALUE", "UNIT"}, rows)
+		})
 	})
 	return cmd
 }
 
 func (a *app) flavorDeleteCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return deleteCmd(a, &cobra.Command{
 		Use:     "delete ID|NAME [-k KIND]",
 		Short:   "Delete a flavor; one in use goes PENDING_DELETE until its last user is gone",
 		Example: "  photon flavor delete small -k vm",
 		Args:    exactArgs(1, "ID|NAME"),
-	}
-	var kind string
-	cmd.Flags().StringVarP(&kind, "kind", "k", "", kindHelp+" (to tell flavors of the same name apart)")
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		f, err := a.flavor(ctx, c, args[0], kind)
-		if err != nil {
-			return err
-		}
-		t, err := c.DeleteFlavor(ctx, f.ID)
-		if t, err = a.wait(ctx, c, t, err); err != nil {
-			return err
-		}
-		return a.deleted("flavor", f.Name, f.ID, t)
-	})
-	return cmd
+	}, a.flavorObject(), (*client.Client).DeleteFlavor, nil)
 }

@@ -134,12 +134,7 @@ the cloud as a host. --host binds the token to a host pre-registered with
       --join-token "$(photon -n host join-token)"
   photon host join-token --host 10.0.0.5`,
 		Args: cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 			hostID := ""
 			if hostArg != "" {
 				h, err := a.host(ctx, c, hostArg)

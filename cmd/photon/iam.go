@@ -55,10 +55,7 @@ standard input. Groups may be named in role bindings as group:NAME.`,
 			}
 			ctx := cmd.Context()
 			t, err := c.CreateUser(ctx, &api.UserCreateSpec{Name: args[0], Password: pw, Groups: groups})
-			if t, err = a.wait(ctx, c, t, err); err != nil {
-				return err
-			}
-			return a.created(ctx, "user", args[0], t, func(ctx context.Context, id string) (any, error) { return c.GetUser(ctx, id) })
+			return a.create(ctx, c, "user", args[0], t, err, getter((*client.Client).GetUser))
 		}),
 	}
 	cmd.Flags().StringVar(&password, "password", "", `the password ("-": read from standard input)`)
@@ -73,23 +70,14 @@ func (a *app) userListCmd() *cobra.Command {
 		Short:   "List users",
 		Example: "  photon user list\n  photon -n user list",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			users, err := c.ListUsers(ctx)
 			if err != nil {
 				return err
 			}
-			users, err := c.ListUsers(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(users)
-			}
-			rows := make([][]string, 0, len(users))
-			for _, u := range users {
-				rows = append(rows, []string{u.Name, orDash(strings.Join(u.Groups, ",")), msTime(u.CreatedTime)})
-			}
-			return a.table([]string{"NAME", "GROUPS", "CREATED"}, rows)
+			return printList(a, users, []string{"NAME", "GROUPS", "CREATED"}, func(u api.User) []string {
+				return []string{u.Name, orDash(strings.Join(u.Groups, ",")), msTime(u.CreatedTime)}
+			})
 		}),
 	}
 }
@@ -100,22 +88,13 @@ func (a *app) userShowCmd() *cobra.Command {
 		Short:   "Show a user",
 		Example: "  photon user show alice",
 		Args:    exactArgs(1, "NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			u, err := c.GetUser(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			u, err := c.GetUser(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(u)
-			}
-			if a.plain() {
-				return a.table(nil, [][]string{{u.Name, strings.Join(u.Groups, ","), strconv.FormatInt(u.CreatedTime, 10)}})
-			}
-			return a.fields("Name", u.Name, "Groups", orDash(strings.Join(u.Groups, ", ")), "Created", msTime(u.CreatedTime))
+			return a.show(u, []string{u.Name, strings.Join(u.Groups, ","), strconv.FormatInt(u.CreatedTime, 10)},
+				[]string{"Name", u.Name, "Groups", orDash(strings.Join(u.Groups, ", ")), "Created", msTime(u.CreatedTime)}, nil)
 		}),
 	}
 }
@@ -126,12 +105,7 @@ func (a *app) userDeleteCmd() *cobra.Command {
 		Short:   "Delete a user: its tokens stop working and its role bindings go",
 		Example: "  photon user delete alice",
 		Args:    exactArgs(1, "NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 			t, err := c.DeleteUser(ctx, args[0])
 			if t, err = a.wait(ctx, c, t, err); err != nil {
 				return err
@@ -162,9 +136,7 @@ func (a *app) userSetPasswordCmd() *cobra.Command {
 			if _, err = a.wait(ctx, c, t, err); err != nil {
 				return err
 			}
-			if !a.plain() && !a.jsonOut() {
-				a.line("Password of %s changed", args[0])
-			}
+			a.say("Password of %s changed", args[0])
 			return nil
 		}),
 	}
@@ -180,12 +152,7 @@ func (a *app) userSetGroupsCmd() *cobra.Command {
 		Short:   "Replace a user's groups (none given: no groups)",
 		Example: "  photon user set-groups alice -g devs -g ops\n  photon user set-groups alice",
 		Args:    exactArgs(1, "NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 			if groups == nil {
 				groups = []string{}
 			}
@@ -193,9 +160,7 @@ func (a *app) userSetGroupsCmd() *cobra.Command {
 			if _, err = a.wait(ctx, c, t, err); err != nil {
 				return err
 			}
-			if !a.plain() && !a.jsonOut() {
-				a.line("Groups of %s: %s", args[0], orDash(strings.Join(groups, ", ")))
-			}
+			a.say("Groups of %s: %s", args[0], orDash(strings.Join(groups, ", ")))
 			return nil
 		}),
 	}
@@ -305,27 +270,18 @@ was, the object, the result and the task. --since takes a duration back
 from now (1h, 30m), an RFC 3339 time or milliseconds since the epoch.`,
 		Example: "  photon system audit --since 1h\n  photon system audit -o json",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			l, err := c.ListAudit(ctx, since)
 			if err != nil {
 				return err
 			}
-			l, err := c.ListAudit(cmd.Context(), since)
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(l)
-			}
-			rows := make([][]string, 0, len(l))
-			for _, e := range l {
+			return printList(a, l, []string{"TIME", "WHO", "REQUEST", "OBJECT", "RESULT", "TASK"}, func(e api.AuditEntry) []string {
 				result := strconv.Itoa(e.Status)
 				if e.Code != "" {
 					result += " " + e.Code
 				}
-				rows = append(rows, []string{msTime(e.Time), e.Subject, e.Method + " " + e.Path, orDash(e.Object), result, orDash(e.TaskID)})
-			}
-			return a.table([]string{"TIME", "WHO", "REQUEST", "OBJECT", "RESULT", "TASK"}, rows)
+				return []string{msTime(e.Time), e.Subject, e.Method + " " + e.Path, orDash(e.Object), result, orDash(e.TaskID)}
+			})
 		}),
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only records since WHEN (e.g. 1h, 2026-01-02T15:04:05Z)")

@@ -155,10 +155,7 @@ word (photon -n image create ...) or as --non-interactive.`,
 			if bar != nil {
 				bar.finish()
 			}
-			if t, err = a.wait(ctx, c, t, err); err != nil {
-				return err
-			}
-			return a.created(ctx, "image", name, t, getImage(c))
+			return a.create(ctx, c, "image", name, t, err, getImage)
 		}),
 	}
 	a.nameFlag(cmd, &name, "image name, e.g. ubuntu (default: the file's name without extension)")
@@ -199,13 +196,9 @@ func (a *app) imageListCmd() *cobra.Command {
 tab-separated, SIZE in MB, SCOPE as "infrastructure" or "project:ID".`,
 		Example: "  photon image list\n  photon image list -p p1 -t t1\n  photon -n image list --name ubuntu",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 			var ims []api.Image
+			var err error
 			if project != "" {
 				p, err := a.project(ctx, c, tenant, project)
 				if err != nil {

@@ -96,9 +96,7 @@ project, which belong to the old controller.`,
 					fmt.Fprintf(a.stderr, "photon: warning: %s does not answer: %v\n", url, err)
 				}
 			}
-			if !a.plain() && !a.jsonOut() {
-				a.line("Target set to %s", url)
-			}
+			a.say("Target set to %s", url)
 			return nil
 		}),
 	}
@@ -221,13 +219,11 @@ DATA_DIR/admin.token). A PASSWORD or TOKEN of "-" is read from standard input.`,
 			if err := a.save(); err != nil {
 				return err
 			}
-			if !a.plain() && !a.jsonOut() {
-				who := "with a token"
-				if username != "" {
-					who = "as " + username
-				}
-				a.line("Logged in to %s %s", a.cfg.Target, who)
+			who := "with a token"
+			if username != "" {
+				who = "as " + username
 			}
+			a.say("Logged in to %s %s", a.cfg.Target, who)
 			return nil
 		}),
 	}
@@ -255,9 +251,7 @@ func (a *app) targetLogoutCmd() *cobra.Command {
 			if err := a.save(); err != nil {
 				return err
 			}
-			if !a.plain() && !a.jsonOut() {
-				a.line("Logged out")
-			}
+			a.say("Logged out")
 			return nil
 		}),
 	}

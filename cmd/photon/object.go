@@ -216,6 +216,16 @@ func (a *app) created(ctx context.Context, kind, name string, t *api.Task, get f
 	return a.done(ctx, "Created "+kind+" "+name, t.Entity.ID, get)
 }
 
+// create waits for the task a create call returned (passing on the call's
+// error err) and prints the outcome as created does.
+func (a *app) create(ctx context.Context, c *client.Client, kind, name string, t *api.Task, err error,
+	get func(c *client.Client) func(context.Context, string) (any, error)) error {
+	if t, err = a.wait(ctx, c, t, err); err != nil {
+		return err
+	}
+	return a.created(ctx, kind, name, t, get(c))
+}
+
 // deleted prints the outcome of a delete task: the task's JSON (-o json),
 // the id (-n) or a sentence.
 func (a *app) deleted(kind, name, id string, t *api.Task) error {

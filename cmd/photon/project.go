@@ -90,10 +90,7 @@ spare is refused with QuotaError.`,
 				}
 			}
 			t, err := c.CreateProject(ctx, tid, spec)
-			if t, err = a.wait(ctx, c, t, err); err != nil {
-				return err
-			}
-			return a.created(ctx, "project", spec.Name, t, getter((*client.Client).GetProject)(c))
+			return a.create(ctx, c, "project", spec.Name, t, err, getter((*client.Client).GetProject))
 		}),
 	}
 	tenantFlag(cmd)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
 )
 
 func (a *app) systemCmd() *cobra.Command {
@@ -21,12 +25,8 @@ func (a *app) systemStatusCmd() *cobra.Command {
 the overall status, then one line per component: NAME STATUS MESSAGE.`,
 		Example: "  photon system status\n  photon system status -o json",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			s, err := c.SystemStatus(cmd.Context())
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			s, err := c.SystemStatus(ctx)
 			if err != nil {
 				return err
 			}
@@ -53,23 +53,12 @@ func (a *app) systemInfoCmd() *cobra.Command {
 		Short:   "Show the controller's version",
 		Example: "  photon system info",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			info, err := c.SystemInfo(ctx)
 			if err != nil {
 				return err
 			}
-			info, err := c.SystemInfo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(info)
-			}
-			if a.plain() {
-				return a.table(nil, [][]string{{info.BaseVersion, info.FullVersion, info.GitCommitHash, info.NetworkType}})
-			}
-			return a.fields("Base version", info.BaseVersion, "Full version", info.FullVersion,
-				"Git commit", orDash(info.GitCommitHash), "Network type", orDash(info.NetworkType))
+			return a.printInfo(info)
 		}),
 	}
 }
@@ -80,12 +69,8 @@ func (a *app) systemUsageCmd() *cobra.Command {
 		Short:   "Count the objects in the system: tenants, projects, hosts, VMs, ...",
 		Example: "  photon system usage",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			u, err := c.SystemUsage(cmd.Context())
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			u, err := c.SystemUsage(ctx)
 			if err != nil {
 				return err
 			}
@@ -100,6 +85,13 @@ func (a *app) systemUsageCmd() *cobra.Command {
 			return a.table([]string{"OBJECTS", "COUNT"}, rows)
 		}),
 	}
+}
+
+// printInfo prints a controller's version; kv come first in its fields.
+func (a *app) printInfo(info *api.Info, kv ...string) error {
+	return a.show(info, []string{info.BaseVersion, info.FullVersion, info.GitCommitHash, info.NetworkType},
+		append(kv, "Base version", info.BaseVersion, "Full version", info.FullVersion,
+			"Git commit", orDash(info.GitCommitHash), "Network type", orDash(info.NetworkType)), nil)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

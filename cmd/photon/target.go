@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/photon-cloud/photon/client"
@@ -77,23 +79,12 @@ func (a *app) targetInfoCmd() *cobra.Command {
 		Short:   "Show the target controller's version (needs no token)",
 		Example: "  photon target info",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			info, err := c.Info(ctx)
 			if err != nil {
 				return err
 			}
-			info, err := c.Info(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return a.printJSON(info)
-			}
-			if a.plain() {
-				return a.table(nil, [][]string{{info.BaseVersion, info.FullVersion, info.GitCommitHash, info.NetworkType}})
-			}
-			return a.fields("Target", c.BaseURL(), "Base version", info.BaseVersion, "Full version", info.FullVersion,
-				"Git commit", orDash(info.GitCommitHash), "Network type", orDash(info.NetworkType))
+			return a.printInfo(info, "Target", c.BaseURL())
 		}),
 	}
 }

@@ -85,12 +85,8 @@ func (a *app) taskShowCmd() *cobra.Command {
 		Short:   "Show a task with its steps",
 		Example: "  photon task show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e",
 		Args:    exactArgs(1, "TASK_ID"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := c.GetTask(cmd.Context(), args[0])
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
+			t, err := c.GetTask(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -106,12 +102,7 @@ func (a *app) taskWaitCmd() *cobra.Command {
 		Short:   "Wait for a task to end; exit non-zero if it fails",
 		Example: "  photon task wait 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e",
 		Args:    exactArgs(1, "TASK_ID"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 			t, err := c.GetTask(ctx, args[0])
 			if err != nil {
 				return err
@@ -136,13 +127,9 @@ func (a *app) taskListCmd() *cobra.Command {
   photon task list --entityKind tenant --entityId 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e
   photon task list --state ERROR`,
 		Args: cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 			f.State = strings.ToUpper(f.State)
-			tasks, err := c.ListTasks(cmd.Context(), f)
+			tasks, err := c.ListTasks(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -171,12 +158,7 @@ func (a *app) entityTasksCmd(kind, example string, flags func(*cobra.Command) id
 		Args:    cobra.MaximumNArgs(1),
 	}
 	resolve := flags(cmd)
-	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx := cmd.Context()
+	cmd.RunE = a.connected(func(ctx context.Context, c *client.Client, args []string) error {
 		id, err := resolve(ctx, c, optArg(args))
 		if err != nil {
 			return err
@@ -205,44 +187,30 @@ func taskRow(t api.Task, plain bool) []string {
 // printTasks prints a task list; plain rows are
 // ID OPERATION STATE ENTITY_KIND ENTITY_ID QUEUED_MS END_MS.
 func (a *app) printTasks(tasks []api.Task) error {
-	if a.jsonOut() {
-		return a.printJSON(tasks)
-	}
-	rows := make([][]string, 0, len(tasks))
-	for _, t := range tasks {
-		rows = append(rows, taskRow(t, a.plain()))
-	}
-	return a.table(taskHeader, rows)
+	return printList(a, tasks, taskHeader, func(t api.Task) []string { return taskRow(t, a.plain()) })
 }
 
 // printTask prints one task with its steps and errors.
 func (a *app) printTask(t *api.Task) error {
-	if a.jsonOut() {
-		return a.printJSON(t)
-	}
-	if a.plain() {
-		return a.table(nil, [][]string{taskRow(*t, true)})
-	}
-	if err := a.fields("ID", t.ID, "Operation", t.Operation, "State", t.State,
-		"Entity", t.Entity.Kind+" "+t.Entity.ID, "Queued", msTime(t.QueuedTime),
+	return a.show(t, taskRow(*t, true), []string{"ID", t.ID, "Operation", t.Operation, "State", t.State,
+		"Entity", t.Entity.Kind + " " + t.Entity.ID, "Queued", msTime(t.QueuedTime),
 		"Started", msTime(t.StartedTime), "Ended", msTime(t.EndTime),
-		"Duration", duration(t.StartedTime, t.EndTime)); err != nil {
-		return err
-	}
-	if len(t.Steps) == 0 {
-		return nil
-	}
-	a.line("")
-	rows := make([][]string, 0, len(t.Steps))
-	for _, s := range t.Steps {
-		var errs []string
-		for _, e := range s.Errors {
-			errs = append(errs, e.Error())
+		"Duration", duration(t.StartedTime, t.EndTime)}, func() error {
+		if len(t.Steps) == 0 {
+			return nil
 		}
-		rows = append(rows, []string{strconv.Itoa(s.Sequence), s.Operation, s.State,
-			duration(s.StartedTime, s.EndTime), orDash(strings.Join(errs, "; "))})
-	}
-	return a.table([]string{"STEP", "OPERATION", "STATE", "DURATION", "ERRORS"}, rows)
+		a.line("")
+		rows := make([][]string, 0, len(t.Steps))
+		for _, s := range t.Steps {
+			var errs []string
+			for _, e := range s.Errors {
+				errs = append(errs, e.Error())
+			}
+			rows = append(rows, []string{strconv.Itoa(s.Sequence), s.Operation, s.State,
+				duration(s.StartedTime, s.EndTime), orDash(strings.Join(errs, "; "))})
+		}
+		return a.table([]string{"STEP", "OPERATION", "STATE", "DURATION", "ERRORS"}, rows)
+	})
 }
 
 // exactArgs is cobra.ExactArgs with a message naming what is missing.

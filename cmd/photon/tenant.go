@@ -59,10 +59,7 @@ func (a *app) tenantCreateCmd() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			t, err := c.CreateTenant(ctx, spec)
-			if t, err = a.wait(ctx, c, t, err); err != nil {
-				return err
-			}
-			return a.created(ctx, "tenant", spec.Name, t, getter((*client.Client).GetTenant)(c))
+			return a.create(ctx, c, "tenant", spec.Name, t, err, getter((*client.Client).GetTenant))
 		}),
 	}
 	cmd.Flags().StringVarP(&limits, "limits", "l", "", limitsHelp)
