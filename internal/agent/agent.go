@@ -467,7 +467,19 @@ func (a *Agent) sendReport(ctx context.Context) error {
 			}
 		}
 	}
+	// A VM that should run but broke (its QEMU died) is booted again now,
+	// not at the next answer of the desired state (up to 30 s away).
+	var broken []string
+	for _, h := range have {
+		if d, ok := a.desired[h.ID]; ok && h.State == api.VMError && d.Power == api.VMStarted && !a.busy[h.ID] {
+			broken = append(broken, h.ID)
+		}
+	}
 	a.mu.Unlock()
+	for _, id := range broken {
+		a.log.Info("VM broke, booting it again", "vm", id)
+		a.act(ctx, id)
+	}
 	return a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil)
 }
 
