@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -10,20 +9,11 @@ import (
 	"github.com/photon-cloud/photon/client"
 )
 
-// disk finds a persistent disk by name in the scope's project, or by id.
-func (a *app) disk(ctx context.Context, c *client.Client, s *projectScope, arg string) (*api.PersistentDisk, error) {
-	return findInProject(ctx, c, s, arg, finder[api.PersistentDisk]{what: "disk", code: codeDiskNotFound, where: s.describe(),
-		get: c.GetDisk, name: diskName, id: diskID}, c.ListDisks)
-}
-
-func diskID(d *api.PersistentDisk) string   { return d.ID }
-func diskName(d *api.PersistentDisk) string { return d.Name }
-
-// diskObject names a persistent disk: by name in the project -p/-t name (or
+// diskKind finds persistent disks by name in the project -p/-t name (or
 // the current one), or by id.
-func (a *app) diskObject() object[api.PersistentDisk] {
-	return object[api.PersistentDisk]{kind: "disk", flags: inProject(a, true, a.disk), id: diskID, name: diskName}
-}
+var diskKind = projectKind[api.PersistentDisk]{kind: "disk", code: codeDiskNotFound,
+	get: (*client.Client).GetDisk, list: (*client.Client).ListDisks,
+	id: func(d *api.PersistentDisk) string { return d.ID }, name: func(d *api.PersistentDisk) string { return d.Name }}
 
 var getDisk = getter((*client.Client).GetDisk)
 
@@ -33,7 +23,7 @@ func (a *app) diskCmd() *cobra.Command {
   photon vm attach-disk web-1 -d data-1
   photon disk list`,
 		a.diskCreateCmd(), a.diskListCmd(), a.diskShowCmd(), a.diskDeleteCmd(),
-		a.entityTasksCmd("disk", "  photon disk tasks data-1\n  photon disk tasks data-1 --state ERROR", a.diskObject().resolver, (*client.Client).ListDiskTasks),
+		a.entityTasksCmd("disk", "  photon disk tasks data-1\n  photon disk tasks data-1 --state ERROR", diskKind.object(a, true).resolver, (*client.Client).ListDiskTasks),
 	)
 }
 
@@ -121,7 +111,7 @@ func (a *app) diskShowCmd() *cobra.Command {
 		Short:   "Show a persistent disk",
 		Example: "  photon disk show data-1\n  photon disk show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
 		Args:    exactArgs(1, "ID|NAME"),
-	}, a.diskObject(), func(d *api.PersistentDisk) error {
+	}, diskKind.object(a, true), func(d *api.PersistentDisk) error {
 		return a.show(d, diskRow(*d), []string{"ID", d.ID, "Name", d.Name, "State", d.State, "Flavor", orDash(d.Flavor),
 			"Capacity", num(d.CapacityGB) + " GB", "Datastore", orDash(d.Datastore),
 			"Project", orDash(d.ProjectID), "Attached to", orDash(joinComma(d.VMs)),
@@ -135,5 +125,5 @@ func (a *app) diskDeleteCmd() *cobra.Command {
 		Short:   "Delete a persistent disk; an attached one is refused (PersistentDiskAttached)",
 		Example: "  photon vm detach-disk web-1 -d data-1 && photon disk delete data-1",
 		Args:    exactArgs(1, "ID|NAME"),
-	}, a.diskObject(), (*client.Client).DeleteDisk, nil)
+	}, diskKind.object(a, true), (*client.Client).DeleteDisk, nil)
 }

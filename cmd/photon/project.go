@@ -37,7 +37,7 @@ func (a *app) projectCmd() *cobra.Command {
 	return a.group("project", "Manage projects: units of quota and ownership inside a tenant",
 		"  photon project create p1 -t t1 --limits \"vm 5 COUNT, vm.cpu 10 COUNT, vm.memory 20 GB\"\n  photon project list -t t1",
 		a.projectCreateCmd(), a.projectListCmd(), a.projectShowCmd(), a.projectDeleteCmd(),
-		a.projectSetCmd(), a.projectGetCmd(), a.iamCmd(o), a.quotaCmd(o),
+		a.projectSetCmd(), a.currentCmd("project", func() *ref { return a.cfg.Project }), a.iamCmd(o), a.quotaCmd(o),
 		a.entityTasksCmd("project", "  photon project tasks p1 -t t1", o.flags, (*client.Client).ListProjectTasks),
 	)
 }
@@ -183,21 +183,6 @@ func (a *app) projectSetCmd() *cobra.Command {
 			a.file.Tenant = &ref{ID: t.ID, Name: t.Name}
 		}
 		a.file.Project = &ref{ID: p.ID, Name: p.Name}
-		if err := a.save(); err != nil {
-			return err
-		}
-		return a.printRef("project", a.file.Project)
+		return a.saveCurrent("project", a.file.Project)
 	})
-}
-
-func (a *app) projectGetCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "get",
-		Short:   "Show the current project",
-		Example: "  photon project get",
-		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			return a.printRef("project", a.cfg.Project)
-		}),
-	}
 }

@@ -244,18 +244,37 @@ func (f finder[T]) find(ctx context.Context, arg string) (*T, error) {
 	return obj, err
 }
 
-// findInProject finds an object by name among those list returns for the
-// scope's project (when one is given or current), or by id.
-func findInProject[T any](ctx context.Context, c *client.Client, s *projectScope, arg string, f finder[T],
-	list func(ctx context.Context, pid, name string) ([]T, error)) (*T, error) {
+// projectKind is a kind of object that lives in a project (VMs, disks):
+// found by name among the project's, or by id.
+type projectKind[T any] struct {
+	kind string // "VM", "disk"
+	code string // error code when nothing matches, e.g. VmNotFound
+	// The SDK's methods, as method expressions.
+	get  func(c *client.Client, ctx context.Context, id string) (*T, error)
+	list func(c *client.Client, ctx context.Context, pid, name string) ([]T, error)
+	id   func(*T) string
+	name func(*T) string
+}
+
+// find finds the object arg names: by name in the scope's project (when one
+// is given or current), or by id.
+func (k projectKind[T]) find(ctx context.Context, c *client.Client, s *projectScope, arg string) (*T, error) {
+	f := finder[T]{what: k.kind, code: k.code, where: s.describe(), name: k.name, id: k.id,
+		get: func(ctx context.Context, id string) (*T, error) { return k.get(c, ctx, id) }}
 	if nameShaped(arg) {
 		pid, err := s.known(ctx, c)
 		if err != nil {
 			return nil, err
 		}
 		if pid != "" {
-			f.list = func(ctx context.Context, name string) ([]T, error) { return list(ctx, pid, name) }
+			f.list = func(ctx context.Context, name string) ([]T, error) { return k.list(c, ctx, pid, name) }
 		}
 	}
 	return f.find(ctx, arg)
+}
+
+// object names such objects in commands: with -p/-t when tenantShort, else
+// -p/--tenant.
+func (k projectKind[T]) object(a *app, tenantShort bool) object[T] {
+	return object[T]{kind: k.kind, flags: inProject(a, tenantShort, k.find), id: k.id, name: k.name}
 }

@@ -16,7 +16,7 @@ func (a *app) tenantCmd() *cobra.Command {
 	return a.group("tenant", "Manage tenants: accounts that hold projects and quota",
 		"  photon tenant create t1 --limits \"vm 10 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB\"\n  photon tenant list",
 		a.tenantCreateCmd(), a.tenantListCmd(), a.tenantShowCmd(), a.tenantDeleteCmd(),
-		a.tenantSetCmd(), a.tenantGetCmd(), a.iamCmd(o), a.quotaCmd(o),
+		a.tenantSetCmd(), a.currentCmd("tenant", func() *ref { return a.cfg.Tenant }), a.iamCmd(o), a.quotaCmd(o),
 		a.entityTasksCmd("tenant", "  photon tenant tasks t1\n  photon tenant tasks t1 --state ERROR",
 			a.tenantResolver, (*client.Client).ListTenantTasks),
 	)
@@ -174,23 +174,30 @@ func (a *app) tenantSetCmd() *cobra.Command {
 			a.file.Project = nil
 		}
 		a.file.Tenant = &ref{ID: t.ID, Name: t.Name}
-		if err := a.save(); err != nil {
-			return err
-		}
-		return a.printRef("tenant", a.file.Tenant)
+		return a.saveCurrent("tenant", a.file.Tenant)
 	})
 }
 
-func (a *app) tenantGetCmd() *cobra.Command {
+// currentCmd is `<kind> get`, which shows the current tenant or project.
+func (a *app) currentCmd(kind string, current func() *ref) *cobra.Command {
 	return &cobra.Command{
 		Use:     "get",
-		Short:   "Show the current tenant",
-		Example: "  photon tenant get",
+		Short:   "Show the current " + kind,
+		Example: "  photon " + kind + " get",
 		Args:    cobra.NoArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			return a.printRef("tenant", a.cfg.Tenant)
+		RunE: a.action(func(*cobra.Command, []string) error {
+			return a.printRef(kind, current())
 		}),
 	}
+}
+
+// saveCurrent saves the configuration, in which r is now the current
+// tenant or project (kind), and prints r.
+func (a *app) saveCurrent(kind string, r *ref) error {
+	if err := a.save(); err != nil {
+		return err
+	}
+	return a.printRef(kind, r)
 }
 
 // printRef prints the current tenant or project.

@@ -21,26 +21,16 @@ const (
 	codeImageNotFound = "ImageNotFound"
 )
 
-// vm finds a VM by name in the scope's project, or by id.
-func (a *app) vm(ctx context.Context, c *client.Client, s *projectScope, arg string) (*api.VM, error) {
-	return findInProject(ctx, c, s, arg, finder[api.VM]{what: "VM", code: codeVMNotFound, where: s.describe(),
-		get: c.GetVM, name: vmName, id: vmID}, c.ListVMs)
-}
-
-func vmID(v *api.VM) string   { return v.ID }
-func vmName(v *api.VM) string { return v.Name }
-
-// vmObject names a VM: by name in the project -p/-t name (or the current
-// one), or by id.
-func (a *app) vmObject() object[api.VM] {
-	return object[api.VM]{kind: "VM", flags: inProject(a, true, a.vm), id: vmID, name: vmName}
-}
+// vmKind finds VMs by name in the project -p/-t name (or the current one), or by id.
+var vmKind = projectKind[api.VM]{kind: "VM", code: codeVMNotFound,
+	get: (*client.Client).GetVM, list: (*client.Client).ListVMs,
+	id: func(v *api.VM) string { return v.ID }, name: func(v *api.VM) string { return v.Name }}
 
 // getVM reads a VM, for done and created.
 var getVM = getter((*client.Client).GetVM)
 
 func (a *app) vmCmd() *cobra.Command {
-	vm := a.vmObject()
+	vm := vmKind.object(a, true)
 	op := func(verb, short, past string, call func(*client.Client, context.Context, string) (*api.Task, error)) *cobra.Command {
 		return opCmd(a, vm, verb, short, "  photon vm "+verb+" web-1\n  photon vm "+verb+" web-1 -p p1 -t t1", past, call, getVM)
 	}
@@ -292,13 +282,13 @@ func (a *app) resolveAffinities(ctx context.Context, c *client.Client, s *projec
 	for i := range aff {
 		switch aff[i].Kind {
 		case "vm":
-			vm, err := a.vm(ctx, c, s, aff[i].ID)
+			vm, err := vmKind.find(ctx, c, s, aff[i].ID)
 			if err != nil {
 				return nil, err
 			}
 			aff[i].ID = vm.ID
 		case "disk", api.KindPersistentDisk:
-			d, err := a.disk(ctx, c, s, aff[i].ID)
+			d, err := diskKind.find(ctx, c, s, aff[i].ID)
 			if err != nil {
 				return nil, err
 			}
@@ -395,7 +385,7 @@ func (a *app) vmShowCmd() *cobra.Command {
 ERROR_REASON, tab-separated ("-" for no error).`,
 		Example: "  photon vm show web-1\n  photon vm show 0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e -o json",
 		Args:    exactArgs(1, "ID|NAME"),
-	}, a.vmObject(), a.printVM)
+	}, vmKind.object(a, true), a.printVM)
 }
 
 func (a *app) printVM(v *api.VM) error {
@@ -436,7 +426,7 @@ func (a *app) vmDeleteCmd() *cobra.Command {
 		Short:   "Delete a stopped VM and its ephemeral disks",
 		Example: "  photon vm stop web-1 && photon vm delete web-1",
 		Args:    exactArgs(1, "ID|NAME"),
-	}, a.vmObject(), (*client.Client).DeleteVM, nil)
+	}, vmKind.object(a, true), (*client.Client).DeleteVM, nil)
 }
 
 // vmDiskCmd is attach-disk / detach-disk: VM -d DISK. sentence takes the
@@ -454,8 +444,10 @@ or id. Here -d is the disk; the global --detail keeps its long form.`,
 	}
 	// The VM and the disk are found in the same project.
 	s := a.projectFlags(cmd, true)
-	vm := a.vmObject()
-	vm.flags = noFlags(func(ctx context.Context, c *client.Client, arg string) (*api.VM, error) { return a.vm(ctx, c, s, arg) })
+	vm := vmKind.object(a, true)
+	vm.flags = noFlags(func(ctx context.Context, c *client.Client, arg string) (*api.VM, error) {
+		return vmKind.find(ctx, c, s, arg)
+	})
 	var d *api.PersistentDisk
 	a.detailLong(cmd)
 	cmd.Flags().StringVarP(&diskArg, "disk", "d", "", "persistent disk name or id")
@@ -468,7 +460,7 @@ or id. Here -d is the disk; the global --detail keeps its long form.`,
 		},
 		func(ctx context.Context, c *client.Client, v *api.VM) (*api.Task, error) {
 			var err error
-			if d, err = a.disk(ctx, c, s, diskArg); err != nil {
+			if d, err = diskKind.find(ctx, c, s, diskArg); err != nil {
 				return nil, err
 			}
 			return call(c, ctx, v.ID, d.ID)
@@ -487,7 +479,7 @@ func (a *app) vmSetMetadataCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&metadata, "metadata", "m", "", `metadata, "KEY=VALUE, ..."`)
 	_ = cmd.MarkFlagRequired("metadata")
-	return changeCmd(a, cmd, a.vmObject(),
+	return changeCmd(a, cmd, vmKind.object(a, true),
 		func(*cobra.Command) (err error) {
 			m, err = parseKV("--metadata", metadata)
 			return err
@@ -507,8 +499,7 @@ func (a *app) vmSetTagCmd() *cobra.Command {
 		Example: "  photon vm set-tag web-1 -t env:prod\n  photon vm set-tag web-1 -t env:prod -p p1 --tenant t1",
 		Args:    exactArgs(1, "ID|NAME"),
 	}
-	vm := a.vmObject()
-	vm.flags = inProject(a, false, a.vm) // -t is the tag
+	vm := vmKind.object(a, false) // -t is the tag
 	cmd.Flags().StringVarP(&tag, "tag", "t", "", "the tag, e.g. env:prod")
 	return changeCmd(a, cmd, vm,
 		func(*cobra.Command) error {
