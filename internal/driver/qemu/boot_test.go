@@ -135,3 +135,31 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestImageFormats: raw, qcow2 and VMDK images are told apart by their
+// content (not their names) and become the backing file of the boot
+// disk's qcow2 overlay.
+func TestImageFormats(t *testing.T) {
+	image := testImage(t)
+	dir := t.TempDir()
+	d := newTestDriver(t, dir)
+	ctx := context.Background()
+	for _, format := range []string{"raw", "qcow2", "vmdk"} {
+		path := dir + "/image-" + format + ".img" // the name says nothing
+		if b, err := exec.Command("qemu-img", "convert", "-O", format, image, path).CombinedOutput(); err != nil {
+			t.Fatalf("convert to %s: %v: %s", format, err, b)
+		}
+		spec := bootSpec("vm-fmt-"+format, format, path)
+		spec.Power = api.VMStopped
+		if st, err := d.Ensure(ctx, spec); err != nil || st.State != api.VMStopped {
+			t.Fatalf("%s: Ensure: %+v, %v", format, st, err)
+		}
+		out, err := exec.Command("qemu-img", "info", "--output=json", d.vms[spec.ID].rec.Disks[0].Path).Output()
+		if err != nil || !strings.Contains(string(out), `"backing-filename-format": "`+format+`"`) {
+			t.Errorf("%s: overlay info: %s, %v", format, out, err)
+		}
+		if err := d.Delete(ctx, spec.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
