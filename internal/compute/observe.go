@@ -49,8 +49,10 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 					v.HostErr, changed = o.Error, true
 				}
 				// The observed power state is the VM's state once the VM
-				// exists (CREATING until its create step ends).
-				if v.State != api.VMCreating && v.State != api.VMError && o.State != "" && o.State != v.State && o.Generation >= v.Generation {
+				// exists (CREATING until its create step ends). A placed VM
+				// that crashed (ERROR) and was booted again comes back; one
+				// whose create failed holds no place and stays ERROR.
+				if v.State != api.VMCreating && (v.State != api.VMError || v.Reserved) && o.State != "" && o.State != v.State && o.Generation >= v.Generation {
 					v.State, changed = o.State, true
 				}
 			}
