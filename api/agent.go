@@ -40,6 +40,26 @@ type HostDesiredState struct {
 	VMs      []VMDesired `json:"vms"`
 	// Images to hold in the host's cache (EAGER replication), by id.
 	Images []string `json:"images"`
+	// Consoles are console sessions waiting for the host: for each, the
+	// agent streams the VM's serial console to
+	// POST /v1/agent/hosts/{id}/console/{session}.
+	Consoles []ConsoleSession `json:"consoles,omitempty"`
+}
+
+// ConsoleSession asks a host for a VM's serial console: a user's
+// GET /v1/vms/{id}/console waits for the agent to send it. It lives (as
+// consolereq/<host>/<session> under a short lease) while that GET does.
+type ConsoleSession struct {
+	// Session names the waiting request, e.g. "0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d5e".
+	Session string `json:"session"`
+	// VMID is the VM whose console to send.
+	VMID string `json:"vmId"`
+	// Follow: keep sending what the VM writes until the controller answers
+	// the POST (the user went away) or the VM is deleted.
+	Follow bool `json:"follow,omitempty"`
+	// Controller is the address of the controller holding the GET (for
+	// logs; the POST must reach that controller).
+	Controller string `json:"controller,omitempty"`
 }
 
 // VMObserved is a VM as the host's driver reports it.

@@ -61,8 +61,12 @@ type DiskDriver interface {
 }
 
 // Consoler is implemented by drivers that capture VMs' serial consoles
-// (driver/qemu): Console reads a VM's console from its first byte, across
-// boots; it returns ErrNotFound for a VM the driver does not hold.
+// (driver/qemu: the console log file; driver/fake: a synthetic line per
+// change): Console reads a VM's console from its first byte, across boots;
+// it returns ErrNotFound for a VM the driver does not hold. The reader
+// behaves as a log file does: io.EOF at the end for now, and what the VM
+// wrote since on a later Read, so a follower polls it (the agent does, for
+// GET /v1/vms/{id}/console?follow=true).
 type Consoler interface {
 	Console(id string) (io.ReadCloser, error)
 }

@@ -25,6 +25,11 @@ type vm struct {
 	CrashAt time.Time `json:"crashAt,omitzero"`
 	// Disks attached, in spec order, ephemeral and persistent.
 	Disks []*disk `json:"disks"`
+	// Console is the VM's synthetic serial console (see console.go): a
+	// line per change, the last maxConsole bytes of it; ConsoleBase is the
+	// offset of its first byte in everything ever written.
+	Console     string `json:"console,omitempty"`
+	ConsoleBase int64  `json:"consoleBase,omitempty"`
 }
 
 // disk is one simulated disk.
@@ -334,6 +339,10 @@ func (d *Driver) ensureLocked(spec driver.VMSpec, now time.Time) (driver.VMStatu
 			nv.Generation = 0
 		}
 	}
+	if v != nil {
+		nv.Console, nv.ConsoleBase = v.Console, v.ConsoleBase
+	}
+	logChanges(nv, v, cur, crashed, added, removed, startErr, now)
 	if final == api.VMStarted {
 		if cur == api.VMStarted && v != nil {
 			nv.CrashAt = v.CrashAt // still the same run

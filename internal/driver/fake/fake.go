@@ -192,6 +192,7 @@ type Driver struct {
 var (
 	_ driver.Driver     = (*Driver)(nil)
 	_ driver.DiskDriver = (*Driver)(nil)
+	_ driver.Consoler   = (*Driver)(nil)
 )
 
 // New returns a simulated host. With cfg.DataDir it creates the directory;
@@ -322,6 +323,7 @@ func (d *Driver) Crash(id, reason string) error {
 	next.Power = api.VMError
 	next.Error = "fake: VM crashed: " + reason
 	next.CrashAt = time.Time{}
+	next.log(time.Now(), "crashed: %s", reason)
 	if err := d.write(vmsDir, id, &next); err != nil {
 		return err
 	}
