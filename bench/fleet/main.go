@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -52,6 +53,8 @@ type config struct {
 	keep                         bool
 	verbose                      bool
 	pprof                        string
+	cpuprofile, blockprofile     string
+	mutexprofile                 string
 }
 
 func main() {
@@ -69,6 +72,9 @@ func main() {
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the data dir")
 	flag.BoolVar(&cfg.verbose, "v", false, "log the controller's warnings")
 	flag.StringVar(&cfg.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
+	flag.StringVar(&cfg.blockprofile, "blockprofile", "", "write a block profile of the load phase to this file")
+	flag.StringVar(&cfg.mutexprofile, "mutexprofile", "", "write a mutex profile of the load phase to this file")
 	flag.Parse()
 	if cfg.pprof != "" {
 		go func() { _ = http.ListenAndServe(cfg.pprof, nil) }()
@@ -163,6 +169,10 @@ func run(ctx context.Context, cfg config) error {
 	time.Sleep(time.Second) // let the index settle
 
 	// Load.
+	stopProfiles, err := startProfiles(cfg)
+	if err != nil {
+		return err
+	}
 	cpu0 := cpuTime()
 	lat := make([]sample, cfg.vms)
 	waitq := make(chan int, cfg.vms)
@@ -250,6 +260,9 @@ func run(ctx context.Context, cfg config) error {
 	followed.Wait()
 	doneAll := time.Since(start)
 	cpu := cpuTime() - cpu0
+	if err := stopProfiles(); err != nil {
+		return err
+	}
 
 	var placed, made, started []time.Duration
 	var firstPlaced time.Duration = -1
@@ -287,6 +300,54 @@ func run(ctx context.Context, cfg config) error {
 		cpu.Seconds(), doneAll.Seconds(), cpu.Seconds()/doneAll.Seconds(), cfg.hosts, rss>>20, hwm>>20, dbSize>>20)
 	fmt.Printf("placed %d VMs on %d hosts in %.1f s: %.0f placements/s\n", n, cfg.hosts, placedAll.Seconds(), rate)
 	return nil
+}
+
+// startProfiles starts the profiles asked for; the function it returns
+// stops them and writes them out.
+func startProfiles(cfg config) (func() error, error) {
+	var cpuf *os.File
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		cpuf = f
+	}
+	if cfg.blockprofile != "" {
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond)) // one sample per 100 µs blocked
+	}
+	if cfg.mutexprofile != "" {
+		runtime.SetMutexProfileFraction(10)
+	}
+	return func() error {
+		if cpuf != nil {
+			pprof.StopCPUProfile()
+			if err := cpuf.Close(); err != nil {
+				return err
+			}
+		}
+		for _, p := range []struct{ name, file string }{{"block", cfg.blockprofile}, {"mutex", cfg.mutexprofile}} {
+			if p.file == "" {
+				continue
+			}
+			f, err := os.Create(p.file)
+			if err != nil {
+				return err
+			}
+			if err := pprof.Lookup(p.name).WriteTo(f, 0); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
 }
 
 type sample struct {
