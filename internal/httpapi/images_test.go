@@ -417,13 +417,13 @@ func testProjectImages(t *testing.T, c *photontest.Cloud) {
 	tn := waitFor(t, cl)(cl.CreateTenant(ctx(), &api.TenantCreateSpec{Name: "imgtenant"}))
 	pj := waitFor(t, cl)(cl.CreateProject(ctx(), tn.Entity.ID, &api.ProjectCreateSpec{Name: "imgproject"}))
 	pid := pj.Entity.ID
-	task, err := cl.UploadImage(ctx(), newGen("KDMV", 1<<20, 5), 1<<20, client.ImageUpload{Name: "pimg", ProjectID: pid, FileName: "p.vmdk"})
+	task, err := cl.UploadImage(ctx(), newGen("QFI\xfb", 1<<20, 5), 1<<20, client.ImageUpload{Name: "pimg", ProjectID: pid, FileName: "p.vmdk"})
 	done := mustTask(t, cl, task, err)
 	if done.ProjectID != pid || done.TenantID != tn.Entity.ID {
 		t.Errorf("task scoped to %s/%s, want %s/%s", done.TenantID, done.ProjectID, tn.Entity.ID, pid)
 	}
 	l, err := cl.ListProjectImages(ctx(), pid)
-	if err != nil || len(l) != 1 || l[0].Name != "pimg" || l[0].Scope != (api.ImageScope{Kind: images.ScopeProject, ID: pid}) || l[0].Format != images.FormatVMDK {
+	if err != nil || len(l) != 1 || l[0].Name != "pimg" || l[0].Scope != (api.ImageScope{Kind: images.ScopeProject, ID: pid}) || l[0].Format != images.FormatQCOW2 {
 		t.Fatalf("ListProjectImages = %+v, %v", l, err)
 	}
 	// Users see infrastructure images and their projects' images only.

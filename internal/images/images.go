@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -67,10 +68,14 @@ type Service struct {
 	MaxUploadSize int64
 	// Log receives the janitor's and uploads' messages (default slog.Default()).
 	Log *slog.Logger
+	// QEMUImg is the qemu-img that converts OVA and VMDK uploads (default
+	// "qemu-img" on the PATH).
+	QEMUImg string
+	// ConvertTimeout bounds one image's conversion (default DefaultConvertTimeout).
+	ConvertTimeout time.Duration
 
 	mu       sync.Mutex
-	inflight map[string]chan struct{} // uploads received by this process: id -> closed when done
-	failures map[string]*api.Error    // why an upload of this process failed, until its task ends
+	inflight map[string]*upload // uploads received by this process
 }
 
 // New returns the service storing image files in dir (made if missing) and
@@ -80,7 +85,7 @@ func New(st *store.Store, engine *tasks.Engine, dir string) (*Service, error) {
 		return nil, fmt.Errorf("image dir: %w", err)
 	}
 	s := &Service{st: st, tasks: engine, dir: dir, MaxUploadSize: DefaultMaxUploadSize, Log: slog.Default(),
-		inflight: map[string]chan struct{}{}, failures: map[string]*api.Error{}}
+		inflight: map[string]*upload{}}
 	if err := engine.Register(s.operations()...); err != nil {
 		return nil, err
 	}
@@ -91,7 +96,7 @@ func (s *Service) operations() []*tasks.Operation {
 	return []*tasks.Operation{
 		{
 			Name:  OpCreateImage,
-			Steps: []tasks.Step{{Name: StepUploadImage, Run: s.stepUpload}},
+			Steps: []tasks.Step{{Name: StepUploadImage, Run: s.stepUpload}, {Name: StepConvertImage, Run: s.stepConvert}},
 			Undo: func(ctx context.Context, tx *store.Txn, t *api.Task, _ *api.Error) error {
 				var img api.Image
 				ok, err := tx.Get(ctx, imageKey(t.Entity.ID), &img)
@@ -252,9 +257,14 @@ func removeRecord(tx *store.Txn, img *api.Image) {
 	}
 }
 
-// removeFiles removes an image's file and partial upload, if any.
+// removeFiles removes an image's file, partial upload and conversion
+// scratch files, if any.
 func (s *Service) removeFiles(id string) {
-	for _, p := range []string{s.Path(id), s.partPath(id)} {
+	paths := []string{s.Path(id), s.partPath(id)}
+	for _, k := range tempKinds {
+		paths = append(paths, s.tempPath(id, k))
+	}
+	for _, p := range paths {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.Log.Warn("remove image file", "path", p, "error", err)
 		}

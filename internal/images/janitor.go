@@ -62,7 +62,10 @@ func (s *Service) sweep(ctx context.Context) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		id, partial := strings.CutSuffix(name, ".part")
+		// DIR/<id> is an image's file; DIR/<id>.part and DIR/<id>.<what>.part
+		// are its upload's and conversion's scratch files.
+		id, suffix, _ := strings.Cut(name, ".")
+		partial := suffix != ""
 		if !validID(id) || e.IsDir() {
 			continue
 		}
@@ -87,6 +90,8 @@ func (s *Service) sweep(ctx context.Context) {
 			if _, err := s.st.Get(ctx, uploadKey(id), &v); !errors.Is(err, store.ErrNotFound) {
 				continue // received by a controller (or unknown): keep
 			}
+		case partial && img.State != api.ImageCreating:
+			// A scratch file of an upload that ended.
 		default:
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,12 +77,14 @@ func (f *form) field(p *multipart.Part) error {
 // part with a file name) and the fields name (default: derived from the
 // file name) and replicationType (EAGER or ON_DEMAND, default EAGER), in any
 // order. Fields before the file are checked before anything is written; the
-// file streams to disk through a sha256 hash, never held in memory. It
+// file streams to disk through a sha256 hash, never held in memory. An OVA
+// or VMDK (by content) is then converted to qcow2 (see prepare). It
 // returns the CREATE_IMAGE task as it ends (COMPLETED with the image READY).
 //
 // Bad fields, a missing file part and an oversized file answer as errors
 // (400 naming the field, 413); once the file part has begun the image and
-// its task also end ERROR and no file is left.
+// its task also end ERROR and no file is left. So does an image that cannot
+// be converted (InvalidImage, with the reason).
 func (s *Service) Upload(ctx context.Context, mr *multipart.Reader, opts UploadOptions) (*api.Task, error) {
 	var f form
 	for n := 0; ; n++ {
@@ -159,8 +162,8 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 		return nil, fmt.Errorf("upload key: %w", err)
 	}
 
-	done := s.begin(id)
-	defer s.end(id, done)
+	u := s.begin(id)
+	defer s.end(id, u)
 
 	var task *api.Task
 	_, err = s.st.Update(ctx, func(tx *store.Txn) error {
@@ -185,12 +188,13 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 		return nil, err
 	}
 
-	// From here on the task exists: every failure ends it ERROR.
+	// From here on the task exists: every failure ends it ERROR, in the
+	// step it happened in.
+	step := StepUploadImage
 	fail := func(cause error) (*api.Task, error) {
 		s.removeFiles(id)
 		ae := s.uploadError(id, cause)
-		s.fail(id, ae)
-		close(done)
+		u.fail(step, ae)
 		s.finish(ctx, task.ID)
 		return nil, ae
 	}
@@ -218,6 +222,20 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 			return fail(err)
 		}
 	}
+	u.markStored(format)
+
+	// The upload is whole: convert it, even if the client leaves meanwhile.
+	step = StepConvertImage
+	label := filepath.Base(strings.ReplaceAll(f.fileName, "\\", "/"))
+	if label == "." || label == "/" || label == "" {
+		label = "the uploaded image"
+	}
+	res, err := s.prepare(context.WithoutCancel(ctx), id, label, converted{size: size, sum: sum, format: format})
+	if err != nil {
+		return fail(err)
+	}
+	size, sum, format = res.size, res.sum, res.format
+
 	if f.replication != "" {
 		img.ReplicationType = f.replication
 	}
@@ -235,6 +253,9 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 		}
 		cur.Name, cur.ReplicationType = img.Name, img.ReplicationType
 		cur.State, cur.Size, cur.SHA256, cur.Format = api.ImageReady, size, sum, format
+		if len(res.settings) > 0 {
+			cur.Settings = res.settings
+		}
 		if cur.Name != oldName {
 			tx.Delete(nameKey(oldName, id))
 			if err := tx.Put(nameKey(cur.Name, id), id); err != nil {
@@ -246,7 +267,7 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 	if err != nil {
 		return fail(err)
 	}
-	close(done)
+	u.markDone()
 	return s.finish(ctx, task.ID), nil
 }
 
@@ -284,8 +305,9 @@ func (s *Service) finish(ctx context.Context, taskID string) *api.Task {
 	return t
 }
 
-// store streams the file part to DIR/<id>.part through a hash, syncs it and
-// renames it to DIR/<id>. It returns the size, the hex sha256 and the format.
+// store streams the file part to DIR/<id>.part through a hash and syncs
+// it (prepare makes it DIR/<id>). It returns the size, the hex sha256 and
+// the format.
 func (s *Service) store(file io.Reader, id string) (int64, string, string, error) {
 	part := s.partPath(id)
 	out, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -309,13 +331,6 @@ func (s *Service) store(file io.Reader, id string) (int64, string, string, error
 	}
 	if err := out.Close(); err != nil {
 		return 0, "", "", err
-	}
-	if err := os.Rename(part, s.Path(id)); err != nil {
-		return 0, "", "", err
-	}
-	if d, err := os.Open(s.dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), DetectFormat(head.b), nil
 }
@@ -351,50 +366,120 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// begin marks an upload of this process in flight.
-func (s *Service) begin(id string) chan struct{} {
-	done := make(chan struct{})
-	s.mu.Lock()
-	s.inflight[id] = done
-	s.mu.Unlock()
-	return done
+// upload is the state of an upload this process receives, for its task's
+// steps: stored closes once the file is whole (or the upload failed), done
+// once the image is READY (or the upload failed).
+type upload struct {
+	stored, done chan struct{}
+	// Set before the channels close, read after.
+	err          *api.Error
+	errStep      string
+	sourceFormat string
 }
 
-// end forgets an upload of this process; done must be closed by then or is closed here.
-func (s *Service) end(id string, done chan struct{}) {
+func (u *upload) markStored(format string) {
 	select {
-	case <-done:
+	case <-u.stored:
 	default:
-		close(done)
+		u.sourceFormat = format
+		close(u.stored)
 	}
+}
+
+func (u *upload) markDone() {
+	u.markStored(u.sourceFormat)
+	select {
+	case <-u.done:
+	default:
+		close(u.done)
+	}
+}
+
+// fail records why the upload failed, in which step, and ends it.
+func (u *upload) fail(step string, e *api.Error) {
+	select {
+	case <-u.done:
+		return
+	default:
+	}
+	u.err, u.errStep = e, step
+	u.markDone()
+}
+
+// begin marks an upload of this process in flight.
+func (s *Service) begin(id string) *upload {
+	u := &upload{stored: make(chan struct{}), done: make(chan struct{})}
+	s.mu.Lock()
+	s.inflight[id] = u
+	s.mu.Unlock()
+	return u
+}
+
+// end forgets an upload of this process; it is marked done if it was not.
+func (s *Service) end(id string, u *upload) {
+	u.markDone()
 	s.mu.Lock()
 	delete(s.inflight, id)
-	delete(s.failures, id)
 	s.mu.Unlock()
 }
 
-func (s *Service) fail(id string, e *api.Error) {
+func (s *Service) upload(id string) *upload {
 	s.mu.Lock()
-	s.failures[id] = e
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return s.inflight[id]
 }
 
-// stepUpload completes once the upload made the image READY. It waits for
-// an upload this process receives; an upload that failed ends the task
-// with its cause; one that no controller receives any more ends it
+// stepUpload completes once the upload's file is stored. It waits for an
+// upload this process receives; an upload that failed ends the task with
+// its cause; one that no controller receives any more ends it
 // ImageUploadFailed; one another controller receives is retried later.
 func (s *Service) stepUpload(ctx context.Context, tx *store.Txn, t *api.Task) error {
-	id := t.Entity.ID
-	s.mu.Lock()
-	done := s.inflight[id]
-	s.mu.Unlock()
-	if done != nil {
+	if u := s.upload(t.Entity.ID); u != nil {
 		select {
-		case <-done:
+		case <-u.stored:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if u.err != nil && u.errStep == StepUploadImage {
+			return u.err
+		}
+		return nil
 	}
+	return s.stepElsewhere(ctx, tx, t.Entity.ID)
+}
+
+// stepConvert completes once the image is READY: converted, if it was an
+// OVA or a VMDK (the step's options name the uploaded and stored formats),
+// or as uploaded. A failed conversion ends the task with its reason.
+func (s *Service) stepConvert(ctx context.Context, tx *store.Txn, t *api.Task) error {
+	u := s.upload(t.Entity.ID)
+	if u == nil {
+		return s.stepElsewhere(ctx, tx, t.Entity.ID)
+	}
+	select {
+	case <-u.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if u.err != nil {
+		return u.err
+	}
+	if err := s.stepElsewhere(ctx, tx, t.Entity.ID); err != nil {
+		return err
+	}
+	for i := range t.Steps {
+		if t.Steps[i].Operation == StepConvertImage && t.Steps[i].Options != nil && u.sourceFormat != "" {
+			t.Steps[i].Options["sourceFormat"] = u.sourceFormat
+			t.Steps[i].Options["converted"] = strconv.FormatBool(needsConversion(u.sourceFormat))
+		}
+	}
+	return nil
+}
+
+// stepElsewhere is a step of an upload this process does not (or no
+// longer) receive: done if the image left CREATING; retried later while
+// another controller receives it; ImageUploadFailed if nobody does.
+func (s *Service) stepElsewhere(ctx context.Context, tx *store.Txn, id string) error {
 	var img api.Image
 	if err := tx.MustGet(ctx, imageKey(id), &img); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -404,12 +489,6 @@ func (s *Service) stepUpload(ctx context.Context, tx *store.Txn, t *api.Task) er
 	}
 	if img.State != api.ImageCreating {
 		return nil
-	}
-	s.mu.Lock()
-	cause := s.failures[id]
-	s.mu.Unlock()
-	if cause != nil {
-		return cause
 	}
 	live, err := tx.Exists(ctx, uploadKey(id))
 	if err != nil {
