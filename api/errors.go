@@ -78,7 +78,8 @@ func (e *Error) Status() int {
 func StatusForCode(code string) int {
 	switch code {
 	case CodeNotFound, CodeTenantNotFound, CodeProjectNotFound, CodeTaskNotFound, CodeFlavorNotFound,
-		"VmNotFound", "ImageNotFound", "DiskNotFound", "HostNotFound", "DatastoreNotFound", CodeUserNotFound:
+		"VmNotFound", "ImageNotFound", "DiskNotFound", "HostNotFound", "DatastoreNotFound", CodeUserNotFound,
+		"ConsoleSessionNotFound":
 		return http.StatusNotFound
 	case CodeMissingAuthToken, CodeInvalidAuthToken, CodeExpiredAuthToken:
 		return http.StatusUnauthorized

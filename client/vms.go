@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"io"
 	"net/http"
 
 	"github.com/photon-cloud/photon/api"
@@ -15,6 +16,24 @@ const (
 	VMSuspend = "suspend"
 	VMResume  = "resume"
 )
+
+// VMConsole reads a VM's serial console (text, from its first byte, across
+// boots). With follow the reader keeps returning what the VM writes until
+// ctx ends, the reader is closed, or the VM is deleted; without, it ends
+// at the console's end. A VM not yet on a host is InvalidVmState; a host
+// that is down or whose agent does not answer within about 10 s is
+// ServiceUnavailable.
+func (c *Client) VMConsole(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
+	path := "/v1/vms/" + esc(id) + "/console"
+	if follow {
+		path += "?follow=true"
+	}
+	resp, err := c.Stream(ctx, http.MethodGet, path, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
 
 // ListVMs lists a project's VMs, all pages; a non-empty name selects that VM.
 func (c *Client) ListVMs(ctx context.Context, projectID, name string) ([]api.VM, error) {

@@ -92,6 +92,7 @@ type Agent struct {
 	images   []string
 	report   chan struct{}
 	fetches  atomic.Int64
+	sessions map[string]bool // console sessions being (or already) served (console.go)
 }
 
 // Fetches counts image downloads from the controller (each image once per
@@ -263,6 +264,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 		backoff = 100 * time.Millisecond
 		rev = ds.Revision
 		a.converge(ctx, &ds)
+		a.serveConsoles(ctx, ds.Consoles)
 	}
 	return nil
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/photon-cloud/photon/internal/store"
 )
 
-// hub feeds every agent's long poll from one etcd watch on desired/: it
-// remembers, per host, the revision of the last change, and wakes the
-// host's waiters when it moves.
+// hub feeds every agent's long poll from etcd watches on desired/ and
+// consolereq/ (console sessions, console.go): it remembers, per host, the
+// revision of the last change, and wakes the host's waiters when it moves.
 type hub struct {
 	st  *store.Store
 	log *slog.Logger
@@ -41,13 +41,21 @@ func (h *hub) run(ctx context.Context) {
 		h.mu.Unlock()
 		// Any change before the watch started counts as new for everyone.
 		h.bumpAll(rev)
-		for evs := range h.st.Watch(ctx, store.Prefix("desired"), rev) {
+		wctx, cancel := context.WithCancel(ctx)
+		desired, consoles := h.st.Watch(wctx, store.Prefix("desired"), rev), h.st.Watch(wctx, store.Prefix("consolereq"), rev)
+		for open := true; open; {
+			var evs []store.Event
+			select {
+			case evs, open = <-desired:
+			case evs, open = <-consoles:
+			}
 			for _, ev := range evs {
-				rest := strings.TrimPrefix(ev.Key, store.Prefix("desired"))
+				rest := strings.TrimPrefix(strings.TrimPrefix(ev.Key, store.Prefix("desired")), store.Prefix("consolereq"))
 				host, _, _ := strings.Cut(rest, "/")
 				h.bump(host, ev.Rev)
 			}
 		}
+		cancel() // one watch ended: start both again
 	}
 }
 
@@ -111,7 +119,13 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if err != nil {
 		return nil, err
 	}
-	ds := &api.HostDesiredState{HostID: hostID, Revision: rev, VMs: vms, Images: []string{}}
+	// Sessions are read after the VMs, so rev (the earlier read) is safe
+	// to wait after: a change between the reads wakes the next poll.
+	consoles, _, err := store.ListRev[api.ConsoleSession](ctx, s.st, consolePrefix(hostID))
+	if err != nil {
+		return nil, err
+	}
+	ds := &api.HostDesiredState{HostID: hostID, Revision: rev, VMs: vms, Images: []string{}, Consoles: consoles}
 	if images != nil {
 		if ds.Images, err = images(ctx); err != nil {
 			return nil, err

@@ -14,6 +14,7 @@
 //	jointokens/<sha256>        one-time join tokens
 //	names/hosts/<address>      address -> id
 //	desired/<host>/<vm>        what the host should run (api.VMDesired)
+//	consolereq/<host>/<session> a console a user waits for (leased; console.go)
 package hosts
 
 import (
@@ -127,6 +128,7 @@ type Service struct {
 	leases   map[string]store.Lease // host -> its liveness lease, in this process
 	lastSeen map[string]int64       // host -> last heartbeat seen by this process (ms)
 	hub      *hub
+	consoles map[string]*ConsoleWait // session -> the GET waiting in this process
 }
 
 func hostKey(id string) string         { return store.Key("hosts", id) }

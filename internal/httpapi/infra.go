@@ -14,7 +14,7 @@ import (
 
 // infraRoutes are the routes of hosts, datastores, the agent protocol, VMs
 // and persistent disks.
-func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) Route) []Route {
+func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) Route, rs func(method, path string, perm Perm, h streamHandler) Route) []Route {
 	return []Route{
 		r("GET", "/v1/infrastructure/hosts", PermSystemAdmin, s.listHosts),
 		r("POST", "/v1/infrastructure/hosts", PermSystemAdmin, s.createHost),
@@ -33,6 +33,7 @@ func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) R
 		r("POST", "/v1/agent/join", PermPublic, s.agentJoin),
 		r("GET", "/v1/agent/hosts/{id}/desired", PermHost, s.agentDesired),
 		r("POST", "/v1/agent/hosts/{id}/status", PermHost, s.agentStatus),
+		rs("POST", "/v1/agent/hosts/{id}/console/{session}", PermHost, s.agentConsole),
 
 		r("GET", "/v1/projects/{id}/vms", PermProjectRead, s.listVMs),
 		r("POST", "/v1/projects/{id}/vms", PermProjectWrite, s.createVM),
@@ -48,6 +49,7 @@ func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) R
 		r("POST", "/v1/vms/{id}/set_metadata", PermObjectWrite, s.vmMetadata),
 		r("POST", "/v1/vms/{id}/tags", PermObjectWrite, s.vmTag),
 		r("GET", "/v1/vms/{id}/tasks", PermObjectRead, s.objectTasks),
+		rs("GET", "/v1/vms/{id}/console", PermObjectRead, s.vmConsole),
 
 		r("GET", "/v1/projects/{id}/disks", PermProjectRead, s.listDisks),
 		r("POST", "/v1/projects/{id}/disks", PermProjectWrite, s.createDisk),

@@ -193,7 +193,7 @@ func (s *Server) routeTable() []Route {
 		rs("GET", "/v1/agent/hosts/{id}/images/{image}/content", PermHost, s.imageContent),
 
 		r("GET", "/v1/tasks", PermAuthenticated, s.listTasks),
-	}, s.infraRoutes(r)...), []Route{
+	}, s.infraRoutes(r, rs)...), []Route{
 		r("GET", "/v1/tasks/{id}", PermObjectRead, s.getTask),
 	}...)
 }
