@@ -167,14 +167,10 @@ func (s *Service) submitBatched(ctx context.Context, op string, entity api.Entit
 	if err != nil {
 		return nil, err
 	}
-	if task.Done() {
-		return task, nil
-	}
-	t, err := s.tasks.Run(ctx, task.ID)
-	if err != nil || t == nil {
-		return task, nil // persisted; the engine carries it on
-	}
-	return t, nil
+	// A create that placed its VM is submitted with its next step started
+	// (it waits for the host, and Observe kicks it when the host reports):
+	// running it now would only read it again to find it waiting.
+	return task, nil
 }
 
 // prefetch runs the batch's requests concurrently on scratch transactions

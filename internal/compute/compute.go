@@ -113,7 +113,7 @@ func diskNotFound(id string) error         { return api.Errorf("DiskNotFound", "
 func validID(id string) bool               { return id != "" && len(id) <= 64 && !strings.ContainsAny(id, "/\x00") }
 func lockedBy(ctx context.Context, tx *store.Txn, id string) (string, error) {
 	var holder string
-	_, err := tx.Get(ctx, store.Key("locks", id), &holder)
+	_, err := tx.Get(ctx, lockKey(id), &holder)
 	return holder, err
 }
 

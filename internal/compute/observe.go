@@ -2,6 +2,8 @@ package compute
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
@@ -30,48 +32,101 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 			ids = append(ids, o.ID) // being deleted: its record says whether it is gone
 		}
 	}
+	// A round trip reads the VMs and their locks, a transaction writes
+	// those that changed, conditioned on them (and their locks) only: a
+	// change to a VM the report leaves as it is does not make it retry.
+	// Chunks keep each transaction under etcd's operation limit.
+	var kicks []string
+	for lo := 0; lo < len(ids); lo += observeChunk {
+		k, err := s.observeSome(ctx, hostID, byID, ids[lo:min(lo+observeChunk, len(ids))])
+		if err != nil {
+			return err
+		}
+		kicks = append(kicks, k...)
+	}
+	for _, k := range kicks {
+		s.tasks.KickTask(k)
+	}
+	return nil
+}
+
+// observeChunk bounds the VMs one transaction of Observe updates (two
+// conditions each: the VM and its lock).
+const observeChunk = 50
+
+func lockKey(id string) string { return store.Key("locks", id) }
+
+// observeSome records the report for ids in one transaction and returns
+// the tasks to kick.
+func (s *Service) observeSome(ctx context.Context, hostID string, byID map[string]api.VMObserved, ids []string) ([]string, error) {
+	keys := make([]string, 0, 2*len(ids))
 	for _, id := range ids {
-		o, present := byID[id]
-		var kick string
-		_, err := s.st.Update(ctx, func(tx *store.Txn) error {
-			kick = ""
+		keys = append(keys, vmKey(id), lockKey(id))
+	}
+	var kicks []string
+	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
+		kicks = kicks[:0]
+		kvs, err := s.st.GetMany(ctx, keys)
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			vkv, lkv := kvs[2*i], kvs[2*i+1]
+			if vkv.Value == nil {
+				continue
+			}
 			var v vmRecord
-			if ok, err := tx.Get(ctx, vmKey(id), &v); err != nil || !ok || v.HostID != hostID {
+			if err := json.Unmarshal(vkv.Value, &v); err != nil {
+				return fmt.Errorf("decode %s: %w", vkv.Key, err)
+			}
+			if v.HostID != hostID || !observe(&v, byID, id) {
+				continue
+			}
+			// Read again through tx (from the seed) so that the commit is
+			// conditioned on the VM and its lock as read.
+			tx.SeedKV(vkv.Key, vkv.Value, vkv.Rev)
+			tx.SeedKV(lkv.Key, lkv.Value, lkv.Rev)
+			v = vmRecord{}
+			if err := tx.MustGet(ctx, vkv.Key, &v); err != nil {
 				return err
 			}
-			changed := v.Present != present
-			v.Present = present
-			if present {
-				if o.Generation > v.Observed {
-					v.Observed, changed = o.Generation, true
-				}
-				if o.Error != v.HostErr {
-					v.HostErr, changed = o.Error, true
-				}
-				// The observed power state is the VM's state once the VM
-				// exists (CREATING until its create step ends). A placed VM
-				// that crashed (ERROR) and was booted again comes back; one
-				// whose create failed holds no place and stays ERROR.
-				if v.State != api.VMCreating && (v.State != api.VMError || v.Reserved) && o.State != "" && o.State != v.State && o.Generation >= v.Generation {
-					v.State, changed = o.State, true
-				}
-			}
-			if !changed {
-				return nil
-			}
+			observe(&v, byID, id)
 			holder, err := lockedBy(ctx, tx, id)
 			if err != nil {
 				return err
 			}
-			kick = holder
-			return tx.Put(vmKey(id), &v)
-		})
-		if err != nil {
-			return err
+			if holder != "" {
+				kicks = append(kicks, holder)
+			}
+			if err := tx.Put(vmKey(id), &v); err != nil {
+				return err
+			}
 		}
-		if kick != "" {
-			s.tasks.KickTask(kick)
+		return nil
+	})
+	return kicks, err
+}
+
+// observe applies what the host reports of VM id (absent from byID: not
+// present) to v and reports whether v changed.
+func observe(v *vmRecord, byID map[string]api.VMObserved, id string) bool {
+	o, present := byID[id]
+	changed := v.Present != present
+	v.Present = present
+	if present {
+		if o.Generation > v.Observed {
+			v.Observed, changed = o.Generation, true
+		}
+		if o.Error != v.HostErr {
+			v.HostErr, changed = o.Error, true
+		}
+		// The observed power state is the VM's state once the VM
+		// exists (CREATING until its create step ends). A placed VM
+		// that crashed (ERROR) and was booted again comes back; one
+		// whose create failed holds no place and stays ERROR.
+		if v.State != api.VMCreating && (v.State != api.VMError || v.Reserved) && o.State != "" && o.State != v.State && o.Generation >= v.Generation {
+			v.State, changed = o.State, true
 		}
 	}
-	return nil
+	return changed
 }

@@ -281,6 +281,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 			return err
 		}
 		s.tasks.CompleteStep(t, 0)
+		s.tasks.StartStep(t, 1) // waits for the host: Observe kicks it
 		return putVM(tx, v)
 	}, nil
 }

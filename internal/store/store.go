@@ -210,6 +210,43 @@ func (t *Txn) Seed(o *Txn) {
 	}
 }
 
+// SeedKV lets t use val, read at revision rev (0 and nil: absent), for key
+// instead of reading it: if t then reads key, the commit is conditioned on
+// rev. A caller that read many keys in one round trip (GetMany) seeds
+// only those its writes depend on.
+func (t *Txn) SeedKV(key string, val []byte, rev int64) {
+	if t.seeded == nil {
+		t.seeded = map[string]seed{}
+	}
+	t.seeded[key] = seed{val: val, rev: rev}
+}
+
+// SeedCommitted lets t use what o read and wrote, o having committed at
+// revision rev: o's writes are at rev (its deletes absent), its other
+// reads were still current at rev. The next transaction on the same keys
+// (e.g. a task's first step after its submission) then reads nothing
+// again; a key that changed since only makes its commit conflict.
+func (t *Txn) SeedCommitted(o *Txn, rev int64) {
+	if t.seeded == nil {
+		t.seeded = map[string]seed{}
+	}
+	for k, v := range o.cache {
+		if _, w := o.writes[k]; !w {
+			t.seeded[k] = seed{val: v, rev: o.reads[k]}
+		}
+	}
+	if rev == 0 {
+		return // nothing was written
+	}
+	for k, v := range o.writes {
+		if v == nil {
+			t.seeded[k] = seed{}
+		} else {
+			t.seeded[k] = seed{val: v, rev: rev}
+		}
+	}
+}
+
 type undo struct {
 	key     string
 	val     []byte
@@ -271,6 +308,36 @@ func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
 	t.reads[key] = rev
 	t.cache[key] = val
 	return val, nil
+}
+
+// maxGetMany bounds the reads GetMany sends in one etcd transaction
+// (an external etcd allows 128 operations by default).
+const maxGetMany = 128
+
+// GetMany reads keys in as few round trips as etcd allows (serializable,
+// like a Txn's reads) and returns, in the order of keys, each value and
+// its mod revision (nil and 0 for an absent key). The reads are no
+// condition of any commit; seed a Txn (SeedKV) with those that must be.
+func (s *Store) GetMany(ctx context.Context, keys []string) ([]KV, error) {
+	out := make([]KV, len(keys))
+	for lo := 0; lo < len(keys); lo += maxGetMany {
+		hi := min(lo+maxGetMany, len(keys))
+		ops := make([]clientv3.Op, 0, hi-lo)
+		for _, k := range keys[lo:hi] {
+			ops = append(ops, clientv3.OpGet(k, clientv3.WithSerializable()))
+		}
+		resp, err := s.c.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("get %d keys: %w", hi-lo, err)
+		}
+		for i, r := range resp.Responses {
+			out[lo+i].Key = keys[lo+i]
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+				out[lo+i].Value, out[lo+i].Rev = kvs[0].Value, kvs[0].ModRevision
+			}
+		}
+	}
+	return out, nil
 }
 
 // Exists reports whether key exists, conditioning the commit on it.

@@ -159,6 +159,20 @@ func (e *Engine) CompleteStep(t *api.Task, i int) {
 	}
 }
 
+// StartStep marks step i of a task not yet submitted as started now: a
+// step that waits (e.g. for a host) from the moment the task is submitted,
+// so that the submitter need not run the task once only to start it.
+func (e *Engine) StartStep(t *api.Task, i int) {
+	now := e.now().UnixMilli()
+	if t.StartedTime == 0 {
+		t.StartedTime = now
+	}
+	t.State = api.TaskStarted
+	if t.Steps[i].StartedTime == 0 {
+		t.Steps[i].StartedTime = now
+	}
+}
+
 // FailStep marks step i of a task not yet submitted as failed with err,
 // ending it ERROR: for a request accepted but refused at once (e.g. no host
 // fits), whose task must still record why.
@@ -289,8 +303,11 @@ func (e *errStepFailed) Error() string { return e.err.Error() }
 func (e *Engine) step(ctx context.Context, id string) (*api.Task, bool, error) {
 	var t api.Task
 	var op *Operation
-	// Read once outside the transaction to honor failpoints before acting.
-	if _, err := e.st.Get(ctx, Key(id), &t); err != nil {
+	// Read once outside the transaction to honor failpoints before acting;
+	// the transaction's first attempt uses this read (its commit is
+	// conditioned on it) instead of reading again.
+	pre := e.st.Txn()
+	if err := pre.MustGet(ctx, Key(id), &t); err != nil {
 		return nil, false, fmt.Errorf("task %s: %w", id, err)
 	}
 	if t.Done() {
@@ -303,6 +320,10 @@ func (e *Engine) step(ctx context.Context, id string) (*api.Task, bool, error) {
 	}
 	waiting := false
 	_, err := e.st.Update(ctx, func(tx *store.Txn) error {
+		if pre != nil {
+			tx.Seed(pre)
+			pre = nil
+		}
 		waiting = false
 		t = api.Task{}
 		if err := tx.MustGet(ctx, Key(id), &t); err != nil {
