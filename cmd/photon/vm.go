@@ -47,7 +47,7 @@ func (a *app) vmCmd() *cobra.Command {
 		op("resume", "Resume a suspended VM", "Resumed", (*client.Client).ResumeVM),
 		a.vmDiskCmd("attach-disk", "Attach a detached persistent disk to a VM", "Attached disk %s to VM %s", (*client.Client).AttachDisk),
 		a.vmDiskCmd("detach-disk", "Detach a persistent disk from a VM", "Detached disk %s from VM %s", (*client.Client).DetachDisk),
-		a.vmSetMetadataCmd(), a.vmSetTagCmd(),
+		a.vmSetMetadataCmd(), a.vmSetTagCmd(), a.vmConsoleCmd(),
 	)
 }
 
