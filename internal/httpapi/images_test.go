@@ -1,7 +1,9 @@
 package httpapi_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +16,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -610,4 +614,299 @@ func BenchmarkImageUpload(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// qemuImgOrSkip returns qemu-img's path, or skips the test saying why
+// (make test installs it with scripts/install-deps.sh).
+func qemuImgOrSkip(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("qemu-img")
+	if err != nil {
+		fmt.Println("SKIP: image conversion tests need qemu-img (scripts/install-deps.sh installs qemu-utils):", err)
+		t.Skip("qemu-img not installed:", err)
+	}
+	return p
+}
+
+func qemuImgRun(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("qemu-img", args...).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// testDisk makes a 16 MiB raw disk with marker in its first sector and at
+// 8 MiB, and the VMDK (subformat: streamOptimized, monolithicSparse) of it.
+func testDisk(t *testing.T, dir, name, marker, subformat string) (rawPath, vmdk string) {
+	t.Helper()
+	rawPath, vmdk = filepath.Join(dir, name+".raw"), filepath.Join(dir, name+".vmdk")
+	b := make([]byte, 16<<20)
+	copy(b, marker)
+	b[510], b[511] = 0x55, 0xAA
+	copy(b[8<<20:], marker)
+	if err := os.WriteFile(rawPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	qemuImgRun(t, "convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat="+subformat, rawPath, vmdk)
+	return rawPath, vmdk
+}
+
+type tarMember struct {
+	name string
+	body []byte
+}
+
+func tarOf(t *testing.T, ms ...tarMember) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, m := range ms {
+		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(m.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// ovaDescriptor is an OVF with CPU 2 and 2048 MB of memory whose
+// DiskSection lists the data disk first and whose hardware lists the boot
+// disk first: the boot disk is the hardware's first.
+const ovaDescriptor = `<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+  xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
+  <References>
+    <File ovf:href="appliance-disk2.vmdk" ovf:id="file2"/>
+    <File ovf:href="appliance-disk1.vmdk" ovf:id="file1"/>
+  </References>
+  <DiskSection>
+    <Info>Virtual disk information</Info>
+    <Disk ovf:capacity="16" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk2" ovf:fileRef="file2"
+      ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+    <Disk ovf:capacity="16" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1"
+      ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+  <VirtualSystem ovf:id="appliance">
+    <Info>A virtual machine</Info>
+    <Name>appliance</Name>
+    <VirtualHardwareSection>
+      <Info>Virtual hardware requirements</Info>
+      <Item>
+        <rasd:AllocationUnits>hertz * 10^6</rasd:AllocationUnits>
+        <rasd:ElementName>2 virtual CPU(s)</rasd:ElementName>
+        <rasd:InstanceID>1</rasd:InstanceID>
+        <rasd:ResourceType>3</rasd:ResourceType>
+        <rasd:VirtualQuantity>2</rasd:VirtualQuantity>
+      </Item>
+      <Item>
+        <rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits>
+        <rasd:ElementName>2048MB of memory</rasd:ElementName>
+        <rasd:InstanceID>2</rasd:InstanceID>
+        <rasd:ResourceType>4</rasd:ResourceType>
+        <rasd:VirtualQuantity>2048</rasd:VirtualQuantity>
+      </Item>
+      <Item>
+        <rasd:ElementName>SCSI Controller 0</rasd:ElementName>
+        <rasd:InstanceID>3</rasd:InstanceID>
+        <rasd:ResourceSubType>lsilogic</rasd:ResourceSubType>
+        <rasd:ResourceType>6</rasd:ResourceType>
+      </Item>
+      <Item>
+        <rasd:AddressOnParent>0</rasd:AddressOnParent>
+        <rasd:ElementName>Hard Disk 1</rasd:ElementName>
+        <rasd:HostResource>ovf:/disk/vmdisk1</rasd:HostResource>
+        <rasd:InstanceID>4</rasd:InstanceID>
+        <rasd:Parent>3</rasd:Parent>
+        <rasd:ResourceType>17</rasd:ResourceType>
+      </Item>
+      <Item>
+        <rasd:AddressOnParent>1</rasd:AddressOnParent>
+        <rasd:ElementName>Hard Disk 2</rasd:ElementName>
+        <rasd:HostResource>ovf:/disk/vmdisk2</rasd:HostResource>
+        <rasd:InstanceID>5</rasd:InstanceID>
+        <rasd:Parent>3</rasd:Parent>
+        <rasd:ResourceType>17</rasd:ResourceType>
+      </Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+`
+
+// TestImageConversion uploads OVAs and VMDKs through the API: hosts get
+// qcow2 holding the (boot) disk's content, the OVF's CPU and memory become
+// image settings; raw and qcow2 stay as uploaded; formats are detected by
+// content. Bad input ends ERROR with the reason and leaves no file.
+func TestImageConversion(t *testing.T) {
+	qemuImgOrSkip(t)
+	c := photontest.NewController(t, "")
+	cl := c.Client
+	dir := t.TempDir()
+	bootRaw, bootVMDK := testDisk(t, dir, "boot", "PHOTON-BOOT-DISK", "streamOptimized")
+	_, dataVMDK := testDisk(t, dir, "data", "PHOTON-DATA-DISK", "streamOptimized")
+	sparseRaw, sparseVMDK := testDisk(t, dir, "sparse", "PHOTON-SPARSE", "monolithicSparse")
+	ovf := []byte(ovaDescriptor)
+	sum := sha256.Sum256(ovf)
+	ova := tarOf(t,
+		tarMember{"appliance.ovf", ovf},
+		tarMember{"appliance.mf", []byte("SHA256(appliance.ovf)= " + hex.EncodeToString(sum[:]) + "\n")},
+		tarMember{"appliance-disk1.vmdk", readFile(t, bootVMDK)},
+		tarMember{"appliance-disk2.vmdk", readFile(t, dataVMDK)})
+
+	upload := func(b []byte, u client.ImageUpload) (*api.Task, error) {
+		return cl.UploadImage(ctx(), bytes.NewReader(b), int64(len(b)), u)
+	}
+	// stored checks a READY image: its file is the qcow2 of want's content,
+	// and its size and sha256 are the file's.
+	stored := func(t *testing.T, task *api.Task, err error, wantRaw string) *api.Image {
+		t.Helper()
+		done := mustTask(t, cl, task, err)
+		img, err := cl.GetImage(ctx(), done.Entity.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := readFile(t, c.Server.Images.Path(img.ID))
+		h := sha256.Sum256(b)
+		if img.State != api.ImageReady || img.Format != images.FormatQCOW2 || img.Size != int64(len(b)) ||
+			img.SHA256 != hex.EncodeToString(h[:]) || !bytes.HasPrefix(b, []byte("QFI\xfb")) {
+			t.Errorf("image = %+v; file of %d bytes", img, len(b))
+		}
+		if wantRaw != "" {
+			qemuImgRun(t, "compare", "-q", "-f", "raw", "-F", "qcow2", wantRaw, c.Server.Images.Path(img.ID))
+		}
+		if len(done.Steps) != 2 || done.Steps[0].Operation != images.StepUploadImage || done.Steps[1].Operation != images.StepConvertImage ||
+			done.Steps[1].State != api.TaskCompleted {
+			t.Errorf("steps = %+v", done.Steps)
+		}
+		return img
+	}
+
+	t.Run("ova", func(t *testing.T) {
+		task, err := upload(ova, client.ImageUpload{FileName: "appliance.ova"})
+		img := stored(t, task, err, bootRaw)
+		want := []api.ImageSetting{{Name: "cpu", DefaultValue: "2"}, {Name: "memoryMb", DefaultValue: "2048"}}
+		if img.Name != "appliance" || !reflect.DeepEqual(img.Settings, want) {
+			t.Errorf("name %q settings %+v, want appliance %+v", img.Name, img.Settings, want)
+		}
+		ts, err := cl.ListImageTasks(ctx(), img.ID, "")
+		if err != nil || len(ts) != 1 || ts[0].Steps[1].Options["sourceFormat"] != images.FormatOVA {
+			t.Errorf("tasks = %+v, %v", ts, err)
+		}
+		// The hosts download the qcow2.
+		if fs := imageFiles(t, c); len(fs) != 1 || fs[0] != img.ID {
+			t.Errorf("image dir = %v, want [%s]", fs, img.ID)
+		}
+		waitFor(t, cl)(cl.DeleteImage(ctx(), img.ID))
+	})
+	t.Run("ova named like a qcow2, gzip-compressed disk", func(t *testing.T) {
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write(readFile(t, bootVMDK))
+		zw.Close()
+		desc := strings.Replace(ovaDescriptor, `ovf:href="appliance-disk1.vmdk"`, `ovf:href="appliance-disk1.vmdk.gz" ovf:compression="gzip"`, 1)
+		b := tarOf(t, tarMember{"x.ovf", []byte(desc)}, tarMember{"appliance-disk1.vmdk.gz", gz.Bytes()})
+		task, err := upload(b, client.ImageUpload{Name: "gzova", FileName: "disk.qcow2"})
+		img := stored(t, task, err, bootRaw)
+		if len(img.Settings) != 2 {
+			t.Errorf("settings %+v", img.Settings)
+		}
+		waitFor(t, cl)(cl.DeleteImage(ctx(), img.ID))
+	})
+	t.Run("standalone vmdk", func(t *testing.T) {
+		task, err := upload(readFile(t, sparseVMDK), client.ImageUpload{Name: "sparse", FileName: "disk.bin"})
+		img := stored(t, task, err, sparseRaw)
+		if len(img.Settings) != 0 {
+			t.Errorf("settings %+v", img.Settings)
+		}
+		waitFor(t, cl)(cl.DeleteImage(ctx(), img.ID))
+	})
+	t.Run("qcow2 and raw as uploaded", func(t *testing.T) {
+		q := filepath.Join(dir, "boot.qcow2")
+		qemuImgRun(t, "convert", "-q", "-f", "raw", "-O", "qcow2", bootRaw, q)
+		for _, tc := range []struct{ path, format, fileName string }{
+			{q, images.FormatQCOW2, "disk.vmdk"}, {bootRaw, images.FormatRaw, "disk.ova"},
+		} {
+			b := readFile(t, tc.path)
+			task, err := upload(b, client.ImageUpload{Name: "as-is", FileName: tc.fileName})
+			done := mustTask(t, cl, task, err)
+			img, err := cl.GetImage(ctx(), done.Entity.ID)
+			h := sha256.Sum256(b)
+			if err != nil || img.Format != tc.format || img.SHA256 != hex.EncodeToString(h[:]) || img.Size != int64(len(b)) {
+				t.Errorf("%s: image = %+v, %v", tc.format, img, err)
+			}
+			if got := readFile(t, c.Server.Images.Path(img.ID)); !bytes.Equal(got, b) {
+				t.Errorf("%s: stored file differs from the upload", tc.format)
+			}
+			waitFor(t, cl)(cl.DeleteImage(ctx(), img.ID))
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		before := imageFiles(t, c)
+		corrupt := append([]byte("KDMV"), bytes.Repeat([]byte{0xEE}, 70000)...)
+		truncated := readFile(t, bootVMDK)[:2000]
+		descriptor := []byte("# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 32768 FLAT \"/etc/passwd\" 0\n")
+		child := filepath.Join(dir, "child.vmdk")
+		qemuImgRun(t, "create", "-q", "-f", "vmdk", "-F", "vmdk", "-b", bootVMDK, child)
+		for _, tc := range []struct {
+			name string
+			body []byte
+			want string // in the reason
+		}{
+			{"ova without ovf", tarOf(t, tarMember{"appliance-disk1.vmdk", readFile(t, bootVMDK)}), "no OVF descriptor"},
+			{"ovf naming a missing disk", tarOf(t, tarMember{"appliance.ovf", ovf}, tarMember{"appliance-disk2.vmdk", readFile(t, dataVMDK)}),
+				`names disk file "appliance-disk1.vmdk", which the OVA does not contain`},
+			{"corrupt vmdk in an ova", tarOf(t, tarMember{"appliance.ovf", ovf}, tarMember{"appliance-disk1.vmdk", corrupt}),
+				"qemu-img: Could not open 'appliance-disk1.vmdk'"},
+			{"truncated vmdk in an ova", tarOf(t, tarMember{"appliance.ovf", ovf}, tarMember{"appliance-disk1.vmdk", truncated}), "File truncated"},
+			{"ovf not xml", tarOf(t, tarMember{"appliance.ovf", ovf[:300]}), "not valid XML"},
+			{"manifest mismatch", tarOf(t, tarMember{"appliance.ovf", ovf}, tarMember{"appliance.mf", []byte("SHA256(appliance.ovf)= " + strings.Repeat("00", 32) + "\n")}), "does not match"},
+			{"corrupt vmdk", corrupt, "qemu-img: Could not open 'bad.vmdk'"},
+			{"vmdk descriptor naming other files", descriptor, "VMDK descriptor whose extents are separate files"},
+			{"vmdk with a backing file", readFile(t, child), "refers to a backing file"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				name := "bad-" + strings.ReplaceAll(tc.name, " ", "-")
+				_, err := upload(tc.body, client.ImageUpload{Name: name, FileName: "bad.vmdk"})
+				var ae *api.Error
+				if !errors.As(err, &ae) || ae.Code != images.CodeInvalidImage || !strings.Contains(ae.Message, tc.want) ||
+					strings.Contains(ae.Message, c.DataDir) {
+					t.Fatalf("upload = %v, want InvalidImage with %q", err, tc.want)
+				}
+				if after := imageFiles(t, c); !reflect.DeepEqual(after, before) {
+					t.Errorf("image dir = %v, want %v: a failed conversion leaves no file", after, before)
+				}
+				l, err := cl.ListImages(ctx(), name)
+				if err != nil || len(l) != 1 || l[0].State != api.ImageError {
+					t.Fatalf("images = %+v, %v; want one ERROR", l, err)
+				}
+				ts, err := cl.ListImageTasks(ctx(), l[0].ID, "")
+				if err != nil || len(ts) != 1 || ts[0].State != api.TaskError {
+					t.Fatalf("tasks = %+v, %v", ts, err)
+				}
+				if s := ts[0].Steps[1]; s.Operation != images.StepConvertImage || s.State != api.TaskError ||
+					len(s.Errors) != 1 || s.Errors[0].Message != ae.Message || ts[0].Steps[0].State != api.TaskCompleted {
+					t.Errorf("steps = %+v", ts[0].Steps)
+				}
+				t.Logf("reason: %s", ae.Message)
+				waitFor(t, cl)(cl.DeleteImage(ctx(), l[0].ID))
+			})
+		}
+		if after := imageFiles(t, c); !reflect.DeepEqual(after, before) {
+			t.Errorf("image dir = %v, want %v: failed conversions leave no file", after, before)
+		}
+	})
 }
