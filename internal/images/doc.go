@@ -5,15 +5,40 @@
 //
 // An upload is multipart/form-data with a file part and the fields name and
 // replicationType, in any order. The image record (CREATING) and the task
-// (CREATE_IMAGE, one step UPLOAD_IMAGE) are written in one transaction when
-// the file part begins; the bytes go to DIR/<id>.part through a sha256 hash,
-// are fsynced and renamed to DIR/<id>, and a second transaction makes the
-// image READY with its size, sha256 and format. The task's step completes
-// once the image is READY.
+// (CREATE_IMAGE: steps UPLOAD_IMAGE, CONVERT_IMAGE) are written in one
+// transaction when the file part begins; the bytes go to DIR/<id>.part
+// through a sha256 hash and are fsynced (UPLOAD_IMAGE completes), the file
+// becomes DIR/<id>, and a second transaction makes the image READY with its
+// size, sha256 and format (CONVERT_IMAGE completes).
+//
+// Formats are detected by content (DetectFormat), never by file name. Raw,
+// qcow2 (and ISO, VHDX) are stored as uploaded. The formats Photon Platform
+// users hold are converted with qemu-img to the qcow2 the hosts download,
+// streaming through files, never memory (convert.go):
+//
+//   - an OVA (a tar archive with an OVF descriptor, ova.go): the descriptor
+//     (the first .ovf member) names the boot disk, the first disk drive
+//     (ResourceType 17) of the first VirtualSystem's hardware, else the
+//     DiskSection's first disk; its file (gunzipped if ovf:compression says
+//     so, chunks joined, checked against the .mf manifest if listed) is
+//     extracted to DIR/<id>.disk.part and converted. The hardware's CPU
+//     count and memory (ResourceType 3 and 4, AllocationUnits such as
+//     "byte * 2^20") become the image's settings "cpu" and "memoryMb".
+//   - a VMDK: single-file (monolithicSparse, streamOptimized) only; a text
+//     descriptor names its extents as other files.
+//
+// A disk that refers to other files (a backing file, VMDK extents, a qcow2
+// data file) is refused before conversion: converting it would read the
+// controller's files into the image. The converted DIR/<id>.qcow2.part is
+// hashed, fsynced and renamed to DIR/<id>; the image records its size,
+// sha256 and format qcow2, and keeps the uploaded name.
 //
 // A failed or aborted upload leaves no file: the image record stays, in
 // state ERROR (so the failure is visible and its task listable), and its
-// task ends ERROR with the reason. DELETE removes an ERROR image.
+// task ends ERROR with the reason, in the step that failed. Input Photon
+// cannot use (an OVA without an OVF descriptor or without the disk file it
+// names, a disk qemu-img rejects) is InvalidImage with the reason, for
+// qemu-img's refusals its message. DELETE removes an ERROR image.
 //
 // While a controller receives an upload it holds a lease-bound key
 // (image-uploads/<id>); a CREATING image with no such key was being received
