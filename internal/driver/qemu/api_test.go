@@ -1,7 +1,9 @@
 package qemu
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -141,8 +143,45 @@ func TestThroughTheAPI(t *testing.T) {
 	})
 	wait(cl.DetachDisk(ctx, vms[0], dk))
 	wait(cl.DeleteDisk(ctx, dk))
+	// The console through the API (the agent relays it): a plain read has
+	// the seed's instance-id; a follow sees the guest power off at stop.
+	if r, err := cl.VMConsole(ctx, vms[0], false); err != nil {
+		t.Errorf("console through the API: %v", err)
+	} else {
+		b, _ := io.ReadAll(r)
+		r.Close()
+		if !strings.Contains(string(b), "instance-id: "+vms[0]) {
+			t.Errorf("console through the API lacks the instance-id:\n%s", b)
+		}
+	}
+	fctx, fcancel := context.WithCancel(ctx)
+	follow, err := cl.VMConsole(fctx, vms[1], true)
+	if err != nil {
+		t.Fatalf("console -f through the API: %v", err)
+	}
+	poweredOff := make(chan bool, 1)
+	go func() {
+		s := bufio.NewScanner(follow)
+		for s.Scan() {
+			if strings.Contains(s.Text(), "power button, powering off") {
+				poweredOff <- true
+				return
+			}
+		}
+		poweredOff <- false
+	}()
 	// Stop (ACPI: the guest powers itself off) and start again.
 	wait(cl.StopVM(ctx, vms[1]))
+	select {
+	case ok := <-poweredOff:
+		if !ok {
+			t.Errorf("the console follow ended before the guest powered off")
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("the console follow did not show the guest powering off")
+	}
+	fcancel()
+	follow.Close()
 	if !strings.Contains(console(vms[1]), "power button, powering off") {
 		t.Errorf("%s: stopped without the guest powering off:\n%s", vms[1], console(vms[1]))
 	}
