@@ -30,8 +30,10 @@ type batchItem struct {
 	ctx   context.Context
 	fn    func(tx *store.Txn) error
 	err   error
-	tries int
-	done  chan struct{}
+	tries int // stale fleet views
+	// commits counts the batch commits it was in that conflicted.
+	commits int
+	done    chan struct{}
 }
 
 // maxStale bounds how often one create may find its fleet view stale.
@@ -43,6 +45,12 @@ type batcher struct {
 	maxOps int
 	once   sync.Once
 	ch     chan *batchItem
+	// carry is what the last committed batch read and wrote, at its
+	// commit's revision (only the loop uses it): the next batch reads the
+	// hot records (quota, flavors, host usage) from it instead of etcd.
+	// A record changed since makes the commit conflict; the batch then
+	// runs again without it.
+	carry *store.Snapshot
 }
 
 // do runs fn in a batch and returns once the batch committed (or fn's
@@ -67,13 +75,30 @@ func (b *batcher) do(ctx context.Context, fn func(tx *store.Txn) error) error {
 	}
 }
 
+// The loop is a two-stage pipeline: while one batch commits, the next
+// is gathered and prefetched (its reads, on scratch transactions); it then
+// runs for real, from memory, once the commit before it is settled, on
+// what that commit wrote (the carry), so that consecutive batches touching
+// the same quota and flavor records do not conflict.
 func (b *batcher) loop() {
-	var carry []*batchItem
+	var next []*batchItem // to run in the next batch
+	var prev *pending     // the batch committing
 	for {
-		batch := carry
-		carry = nil
+		batch := next
+		next = nil
 		if len(batch) == 0 {
-			batch = append(batch, <-b.ch)
+			if prev == nil {
+				batch = append(batch, <-b.ch)
+			} else {
+				select {
+				case it := <-b.ch:
+					batch = append(batch, it)
+				case <-prev.done:
+					next = b.settle(prev)
+					prev = nil
+					continue
+				}
+			}
 		}
 	gather:
 		for len(batch) < maxBatch {
@@ -84,70 +109,116 @@ func (b *batcher) loop() {
 				break gather
 			}
 		}
-		carry = b.commit(batch)
+		scratch := b.prefetch(batch) // while prev commits
+		if prev != nil {
+			<-prev.done
+			batch = append(b.settle(prev), batch...) // a conflicting batch runs again first
+			prev = nil
+		}
+		prev, next = b.run(batch, scratch)
 	}
 }
 
-// commit runs one batch; it returns the items to retry in the next one
-// (their view of the fleet was stale).
-func (b *batcher) commit(batch []*batchItem) []*batchItem {
-	backoff := time.Millisecond
-	for attempt := 0; ; attempt++ {
-		tx := b.prefetch(batch)
-		var ok, retry []*batchItem
-		for i, it := range batch {
-			if r, w := tx.Size(); i > 0 && (r+perItemOps > b.maxOps || w+perItemOps > b.maxOps) {
-				retry = append(retry, batch[i:]...) // the next batch takes them
-				break
-			}
-			if it.ctx.Err() != nil {
-				it.err = it.ctx.Err()
+// pending is a batch whose commit is under way.
+type pending struct {
+	tx   *store.Txn
+	ok   []*batchItem
+	rev  int64
+	err  error
+	done chan struct{}
+}
+
+// run runs a batch in one transaction (seeded with the carry and the
+// scratch reads) and starts its commit. It returns the commit under way
+// (nil when there is nothing to commit) and the items to run in the next
+// batch (their view of the fleet was stale, or the transaction was full).
+func (b *batcher) run(batch []*batchItem, scratch []*store.Txn) (*pending, []*batchItem) {
+	tx := b.st.Txn()
+	if b.carry != nil {
+		tx.SeedSnapshot(b.carry)
+	}
+	for _, sc := range scratch {
+		if sc != nil {
+			tx.Seed(sc)
+		}
+	}
+	var ok, retry []*batchItem
+	for i, it := range batch {
+		if r, w := tx.Size(); i > 0 && (r+perItemOps > b.maxOps || w+perItemOps > b.maxOps) {
+			retry = append(retry, batch[i:]...) // the next batch takes them
+			break
+		}
+		if it.ctx.Err() != nil {
+			it.err = it.ctx.Err()
+			close(it.done)
+			continue
+		}
+		m := tx.Mark()
+		err := it.fn(tx)
+		switch {
+		case err == nil:
+			it.err = nil
+			ok = append(ok, it)
+		case errors.Is(err, store.ErrConflict):
+			tx.RollbackTo(m)
+			if it.tries++; it.tries >= maxStale {
+				it.err = fmt.Errorf("placement: the fleet changed under %d attempts: %w", it.tries, err)
 				close(it.done)
 				continue
 			}
-			m := tx.Mark()
-			err := it.fn(tx)
-			switch {
-			case err == nil:
-				it.err = nil
-				ok = append(ok, it)
-			case errors.Is(err, store.ErrConflict):
-				tx.RollbackTo(m)
-				if it.tries++; it.tries >= maxStale {
-					it.err = fmt.Errorf("placement: the fleet changed under %d attempts: %w", it.tries, err)
-					close(it.done)
-					continue
-				}
-				retry = append(retry, it)
-			default:
-				tx.RollbackTo(m)
-				it.err = err
-				ok = append(ok, it) // its error stands if the batch's reads do
-			}
+			retry = append(retry, it)
+		default:
+			tx.RollbackTo(m)
+			it.err = err
+			ok = append(ok, it) // its error stands if the batch's reads do
 		}
-		if len(ok) == 0 {
-			return retry
-		}
-		var err error
-		if !tx.Empty() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_, err = tx.Commit(ctx)
-			cancel()
-		}
-		if errors.Is(err, store.ErrConflict) && attempt+1 < b.st.MaxAttempts {
-			time.Sleep(backoff/2 + rand.N(backoff))
-			backoff = min(2*backoff, 50*time.Millisecond)
-			batch = append(ok, retry...)
-			continue
-		}
-		for _, it := range ok {
-			if it.err == nil {
-				it.err = err
-			}
-			close(it.done)
-		}
-		return retry
 	}
+	p := &pending{tx: tx, ok: ok, done: make(chan struct{})}
+	if len(ok) == 0 {
+		return nil, retry
+	}
+	if tx.Empty() {
+		close(p.done) // every item failed: nothing to make atomic
+		return p, retry
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		p.rev, p.err = tx.Commit(ctx)
+		cancel()
+		close(p.done)
+	}()
+	return p, retry
+}
+
+// settle ends a batch whose commit is done: its items get their answers,
+// and the next batch the carry; a commit that conflicted (a record changed
+// outside the batches) returns its items to run again, on fresh reads.
+func (b *batcher) settle(p *pending) []*batchItem {
+	switch {
+	case p.err == nil && p.rev != 0:
+		b.carry = store.Committed(p.tx, p.rev)
+	case p.err != nil:
+		b.carry = nil
+	}
+	var again []*batchItem
+	for _, it := range p.ok {
+		if errors.Is(p.err, store.ErrConflict) {
+			if it.commits++; it.commits < b.st.MaxAttempts {
+				it.err = nil
+				again = append(again, it)
+				continue
+			}
+			it.err = fmt.Errorf("after %d attempts: %w", it.commits, p.err)
+		} else if it.err == nil {
+			it.err = p.err
+		}
+		close(it.done)
+	}
+	if len(again) > 0 {
+		// Spread out from whatever conflicts with us.
+		time.Sleep(time.Millisecond/2 + rand.N(time.Millisecond))
+	}
+	return again
 }
 
 // submitBatched is submit through the group committer.
@@ -174,13 +245,12 @@ func (s *Service) submitBatched(ctx context.Context, op string, entity api.Entit
 }
 
 // prefetch runs the batch's requests concurrently on scratch transactions
-// (they have no effect but on their transaction) and returns a transaction
-// seeded with everything they read, so that the real, sequential run reads
-// from memory instead of waiting on etcd once per key.
-func (b *batcher) prefetch(batch []*batchItem) *store.Txn {
-	tx := b.st.Txn()
+// (they have no effect but on their transaction) and returns them: the
+// real, sequential run is seeded with everything they read, so that it
+// reads from memory instead of waiting on etcd once per key.
+func (b *batcher) prefetch(batch []*batchItem) []*store.Txn {
 	if len(batch) < 2 {
-		return tx
+		return nil
 	}
 	scratch := make([]*store.Txn, len(batch))
 	var wg sync.WaitGroup
@@ -192,14 +262,12 @@ func (b *batcher) prefetch(batch []*batchItem) *store.Txn {
 		go func() {
 			defer wg.Done()
 			scratch[i] = b.st.Txn()
+			if b.carry != nil {
+				scratch[i].SeedSnapshot(b.carry)
+			}
 			_ = it.fn(scratch[i])
 		}()
 	}
 	wg.Wait()
-	for _, s := range scratch {
-		if s != nil {
-			tx.Seed(s)
-		}
-	}
-	return tx
+	return scratch
 }

@@ -128,6 +128,22 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 	}
 	id := uuid.Must(uuid.NewV7()).String()
 	return id, p.TenantID, func(tx *store.Txn, t *api.Task) error {
+		// What the create reads before placing, in one round trip.
+		keys := []string{vmNameKey(projectID, spec.Name), lockKey(id), tenancy.ProjectKey(projectID),
+			tenancy.FlavorNameKey(api.FlavorKindVM, spec.Flavor)}
+		for _, d := range spec.AttachedDisks {
+			if d.Kind == api.KindPersistentDisk {
+				keys = append(keys, tenancy.FlavorNameKey(api.FlavorKindPersistentDisk, d.Flavor), diskNameKey(projectID, d.Name))
+			} else {
+				keys = append(keys, tenancy.FlavorNameKey(api.FlavorKindEphemeralDisk, d.Flavor))
+			}
+		}
+		if spec.PlacementGroup != nil {
+			keys = append(keys, groupKey(projectID, spec.PlacementGroup.Name))
+		}
+		if err := tx.Prefetch(ctx, keys...); err != nil {
+			return err
+		}
 		if taken, err := tx.Exists(ctx, vmNameKey(projectID, spec.Name)); err != nil {
 			return err
 		} else if taken {

@@ -16,6 +16,13 @@ import (
 // and adds req to their usage. A host that no longer fits is a placement
 // refusal explaining why.
 func (s *Service) Reserve(ctx context.Context, tx *store.Txn, d scheduler.Decision, req *scheduler.Request) error {
+	keys := []string{hostKey(d.HostID), usageKey(d.HostID)}
+	if d.DatastoreID != "" {
+		keys = append(keys, dsKey(d.DatastoreID), dsUsageKey(d.DatastoreID))
+	}
+	if err := tx.Prefetch(ctx, keys...); err != nil { // one round trip, not four
+		return err
+	}
 	var h Record
 	if err := tx.MustGet(ctx, hostKey(d.HostID), &h); err != nil {
 		return notFound(d.HostID)

@@ -188,6 +188,7 @@ type Txn struct {
 	order  []string
 	undo   []undo // how to take back each write, for RollbackTo
 	seeded map[string]seed
+	base   *Snapshot // shared seeds, after seeded
 }
 
 type seed struct {
@@ -197,14 +198,14 @@ type seed struct {
 
 // Seed lets t use what o read (values and their revisions) instead of
 // reading again: a key t then reads becomes a condition on the revision o
-// saw. Group commit prefetches this way, running requests on scratch
+// saw. Keys t is already seeded with (SeedKV, SeedSnapshot) keep their seed. Group commit prefetches this way, running requests on scratch
 // transactions concurrently.
 func (t *Txn) Seed(o *Txn) {
 	if t.seeded == nil {
 		t.seeded = map[string]seed{}
 	}
 	for k, v := range o.cache {
-		if _, ok := t.seeded[k]; !ok {
+		if _, ok := t.seed(k); !ok {
 			t.seeded[k] = seed{val: v, rev: o.reads[k]}
 		}
 	}
@@ -221,31 +222,36 @@ func (t *Txn) SeedKV(key string, val []byte, rev int64) {
 	t.seeded[key] = seed{val: val, rev: rev}
 }
 
-// SeedCommitted lets t use what o read and wrote, o having committed at
-// revision rev: o's writes are at rev (its deletes absent), its other
-// reads were still current at rev. The next transaction on the same keys
-// (e.g. a task's first step after its submission) then reads nothing
-// again; a key that changed since only makes its commit conflict.
-func (t *Txn) SeedCommitted(o *Txn, rev int64) {
-	if t.seeded == nil {
-		t.seeded = map[string]seed{}
-	}
+// Snapshot is a read-only set of values at known revisions that many
+// transactions can share as seeds (see Committed and SeedSnapshot).
+type Snapshot struct{ m map[string]seed }
+
+// Committed is what o read and wrote, o having committed at revision rev:
+// o's writes are at rev (its deletes absent), its other reads were still
+// current at rev. The next transactions on the same keys (group commit's
+// next batch: the project's quota, the flavors, the hosts' usage) then
+// need not read them again; a key that changed since only makes their
+// commit conflict.
+func Committed(o *Txn, rev int64) *Snapshot {
+	m := make(map[string]seed, len(o.cache)+len(o.writes))
 	for k, v := range o.cache {
 		if _, w := o.writes[k]; !w {
-			t.seeded[k] = seed{val: v, rev: o.reads[k]}
+			m[k] = seed{val: v, rev: o.reads[k]}
 		}
-	}
-	if rev == 0 {
-		return // nothing was written
 	}
 	for k, v := range o.writes {
 		if v == nil {
-			t.seeded[k] = seed{}
+			m[k] = seed{}
 		} else {
-			t.seeded[k] = seed{val: v, rev: rev}
+			m[k] = seed{val: v, rev: rev}
 		}
 	}
+	return &Snapshot{m: m}
 }
+
+// SeedSnapshot lets t use sn's values (after its own seeds) instead of
+// reading them; a key t then reads becomes a condition on sn's revision.
+func (t *Txn) SeedSnapshot(sn *Snapshot) { t.base = sn }
 
 type undo struct {
 	key     string
@@ -290,7 +296,7 @@ func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
 	if val, ok := t.cache[key]; ok {
 		return val, nil
 	}
-	if s, ok := t.seeded[key]; ok {
+	if s, ok := t.seed(key); ok {
 		t.reads[key], t.cache[key] = s.rev, s.val
 		return s.val, nil
 	}
@@ -338,6 +344,47 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]KV, error) {
 		}
 	}
 	return out, nil
+}
+
+func (t *Txn) seed(key string) (seed, bool) {
+	if s, ok := t.seeded[key]; ok {
+		return s, true
+	}
+	if t.base != nil {
+		s, ok := t.base.m[key]
+		return s, ok
+	}
+	return seed{}, false
+}
+
+// Prefetch reads in one round trip those of keys that t has neither read,
+// written nor been seeded with, so that reading them later costs no round
+// trip each. They become conditions of the commit only once t reads them.
+func (t *Txn) Prefetch(ctx context.Context, keys ...string) error {
+	var need []string
+	for _, k := range keys {
+		if _, ok := t.writes[k]; ok {
+			continue
+		}
+		if _, ok := t.cache[k]; ok {
+			continue
+		}
+		if _, ok := t.seed(k); ok {
+			continue
+		}
+		need = append(need, k)
+	}
+	if len(need) < 2 {
+		return nil // one key costs a round trip either way
+	}
+	kvs, err := t.s.GetMany(ctx, need)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		t.SeedKV(kv.Key, kv.Value, kv.Rev)
+	}
+	return nil
 }
 
 // Exists reports whether key exists, conditioning the commit on it.

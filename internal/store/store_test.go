@@ -31,6 +31,7 @@ func TestStore(t *testing.T) {
 		{"paging", testPaging},
 		{"watch", testWatch},
 		{"rollback-and-seed", testRollbackAndSeed},
+		{"getmany-prefetch-committed", testGetManyPrefetchCommitted},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -247,5 +248,86 @@ func testRollbackAndSeed(t *testing.T, s *store.Store) {
 	_ = tx.Put(k("a"), 5)
 	if _, err := tx.Commit(ctx); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("commit on a stale seeded read: %v", err)
+	}
+}
+
+// GetMany reads many keys at once (absent ones nil at revision 0);
+// Prefetch makes later reads free without making unread keys conditions;
+// a snapshot of a commit seeds the next transaction, which still
+// conflicts if a seeded key changed since.
+func testGetManyPrefetchCommitted(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	keys := make([]string, 300) // more than one etcd transaction's worth
+	for i := range keys {
+		keys[i] = store.Key("test", t.Name(), fmt.Sprintf("k%03d", i))
+	}
+	for lo := 0; lo < len(keys); lo += 100 {
+		if _, err := s.Update(ctx, func(tx *store.Txn) error {
+			for i := lo; i < lo+100; i += 2 {
+				if err := tx.Put(keys[i], counter{i}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kvs, err := s.GetMany(ctx, keys)
+	if err != nil || len(kvs) != len(keys) {
+		t.Fatalf("GetMany: %d kvs, %v", len(kvs), err)
+	}
+	for i, kv := range kvs {
+		if kv.Key != keys[i] || (i%2 == 0) != (kv.Value != nil) || (kv.Rev == 0) != (kv.Value == nil) {
+			t.Fatalf("kv %d = %q %q rev %d", i, kv.Key, kv.Value, kv.Rev)
+		}
+	}
+
+	// Prefetched but unread keys are no conditions: a change to one
+	// does not make the commit conflict.
+	tx := s.Txn()
+	if err := tx.Prefetch(ctx, keys[0], keys[2]); err != nil {
+		t.Fatal(err)
+	}
+	var c counter
+	if ok, err := tx.Get(ctx, keys[0], &c); !ok || err != nil || c.N != 0 {
+		t.Fatalf("get prefetched: %v %v %+v", ok, err, c)
+	}
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(keys[2], counter{-1}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put(keys[1], counter{1}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := tx.Commit(ctx)
+	if err != nil {
+		t.Fatalf("commit after an unread prefetched key changed: %v", err)
+	}
+
+	// The next transaction, seeded with that commit, reads nothing again
+	// and commits; then one seeded with the same (now stale) snapshot
+	// conflicts.
+	sn := store.Committed(tx, rev)
+	next := func() error {
+		tx := s.Txn()
+		tx.SeedSnapshot(sn)
+		var c counter
+		if ok, err := tx.Get(ctx, keys[1], &c); !ok || err != nil || c.N != 1 {
+			t.Fatalf("seeded get: %v %v %+v", ok, err, c)
+		}
+		if err := tx.Put(keys[1], counter{c.N + 1}); err != nil {
+			return err
+		}
+		_, err := tx.Commit(ctx)
+		return err
+	}
+	if err := next(); err != nil {
+		t.Fatalf("commit on a current snapshot: %v", err)
+	}
+	if err := next(); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("commit on a stale snapshot: %v, want ErrConflict", err)
+	}
+	if _, err := s.Get(ctx, keys[1], &c); err != nil || c.N != 2 {
+		t.Fatalf("keys[1] = %+v, %v; want 2", c, err)
 	}
 }

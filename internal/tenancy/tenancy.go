@@ -35,6 +35,12 @@ func flavorKey(id string) string             { return store.Key("flavors", id) }
 func tenantNameKey(name string) string       { return store.Key("names", "tenants", name) }
 func projectNameKey(tid, name string) string { return store.Key("names", "projects", tid, name) }
 func flavorNameKey(kind, name string) string { return store.Key("names", "flavors", kind, name) }
+
+// ProjectKey and FlavorNameKey are where a project and a flavor's name
+// live, for callers that prefetch what ChargeProject and
+// AcquireFlavorNamed will read.
+func ProjectKey(id string) string            { return projectKey(id) }
+func FlavorNameKey(kind, name string) string { return flavorNameKey(kind, name) }
 func tenantProjectKey(tid, pid string) string {
 	return store.Key("tenant-projects", tid, pid)
 }
