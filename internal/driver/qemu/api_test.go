@@ -137,14 +137,8 @@ func TestThroughTheAPI(t *testing.T) {
 	waitFor(vms[0]+": ready", 60*time.Second, func() bool { return strings.Contains(console(vms[0]), "ready") })
 	dk := wait(cl.CreateDisk(ctx, project, &api.DiskCreateSpec{Name: "data", Kind: "persistent-disk", Flavor: "pd", CapacityGB: 1,
 		Affinities: []api.LocalitySpec{{Kind: "vm", ID: vms[0]}}})).Entity.ID
-	wait(cl.AttachDisk(ctx, vms[0], dk))
-	waitFor("the guest sees the new disk", 30*time.Second, func() bool {
-		return strings.Contains(console(vms[0]), "block-devices: sda vda vdb")
-	})
-	wait(cl.DetachDisk(ctx, vms[0], dk))
-	wait(cl.DeleteDisk(ctx, dk))
 	// The console through the API (the agent relays it): a plain read has
-	// the seed's instance-id; a follow sees the guest power off at stop.
+	// the seed's instance-id; a follow sees the guest find a new disk.
 	if r, err := cl.VMConsole(ctx, vms[0], false); err != nil {
 		t.Errorf("console through the API: %v", err)
 	} else {
@@ -155,33 +149,39 @@ func TestThroughTheAPI(t *testing.T) {
 		}
 	}
 	fctx, fcancel := context.WithCancel(ctx)
-	follow, err := cl.VMConsole(fctx, vms[1], true)
+	follow, err := cl.VMConsole(fctx, vms[0], true)
 	if err != nil {
 		t.Fatalf("console -f through the API: %v", err)
 	}
-	poweredOff := make(chan bool, 1)
+	sawDisk := make(chan bool, 1)
 	go func() {
 		s := bufio.NewScanner(follow)
 		for s.Scan() {
-			if strings.Contains(s.Text(), "power button, powering off") {
-				poweredOff <- true
+			if strings.Contains(s.Text(), "block-devices: sda vda vdb") {
+				sawDisk <- true
 				return
 			}
 		}
-		poweredOff <- false
+		sawDisk <- false
 	}()
-	// Stop (ACPI: the guest powers itself off) and start again.
-	wait(cl.StopVM(ctx, vms[1]))
+	wait(cl.AttachDisk(ctx, vms[0], dk))
+	waitFor("the guest sees the new disk", 30*time.Second, func() bool {
+		return strings.Contains(console(vms[0]), "block-devices: sda vda vdb")
+	})
 	select {
-	case ok := <-poweredOff:
+	case ok := <-sawDisk:
 		if !ok {
-			t.Errorf("the console follow ended before the guest powered off")
+			t.Errorf("the console follow ended before the guest saw the disk")
 		}
 	case <-time.After(10 * time.Second):
-		t.Errorf("the console follow did not show the guest powering off")
+		t.Errorf("the console follow did not show the guest seeing the disk")
 	}
 	fcancel()
 	follow.Close()
+	wait(cl.DetachDisk(ctx, vms[0], dk))
+	wait(cl.DeleteDisk(ctx, dk))
+	// Stop (ACPI: the guest powers itself off) and start again.
+	wait(cl.StopVM(ctx, vms[1]))
 	if !strings.Contains(console(vms[1]), "power button, powering off") {
 		t.Errorf("%s: stopped without the guest powering off:\n%s", vms[1], console(vms[1]))
 	}
