@@ -278,6 +278,20 @@ func (d *Driver) planLocked(spec driver.VMSpec, v *vmState, cur string) (*plan, 
 	return p, nil
 }
 
+// setStopping marks a VM whose power-down is under way.
+func (d *Driver) setStopping(id string, on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping == nil {
+		d.stopping = map[string]bool{}
+	}
+	if on {
+		d.stopping[id] = true
+	} else {
+		delete(d.stopping, id)
+	}
+}
+
 // midPower is the power state while disks change: leaving SUSPENDED and
 // stopping come first.
 func midPower(cur, want string) string {
@@ -302,7 +316,10 @@ func (d *Driver) carryOut(ctx context.Context, spec driver.VMSpec, rec *record, 
 		}
 		rec.Power, rec.PID = api.VMStopped, 0
 	case cur == api.VMStarted && mid == api.VMStopped:
-		if err := d.powerdown(ctx, rec.ID, rec.PID); err != nil {
+		d.setStopping(rec.ID, true)
+		err := d.powerdown(ctx, rec.ID, rec.PID)
+		d.setStopping(rec.ID, false)
+		if err != nil {
 			return fmt.Errorf("qemu: VM %s: stop: %w", rec.ID, err)
 		}
 		rec.Power, rec.PID = api.VMStopped, 0

@@ -404,7 +404,9 @@ func (d *Driver) observeLocked(v *vmState) api.VMObserved {
 		st.State = api.VMStopped
 	}
 	if st.State == api.VMStarted || st.State == api.VMSuspended {
-		if ok, why := d.alive(v.rec.ID, v.rec.PID); !ok {
+		if ok, why := d.alive(v.rec.ID, v.rec.PID); !ok && d.stopping[v.rec.ID] {
+			st.State = api.VMStopped // exiting because we powered it down
+		} else if !ok {
 			st.State = api.VMError
 			if st.Error == "" {
 				st.Error = "qemu: VM " + v.rec.ID + " crashed: " + why

@@ -212,13 +212,16 @@ type Driver struct {
 
 	vmLocks sync.Map // VM id → *sync.Mutex
 
-	mu     sync.Mutex
-	vms    map[string]*vmState
-	disks  map[string]*diskState // every disk, ephemeral and persistent
-	used   []float64             // GB allocated per cfg.Datastores entry
-	capGB  []float64             // GB per cfg.Datastores entry (measured)
-	procMu sync.Mutex
-	procs  map[int]*proc // QEMU processes this Driver started (and reaps)
+	mu  sync.Mutex
+	vms map[string]*vmState
+	// stopping holds the VMs being powered down: their QEMU exiting is
+	// the stop, not a crash.
+	stopping map[string]bool
+	disks    map[string]*diskState // every disk, ephemeral and persistent
+	used     []float64             // GB allocated per cfg.Datastores entry
+	capGB    []float64             // GB per cfg.Datastores entry (measured)
+	procMu   sync.Mutex
+	procs    map[int]*proc // QEMU processes this Driver started (and reaps)
 
 	imgMu      sync.Mutex
 	imgChecked map[string]imageCheck
