@@ -75,48 +75,83 @@ func (b *batcher) do(ctx context.Context, fn func(tx *store.Txn) error) error {
 	}
 }
 
-// The loop is a two-stage pipeline: while one batch commits, the next
-// is gathered and prefetched (its reads, on scratch transactions); it then
-// runs for real, from memory, once the commit before it is settled, on
-// what that commit wrote (the carry), so that consecutive batches touching
-// the same quota and flavor records do not conflict.
+// The loop is a two-stage pipeline: while one batch commits, the next is
+// gathered, each request prefetching (its reads, on a scratch transaction)
+// as it arrives; the batch then runs for real, from memory, once the
+// commit before it is settled, on what that commit wrote (the carry), so
+// that consecutive batches touching the same quota and flavor records do
+// not conflict.
 func (b *batcher) loop() {
 	var next []*batchItem // to run in the next batch
 	var prev *pending     // the batch committing
 	for {
-		batch := next
-		next = nil
-		if len(batch) == 0 {
-			if prev == nil {
-				batch = append(batch, <-b.ch)
-			} else {
-				select {
-				case it := <-b.ch:
-					batch = append(batch, it)
-				case <-prev.done:
-					next = b.settle(prev)
-					prev = nil
-					continue
-				}
-			}
+		g := &gathering{b: b}
+		for _, it := range next {
+			g.add(it)
 		}
-	gather:
-		for len(batch) < maxBatch {
+		next = nil
+		if len(g.batch) == 0 && prev == nil {
+			g.add(<-b.ch)
+		}
+		for prev != nil && len(g.batch) < maxBatch {
 			select {
 			case it := <-b.ch:
-				batch = append(batch, it)
+				g.add(it)
+			case <-prev.done:
+				g.batch = append(b.settle(prev), g.batch...) // a conflicting batch runs again first
+				prev = nil
+			}
+		}
+		if prev != nil { // the batch filled up first
+			<-prev.done
+			g.batch = append(b.settle(prev), g.batch...)
+			prev = nil
+		}
+	gather:
+		for len(g.batch) < maxBatch {
+			select {
+			case it := <-b.ch:
+				g.add(it)
 			default:
 				break gather
 			}
 		}
-		scratch := b.prefetch(batch) // while prev commits
-		if prev != nil {
-			<-prev.done
-			batch = append(b.settle(prev), batch...) // a conflicting batch runs again first
-			prev = nil
+		if len(g.batch) == 0 {
+			continue
 		}
-		prev, next = b.run(batch, scratch)
+		g.wg.Wait()
+		prev, next = b.run(g.batch, g.scratch)
 	}
+}
+
+// gathering is a batch being gathered, its requests prefetching.
+type gathering struct {
+	b       *batcher
+	batch   []*batchItem
+	scratch []*store.Txn
+	wg      sync.WaitGroup
+}
+
+// add puts it in the batch and runs it on a scratch transaction (it has
+// no effect but on that transaction), seeded with the carry as it is now,
+// to learn what it reads: the real, sequential run is seeded with
+// everything the scratch runs read, so that it reads from memory instead
+// of waiting on etcd once per key.
+func (g *gathering) add(it *batchItem) {
+	g.batch = append(g.batch, it)
+	if it.ctx.Err() != nil {
+		return
+	}
+	tx := g.b.st.Txn()
+	if g.b.carry != nil {
+		tx.SeedSnapshot(g.b.carry)
+	}
+	g.scratch = append(g.scratch, tx)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		_ = it.fn(tx)
+	}()
 }
 
 // pending is a batch whose commit is under way.
@@ -242,32 +277,4 @@ func (s *Service) submitBatched(ctx context.Context, op string, entity api.Entit
 	// (it waits for the host, and Observe kicks it when the host reports):
 	// running it now would only read it again to find it waiting.
 	return task, nil
-}
-
-// prefetch runs the batch's requests concurrently on scratch transactions
-// (they have no effect but on their transaction) and returns them: the
-// real, sequential run is seeded with everything they read, so that it
-// reads from memory instead of waiting on etcd once per key.
-func (b *batcher) prefetch(batch []*batchItem) []*store.Txn {
-	if len(batch) < 2 {
-		return nil
-	}
-	scratch := make([]*store.Txn, len(batch))
-	var wg sync.WaitGroup
-	for i, it := range batch {
-		if it.ctx.Err() != nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			scratch[i] = b.st.Txn()
-			if b.carry != nil {
-				scratch[i].SeedSnapshot(b.carry)
-			}
-			_ = it.fn(scratch[i])
-		}()
-	}
-	wg.Wait()
-	return scratch
 }

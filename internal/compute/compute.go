@@ -78,6 +78,7 @@ type Service struct {
 	images ImageUser
 	placer Placer
 	batch  batcher
+	seen   seenCache
 	log    *slog.Logger
 	cfg    Config
 	now    func() time.Time

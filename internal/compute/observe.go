@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
@@ -37,13 +38,15 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	// change to a VM the report leaves as it is does not make it retry.
 	// Chunks keep each transaction under etcd's operation limit.
 	var kicks []string
+	last := s.seen.host(hostID)
 	for lo := 0; lo < len(ids); lo += observeChunk {
-		k, err := s.observeSome(ctx, hostID, byID, ids[lo:min(lo+observeChunk, len(ids))])
+		k, err := s.observeSome(ctx, hostID, byID, ids[lo:min(lo+observeChunk, len(ids))], last)
 		if err != nil {
 			return err
 		}
 		kicks = append(kicks, k...)
 	}
+	s.seen.set(hostID, last)
 	for _, k := range kicks {
 		s.tasks.KickTask(k)
 	}
@@ -58,7 +61,7 @@ func lockKey(id string) string { return store.Key("locks", id) }
 
 // observeSome records the report for ids in one transaction and returns
 // the tasks to kick.
-func (s *Service) observeSome(ctx context.Context, hostID string, byID map[string]api.VMObserved, ids []string) ([]string, error) {
+func (s *Service) observeSome(ctx context.Context, hostID string, byID map[string]api.VMObserved, ids []string, seen *seenHost) ([]string, error) {
 	keys := make([]string, 0, 2*len(ids))
 	for _, id := range ids {
 		keys = append(keys, vmKey(id), lockKey(id))
@@ -75,11 +78,16 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 			if vkv.Value == nil {
 				continue
 			}
+			o, present := byID[id]
+			if seen.same(id, vkv.Rev, o, present) {
+				continue // this record, this observation: no change last time
+			}
 			var v vmRecord
 			if err := json.Unmarshal(vkv.Value, &v); err != nil {
 				return fmt.Errorf("decode %s: %w", vkv.Key, err)
 			}
 			if v.HostID != hostID || !observe(&v, byID, id) {
+				seen.note(id, vkv.Rev, o, present)
 				continue
 			}
 			// Read again through tx (from the seed) so that the commit is
@@ -129,4 +137,59 @@ func observe(v *vmRecord, byID map[string]api.VMObserved, id string) bool {
 		}
 	}
 	return changed
+}
+
+// seenCache remembers, per host and VM, the record revision and the
+// observation that last changed nothing: a report that repeats it (most
+// heartbeats) skips decoding the record. A record at a given revision is
+// always the same bytes, and observe depends on nothing else.
+type seenCache struct {
+	mu    sync.Mutex
+	hosts map[string]*seenHost
+}
+
+type seenHost struct {
+	last map[string]seenVM // from the host's previous report
+	now  map[string]seenVM // this report's
+}
+
+type seenVM struct {
+	rev     int64
+	o       api.VMObserved
+	present bool
+}
+
+// host returns what the host's last report left, to fill with this one's.
+func (c *seenCache) host(hostID string) *seenHost {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := &seenHost{now: map[string]seenVM{}}
+	if old := c.hosts[hostID]; old != nil {
+		h.last = old.now
+	}
+	return h
+}
+
+// set keeps this report's (only the VMs it covered, so that the cache
+// holds no VM that left the host).
+func (c *seenCache) set(hostID string, h *seenHost) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hosts == nil {
+		c.hosts = map[string]*seenHost{}
+	}
+	c.hosts[hostID] = h
+}
+
+func (h *seenHost) same(id string, rev int64, o api.VMObserved, present bool) bool {
+	e, ok := h.last[id]
+	if ok && e.rev == rev && e.o == o && e.present == present {
+		h.now[id] = e
+		return true
+	}
+	return false
+}
+
+func (h *seenHost) note(id string, rev int64, o api.VMObserved, present bool) {
+	h.now[id] = seenVM{rev: rev, o: o, present: present}
 }
