@@ -44,6 +44,9 @@ type HostDesiredState struct {
 	// agent streams the VM's serial console to
 	// POST /v1/agent/hosts/{id}/console/{session}.
 	Consoles []ConsoleSession `json:"consoles,omitempty"`
+	// DeleteDisks are deleted persistent disks whose files the host may
+	// hold; it deletes them and reports their ids in HostStatusReport.DeletedDisks.
+	DeleteDisks []DiskDesired `json:"deleteDisks,omitempty"`
 }
 
 // ConsoleSession asks a host for a VM's serial console: a user's
@@ -81,4 +84,6 @@ type HostStatusReport struct {
 	VMs        []VMObserved      `json:"vms"`
 	// Images cached on the host, by id.
 	Images []string `json:"images"`
+	// DeletedDisks are disks of HostDesiredState.DeleteDisks now gone.
+	DeletedDisks []string `json:"deletedDisks,omitempty"`
 }

@@ -91,8 +91,10 @@ type Agent struct {
 	desired  map[string]api.VMDesired
 	images   []string
 	report   chan struct{}
-	fetches  atomic.Int64
-	sessions map[string]bool // console sessions being (or already) served (console.go)
+	// deletedDisks are disks deleted since the last report.
+	deletedDisks []string
+	fetches      atomic.Int64
+	sessions     map[string]bool // console sessions being (or already) served (console.go)
 }
 
 // Fetches counts image downloads from the controller (each image once per
@@ -285,6 +287,7 @@ func (a *Agent) converge(ctx context.Context, ds *api.HostDesiredState) {
 	a.images = ds.Images
 	a.mu.Unlock()
 	a.prefetch(ctx, ds.Images)
+	a.deleteDisks(ctx, ds.DeleteDisks)
 	haveByID := map[string]api.VMObserved{}
 	for _, h := range have {
 		haveByID[h.ID] = h
@@ -309,6 +312,23 @@ func (a *Agent) converge(ctx context.Context, ds *api.HostDesiredState) {
 		}
 	}
 	a.kickReport()
+}
+
+// deleteDisks removes the files of deleted persistent disks; the next
+// report tells the controller which are gone.
+func (a *Agent) deleteDisks(ctx context.Context, disks []api.DiskDesired) {
+	dd, ok := a.cfg.Driver.(driver.DiskDriver)
+	for _, d := range disks {
+		if ok {
+			if err := dd.DeleteDisk(ctx, d); err != nil {
+				a.log.Warn("delete disk", "disk", d.ID, "error", err)
+				continue
+			}
+		}
+		a.mu.Lock()
+		a.deletedDisks = append(a.deletedDisks, d.ID)
+		a.mu.Unlock()
+	}
 }
 
 // prefetch copies EAGER images to every datastore of the host in the
@@ -482,7 +502,16 @@ func (a *Agent) sendReport(ctx context.Context) error {
 		a.log.Info("VM broke, booting it again", "vm", id)
 		a.act(ctx, id)
 	}
-	return a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil)
+	a.mu.Lock()
+	r.DeletedDisks = a.deletedDisks
+	a.mu.Unlock()
+	if err := a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.deletedDisks = a.deletedDisks[len(r.DeletedDisks):]
+	a.mu.Unlock()
+	return nil
 }
 
 func containsVM(l []api.VMObserved, id string) bool {

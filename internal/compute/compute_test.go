@@ -164,6 +164,22 @@ func TestVMLifecycle(t *testing.T) {
 		t.Errorf("deleted VM: %v", err)
 	}
 	c.assertNothingHeld(t)
+	// The hosts removed the files too: the VM's boot disk and the deleted
+	// persistent disk.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		used := 0.0
+		for _, a := range c.agents {
+			used += a.Driver.UsedGB("local")
+		}
+		if used == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hosts still hold %v GB of disks", used)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // assertNothingHeld checks every host's usage and the project's quota usage is zero.

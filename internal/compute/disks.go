@@ -191,6 +191,15 @@ func (s *Service) DeleteDisk(ctx context.Context, id string) (*api.Task, error) 
 		if err := tenancy.ReleaseFlavor(ctx, tx, d.FlavorID); err != nil {
 			return err
 		}
+		// The host holding the disk's files deletes them.
+		if host, err := s.hosts.DiskHost(ctx, tx, d.DatastoreID); err != nil {
+			return err
+		} else if host != "" {
+			gone := api.DiskDesired{ID: id, Kind: api.KindPersistentDisk, Datastore: hosts.LocalName(d.DatastoreID), CapacityGB: d.CapacityGB}
+			if err := tx.Put(hosts.DiskGCKey(host, id), gone); err != nil {
+				return err
+			}
+		}
 		tx.Delete(diskKey(id))
 		tx.Delete(diskNameKey(d.ProjectID, d.Name))
 		tx.Delete(projectDiskKey(d.ProjectID, id))

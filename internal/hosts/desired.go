@@ -42,22 +42,43 @@ func (h *hub) run(ctx context.Context) {
 		// Any change before the watch started counts as new for everyone.
 		h.bumpAll(rev)
 		wctx, cancel := context.WithCancel(ctx)
-		desired, consoles := h.st.Watch(wctx, store.Prefix("desired"), rev), h.st.Watch(wctx, store.Prefix("consolereq"), rev)
+		merged := make(chan []store.Event)
+		var ended sync.Once
+		done := make(chan struct{})
+		for _, p := range hubPrefixes {
+			go func() {
+				for evs := range h.st.Watch(wctx, store.Prefix(p), rev) {
+					select {
+					case merged <- evs:
+					case <-wctx.Done():
+						return
+					}
+				}
+				ended.Do(func() { close(done) })
+			}()
+		}
 		for open := true; open; {
-			var evs []store.Event
 			select {
-			case evs, open = <-desired:
-			case evs, open = <-consoles:
-			}
-			for _, ev := range evs {
-				rest := strings.TrimPrefix(strings.TrimPrefix(ev.Key, store.Prefix("desired")), store.Prefix("consolereq"))
-				host, _, _ := strings.Cut(rest, "/")
-				h.bump(host, ev.Rev)
+			case evs := <-merged:
+				for _, ev := range evs {
+					rest := ev.Key
+					for _, p := range hubPrefixes {
+						rest = strings.TrimPrefix(rest, store.Prefix(p))
+					}
+					host, _, _ := strings.Cut(rest, "/")
+					h.bump(host, ev.Rev)
+				}
+			case <-done:
+				open = false
 			}
 		}
-		cancel() // one watch ended: start both again
+		cancel() // one watch ended: start them all again
 	}
 }
+
+// hubPrefixes are the per-host records whose changes wake the host's long
+// poll: desired/<host>/..., consolereq/<host>/..., diskgc/<host>/....
+var hubPrefixes = []string{"desired", "consolereq", "diskgc"}
 
 func (h *hub) bump(host string, rev int64) {
 	h.mu.Lock()
@@ -125,7 +146,11 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if err != nil {
 		return nil, err
 	}
-	ds := &api.HostDesiredState{HostID: hostID, Revision: rev, VMs: vms, Images: []string{}, Consoles: consoles}
+	gone, _, err := store.ListRev[api.DiskDesired](ctx, s.st, DiskGCPrefix(hostID))
+	if err != nil {
+		return nil, err
+	}
+	ds := &api.HostDesiredState{HostID: hostID, Revision: rev, VMs: vms, Images: []string{}, Consoles: consoles, DeleteDisks: gone}
 	if images != nil {
 		if ds.Images, err = images(ctx); err != nil {
 			return nil, err
@@ -156,4 +181,36 @@ func (s *Service) Assigned(ctx context.Context, hostID, imageID string) (bool, e
 		}
 	}
 	return false, nil
+}
+
+// DiskGCPrefix holds the persistent disks a host should delete from its
+// datastores: deleted disks whose files it may hold.
+func DiskGCPrefix(host string) string { return store.Prefix("diskgc", host) }
+
+// DiskGCKey is one such disk.
+func DiskGCKey(host, disk string) string { return store.Key("diskgc", host, disk) }
+
+// ForgetDeletedDisks drops the records of disks a host reports deleted.
+func (s *Service) ForgetDeletedDisks(ctx context.Context, hostID string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
+		for _, id := range ids {
+			tx.Delete(DiskGCKey(hostID, id))
+		}
+		return nil
+	})
+	return err
+}
+
+// DiskHost names the host that holds a datastore's files for disk cleanup:
+// the host of a local datastore, or the first host seeing a shared one.
+func (s *Service) DiskHost(ctx context.Context, tx *store.Txn, datastoreID string) (string, error) {
+	var ds api.Datastore
+	ok, err := tx.Get(ctx, dsKey(datastoreID), &ds)
+	if err != nil || !ok || len(ds.HostIDs) == 0 {
+		return "", err
+	}
+	return ds.HostIDs[0], nil
 }

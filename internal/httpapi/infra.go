@@ -272,6 +272,9 @@ func (s *Server) agentStatus(r *http.Request) (int, any, error) {
 	if err := s.Compute.Observe(r.Context(), id, rep.VMs); err != nil {
 		return 0, nil, err
 	}
+	if err := s.Hosts.ForgetDeletedDisks(r.Context(), id, rep.DeletedDisks); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, struct{}{}, nil
 }
 
