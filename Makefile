@@ -43,7 +43,12 @@ fuzz:
 # A dev cloud: the controller with embedded etcd and one local host (real
 # QEMU VMs where QEMU runs a guest here, else the fake driver); state in
 # $(DATA_DIR).
+# It also builds the walkthrough's guest image, $(DATA_DIR)/test-image.qcow2,
+# once (a failure to build it does not stop the cloud).
 run: build
+	@mkdir -p $(DATA_DIR)
+	@[ -f $(DATA_DIR)/test-image.qcow2 ] || ./scripts/build-test-image.sh $(DATA_DIR)/test-image.qcow2 || \
+		echo "make run: could not build $(DATA_DIR)/test-image.qcow2 (scripts/build-test-image.sh); the cloud runs without it"
 	$(BIN)/photond dev --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 clean:

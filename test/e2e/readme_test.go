@@ -37,7 +37,12 @@ func TestReadmeWalkthrough(t *testing.T) {
 	script = strings.ReplaceAll(script, "https://127.0.0.1:9000", c.URL)
 	script = strings.ReplaceAll(script, ".data/", c.DataDir+"/")
 	script = strings.ReplaceAll(script, "export PATH=$PWD/bin:$PATH", "")
-	script = strings.ReplaceAll(script, "/tmp/demo.img", filepath.Join(dir, "demo.img"))
+	// make run builds the guest image into the data dir; so does this test.
+	build := exec.Command("./scripts/build-test-image.sh", filepath.Join(c.DataDir, "test-image.qcow2"))
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build-test-image.sh: %v\n%s", err, out)
+	}
 
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = "../.." // the README's commands run from the repository's root
