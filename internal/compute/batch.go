@@ -85,7 +85,7 @@ func (b *batcher) loop() {
 	var next []*batchItem // to run in the next batch
 	var prev *pending     // the batch committing
 	for {
-		g := &gathering{b: b}
+		g := &gathering{b: b, fetched: make(chan struct{}, maxBatch)}
 		for _, it := range next {
 			g.add(it)
 		}
@@ -93,43 +93,42 @@ func (b *batcher) loop() {
 		if len(g.batch) == 0 && prev == nil {
 			g.add(<-b.ch)
 		}
-		for prev != nil && len(g.batch) < maxBatch {
+		// Gather until the commit before is settled and every request
+		// gathered has prefetched: the requests that arrive meanwhile
+		// join (and prefetch) too, up to a full batch.
+		for prev != nil || g.fetching > 0 {
+			in := b.ch
+			if len(g.batch) >= maxBatch {
+				in = nil
+			}
+			var settled chan struct{}
+			if prev != nil {
+				settled = prev.done
+			}
 			select {
-			case it := <-b.ch:
+			case it := <-in:
 				g.add(it)
-			case <-prev.done:
+			case <-g.fetched:
+				g.fetching--
+			case <-settled:
 				g.batch = append(b.settle(prev), g.batch...) // a conflicting batch runs again first
 				prev = nil
-			}
-		}
-		if prev != nil { // the batch filled up first
-			<-prev.done
-			g.batch = append(b.settle(prev), g.batch...)
-			prev = nil
-		}
-	gather:
-		for len(g.batch) < maxBatch {
-			select {
-			case it := <-b.ch:
-				g.add(it)
-			default:
-				break gather
 			}
 		}
 		if len(g.batch) == 0 {
 			continue
 		}
-		g.wg.Wait()
 		prev, next = b.run(g.batch, g.scratch)
 	}
 }
 
 // gathering is a batch being gathered, its requests prefetching.
 type gathering struct {
-	b       *batcher
-	batch   []*batchItem
-	scratch []*store.Txn
-	wg      sync.WaitGroup
+	b        *batcher
+	batch    []*batchItem
+	scratch  []*store.Txn
+	fetching int           // scratch runs under way
+	fetched  chan struct{} // one per scratch run done
 }
 
 // add puts it in the batch and runs it on a scratch transaction (it has
@@ -147,10 +146,10 @@ func (g *gathering) add(it *batchItem) {
 		tx.SeedSnapshot(g.b.carry)
 	}
 	g.scratch = append(g.scratch, tx)
-	g.wg.Add(1)
+	g.fetching++
 	go func() {
-		defer g.wg.Done()
 		_ = it.fn(tx)
+		g.fetched <- struct{}{}
 	}()
 }
 

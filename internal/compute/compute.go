@@ -252,6 +252,7 @@ func (s *Service) Counts(ctx context.Context) (int, error) {
 func (s *Service) submit(ctx context.Context, op string, entity api.Entity, tenantID, projectID string, syncSteps int,
 	fn func(tx *store.Txn, t *api.Task) error) (*api.Task, error) {
 	var task *api.Task
+	var waiting bool
 	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
 		var err error
 		if task, err = s.tasks.NewTask(op, entity, tenantID, projectID); err != nil {
@@ -263,12 +264,18 @@ func (s *Service) submit(ctx context.Context, op string, entity api.Entity, tena
 		for i := 0; i < syncSteps; i++ {
 			s.tasks.CompleteStep(task, i)
 		}
+		// A step that sets what the host should do and waits for it (a
+		// power change, a delete) starts in this transaction; Observe
+		// kicks the task when the host has acted.
+		if waiting, err = s.tasks.StartInline(ctx, tx, task); err != nil {
+			return err
+		}
 		return s.tasks.Submit(ctx, tx, task)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if task.Done() {
+	if task.Done() || waiting {
 		return task, nil
 	}
 	t, err := s.tasks.Run(ctx, task.ID)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -171,6 +172,46 @@ func (e *Engine) StartStep(t *api.Task, i int) {
 	if t.Steps[i].StartedTime == 0 {
 		t.Steps[i].StartedTime = now
 	}
+}
+
+// StartInline runs t's next step inside tx, the transaction that submits
+// t (call it before Submit), when that step is one that starts something
+// and then waits (ErrWait): its writes and t's progress then commit with
+// the submission, and the submitter need not Run the task only to start
+// it; it reports true. A step that completes, fails or errs at once is
+// taken back (writes and t) and left to Run, as is a step with a
+// failpoint.
+func (e *Engine) StartInline(ctx context.Context, tx *store.Txn, t *api.Task) (bool, error) {
+	op := e.ops[t.Operation]
+	i := nextStep(t)
+	if op == nil || i < 0 || e.fail[t.Operation+"/"+t.Steps[i].Operation] != "" {
+		return false, nil
+	}
+	state, started := t.State, t.StartedTime
+	saved := t.Steps[i]
+	saved.Options = maps.Clone(saved.Options)
+	m := tx.Mark()
+	now := e.now().UnixMilli()
+	if t.StartedTime == 0 {
+		t.StartedTime = now
+	}
+	t.State = api.TaskStarted
+	if t.Steps[i].StartedTime == 0 {
+		t.Steps[i].StartedTime = now
+	}
+	if t.Steps[i].Options == nil {
+		t.Steps[i].Options = map[string]string{}
+	}
+	err := op.Steps[i].Run(ctx, tx, t)
+	if errors.Is(err, ErrWait) {
+		return true, nil
+	}
+	tx.RollbackTo(m)
+	t.State, t.StartedTime, t.Steps[i] = state, started, saved
+	if errors.Is(err, store.ErrConflict) {
+		return false, err // a stale read: the submission runs again
+	}
+	return false, nil
 }
 
 // FailStep marks step i of a task not yet submitted as failed with err,

@@ -175,6 +175,57 @@ func TestEngine(t *testing.T) {
 				}
 			})
 
+			t.Run("a waiting step starts in the submitting transaction; others are left to Run", func(t *testing.T) {
+				task, err := e.NewTask("WAIT", api.Entity{ID: "wi", Kind: "test"}, "", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var waiting bool
+				if _, err := st.Update(ctx, func(tx *store.Txn) error {
+					if waiting, err = e.StartInline(ctx, tx, task); err != nil {
+						return err
+					}
+					return e.Submit(ctx, tx, task)
+				}); err != nil || !waiting {
+					t.Fatalf("inline start: waiting %v, %v", waiting, err)
+				}
+				got, err := e.Get(ctx, task.ID)
+				if err != nil || got.State != api.TaskStarted || got.Steps[0].StartedTime == 0 || got.Steps[0].Options["asked"] != "yes" {
+					t.Fatalf("submitted waiting task = %+v, %v", got, err)
+				}
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Key("test", "wi", "ready"), true) }); err != nil {
+					t.Fatal(err)
+				}
+				if got, err = e.Run(ctx, task.ID); err != nil || got.State != api.TaskCompleted {
+					t.Fatalf("resumed task = %+v, %v", got, err)
+				}
+
+				// COUNT's first step completes at once: taken back, the
+				// task is submitted QUEUED and Run does the work once.
+				task, err = e.NewTask("COUNT", api.Entity{ID: "ci", Kind: "test"}, "", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.Update(ctx, func(tx *store.Txn) error {
+					if waiting, err = e.StartInline(ctx, tx, task); err != nil {
+						return err
+					}
+					return e.Submit(ctx, tx, task)
+				}); err != nil || waiting {
+					t.Fatalf("inline start of a step that completes: waiting %v, %v", waiting, err)
+				}
+				var n int
+				if _, err := st.Get(ctx, store.Key("test", "ci"), &n); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("counter after submission = %d, %v; want absent", n, err)
+				}
+				if got, err = e.Run(ctx, task.ID); err != nil || got.State != api.TaskCompleted || got.Steps[0].StartedTime == 0 {
+					t.Fatalf("run task = %+v, %v", got, err)
+				}
+				if _, err := st.Get(ctx, store.Key("test", "ci"), &n); err != nil || n != 2 {
+					t.Fatalf("counter = %d, %v; want 2", n, err)
+				}
+			})
+
 			t.Run("the loop resumes tasks left queued", func(t *testing.T) {
 				task, _ := submit(t, st, e, "d")
 				e2, _ := tasks.New(st, photontest.Logger(t), counterOp("COUNT"))
