@@ -251,9 +251,20 @@ func (s *Service) Counts(ctx context.Context) (int, error) {
 // one transaction, then runs the task as far as it goes now.
 func (s *Service) submit(ctx context.Context, op string, entity api.Entity, tenantID, projectID string, syncSteps int,
 	fn func(tx *store.Txn, t *api.Task) error) (*api.Task, error) {
+	return s.submitSeeded(ctx, nil, op, entity, tenantID, projectID, syncSteps, fn)
+}
+
+// submitSeeded is submit whose first attempt reads what pre read (e.g.
+// the VM its caller checked) instead of reading it again.
+func (s *Service) submitSeeded(ctx context.Context, pre *store.Txn, op string, entity api.Entity, tenantID, projectID string, syncSteps int,
+	fn func(tx *store.Txn, t *api.Task) error) (*api.Task, error) {
 	var task *api.Task
 	var waiting bool
 	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
+		if pre != nil {
+			tx.Seed(pre)
+			pre = nil
+		}
 		var err error
 		if task, err = s.tasks.NewTask(op, entity, tenantID, projectID); err != nil {
 			return err

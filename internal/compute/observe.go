@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/photon-cloud/photon/api"
@@ -19,14 +20,21 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	for _, o := range observed {
 		byID[o.ID] = o
 	}
-	desired, _, err := store.ListRev[api.VMDesired](ctx, s.st, hosts.DesiredPrefix(hostID))
+	// The VMs the host should run: the keys under its desired prefix
+	// (hosts.DesiredKey) name them; their values are not needed here.
+	prefix := hosts.DesiredPrefix(hostID)
+	desired, err := s.st.Keys(ctx, prefix)
 	if err != nil {
 		return err
 	}
 	ids := make([]string, 0, len(desired)+len(observed))
 	seen := map[string]bool{}
-	for _, d := range desired {
-		ids, seen[d.ID] = append(ids, d.ID), true
+	for _, k := range desired {
+		id := strings.TrimPrefix(k, prefix)
+		if id == "" || strings.Contains(id, "/") {
+			continue // not a VM's desired state
+		}
+		ids, seen[id] = append(ids, id), true
 	}
 	for _, o := range observed {
 		if !seen[o.ID] {
@@ -37,7 +45,7 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	// those that changed, conditioned on them (and their locks) only: a
 	// change to a VM the report leaves as it is does not make it retry.
 	// Chunks keep each transaction under etcd's operation limit.
-	var kicks []string
+	var kicks []kick
 	last := s.seen.host(hostID)
 	for lo := 0; lo < len(ids); lo += observeChunk {
 		k, err := s.observeSome(ctx, hostID, byID, ids[lo:min(lo+observeChunk, len(ids))], last)
@@ -48,7 +56,9 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	}
 	s.seen.set(hostID, last)
 	for _, k := range kicks {
-		s.tasks.KickTask(k)
+		for _, id := range k.tasks {
+			s.tasks.KickTaskSeeded(id, k.seen)
+		}
 	}
 	return nil
 }
@@ -61,13 +71,15 @@ func lockKey(id string) string { return store.Key("locks", id) }
 
 // observeSome records the report for ids in one transaction and returns
 // the tasks to kick.
-func (s *Service) observeSome(ctx context.Context, hostID string, byID map[string]api.VMObserved, ids []string, seen *seenHost) ([]string, error) {
+func (s *Service) observeSome(ctx context.Context, hostID string, byID map[string]api.VMObserved, ids []string, seen *seenHost) ([]kick, error) {
 	keys := make([]string, 0, 2*len(ids))
 	for _, id := range ids {
 		keys = append(keys, vmKey(id), lockKey(id))
 	}
 	var kicks []string
-	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
+	var last *store.Txn
+	rev, err := s.st.Update(ctx, func(tx *store.Txn) error {
+		last = tx
 		kicks = kicks[:0]
 		kvs, err := s.st.GetMany(ctx, keys)
 		if err != nil {
@@ -112,7 +124,17 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 		}
 		return nil
 	})
-	return kicks, err
+	if err != nil || len(kicks) == 0 {
+		return nil, err
+	}
+	// The woken tasks read the VMs from this commit, not etcd.
+	return []kick{{tasks: kicks, seen: store.Committed(last, rev)}}, nil
+}
+
+// kick is the tasks one commit of Observe wakes, with what it wrote.
+type kick struct {
+	tasks []string
+	seen  *store.Snapshot
 }
 
 // observe applies what the host reports of VM id (absent from byID: not

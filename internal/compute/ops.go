@@ -24,13 +24,14 @@ var powerFrom = map[string][]string{
 // the submitting transaction.
 // Pairs in opts ("diskId", id, ...) go into the task's step options.
 func (s *Service) vmOp(ctx context.Context, id, op string, syncSteps int, check func(tx *store.Txn, v *vmRecord) error, opts ...string) (*api.Task, error) {
-	v, err := s.getVM(ctx, s.st.Txn(), id)
+	pre := s.st.Txn()
+	v, err := s.getVM(ctx, pre, id)
 	if err != nil {
 		return nil, err
 	}
 	var p api.Project
 	_, _ = s.st.Get(ctx, store.Key("projects", v.ProjectID), &p)
-	return s.submit(ctx, op, api.Entity{ID: id, Kind: api.KindVM}, p.TenantID, v.ProjectID, syncSteps, func(tx *store.Txn, t *api.Task) error {
+	return s.submitSeeded(ctx, pre, op, api.Entity{ID: id, Kind: api.KindVM}, p.TenantID, v.ProjectID, syncSteps, func(tx *store.Txn, t *api.Task) error {
 		v, err := s.getVM(ctx, tx, id)
 		if err != nil {
 			return err

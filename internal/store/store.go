@@ -143,6 +143,19 @@ func List[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
 	return out, nil
 }
 
+// Keys lists the keys under prefix (without their values).
+func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
+	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	out := make([]string, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		out[i] = string(kv.Key)
+	}
+	return out, nil
+}
+
 // Update runs fn in a transaction and commits it; when a read turned stale
 // (or fn returns ErrConflict) it runs fn again with fresh reads, up to
 // MaxAttempts times. fn must have no

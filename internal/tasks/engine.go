@@ -282,6 +282,13 @@ type runner struct {
 // as it then is. Concurrent Runs of one task in this process share one
 // runner; one that arrives while the runner works makes it try once more.
 func (e *Engine) Run(ctx context.Context, id string) (*api.Task, error) {
+	return e.RunSeeded(ctx, id, nil)
+}
+
+// RunSeeded is Run whose first step reads from sn (e.g. what the commit
+// that woke the task wrote) before etcd; a stale value in sn only makes
+// that step's commit conflict and run again on fresh reads.
+func (e *Engine) RunSeeded(ctx context.Context, id string, sn *store.Snapshot) (*api.Task, error) {
 	e.mu.Lock()
 	r, busy := e.running[id]
 	if busy {
@@ -301,7 +308,8 @@ func (e *Engine) Run(ctx context.Context, id string) (*api.Task, error) {
 	}
 	defer close(r.done)
 	for {
-		t, more, err := e.step(ctx, id)
+		t, more, err := e.step(ctx, id, sn)
+		sn = nil
 		if err == nil && more {
 			continue
 		}
@@ -320,9 +328,12 @@ func (e *Engine) Run(ctx context.Context, id string) (*api.Task, error) {
 
 // KickTask runs task id in the background now, e.g. when a host reported
 // what a waiting step waits for.
-func (e *Engine) KickTask(id string) {
+func (e *Engine) KickTask(id string) { e.KickTaskSeeded(id, nil) }
+
+// KickTaskSeeded is KickTask with RunSeeded's snapshot.
+func (e *Engine) KickTaskSeeded(id string, sn *store.Snapshot) {
 	go func() {
-		if _, err := e.Run(context.Background(), id); err != nil {
+		if _, err := e.RunSeeded(context.Background(), id, sn); err != nil {
 			e.log.Warn("run task", "task", id, "error", err)
 		}
 	}()
@@ -341,13 +352,16 @@ func (e *errStepFailed) Error() string { return e.err.Error() }
 
 // step runs the task's next step in one transaction. It reports whether
 // more steps remain.
-func (e *Engine) step(ctx context.Context, id string) (*api.Task, bool, error) {
+func (e *Engine) step(ctx context.Context, id string, sn *store.Snapshot) (*api.Task, bool, error) {
 	var t api.Task
 	var op *Operation
 	// Read once outside the transaction to honor failpoints before acting;
 	// the transaction's first attempt uses this read (its commit is
 	// conditioned on it) instead of reading again.
 	pre := e.st.Txn()
+	if sn != nil {
+		pre.SeedSnapshot(sn)
+	}
 	if err := pre.MustGet(ctx, Key(id), &t); err != nil {
 		return nil, false, fmt.Errorf("task %s: %w", id, err)
 	}
