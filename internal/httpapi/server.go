@@ -305,7 +305,11 @@ func toAPIError(err error) (*api.Error, bool) {
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	ae, internal := toAPIError(err)
-	if internal {
+	switch {
+	case internal && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away (e.g. an agent's long poll at shutdown).
+		s.log.Debug("request canceled by the client", "method", r.Method, "path", r.URL.Path)
+	case internal:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
 	code := ae.Status()
