@@ -10,16 +10,8 @@ import (
 // EnsureDisk makes a persistent disk on its datastore if it is missing. A
 // disk that exists is left as it is.
 func (d *Driver) EnsureDisk(ctx context.Context, want api.DiskDesired) error {
-	if err := checkID("disk", want.ID); err != nil {
+	if err := core.CheckDiskRequest(want, d.datastore(want.Datastore) >= 0); err != nil {
 		return err
-	}
-	switch {
-	case want.Kind != "" && want.Kind != api.KindPersistentDisk:
-		return fmt.Errorf("fake: disk %s: EnsureDisk makes persistent disks, not %q: %w", want.ID, want.Kind, ErrInvalidSpec)
-	case d.datastore(want.Datastore) < 0:
-		return fmt.Errorf("fake: disk %s: no datastore %q on this host: %w", want.ID, want.Datastore, ErrInvalidSpec)
-	case want.CapacityGB < 0:
-		return fmt.Errorf("fake: disk %s: negative capacity: %w", want.ID, ErrInvalidSpec)
 	}
 	d.mu.Lock()
 	existing := d.disks[want.ID]

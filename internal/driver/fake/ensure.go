@@ -9,6 +9,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/driver"
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
 // vm is one simulated VM, as stored in vms/<id>.json.
@@ -104,79 +105,17 @@ func (d *Driver) failed(id string, err error) (driver.VMStatus, error) {
 
 // upToDate: Ensure would change nothing.
 func (d *Driver) upToDate(v *vm, spec driver.VMSpec, now time.Time) bool {
-	if v.Generation != spec.Generation || d.power(v, now) != wantPower(spec) || len(v.Disks) != len(spec.Disks) {
-		return false
-	}
-	for i := range v.Disks {
-		if v.Disks[i].ID != spec.Disks[i].ID {
-			return false
-		}
-	}
-	return true
+	return drivercore.UpToDate(v.Generation, d.power(v, now), v.Disks, func(dk *disk) string { return dk.ID }, spec)
 }
 
-func wantPower(spec driver.VMSpec) string {
-	if spec.Power == "" {
-		return api.VMStopped
-	}
-	return spec.Power
-}
+func wantPower(spec driver.VMSpec) string { return drivercore.WantPower(spec) }
 
 // validate checks what does not depend on the VM's current state.
 func (d *Driver) validate(spec driver.VMSpec) error {
-	if err := checkID("VM", spec.ID); err != nil {
-		return err
-	}
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("fake: VM %s: %s: %w", spec.ID, fmt.Sprintf(format, args...), ErrInvalidSpec)
-	}
-	switch {
-	case spec.CPUCount <= 0:
-		return bad("cpuCount must be positive, got %d", spec.CPUCount)
-	case spec.MemoryMB <= 0:
-		return bad("memoryMb must be positive, got %d", spec.MemoryMB)
-	case spec.CPUCount > d.cfg.CPUCount:
-		return bad("%d CPUs exceed the host's %d", spec.CPUCount, d.cfg.CPUCount)
-	case spec.MemoryMB > d.cfg.MemoryMB:
-		return bad("%d MB exceed the host's %d MB", spec.MemoryMB, d.cfg.MemoryMB)
-	}
-	switch spec.Power {
-	case "", api.VMStarted, api.VMStopped, api.VMSuspended:
-	default:
-		return bad("unknown power state %q", spec.Power)
-	}
-	boot := 0
-	for i, dk := range spec.Disks {
-		if !validID(dk.ID) {
-			return bad("disk id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.'", dk.ID)
-		}
-		for _, other := range spec.Disks[:i] {
-			if other.ID == dk.ID {
-				return bad("disk %s listed twice", dk.ID)
-			}
-		}
-		switch dk.Kind {
-		case "", api.KindEphemeralDisk, api.KindPersistentDisk:
-		default:
-			return bad("disk %s: unknown kind %q", dk.ID, dk.Kind)
-		}
-		if d.datastore(dk.Datastore) < 0 {
-			return bad("disk %s: no datastore %q on this host", dk.ID, dk.Datastore)
-		}
-		if dk.CapacityGB < 0 {
-			return bad("disk %s: negative capacity", dk.ID)
-		}
-		if dk.BootDisk {
-			boot++
-		}
-		if dk.ImageID != "" && spec.ImagePaths[dk.ImageID] == "" {
-			return bad("disk %s: image %s has no local path", dk.ID, dk.ImageID)
-		}
-	}
-	if boot > 1 {
-		return bad("%d boot disks, at most one allowed", boot)
-	}
-	return nil
+	return core.ValidateSpec(spec, drivercore.Host{
+		CPUCount: d.cfg.CPUCount, MemoryMB: d.cfg.MemoryMB,
+		HasDatastore: func(name string) bool { return d.datastore(name) >= 0 },
+	})
 }
 
 // inject applies the Ensure fault knobs.
@@ -213,8 +152,7 @@ func (d *Driver) ensureLocked(spec driver.VMSpec, now time.Time) (driver.VMStatu
 		return st, err
 	}
 	if v != nil && spec.Generation < v.Generation {
-		return fail(fmt.Errorf("fake: VM %s: generation %d is older than %d: %w",
-			spec.ID, spec.Generation, v.Generation, ErrStaleGeneration))
+		return fail(core.Stale(spec, v.Generation))
 	}
 	if v != nil && d.upToDate(v, spec, now) {
 		if v.Error != "" {
@@ -236,24 +174,15 @@ func (d *Driver) ensureLocked(spec driver.VMSpec, now time.Time) (driver.VMStatu
 	if v != nil {
 		cur = d.power(v, now)
 	}
+	want := wantPower(spec)
+	if err := core.CheckPower(spec.ID, cur, want, v != nil); err != nil {
+		return fail(err)
+	}
 	crashed := cur == api.VMError
 	if crashed {
 		cur = api.VMStopped // its process is gone
 	}
-	want := wantPower(spec)
-	if want == api.VMSuspended && cur != api.VMStarted && cur != api.VMSuspended {
-		from := "is " + cur
-		if crashed {
-			from = "is " + api.VMError
-		} else if v == nil {
-			from = "does not exist yet"
-		}
-		return fail(fmt.Errorf("fake: VM %s: only a STARTED VM can be suspended, this one %s: %w", spec.ID, from, ErrTransition))
-	}
-	mid := cur
-	if (cur == api.VMSuspended && want != api.VMSuspended) || (cur == api.VMStarted && want == api.VMStopped) {
-		mid = want
-	}
+	mid := drivercore.MidPower(cur, want)
 
 	// Disks: keep, attach, detach.
 	var old []*disk
@@ -281,43 +210,33 @@ func (d *Driver) ensureLocked(spec driver.VMSpec, now time.Time) (driver.VMStatu
 			continue
 		}
 		existing := d.disks[sd.ID]
-		switch {
-		case existing != nil && existing.Kind != api.KindPersistentDisk:
-			return fail(fmt.Errorf("fake: VM %s: disk %s is an ephemeral disk of VM %s: %w", spec.ID, sd.ID, existing.vm, ErrDiskInUse))
-		case existing != nil && sd.Kind == api.KindPersistentDisk:
-			if existing.vm != "" && existing.vm != spec.ID {
-				return fail(fmt.Errorf("fake: VM %s: disk %s is attached to VM %s: %w", spec.ID, sd.ID, existing.vm, ErrDiskInUse))
-			}
+		var kind, inVM string
+		if existing != nil {
+			kind, inVM = existing.Kind, existing.vm
+		}
+		adopt, err := core.Attach(spec.ID, sd, existing != nil, kind, inVM)
+		if err != nil {
+			return fail(err)
+		}
+		if adopt {
 			next = append(next, existing)
 			added = append(added, existing)
 			continue
-		case existing != nil:
-			return fail(fmt.Errorf("fake: VM %s: disk %s is a persistent disk, listed as %q: %w", spec.ID, sd.ID, sd.Kind, ErrInvalidSpec))
 		}
 		ds := d.datastore(sd.Datastore)
-		if sd.CapacityGB > free[ds]+1e-9 {
-			return fail(fmt.Errorf("fake: VM %s: disk %s needs %g GB, datastore %s has %g GB free: %w",
-				spec.ID, sd.ID, sd.CapacityGB, sd.Datastore, max(free[ds], 0), ErrNoCapacity))
+		if err := core.Reserve(spec.ID, sd, &free[ds]); err != nil {
+			return fail(err)
 		}
-		free[ds] -= sd.CapacityGB
-		kind := sd.Kind
-		if kind == "" {
-			kind = api.KindEphemeralDisk
-		}
+		kind = drivercore.NewDiskKind(sd)
 		dk := &disk{ID: sd.ID, Kind: kind, Datastore: sd.Datastore, CapacityGB: sd.CapacityGB, BootDisk: sd.BootDisk, ImageID: sd.ImageID}
 		next = append(next, dk)
 		added = append(added, dk)
 		made = append(made, dk)
 	}
-	if len(added)+len(removed) > 0 {
-		if mid == api.VMSuspended {
-			return fail(fmt.Errorf("fake: VM %s: disks cannot change while SUSPENDED: %w", spec.ID, ErrTransition))
-		}
-		boot := slices.ContainsFunc(added, func(dk *disk) bool { return dk.BootDisk }) ||
-			slices.ContainsFunc(removed, func(dk *disk) bool { return dk.BootDisk })
-		if boot && mid != api.VMStopped {
-			return fail(fmt.Errorf("fake: VM %s: the boot disk changes only while STOPPED (VM is %s): %w", spec.ID, mid, ErrTransition))
-		}
+	boot := slices.ContainsFunc(added, func(dk *disk) bool { return dk.BootDisk }) ||
+		slices.ContainsFunc(removed, func(dk *disk) bool { return dk.BootDisk })
+	if err := core.CheckDiskChange(spec.ID, mid, len(added)+len(removed) > 0, boot); err != nil {
+		return fail(err)
 	}
 
 	// The final power state, and a boot that may fail mid-way.

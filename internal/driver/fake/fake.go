@@ -56,6 +56,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/driver"
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
 // Errors the fake returns, wrapped with details. Test with errors.Is.
@@ -75,6 +76,12 @@ var (
 	// ErrInjected: a failure injected by a fault knob.
 	ErrInjected = errors.New("injected failure")
 )
+
+// core is the fake's view of the rules it shares with every driver.
+var core = drivercore.Errs{
+	Prefix: "fake", InvalidSpec: ErrInvalidSpec, Transition: ErrTransition,
+	NoCapacity: ErrNoCapacity, DiskInUse: ErrDiskInUse, StaleVersion: ErrStaleGeneration,
+}
 
 // Config describes one simulated host. The zero value is a usable host:
 // 16 CPUs, 64 GiB, one 1000 GB datastore "local", in memory, no faults.
@@ -409,23 +416,6 @@ func sleep(ctx context.Context, delay time.Duration) error {
 
 // checkID accepts IDs that are safe as file names (drivers name files and
 // processes after them): 1..128 of [A-Za-z0-9._-], not starting with '.'.
-func checkID(what, id string) error {
-	if !validID(id) {
-		return fmt.Errorf("fake: %s id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.': %w", what, id, ErrInvalidSpec)
-	}
-	return nil
-}
+func checkID(what, id string) error { return core.CheckID(what, id) }
 
-func validID(id string) bool {
-	if id == "" || len(id) > 128 || id[0] == '.' {
-		return false
-	}
-	for _, r := range id {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validID(id string) bool { return drivercore.ValidID(id) }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
 // Layout of DataDir.
@@ -32,20 +33,8 @@ func (d *Driver) write(dir, id string, v any) error {
 		return fmt.Errorf("fake: encode %s/%s: %w", dir, id, err)
 	}
 	path := filepath.Join(d.cfg.DataDir, dir, id+".json")
-	f, err := os.CreateTemp(filepath.Dir(path), tmpMark+id+"-*")
-	if err != nil {
+	if err := drivercore.WriteFileAtomic(path, tmpMark+id+"-*", drivercore.WriteBytes(b)); err != nil {
 		return fmt.Errorf("fake: %w", err)
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return fmt.Errorf("fake: write %s: %w", path, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/driver"
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
 // Ensure makes the VM match spec; see the package doc and driver/fake's
@@ -50,85 +51,21 @@ func (d *Driver) failed(id string, err error) (driver.VMStatus, error) {
 	return st, err
 }
 
-func wantPower(spec driver.VMSpec) string {
-	if spec.Power == "" {
-		return api.VMStopped
-	}
-	return spec.Power
-}
+func wantPower(spec driver.VMSpec) string { return drivercore.WantPower(spec) }
 
 // validate checks what does not depend on the VM's current state.
 func (d *Driver) validate(spec driver.VMSpec) error {
-	if err := checkID("VM", spec.ID); err != nil {
-		return err
-	}
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("qemu: VM %s: %s: %w", spec.ID, fmt.Sprintf(format, args...), ErrInvalidSpec)
-	}
 	cpus, memMB := d.hostLimits()
-	switch {
-	case spec.CPUCount <= 0:
-		return bad("cpuCount must be positive, got %d", spec.CPUCount)
-	case spec.MemoryMB <= 0:
-		return bad("memoryMb must be positive, got %d", spec.MemoryMB)
-	case spec.CPUCount > cpus:
-		return bad("%d CPUs exceed the host's %d", spec.CPUCount, cpus)
-	case spec.MemoryMB > memMB:
-		return bad("%d MB exceed the host's %d MB", spec.MemoryMB, memMB)
-	}
-	switch spec.Power {
-	case "", api.VMStarted, api.VMStopped, api.VMSuspended:
-	default:
-		return bad("unknown power state %q", spec.Power)
-	}
-	boot := 0
-	for i, dk := range spec.Disks {
-		if !validID(dk.ID) {
-			return bad("disk id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.'", dk.ID)
-		}
-		for _, other := range spec.Disks[:i] {
-			if other.ID == dk.ID {
-				return bad("disk %s listed twice", dk.ID)
-			}
-		}
-		switch dk.Kind {
-		case "", api.KindEphemeralDisk, api.KindPersistentDisk:
-		default:
-			return bad("disk %s: unknown kind %q", dk.ID, dk.Kind)
-		}
-		if d.datastore(dk.Datastore) < 0 {
-			return bad("disk %s: no datastore %q on this host", dk.ID, dk.Datastore)
-		}
-		if dk.CapacityGB < 0 {
-			return bad("disk %s: negative capacity", dk.ID)
-		}
-		if dk.BootDisk {
-			boot++
-		}
-		if dk.ImageID != "" && spec.ImagePaths[dk.ImageID] == "" {
-			return bad("disk %s: image %s has no local path", dk.ID, dk.ImageID)
-		}
-		if dk.ImageID != "" && !dk.BootDisk {
-			return bad("disk %s: only the boot disk is made from an image", dk.ID)
-		}
-	}
-	if boot > 1 {
-		return bad("%d boot disks, at most one allowed", boot)
-	}
-	return nil
+	return core.ValidateSpec(spec, drivercore.Host{
+		CPUCount: cpus, MemoryMB: memMB,
+		HasDatastore:  func(name string) bool { return d.datastore(name) >= 0 },
+		ImageOnlyBoot: true,
+	})
 }
 
 // upToDate: Ensure would change nothing.
 func upToDate(r *record, observed string, spec driver.VMSpec) bool {
-	if r.Generation != spec.Generation || observed != wantPower(spec) || len(r.Disks) != len(spec.Disks) {
-		return false
-	}
-	for i := range r.Disks {
-		if r.Disks[i].ID != spec.Disks[i].ID {
-			return false
-		}
-	}
-	return true
+	return drivercore.UpToDate(r.Generation, observed, r.Disks, func(dk diskRecord) string { return dk.ID }, spec)
 }
 
 // plan is what one Ensure reserved under d.mu and then carries out.
@@ -144,8 +81,7 @@ func (d *Driver) ensure(ctx context.Context, spec driver.VMSpec) (driver.VMStatu
 	v := d.vms[spec.ID]
 	if v != nil && spec.Generation < v.rec.Generation {
 		d.mu.Unlock()
-		return d.failed(spec.ID, fmt.Errorf("qemu: VM %s: generation %d is older than %d: %w",
-			spec.ID, spec.Generation, v.rec.Generation, ErrStaleGeneration))
+		return d.failed(spec.ID, core.Stale(spec, v.rec.Generation))
 	}
 	cur := api.VMStopped
 	if v != nil {
@@ -190,19 +126,12 @@ func (d *Driver) ensure(ctx context.Context, spec driver.VMSpec) (driver.VMStatu
 // planLocked checks the transition and the disk changes and reserves the
 // disks (capacity, persistent disks) the VM gets.
 func (d *Driver) planLocked(spec driver.VMSpec, v *vmState, cur string) (*plan, error) {
-	crashed := cur == api.VMError
-	if crashed {
-		cur = api.VMStopped
-	}
 	want := wantPower(spec)
-	if want == api.VMSuspended && cur != api.VMStarted && cur != api.VMSuspended {
-		from := "is " + cur
-		if crashed {
-			from = "is " + api.VMError
-		} else if v == nil {
-			from = "does not exist yet"
-		}
-		return nil, fmt.Errorf("qemu: VM %s: only a STARTED VM can be suspended, this one %s: %w", spec.ID, from, ErrTransition)
+	if err := core.CheckPower(spec.ID, cur, want, v != nil); err != nil {
+		return nil, err
+	}
+	if cur == api.VMError {
+		cur = api.VMStopped
 	}
 	mid := midPower(cur, want)
 	var old []diskRecord
@@ -230,42 +159,32 @@ func (d *Driver) planLocked(spec driver.VMSpec, v *vmState, cur string) (*plan, 
 		}
 		addedBoot = addedBoot || sd.BootDisk
 		existing := d.disks[sd.ID]
-		switch {
-		case existing != nil && existing.Kind != api.KindPersistentDisk:
-			return nil, fmt.Errorf("qemu: VM %s: disk %s is an ephemeral disk of VM %s: %w", spec.ID, sd.ID, existing.vm, ErrDiskInUse)
-		case existing != nil && sd.Kind == api.KindPersistentDisk:
-			if existing.vm != "" && existing.vm != spec.ID {
-				return nil, fmt.Errorf("qemu: VM %s: disk %s is attached to VM %s: %w", spec.ID, sd.ID, existing.vm, ErrDiskInUse)
-			}
+		var kind, inVM string
+		if existing != nil {
+			kind, inVM = existing.Kind, existing.vm
+		}
+		adopt, err := core.Attach(spec.ID, sd, existing != nil, kind, inVM)
+		if err != nil {
+			return nil, err
+		}
+		if adopt {
 			p.next = append(p.next, existing.diskRecord)
 			p.adopted = append(p.adopted, sd.ID)
 			continue
-		case existing != nil:
-			return nil, fmt.Errorf("qemu: VM %s: disk %s is a persistent disk, listed as %q: %w", spec.ID, sd.ID, sd.Kind, ErrInvalidSpec)
 		}
 		ds := d.datastore(sd.Datastore)
-		if sd.CapacityGB > free[ds]+1e-9 {
-			return nil, fmt.Errorf("qemu: VM %s: disk %s needs %g GB, datastore %s has %g GB free: %w",
-				spec.ID, sd.ID, sd.CapacityGB, sd.Datastore, max(free[ds], 0), ErrNoCapacity)
+		if err := core.Reserve(spec.ID, sd, &free[ds]); err != nil {
+			return nil, err
 		}
-		free[ds] -= sd.CapacityGB
-		kind := sd.Kind
-		if kind == "" {
-			kind = api.KindEphemeralDisk
-		}
+		kind = drivercore.NewDiskKind(sd)
 		dk := diskRecord{ID: sd.ID, Kind: kind, Datastore: sd.Datastore, CapacityGB: sd.CapacityGB, BootDisk: sd.BootDisk, ImageID: sd.ImageID}
 		dk.Path = d.diskPath(dk)
 		p.next = append(p.next, dk)
 		p.made = append(p.made, dk)
 	}
-	if len(p.made)+len(p.adopted)+len(p.removed) > 0 {
-		if mid == api.VMSuspended {
-			return nil, fmt.Errorf("qemu: VM %s: disks cannot change while SUSPENDED: %w", spec.ID, ErrTransition)
-		}
-		boot := addedBoot || slices.ContainsFunc(p.removed, func(dk diskRecord) bool { return dk.BootDisk })
-		if boot && mid != api.VMStopped {
-			return nil, fmt.Errorf("qemu: VM %s: the boot disk changes only while STOPPED (VM is %s): %w", spec.ID, mid, ErrTransition)
-		}
+	boot := addedBoot || slices.ContainsFunc(p.removed, func(dk diskRecord) bool { return dk.BootDisk })
+	if err := core.CheckDiskChange(spec.ID, mid, len(p.made)+len(p.adopted)+len(p.removed) > 0, boot); err != nil {
+		return nil, err
 	}
 	// Reserve.
 	for _, dk := range p.made {
@@ -294,15 +213,7 @@ func (d *Driver) setStopping(id string, on bool) {
 
 // midPower is the power state while disks change: leaving SUSPENDED and
 // stopping come first.
-func midPower(cur, want string) string {
-	if cur == api.VMError {
-		cur = api.VMStopped
-	}
-	if (cur == api.VMSuspended && want != api.VMSuspended) || (cur == api.VMStarted && want == api.VMStopped) {
-		return want
-	}
-	return cur
-}
+func midPower(cur, want string) string { return drivercore.MidPower(cur, want) }
 
 // carryOut does the plan, keeping rec equal to what the VM is after each
 // step.

@@ -76,6 +76,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/driver"
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
 // Errors the driver returns, wrapped with details. Test with errors.Is.
@@ -97,6 +98,12 @@ var (
 	// ErrStart: QEMU did not start (its reason follows).
 	ErrStart = errors.New("QEMU did not start")
 )
+
+// core is the driver's view of the rules it shares with every driver.
+var core = drivercore.Errs{
+	Prefix: "qemu", InvalidSpec: ErrInvalidSpec, Transition: ErrTransition,
+	NoCapacity: ErrNoCapacity, DiskInUse: ErrDiskInUse, StaleVersion: ErrStaleGeneration,
+}
 
 // Datastore is a directory where the driver keeps disks.
 type Datastore struct {
@@ -420,23 +427,6 @@ func (d *Driver) account(dk diskRecord, sign float64) {
 
 // checkID accepts IDs that are safe as file names: 1..128 of
 // [A-Za-z0-9._-], not starting with '.'.
-func checkID(what, id string) error {
-	if !validID(id) {
-		return fmt.Errorf("qemu: %s id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.': %w", what, id, ErrInvalidSpec)
-	}
-	return nil
-}
+func checkID(what, id string) error { return core.CheckID(what, id) }
 
-func validID(id string) bool {
-	if id == "" || len(id) > 128 || id[0] == '.' {
-		return false
-	}
-	for _, r := range id {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validID(id string) bool { return drivercore.ValidID(id) }

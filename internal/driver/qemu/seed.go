@@ -3,14 +3,16 @@ package qemu
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/kdomanski/iso9660"
+
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
 // Metadata keys the seed reads, besides the VM's name and id.
@@ -122,19 +124,12 @@ func writeSeed(path string, files map[string][]byte) error {
 			return fmt.Errorf("seed: %s: %w", n, err)
 		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".seed-*")
-	if err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	err = w.WriteTo(f, "cidata")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
+	err = drivercore.WriteFileAtomic(path, ".seed-*", func(f io.Writer) error { return w.WriteTo(f, "cidata") })
+	var werr *drivercore.WriteError
+	if errors.As(err, &werr) {
+		err = werr.Err
 	}
 	if err != nil {
-		_ = os.Remove(f.Name())
 		return fmt.Errorf("seed: %w", err)
 	}
 	return nil

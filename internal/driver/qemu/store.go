@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
 // Layout of DataDir and of each datastore.
@@ -124,22 +125,11 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), tmpMark+"*")
-	if err != nil {
-		return err
+	err = drivercore.WriteFileAtomic(path, tmpMark+"*", drivercore.WriteBytes(b))
+	if _, ok := err.(*drivercore.WriteError); ok {
+		return fmt.Errorf("qemu: %w", err)
 	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return fmt.Errorf("qemu: write %s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 func removeFile(path string) error {
