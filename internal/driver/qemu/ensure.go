@@ -119,6 +119,8 @@ func (d *Driver) ensure(ctx context.Context, spec driver.VMSpec) (driver.VMStatu
 	rec.Name, rec.CPUCount, rec.MemoryMB = spec.Name, spec.CPUCount, spec.MemoryMB
 	rec.Environment, rec.Metadata = maps.Clone(spec.Environment), maps.Clone(spec.Metadata)
 	want := wantPower(spec)
+	// A power-down's QEMU exit is not a crash until its STOPPED is recorded.
+	defer d.setStopping(spec.ID, false)
 	err = d.carryOut(ctx, spec, &rec, cur, want, p)
 	return d.commit(spec, v, &rec, p, err)
 }
@@ -227,10 +229,8 @@ func (d *Driver) carryOut(ctx context.Context, spec driver.VMSpec, rec *record, 
 		}
 		rec.Power, rec.PID = api.VMStopped, 0
 	case cur == api.VMStarted && mid == api.VMStopped:
-		d.setStopping(rec.ID, true)
-		err := d.powerdown(ctx, rec.ID, rec.PID)
-		d.setStopping(rec.ID, false)
-		if err != nil {
+		d.setStopping(rec.ID, true) // cleared once the new state is recorded (ensure)
+		if err := d.powerdown(ctx, rec.ID, rec.PID); err != nil {
 			return fmt.Errorf("qemu: VM %s: stop: %w", rec.ID, err)
 		}
 		rec.Power, rec.PID = api.VMStopped, 0
