@@ -74,13 +74,13 @@ type ownerRule struct {
 func (s *Server) ownerRules() map[string]ownerRule {
 	return map[string]ownerRule{
 		"tenants": {api.CodeTenantNotFound, "tenant", func(ctx context.Context, id string) (owner, error) {
-			if _, err := s.tenancy.GetTenant(ctx, id); err != nil {
+			if _, err := s.Tenancy.GetTenant(ctx, id); err != nil {
 				return owner{}, err
 			}
 			return owner{tenantID: id}, nil
 		}},
 		"projects": {api.CodeProjectNotFound, "project", func(ctx context.Context, id string) (owner, error) {
-			p, err := s.tenancy.GetProject(ctx, id)
+			p, err := s.Tenancy.GetProject(ctx, id)
 			if err != nil {
 				return owner{}, err
 			}
@@ -90,7 +90,7 @@ func (s *Server) ownerRules() map[string]ownerRule {
 			if !tenancy.ValidID(id) {
 				return owner{}, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
 			}
-			t, err := s.tasks.Get(ctx, id)
+			t, err := s.Tasks.Get(ctx, id)
 			if err != nil {
 				return owner{}, err
 			}
@@ -123,7 +123,7 @@ func (s *Server) storedOwner(collection, notFound, kind string) ownerRule {
 				ID   string `json:"id"`
 			} `json:"scope"`
 		}
-		if _, err := s.st.Get(ctx, store.Key(collection, id), &o); errors.Is(err, store.ErrNotFound) {
+		if _, err := s.Store.Get(ctx, store.Key(collection, id), &o); errors.Is(err, store.ErrNotFound) {
 			return owner{}, missing
 		} else if err != nil {
 			return owner{}, err
@@ -138,7 +138,7 @@ func (s *Server) storedOwner(collection, notFound, kind string) ownerRule {
 			}
 			return owner{public: true}, nil
 		}
-		p, err := s.tenancy.GetProject(ctx, pid)
+		p, err := s.Tenancy.GetProject(ctx, pid)
 		if err != nil {
 			// The project went away under the object: only admins see it.
 			return owner{tenantID: "-", projectID: pid}, nil
@@ -196,10 +196,10 @@ func (s *Server) authenticate(r *http.Request, rt Route, info *requestInfo) erro
 	if rt.Perm == PermPublic {
 		return nil
 	}
-	if s.tokens == nil || s.Auth == nil {
+	if s.Tokens == nil || s.Auth == nil {
 		return api.Errorf(api.CodeUnavailable, "authentication is not configured")
 	}
-	p, err := s.tokens.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	p, err := s.Tokens.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (s *Server) authorize(ctx context.Context, rt Route, id string, a *auth.Acc
 	}
 	rule, ok := s.ownerRules()[collectionOf(rt.Path)]
 	if !ok {
-		s.log.Error("authorization: no owner rule", "method", rt.Method, "path", rt.Path)
+		s.Log.Error("authorization: no owner rule", "method", rt.Method, "path", rt.Path)
 		return forbidden("no rule for this route")
 	}
 	o, err := rule.find(ctx, id)
@@ -330,7 +330,7 @@ func (s *Server) recordAudit(r *http.Request, rt Route, info *requestInfo, statu
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), RequestTimeout)
 	defer cancel()
 	if err := s.Audit.Append(ctx, e); err != nil {
-		s.log.Warn("audit log", "error", err, "entry", mustJSON(e))
+		s.Log.Warn("audit log", "error", err, "entry", mustJSON(e))
 	}
 }
 
@@ -345,7 +345,7 @@ func (s *Server) visibleTenants(r *http.Request, a *auth.Access) []api.Tenant {
 	name := r.URL.Query().Get("name")
 	var out []api.Tenant
 	for _, id := range a.Tenants() {
-		t, err := s.tenancy.GetTenant(r.Context(), id)
+		t, err := s.Tenancy.GetTenant(r.Context(), id)
 		if err != nil || (name != "" && t.Name != name) {
 			continue
 		}
@@ -385,14 +385,14 @@ func visibleProjects(a *auth.Access, l []api.Project) []api.Project {
 // fillTaskTenant sets the tenant of a task that names only its project
 // (memo caches project -> tenant across a listing).
 func (s *Server) fillTaskTenant(ctx context.Context, t *api.Task, memo map[string]string) {
-	if t.TenantID != "" || t.ProjectID == "" || s.tenancy == nil {
+	if t.TenantID != "" || t.ProjectID == "" || s.Tenancy == nil {
 		return
 	}
 	if tid, ok := memo[t.ProjectID]; ok {
 		t.TenantID = tid
 		return
 	}
-	if p, err := s.tenancy.GetProject(ctx, t.ProjectID); err == nil {
+	if p, err := s.Tenancy.GetProject(ctx, t.ProjectID); err == nil {
 		t.TenantID = p.TenantID
 	}
 	if memo != nil {

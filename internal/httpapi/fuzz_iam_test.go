@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -64,17 +63,5 @@ func FuzzIAMDecoders(f *testing.F) {
 			f.Add(uint8(i), []byte(seed))
 		}
 	}
-	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		err := iamDecoders[int(which)%len(iamDecoders)](body)
-		if err == nil {
-			return
-		}
-		var ae *api.Error
-		if !errors.As(err, &ae) {
-			t.Fatalf("decoder %d: non-API error %v for %q", which, err, body)
-		}
-		if s := ae.Status(); s < 400 || s >= 500 || ae.Message == "" {
-			t.Fatalf("decoder %d: status %d %+v for %q", which, s, ae, body)
-		}
-	})
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) { fuzzDecoder(t, iamDecoders, which, body) })
 }

@@ -61,17 +61,21 @@ func FuzzDecoders(f *testing.F) {
 			f.Add(uint8(i), []byte(seed))
 		}
 	}
-	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		err := decoders[int(which)%len(decoders)](body)
-		if err == nil {
-			return
-		}
-		var ae *api.Error
-		if !errors.As(err, &ae) {
-			t.Fatalf("decoder %d: non-API error %v for %q", which, err, body)
-		}
-		if s := ae.Status(); s < 400 || s >= 500 || ae.Message == "" {
-			t.Fatalf("decoder %d: status %d %+v for %q", which, s, ae, body)
-		}
-	})
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) { fuzzDecoder(t, decoders, which, body) })
+}
+
+// fuzzDecoder runs one of decoders on body: it must give nil or an API
+// error with a 4xx status and a message, never anything else.
+func fuzzDecoder(t *testing.T, decoders []func([]byte) error, which uint8, body []byte) {
+	err := decoders[int(which)%len(decoders)](body)
+	if err == nil {
+		return
+	}
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("decoder %d: non-API error %v for %q", which, err, body)
+	}
+	if s := ae.Status(); s < 400 || s >= 500 || ae.Message == "" {
+		t.Fatalf("decoder %d: status %d %+v for %q", which, s, ae, body)
+	}
 }

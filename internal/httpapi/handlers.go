@@ -47,16 +47,16 @@ func (s *Server) authInfo(r *http.Request) (int, any, error) {
 func (s *Server) status(r *http.Request) (int, any, error) {
 	st := &api.SystemStatus{Status: "READY", Components: []api.ComponentStatus{{Component: "controller", Status: "READY"}}}
 	etcd := api.ComponentStatus{Component: "etcd", Status: "READY"}
-	if _, err := s.st.Count(r.Context(), "/photon/v1/"); err != nil {
+	if _, err := s.Store.Count(r.Context(), "/photon/v1/"); err != nil {
 		etcd.Status, etcd.Message, st.Status = "ERROR", "etcd unreachable", "ERROR"
-		s.log.Warn("status: etcd", "error", err)
+		s.Log.Warn("status: etcd", "error", err)
 	}
 	st.Components = append(st.Components, etcd)
 	return http.StatusOK, st, nil
 }
 
 func (s *Server) usage(r *http.Request) (int, any, error) {
-	t, p, err := s.tenancy.SystemCounts(r.Context())
+	t, p, err := s.Tenancy.SystemCounts(r.Context())
 	if err != nil {
 		return 0, nil, err
 	}
@@ -65,7 +65,7 @@ func (s *Server) usage(r *http.Request) (int, any, error) {
 		n      *int
 		prefix string
 	}{{&u.NumberHosts, "hosts"}, {&u.NumberVMs, "vms"}, {&u.NumberDatastores, "datastores"}} {
-		if *c.n, err = s.st.Count(r.Context(), store.Prefix(c.prefix)); err != nil {
+		if *c.n, err = s.Store.Count(r.Context(), store.Prefix(c.prefix)); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -82,7 +82,7 @@ func (s *Server) listTenants(r *http.Request) (int, any, error) {
 	if a := accessOf(r); a != nil && !a.System {
 		return http.StatusOK, list(r, s.visibleTenants(r, a), "", links(r).tenant), nil
 	}
-	l, next, err := s.tenancy.ListTenants(r.Context(), r.URL.Query().Get("name"), token, size)
+	l, next, err := s.Tenancy.ListTenants(r.Context(), r.URL.Query().Get("name"), token, size)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -94,12 +94,12 @@ func (s *Server) createTenant(r *http.Request) (int, any, error) {
 	if err := decode(r, &spec); err != nil {
 		return 0, nil, err
 	}
-	t, err := s.tenancy.CreateTenant(r.Context(), &spec)
+	t, err := s.Tenancy.CreateTenant(r.Context(), &spec)
 	return taskAnswer(r, t, err)
 }
 
 func (s *Server) getTenant(r *http.Request) (int, any, error) {
-	t, err := s.tenancy.GetTenant(r.Context(), r.PathValue("id"))
+	t, err := s.Tenancy.GetTenant(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -109,12 +109,12 @@ func (s *Server) getTenant(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) deleteTenant(r *http.Request) (int, any, error) {
-	t, err := s.tenancy.DeleteTenant(r.Context(), r.PathValue("id"))
+	t, err := s.Tenancy.DeleteTenant(r.Context(), r.PathValue("id"))
 	return taskAnswer(r, t, err)
 }
 
 func (s *Server) getTenantQuota(r *http.Request) (int, any, error) {
-	t, err := s.tenancy.GetTenant(r.Context(), r.PathValue("id"))
+	t, err := s.Tenancy.GetTenant(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -126,7 +126,7 @@ func (s *Server) setTenantQuota(r *http.Request) (int, any, error) {
 	if err := decode(r, &spec); err != nil {
 		return 0, nil, err
 	}
-	t, err := s.tenancy.SetTenantQuota(r.Context(), r.PathValue("id"), r.Method, &spec)
+	t, err := s.Tenancy.SetTenantQuota(r.Context(), r.PathValue("id"), r.Method, &spec)
 	return taskAnswer(r, t, err)
 }
 
@@ -144,7 +144,7 @@ func (s *Server) listProjects(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	l, next, err := s.tenancy.ListProjects(r.Context(), r.PathValue("id"), r.URL.Query().Get("name"), token, size)
+	l, next, err := s.Tenancy.ListProjects(r.Context(), r.PathValue("id"), r.URL.Query().Get("name"), token, size)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -157,12 +157,12 @@ func (s *Server) createProject(r *http.Request) (int, any, error) {
 	if err := decode(r, &spec); err != nil {
 		return 0, nil, err
 	}
-	t, err := s.tenancy.CreateProject(r.Context(), r.PathValue("id"), &spec)
+	t, err := s.Tenancy.CreateProject(r.Context(), r.PathValue("id"), &spec)
 	return taskAnswer(r, t, err)
 }
 
 func (s *Server) getProject(r *http.Request) (int, any, error) {
-	p, err := s.tenancy.GetProject(r.Context(), r.PathValue("id"))
+	p, err := s.Tenancy.GetProject(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -171,12 +171,12 @@ func (s *Server) getProject(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) deleteProject(r *http.Request) (int, any, error) {
-	t, err := s.tenancy.DeleteProject(r.Context(), r.PathValue("id"))
+	t, err := s.Tenancy.DeleteProject(r.Context(), r.PathValue("id"))
 	return taskAnswer(r, t, err)
 }
 
 func (s *Server) getProjectQuota(r *http.Request) (int, any, error) {
-	p, err := s.tenancy.GetProject(r.Context(), r.PathValue("id"))
+	p, err := s.Tenancy.GetProject(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -188,7 +188,7 @@ func (s *Server) setProjectQuota(r *http.Request) (int, any, error) {
 	if err := decode(r, &spec); err != nil {
 		return 0, nil, err
 	}
-	t, err := s.tenancy.SetProjectQuota(r.Context(), r.PathValue("id"), r.Method, &spec)
+	t, err := s.Tenancy.SetProjectQuota(r.Context(), r.PathValue("id"), r.Method, &spec)
 	return taskAnswer(r, t, err)
 }
 
@@ -200,7 +200,7 @@ func (s *Server) listFlavors(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	q := r.URL.Query()
-	l, next, err := s.tenancy.ListFlavors(r.Context(), q.Get("name"), q.Get("kind"), token, size)
+	l, next, err := s.Tenancy.ListFlavors(r.Context(), q.Get("name"), q.Get("kind"), token, size)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -212,12 +212,12 @@ func (s *Server) createFlavor(r *http.Request) (int, any, error) {
 	if err := decode(r, &spec); err != nil {
 		return 0, nil, err
 	}
-	t, err := s.tenancy.CreateFlavor(r.Context(), &spec)
+	t, err := s.Tenancy.CreateFlavor(r.Context(), &spec)
 	return taskAnswer(r, t, err)
 }
 
 func (s *Server) getFlavor(r *http.Request) (int, any, error) {
-	f, err := s.tenancy.GetFlavor(r.Context(), r.PathValue("id"))
+	f, err := s.Tenancy.GetFlavor(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -226,7 +226,7 @@ func (s *Server) getFlavor(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) deleteFlavor(r *http.Request) (int, any, error) {
-	t, err := s.tenancy.DeleteFlavor(r.Context(), r.PathValue("id"))
+	t, err := s.Tenancy.DeleteFlavor(r.Context(), r.PathValue("id"))
 	return taskAnswer(r, t, err)
 }
 
@@ -244,11 +244,11 @@ func (s *Server) entityTasks(kind string) handler {
 		var err error
 		switch kind {
 		case api.KindTenant:
-			_, err = s.tenancy.GetTenant(r.Context(), id)
+			_, err = s.Tenancy.GetTenant(r.Context(), id)
 		case api.KindProject:
-			_, err = s.tenancy.GetProject(r.Context(), id)
+			_, err = s.Tenancy.GetProject(r.Context(), id)
 		case api.KindFlavor:
-			_, err = s.tenancy.GetFlavor(r.Context(), id)
+			_, err = s.Tenancy.GetFlavor(r.Context(), id)
 		}
 		if err != nil {
 			return 0, nil, err
@@ -265,7 +265,7 @@ func (s *Server) tasksPage(r *http.Request, f tasks.Filter) (int, any, error) {
 	if f.EntityID != "" && !tenancy.ValidID(f.EntityID) {
 		return http.StatusOK, list[api.Task](r, nil, "", links(r).task), nil
 	}
-	l, next, err := s.tasks.List(r.Context(), f, token, size)
+	l, next, err := s.Tasks.List(r.Context(), f, token, size)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -278,7 +278,7 @@ func (s *Server) getTask(r *http.Request) (int, any, error) {
 	if !tenancy.ValidID(id) {
 		return 0, nil, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
 	}
-	t, err := s.tasks.Get(r.Context(), id)
+	t, err := s.Tasks.Get(r.Context(), id)
 	if err != nil {
 		return 0, nil, err
 	}

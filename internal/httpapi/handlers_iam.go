@@ -19,7 +19,7 @@ import (
 func (l linker) user(u *api.User) { u.SelfLink = l.base + "/v1/users/" + u.ID }
 
 func (s *Server) needAuth() error {
-	if s.Auth == nil || s.tokens == nil {
+	if s.Auth == nil || s.Tokens == nil {
 		return api.Errorf(api.CodeUnavailable, "identity service not configured")
 	}
 	return nil
@@ -70,7 +70,7 @@ func (s *Server) token(r *http.Request) (int, any, error) {
 	if err != nil {
 		remote = r.RemoteAddr
 	}
-	resp, err := s.tokens.Login(r.Context(), req, remote)
+	resp, err := s.Tokens.Login(r.Context(), req, remote)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -85,7 +85,7 @@ func (s *Server) revoke(r *http.Request) (int, any, error) {
 	if req.Token == "" || len(req.Token) > 256 {
 		return 0, nil, api.FieldError("token", "a refresh token is required")
 	}
-	if err := s.tokens.Revoke(r.Context(), PrincipalOf(r), req.Token); err != nil {
+	if err := s.Tokens.Revoke(r.Context(), PrincipalOf(r), req.Token); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil
@@ -144,12 +144,12 @@ func (s *Server) scopeOf(r *http.Request, kind string) (auth.Scope, error) {
 	id := r.PathValue("id")
 	switch kind {
 	case auth.ScopeTenant:
-		if _, err := s.tenancy.GetTenant(r.Context(), id); err != nil {
+		if _, err := s.Tenancy.GetTenant(r.Context(), id); err != nil {
 			return auth.Scope{}, err
 		}
 		return auth.Scope{Kind: kind, ID: id, TenantID: id}, nil
 	case auth.ScopeProject:
-		p, err := s.tenancy.GetProject(r.Context(), id)
+		p, err := s.Tenancy.GetProject(r.Context(), id)
 		if err != nil {
 			return auth.Scope{}, err
 		}

@@ -61,7 +61,7 @@ func (s *Server) visibleImages(r *http.Request, l []api.Image) []api.Image {
 		pid := img.Scope.ID
 		tid, ok := tenantOf[pid]
 		if !ok {
-			if p, err := s.tenancy.GetProject(r.Context(), pid); err == nil {
+			if p, err := s.Tenancy.GetProject(r.Context(), pid); err == nil {
 				tid = p.TenantID
 			}
 			tenantOf[pid] = tid
@@ -81,7 +81,7 @@ func (s *Server) listProjectImages(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	p, err := s.tenancy.GetProject(r.Context(), r.PathValue("id"))
+	p, err := s.Tenancy.GetProject(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -134,7 +134,7 @@ func (s *Server) uploadImage(project bool) streamHandler {
 		}
 		opts := images.UploadOptions{Scope: api.ImageScope{Kind: images.ScopeInfrastructure}}
 		if project {
-			p, err := s.tenancy.GetProject(r.Context(), r.PathValue("id"))
+			p, err := s.Tenancy.GetProject(r.Context(), r.PathValue("id"))
 			if err != nil {
 				return 0, nil, err
 			}

@@ -284,7 +284,7 @@ func (s *Server) listVMs(r *http.Request) (int, any, error) {
 	if s.Compute == nil {
 		return 0, nil, unavailable("VMs")
 	}
-	if _, err := s.tenancy.GetProject(r.Context(), r.PathValue("id")); err != nil {
+	if _, err := s.Tenancy.GetProject(r.Context(), r.PathValue("id")); err != nil {
 		return 0, nil, err
 	}
 	token, size, err := pageParams(r)
@@ -408,7 +408,7 @@ func (s *Server) listDisks(r *http.Request) (int, any, error) {
 	if s.Compute == nil {
 		return 0, nil, unavailable("disks")
 	}
-	if _, err := s.tenancy.GetProject(r.Context(), r.PathValue("id")); err != nil {
+	if _, err := s.Tenancy.GetProject(r.Context(), r.PathValue("id")); err != nil {
 		return 0, nil, err
 	}
 	token, size, err := pageParams(r)

@@ -56,13 +56,8 @@ type Deps struct {
 // Server serves the API.
 type Server struct {
 	Deps
-	st      *store.Store
-	tasks   *tasks.Engine
-	tenancy *tenancy.Service
-	tokens  *auth.Tokens
-	log     *slog.Logger
-	mux     *http.ServeMux
-	routes  []Route
+	mux    *http.ServeMux
+	routes []Route
 }
 
 // Perm is what a route needs of the caller. The path's {id} names the
@@ -109,7 +104,7 @@ func New(d Deps) *Server {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	s := &Server{Deps: d, st: d.Store, tasks: d.Tasks, tenancy: d.Tenancy, tokens: d.Tokens, log: d.Log, mux: http.NewServeMux()}
+	s := &Server{Deps: d, mux: http.NewServeMux()}
 	s.routes = append(s.routeTable(), s.objectIAMRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
@@ -230,11 +225,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 		info := &requestInfo{}
 		defer func() {
 			if p := recover(); p != nil {
-				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				s.Log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
 				status = s.writeError(w, r, fmt.Errorf("panic: %v", p))
 			}
 			s.recordAudit(r, rt, info, status)
-			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
+			s.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
 		}()
 		ctx, cancel := r.Context(), context.CancelFunc(func() {})
 		if !rt.Stream {
@@ -308,9 +303,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 	switch {
 	case internal && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away (e.g. an agent's long poll at shutdown).
-		s.log.Debug("request canceled by the client", "method", r.Method, "path", r.URL.Path)
+		s.Log.Debug("request canceled by the client", "method", r.Method, "path", r.URL.Path)
 	case internal:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
 	code := ae.Status()
 	writeJSON(w, code, ae)
