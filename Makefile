@@ -10,7 +10,7 @@ MODULE    := github.com/photon-cloud/photon
 BIN       := $(CURDIR)/bin
 DATA_DIR  ?= .data
 LISTEN    ?= 127.0.0.1:9000
-FUZZTIME  ?= 10s
+FUZZTIME  ?= 20000x
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
