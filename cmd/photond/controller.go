@@ -17,6 +17,7 @@ import (
 
 func controllerCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var cfg controller.Config
+	var pf placementFlags
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the Photon controller: HTTPS API, task engine, state in etcd",
@@ -29,9 +30,13 @@ certificate signed by it, and an admin token (admin.token, mode 0600). Once it
 serves, it writes its URL to DATA_DIR/controller.url. SIGTERM or Ctrl-C stops
 it; unfinished tasks resume when it (or another controller) starts again.`,
 		Example: `  photond controller --data-dir /var/lib/photon --listen 0.0.0.0:9000 --tls-san photon.example.com
-  photond controller --data-dir .data --etcd-endpoints http://10.0.0.1:2379,http://10.0.0.2:2379`,
+  photond controller --data-dir .data --etcd-endpoints http://10.0.0.1:2379,http://10.0.0.2:2379
+  photond controller --data-dir .data --cpu-overcommit 4 --memory-overcommit 1.5 --placement-sample -1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.apply(&cfg); err != nil {
+				return err
+			}
 			log, err := logger()
 			if err != nil {
 				return err
@@ -51,6 +56,7 @@ it; unfinished tasks resume when it (or another controller) starts again.`,
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
 	f.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of users' access tokens (refresh tokens get new ones)")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log records are kept")
+	pf.add(cmd)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

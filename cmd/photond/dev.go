@@ -22,6 +22,7 @@ func devCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 	var hosts int
 	var ff fakeFlags
 	var qf qemuFlags
+	var pf placementFlags
 	var drv string
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -32,9 +33,13 @@ and --sim-hosts host agents, joined at start. With one host and --driver auto
 (software emulation when KVM does not work), else simulated (fake) VMs.
 State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
 		Example: `  photond dev --data-dir .data
-  photond dev --data-dir /tmp/cloud --listen 127.0.0.1:0 --sim-hosts 20 --fake-cpus 8`,
+  photond dev --data-dir /tmp/cloud --listen 127.0.0.1:0 --sim-hosts 20 --fake-cpus 8
+  photond dev --data-dir /tmp/cloud --sim-hosts 100 --cpu-overcommit 4 --placement-sample -1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.apply(&cfg); err != nil {
+				return err
+			}
 			log, err := logger()
 			if err != nil {
 				return err
@@ -55,6 +60,7 @@ State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
 	f.StringVar(&drv, "driver", "auto", "driver of the local hosts: auto (qemu when it runs a guest here and --sim-hosts is 1, else fake), qemu or fake")
 	ff.add(cmd)
 	qf.add(cmd)
+	pf.add(cmd)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

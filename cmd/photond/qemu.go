@@ -24,8 +24,8 @@ type qemuFlags struct {
 func (f *qemuFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.accel, "qemu-accel", "", "qemu driver: kvm or tcg (default: probe, KVM only if a guest really runs under it)")
-	fl.Float64Var(&f.cpuOvercommit, "qemu-cpu-overcommit", 4, "qemu driver: virtual CPUs offered per host CPU")
-	fl.Float64Var(&f.memOvercommit, "qemu-memory-overcommit", 1, "qemu driver: memory offered per byte of host memory")
+	fl.Float64Var(&f.cpuOvercommit, "qemu-cpu-overcommit", 4, "qemu driver: vCPUs this host reports per CPU it has, as its capacity (the controller's --cpu-overcommit then scales what is placed on that)")
+	fl.Float64Var(&f.memOvercommit, "qemu-memory-overcommit", 1, "qemu driver: memory this host reports per byte it has, as its capacity (the controller's --memory-overcommit then scales what is placed on that)")
 	fl.Int64Var(&f.reservedMB, "qemu-reserved-memory-mb", 512, "qemu driver: host memory kept for the host itself, in MB")
 	fl.DurationVar(&f.stopTimeout, "qemu-stop-timeout", 30*time.Second, "qemu driver: how long a guest may take to power off on ACPI before QEMU is quit")
 }
