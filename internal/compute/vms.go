@@ -127,6 +127,13 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		return "", "", nil, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
+	// hint is the host an earlier run of this create reserved: group
+	// commit runs it first on a scratch transaction (to learn its reads),
+	// then for real. The real run tries that host first, so that it reads
+	// what the scratch run prefetched instead of going back to etcd for a
+	// host the index, updated in between, now prefers. Reserve checks the
+	// hint with the same Fit on the records the transaction reads.
+	var hint scheduler.Decision
 	return id, p.TenantID, func(tx *store.Txn, t *api.Task) error {
 		// What the create reads before placing, in one round trip.
 		keys := []string{vmNameKey(projectID, spec.Name), lockKey(id), tenancy.ProjectKey(projectID),
@@ -237,12 +244,25 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		// placement tried again a few times before catching up.
 		var d scheduler.Decision
 		var perr error
-		for try := 0; ; try++ {
+		reserved := false
+		if hint.HostID != "" && pv == nil {
+			// The hint that no longer fits is no evidence of a stale view:
+			// the placement below decides as if it were not tried.
+			err := s.hosts.Reserve(ctx, tx, hint, req)
+			if _, ok := err.(*api.Error); err != nil && !ok {
+				return err
+			}
+			if reserved = err == nil; reserved {
+				d = hint
+			}
+		}
+		for try := 0; !reserved; try++ {
 			if d, perr = s.place(ctx, req); perr != nil || pv != nil {
 				break
 			}
 			err := s.hosts.Reserve(ctx, tx, d, req)
 			if err == nil {
+				hint, reserved = d, true
 				break
 			}
 			if _, ok := err.(*api.Error); !ok {
