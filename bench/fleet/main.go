@@ -1,15 +1,16 @@
-// Command fleet is Photon's fleet simulator and load generator: in one
-// process it starts a controller (embedded etcd, the real HTTPS API),
-// joins --hosts simulated hosts (the fake driver behind the real agent and
-// its protocol), then --clients concurrent API clients create --vms VMs
-// (and, with --start, start each once created). It reports placements/s,
-// latencies from create to placed, created (STOPPED) and STARTED, process
-// CPU and RSS, and the etcd size, and ends with
+// Command fleet is Photon's fleet simulator and load generator: it starts
+// a controller (`photond controller` with its embedded etcd, as a child
+// process; or, with --in-process, inside this process), joins --hosts
+// simulated hosts (the fake driver behind the real agent and its protocol)
+// to it, then --clients concurrent API clients create --vms VMs (and, with
+// --start, start each once created). It reports placements/s, latencies
+// from create to placed, created (STOPPED) and STARTED, the controller's
+// CPU and RSS, this process's (agents and clients), and the etcd size, and
+// ends with
 //
 //	placed N VMs on H hosts in T s: R placements/s
 //
-// Everything shares one process (and its cores): the CPU figure covers the
-// controller, etcd, the agents and the load generator together.
+// The controller process and this one share the machine's cores.
 //
 //	go run ./bench/fleet --hosts 200 --vms 2000
 package main
@@ -24,10 +25,12 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +58,9 @@ type config struct {
 	pprof                        string
 	cpuprofile, blockprofile     string
 	mutexprofile                 string
+	inProcess                    bool
+	photond                      string
+	gogc                         string
 }
 
 func main() {
@@ -75,6 +81,9 @@ func main() {
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
 	flag.StringVar(&cfg.blockprofile, "blockprofile", "", "write a block profile of the load phase to this file")
 	flag.StringVar(&cfg.mutexprofile, "mutexprofile", "", "write a mutex profile of the load phase to this file")
+	flag.BoolVar(&cfg.inProcess, "in-process", false, "run the controller in this process (its CPU is then not told apart; profiles cover it)")
+	flag.StringVar(&cfg.photond, "photond", "", "the photond binary to run the controller with (default: built from ./cmd/photond)")
+	flag.StringVar(&cfg.gogc, "controller-gogc", "", "GOGC for the controller process (default: photond's own)")
 	flag.Parse()
 	if cfg.pprof != "" {
 		go func() { _ = http.ListenAndServe(cfg.pprof, nil) }()
@@ -108,20 +117,19 @@ func run(ctx context.Context, cfg config) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ccfg := controller.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: log,
-		HeartbeatTimeout: 6 * cfg.heartbeat, HostTimeout: 10 * time.Minute, PlacementSample: cfg.sample}
-	c, err := controller.Start(ctx, ccfg)
+	var c *target
+	var err error
+	if cfg.inProcess {
+		c, err = startInProcess(ctx, cfg, dir, log)
+	} else {
+		c, err = startProcess(ctx, cfg, dir)
+	}
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	tok, err := os.ReadFile(filepath.Join(dir, controller.AdminTokenFile))
-	if err != nil {
-		return err
-	}
+	defer c.close()
 	newClient := func() (*client.Client, error) {
-		return client.New(c.URL, client.WithCACertFile(c.CACert), client.WithToken(strings.TrimSpace(string(tok))),
-			client.WithTimeout(5*time.Minute))
+		return client.New(c.url, client.WithCACertFile(c.caCert), client.WithToken(c.token), client.WithTimeout(5*time.Minute))
 	}
 	cl, err := newClient()
 	if err != nil {
@@ -151,7 +159,7 @@ func run(ctx context.Context, cfg config) error {
 				if i >= cfg.hosts {
 					return
 				}
-				if err := startAgent(ctx, c, dir, i, drivers[i], cfg.heartbeat, quiet); err != nil {
+				if err := startAgent(ctx, cl, c, dir, i, drivers[i], cfg.heartbeat, quiet); err != nil {
 					joinErr.Store(err)
 					return
 				}
@@ -173,7 +181,7 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	cpu0 := cpuTime()
+	cpu0, ccpu0 := cpuTime(), c.cpu()
 	lat := make([]sample, cfg.vms)
 	waitq := make(chan int, cfg.vms)
 	var refused, failed atomic.Int64
@@ -259,7 +267,7 @@ func run(ctx context.Context, cfg config) error {
 	close(waitq)
 	followed.Wait()
 	doneAll := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu, ccpu := cpuTime()-cpu0, c.cpu()-ccpu0
 	if err := stopProfiles(); err != nil {
 		return err
 	}
@@ -280,8 +288,8 @@ func run(ctx context.Context, cfg config) error {
 			started = append(started, s.started)
 		}
 	}
-	dbSize := etcdSize(ctx, c.Etcd)
-	rss, hwm := memory()
+	dbSize := c.etcdSize(ctx)
+	rss, hwm := memory(os.Getpid())
 	n := len(placed)
 	rate := float64(n) / placedAll.Seconds()
 	fmt.Printf("clients %d, waiters %d, hosts %d x %d CPU / %d GB, GOMAXPROCS %d\n", cfg.clients, cfg.waiters, cfg.hosts, cfg.cpus, cfg.memGB, runtime.GOMAXPROCS(0))
@@ -296,8 +304,16 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.start {
 		fmt.Printf("create -> STARTED  %s\n", pcts(started))
 	}
-	fmt.Printf("process CPU %.1f s over %.1f s (%.2f cores; controller, etcd, %d agents and the clients share it), RSS %d MB (peak %d MB), etcd db %d MB\n",
-		cpu.Seconds(), doneAll.Seconds(), cpu.Seconds()/doneAll.Seconds(), cfg.hosts, rss>>20, hwm>>20, dbSize>>20)
+	if c.pid != 0 {
+		crss, chwm := memory(c.pid)
+		fmt.Printf("controller (photond, embedded etcd) CPU %.1f s over %.1f s (%.2f cores; %.2f ms per VM), RSS %d MB (peak %d MB), etcd db %d MB\n",
+			ccpu.Seconds(), doneAll.Seconds(), ccpu.Seconds()/doneAll.Seconds(), ccpu.Seconds()*1000/float64(max(n, 1)), crss>>20, chwm>>20, dbSize>>20)
+		fmt.Printf("agents and clients (this process) CPU %.1f s (%.2f cores), RSS %d MB (peak %d MB)\n",
+			cpu.Seconds(), cpu.Seconds()/doneAll.Seconds(), rss>>20, hwm>>20)
+	} else {
+		fmt.Printf("process CPU %.1f s over %.1f s (%.2f cores; controller, etcd, %d agents and the clients share it), RSS %d MB (peak %d MB), etcd db %d MB\n",
+			cpu.Seconds(), doneAll.Seconds(), cpu.Seconds()/doneAll.Seconds(), cfg.hosts, rss>>20, hwm>>20, dbSize>>20)
+	}
 	fmt.Printf("placed %d VMs on %d hosts in %.1f s: %.0f placements/s\n", n, cfg.hosts, placedAll.Seconds(), rate)
 	return nil
 }
@@ -392,13 +408,13 @@ func setup(ctx context.Context, cl *client.Client, cfg config) (string, error) {
 	return pt.Entity.ID, nil
 }
 
-func startAgent(ctx context.Context, c *controller.Controller, dir string, i int, drv *fake.Driver, hb time.Duration, log *slog.Logger) error {
-	jt, err := c.Server.Hosts.NewJoinToken(ctx, "")
+func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, hb time.Duration, log *slog.Logger) error {
+	jt, err := cl.CreateJoinToken(ctx, "")
 	if err != nil {
 		return err
 	}
 	adir := filepath.Join(dir, "hosts", fmt.Sprintf("host-%05d", i))
-	a, err := agent.New(agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, JoinToken: jt.Token, DataDir: adir, Driver: drv,
+	a, err := agent.New(agent.Config{ControllerURL: c.url, CACertFile: c.caCert, JoinToken: jt.Token, DataDir: adir, Driver: drv,
 		Address: fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), Zone: fmt.Sprintf("zone-%d", i%8),
 		HeartbeatInterval: hb, Log: log})
 	if err != nil {
@@ -456,9 +472,9 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// memory returns the process's RSS and peak RSS in bytes.
-func memory() (rss, hwm int64) {
-	b, _ := os.ReadFile("/proc/self/status")
+// memory returns a process's RSS and peak RSS in bytes.
+func memory(pid int) (rss, hwm int64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
 		var v int64
 		if _, err := fmt.Sscanf(l, "VmRSS: %d kB", &v); err == nil {
@@ -471,15 +487,144 @@ func memory() (rss, hwm int64) {
 	return rss, hwm
 }
 
-func etcdSize(ctx context.Context, endpoints []string) int64 {
-	st, err := store.Connect(ctx, endpoints)
+// target is the controller under load: its URL and credentials, and
+// how to measure it.
+type target struct {
+	url, caCert, token string
+	pid                int      // the photond process (0: in this process)
+	etcd               []string // in process: the etcd endpoints
+	dataDir            string   // the controller's data dir
+	close              func()
+}
+
+// startInProcess runs the controller in this process.
+func startInProcess(ctx context.Context, cfg config, dir string, log *slog.Logger) (*target, error) {
+	c, err := controller.Start(ctx, controller.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: log,
+		HeartbeatTimeout: 6 * cfg.heartbeat, HostTimeout: 10 * time.Minute, PlacementSample: cfg.sample})
+	if err != nil {
+		return nil, err
+	}
+	tok, err := os.ReadFile(filepath.Join(dir, controller.AdminTokenFile))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &target{url: c.URL, caCert: c.CACert, token: strings.TrimSpace(string(tok)), etcd: c.Etcd, dataDir: dir,
+		close: func() { c.Close() }}, nil
+}
+
+// startProcess runs `photond controller` in dir/controller and waits
+// until it serves.
+func startProcess(ctx context.Context, cfg config, dir string) (*target, error) {
+	bin := cfg.photond
+	if bin == "" {
+		bin = filepath.Join(dir, "photond")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/photond")
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build photond (run from the module root, or pass --photond): %v\n%s", err, out)
+		}
+	}
+	cdir := filepath.Join(dir, "controller")
+	args := []string{"controller", "--data-dir", cdir, "--listen", "127.0.0.1:0",
+		"--heartbeat-timeout", (6 * cfg.heartbeat).String(), "--host-timeout", "10m"}
+	if cfg.sample != 0 {
+		args = append(args, "--placement-sample", strconv.Itoa(cfg.sample))
+	}
+	cmd := exec.Command(bin, args...)
+	if cfg.gogc != "" {
+		cmd.Env = append(os.Environ(), "GOGC="+cfg.gogc)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.verbose {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	// The first line of its output: "Photon controller serving at URL".
+	urlc := make(chan string, 1)
+	go func() {
+		b := make([]byte, 4096)
+		var acc []byte
+		for {
+			n, err := out.Read(b)
+			acc = append(acc, b[:n]...)
+			if i := strings.IndexByte(string(acc), '\n'); i >= 0 && urlc != nil {
+				f := strings.Fields(string(acc[:i]))
+				urlc <- f[len(f)-1]
+				urlc = nil
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var url string
+	select {
+	case url = <-urlc:
+	case <-time.After(2 * time.Minute):
+		stop()
+		return nil, errors.New("photond controller did not start within 2 minutes")
+	}
+	tok, err := os.ReadFile(filepath.Join(cdir, controller.AdminTokenFile))
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &target{url: url, caCert: filepath.Join(cdir, "ca.crt"), token: strings.TrimSpace(string(tok)), pid: cmd.Process.Pid,
+		dataDir: cdir, close: stop}, nil
+}
+
+// cpu is the controller process's CPU time so far (0 in process: the
+// process's own figure covers it).
+func (t *target) cpu() time.Duration {
+	if t.pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", t.pid))
 	if err != nil {
 		return 0
 	}
-	defer st.Close()
-	s, err := st.Client().Status(ctx, endpoints[0])
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th, in clock ticks (100 per second).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// etcdSize is the size of the controller's etcd database.
+func (t *target) etcdSize(ctx context.Context) int64 {
+	if len(t.etcd) > 0 {
+		st, err := store.Connect(ctx, t.etcd)
+		if err == nil {
+			defer st.Close()
+			if s, err := st.Client().Status(ctx, t.etcd[0]); err == nil {
+				return s.DbSize
+			}
+		}
+	}
+	fi, err := os.Stat(filepath.Join(t.dataDir, "etcd", "member-data", "member", "snap", "db"))
 	if err != nil {
 		return 0
 	}
-	return s.DbSize
+	return fi.Size()
 }
