@@ -232,7 +232,10 @@ func (c *Cache) List() []string {
 	return slices.Compact(ids)
 }
 
-// ListIn returns the ids of the images cached on one datastore, sorted.
+// ListIn returns the ids of the images cached on one datastore, sorted:
+// only complete, verified ones, since an image enters its place (by rename)
+// only after its sha256 matched; a transfer in flight writes a dot-named
+// temporary file, which is not listed.
 func (c *Cache) ListIn(datastore string) []string {
 	ids := []string{}
 	if !validName(datastore) {

@@ -246,3 +246,58 @@ func TestBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestListsOnlyVerified: ListIn and List name only complete, verified
+// images: not one still in transfer (its temporary file is there), nor one
+// whose checksum failed.
+func TestListsOnlyVerified(t *testing.T) {
+	good, bad := []byte("good image"), []byte("bad image")
+	release := make(chan struct{})
+	c, err := New(t.TempDir(), func(ctx context.Context, id string) (io.ReadCloser, error) {
+		if id == "img-slow" {
+			return io.NopCloser(io.MultiReader(bytes.NewReader(good[:4]), readerFunc(func(p []byte) (int, error) {
+				<-release
+				return copy(p, good[4:]), io.EOF
+			}))), nil
+		}
+		if id == "img-bad" {
+			return io.NopCloser(bytes.NewReader(bad)), nil
+		}
+		return io.NopCloser(bytes.NewReader(good)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(context.Background(), "local", "img-ok", sum(good)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(context.Background(), "local", "img-bad", sum(good)); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("Get of bad bytes: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Get(context.Background(), "local", "img-slow", sum(good))
+		done <- err
+	}()
+	waitFor(t, "a temporary file of the transfer", func() bool {
+		m, _ := filepath.Glob(filepath.Join(c.dir, "local", ".img-slow.tmp-*"))
+		return len(m) == 1
+	})
+	if got := c.ListIn("local"); len(got) != 1 || got[0] != "img-ok" {
+		t.Errorf("ListIn during a transfer = %q, want [img-ok]", got)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := c.List(); len(got) != 2 || got[0] != "img-ok" || got[1] != "img-slow" {
+		t.Errorf("List = %q, want [img-ok img-slow]", got)
+	}
+	if got := c.ListIn("other"); got == nil || len(got) != 0 {
+		t.Errorf("ListIn of an empty datastore = %#v, want empty", got)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
