@@ -10,6 +10,7 @@
 //	hosts/<id>                 the host (api.Host plus mode and credential)
 //	hostusage/<id>             CPU, memory, VMs placed on it
 //	hostalive/<id>             present while heartbeats come (leased)
+//	hostimages/<id>            images the host reports cached (images.go)
 //	datastores/<id>, dsusage/<id>
 //	jointokens/<sha256>        one-time join tokens
 //	names/hosts/<address>      address -> id
@@ -129,6 +130,7 @@ type Service struct {
 	lastSeen map[string]int64       // host -> last heartbeat seen by this process (ms)
 	hub      *hub
 	consoles map[string]*ConsoleWait // session -> the GET waiting in this process
+	images   map[string]imagesSeen   // host -> its cached images as this process last read or wrote them
 }
 
 func hostKey(id string) string         { return store.Key("hosts", id) }
@@ -162,7 +164,8 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	if cfg.MemoryOvercommit <= 0 {
 		cfg.MemoryOvercommit = 1
 	}
-	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}, lastSeen: map[string]int64{}}
+	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}, lastSeen: map[string]int64{},
+		images: map[string]imagesSeen{}}
 	s.hub = newHub(st, log)
 	var ops []*tasks.Operation
 	for _, op := range []string{OpCreateHost, OpDeleteHost, OpSuspendHost, OpResumeHost, OpEnterMaintenance, OpExitMaintenance} {
@@ -610,6 +613,7 @@ func (s *Service) Delete(ctx context.Context, id string) (*api.Task, error) {
 		}
 		tx.Delete(hostKey(id))
 		tx.Delete(usageKey(id))
+		tx.Delete(imagesKey(id))
 		tx.Delete(addressKey(h.Address))
 		return nil
 	})
@@ -617,6 +621,7 @@ func (s *Service) Delete(ctx context.Context, id string) (*api.Task, error) {
 		s.mu.Lock()
 		l, ok := s.leases[id]
 		delete(s.leases, id)
+		delete(s.images, id)
 		s.mu.Unlock()
 		if ok {
 			_ = s.st.Revoke(context.WithoutCancel(ctx), l)
@@ -658,7 +663,8 @@ func (s *Service) Datastores(ctx context.Context, token string, size int) ([]api
 	return l, next, nil
 }
 
-// Fleet reads the scheduler's view of every host: capacity less usage.
+// Fleet reads the scheduler's view of every host: capacity less usage,
+// and the images each reports cached.
 func (s *Service) Fleet(ctx context.Context) ([]scheduler.Host, error) {
 	recs, err := store.List[Record](ctx, s.st, store.Prefix("hosts"))
 	if err != nil {
@@ -676,9 +682,15 @@ func (s *Service) Fleet(ctx context.Context) ([]scheduler.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	imgs, err := storeMap[CachedImages](ctx, s.st, store.Prefix("hostimages"))
+	if err != nil {
+		return nil, err
+	}
 	out := make([]scheduler.Host, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, s.view(&r, usages[r.ID], dss, dsu))
+		h := s.view(&r, usages[r.ID], dss, dsu)
+		h.Images = imgs[r.ID].Images
+		out = append(out, h)
 	}
 	return out, nil
 }

@@ -275,6 +275,9 @@ func (s *Server) agentStatus(r *http.Request) (int, any, error) {
 	if err := s.Hosts.ForgetDeletedDisks(r.Context(), id, rep.DeletedDisks); err != nil {
 		return 0, nil, err
 	}
+	if err := s.Hosts.ReportImages(r.Context(), id, rep.Images); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, struct{}{}, nil
 }
 
