@@ -1,9 +1,35 @@
 // Package fleet keeps the scheduler's fleet index: every host's free CPU,
 // memory and datastore space (after overcommit), tags, zone, state and the
-// images placed on it, in memory, built from etcd once and then kept
+// images it has cached, in memory, built from etcd once and then kept
 // current by one watch over the key range that holds hosts/, hostusage/,
-// datastores/, dsusage/ and desired/ (images placed on a host; the host
-// keeps them cached). Each change updates only the hosts it touches.
+// datastores/, dsusage/, hostimages/ and desired/. Each change updates only
+// the hosts it touches.
+//
+// A host's images (for image locality) are the union of two sources:
+//
+//   - hostimages/<host>: what the host's agent last reported complete in
+//     its image cache (the hosts service writes it only when the set
+//     changes). It is the truth about the cache, including images that came
+//     by EAGER replication or stayed after their VMs left; an image the
+//     host evicts drops out with the report that says so.
+//   - desired/<host>/<vm>: the boot images of VMs placed on the host since
+//     its reported set last changed. The host fetches such an image only
+//     when it makes the VM and reports it some seconds (for a large image,
+//     minutes) after the placement; until then the index counts it as
+//     cached already, so that a burst of VMs from one image lands together
+//     and the image is fetched once. The next change of the reported set
+//     settles it: listed, it stays as reported; not listed, it goes (the
+//     host evicted it, or was still fetching it while another image came;
+//     it returns with the report that lists it).
+//
+// "Since" compares etcd revisions (the desired record's creation with the
+// reported set's last write), so the images of a host are a function of
+// what etcd holds: an index rebuilt from a fresh list agrees with one that
+// followed the watch. One exception: a VM deleted before its host reported
+// its image leaves that image counted until the host's reported set next
+// changes (the deletion does not say which image the VM had). A stale
+// image costs a slightly worse score, never a wrong placement: images only
+// score, they filter nothing.
 //
 // The index may lag etcd by a watch delivery. Placements on it are
 // re-checked in their commit transaction (hosts.Reserve, with the same
@@ -53,10 +79,22 @@ type Index struct {
 	fleet   scheduler.Fleet
 	usage   map[string]hosts.Usage
 	dss     map[string]*dsEntry
-	images  map[string][]string // host -> images placed there (before the host is known)
-	intern  map[string]string
+	// pending: host -> boot images of VMs placed there since its reported
+	// set last changed, and not in that set (see the package doc).
+	pending map[string][]pendingImage
+	// early: host -> images it reported, until its hosts/ record arrives
+	// (then they live in the host's Images).
+	early  map[string][]string
+	intern map[string]string
 
 	progress func(context.Context) error
+}
+
+// pendingImage is an image placed on a host, with the creation revision
+// of (the latest of) the desired records that placed it.
+type pendingImage struct {
+	id  string
+	rev int64
 }
 
 type dsEntry struct {
@@ -95,12 +133,12 @@ func (x *Index) run(ctx context.Context) error {
 	}
 	rev := resp.Header.Revision
 	x.mu.Lock()
-	x.fleet = scheduler.Fleet{ByID: map[string]int{}}
-	x.usage, x.dss, x.images, x.intern = map[string]hosts.Usage{}, map[string]*dsEntry{}, map[string][]string{}, map[string]string{}
-	// Datastores first (keys sort datastores/ < dsusage/ < hosts/), then
-	// usage, then hosts, which read them.
+	x.reset()
+	// Keys sort datastores/ < desired/ < dsusage/ < hostimages/ < hosts/
+	// < hostusage/: a host finds its datastores, pending and reported
+	// images in place; its usage updates it after.
 	for _, kv := range resp.Kvs {
-		x.apply(string(kv.Key), kv.Value)
+		x.apply(string(kv.Key), kv.Value, kv.CreateRevision, kv.ModRevision)
 	}
 	x.setRev(rev)
 	x.ready = true
@@ -126,7 +164,7 @@ func (x *Index) run(ctx context.Context) error {
 			if e.Type != clientv3.EventTypeDelete {
 				val = e.Kv.Value
 			}
-			x.apply(string(e.Kv.Key), val)
+			x.apply(string(e.Kv.Key), val, e.Kv.CreateRevision, e.Kv.ModRevision)
 		}
 		x.setRev(resp.Header.Revision)
 		x.mu.Unlock()
@@ -135,6 +173,13 @@ func (x *Index) run(ctx context.Context) error {
 		return nil
 	}
 	return errors.New("watch ended")
+}
+
+// reset empties the index (mu held).
+func (x *Index) reset() {
+	x.fleet = scheduler.Fleet{ByID: map[string]int{}}
+	x.usage, x.dss, x.intern = map[string]hosts.Usage{}, map[string]*dsEntry{}, map[string]string{}
+	x.pending, x.early = map[string][]pendingImage{}, map[string][]string{}
 }
 
 // setRev records that every change up to rev is applied (mu held).
@@ -165,8 +210,9 @@ func (x *Index) strs(l []string) []string {
 	return out
 }
 
-// apply one key's new value (nil: deleted), mu held.
-func (x *Index) apply(key string, val []byte) {
+// apply one key's new value (nil: deleted), created and last modified at
+// those revisions, mu held.
+func (x *Index) apply(key string, val []byte, created, modified int64) {
 	kind, rest, _ := strings.Cut(strings.TrimPrefix(key, store.Root), "/")
 	switch kind {
 	case "hosts":
@@ -212,6 +258,12 @@ func (x *Index) apply(key string, val []byte) {
 		e := x.ds(rest)
 		e.usedGB = du.UsedGB
 		x.refreshDatastore(rest, e)
+	case "hostimages":
+		var ci hosts.CachedImages
+		if val != nil && json.Unmarshal(val, &ci) != nil {
+			return
+		}
+		x.reportImages(rest, ci.Images, modified)
 	case "desired":
 		// desired/<host>/<vm>: the VM's boot image will be cached there.
 		host, _, _ := strings.Cut(rest, "/")
@@ -228,7 +280,7 @@ func (x *Index) apply(key string, val []byte) {
 		}
 		for _, disk := range d.Disks {
 			if disk.ImageID != "" {
-				x.addImage(host, disk.ImageID)
+				x.addImage(host, disk.ImageID, created)
 			}
 		}
 	}
@@ -260,16 +312,62 @@ func (x *Index) refreshDatastore(id string, e *dsEntry) {
 	}
 }
 
-func (x *Index) addImage(host, image string) {
-	if i, ok := x.fleet.ByID[host]; ok {
-		h := &x.fleet.Hosts[i]
-		if !slices.Contains(h.Images, image) {
-			h.Images = append(h.Images, x.str(image))
-		}
+// addImage counts a boot image of a VM placed on host (its desired
+// record created at rev) as there, pending the host's report, unless the
+// host reported it already.
+func (x *Index) addImage(host, image string, rev int64) {
+	pending := x.pending[host]
+	if i := slices.IndexFunc(pending, func(p pendingImage) bool { return p.id == image }); i >= 0 {
+		pending[i].rev = max(pending[i].rev, rev)
 		return
 	}
-	if !slices.Contains(x.images[host], image) {
-		x.images[host] = append(x.images[host], x.str(image))
+	image = x.str(image)
+	if i, ok := x.fleet.ByID[host]; ok {
+		h := &x.fleet.Hosts[i]
+		if slices.Contains(h.Images, image) {
+			return
+		}
+		h.Images = append(h.Images, image)
+	} else if slices.Contains(x.early[host], image) {
+		return
+	}
+	x.pending[host] = append(pending, pendingImage{id: image, rev: rev})
+}
+
+// reportImages applies a host's reported set of cached images, written at
+// rev (nil: the record is gone). Pending images placed before rev are
+// settled by it, as are those it lists.
+func (x *Index) reportImages(host string, images []string, rev int64) {
+	pending := x.pending[host]
+	if len(pending) > 0 {
+		pending = slices.DeleteFunc(pending, func(p pendingImage) bool { return p.rev < rev || slices.Contains(images, p.id) })
+		if len(pending) == 0 {
+			delete(x.pending, host)
+		} else {
+			x.pending[host] = pending
+		}
+	}
+	i, known := x.fleet.ByID[host]
+	if !known {
+		pending = nil // joins the reported ones in putHost
+	}
+	var all []string
+	if n := len(images) + len(pending); n > 0 {
+		all = make([]string, 0, n)
+		for _, id := range images {
+			all = append(all, x.str(id))
+		}
+		for _, p := range pending {
+			all = append(all, p.id)
+		}
+	}
+	switch {
+	case known:
+		x.fleet.Hosts[i].Images = all
+	case all == nil:
+		delete(x.early, host)
+	default:
+		x.early[host] = all
 	}
 }
 
@@ -292,8 +390,14 @@ func (x *Index) putHost(r *hosts.Record) {
 		x.fleet.Hosts[i] = h
 		return
 	}
-	h.Images = x.images[r.ID]
-	delete(x.images, r.ID)
+	early, pending := x.early[r.ID], x.pending[r.ID]
+	if n := len(early) + len(pending); n > 0 {
+		h.Images = append(make([]string, 0, n), early...)
+		for _, p := range pending {
+			h.Images = append(h.Images, p.id)
+		}
+	}
+	delete(x.early, r.ID)
 	x.fleet.ByID[r.ID] = len(x.fleet.Hosts)
 	x.fleet.Hosts = append(x.fleet.Hosts, h)
 }
@@ -312,6 +416,7 @@ func (x *Index) removeHost(id string) {
 	x.fleet.Hosts = x.fleet.Hosts[:last]
 	delete(x.fleet.ByID, id)
 	delete(x.usage, id)
+	delete(x.pending, id)
 }
 
 // waitReady blocks until the first list is in.

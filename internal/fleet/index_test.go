@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -136,20 +138,147 @@ func TestIndexFollowsEtcd(t *testing.T) {
 	}
 }
 
+// TestIndexImages: a host's images are what it reports cached plus the
+// boot images of VMs placed there since its reported set last changed;
+// a report settles those (listed: kept; not: dropped); an eviction drops
+// an image; placement prefers the host with the image; at every step an
+// index built afresh by listing agrees with the one that followed the
+// watch.
+func TestIndexImages(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := etcd(t)
+	// h3 reports before its record exists (as on a relist: hostimages/
+	// sorts before hosts/), then a VM is placed there.
+	put(t, st, store.Key("hostimages", "h3"), hosts.CachedImages{Images: []string{"img-c"}})
+	put(t, st, store.Key("desired", "h3", "vm3"), api.VMDesired{ID: "vm3", Disks: []api.DiskDesired{{ImageID: "img-d"}}})
+	for _, id := range []string{"h1", "h2", "h3"} {
+		put(t, st, store.Key("datastores", id+".local"), api.Datastore{CapacityGB: 100, HostIDs: []string{id}})
+		put(t, st, store.Key("hosts", id), record(id, 8, 8192, api.HostReady, id+".local"))
+	}
+	x := newIndex(t, st, hosts.Config{})
+	go x.Run(ctx)
+	images := func(x *Index) map[string][]string {
+		t.Helper()
+		if err := x.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string][]string{}
+		for _, h := range x.Hosts() {
+			l := slices.Clone(h.Images)
+			slices.Sort(l)
+			m[h.ID] = l
+		}
+		return m
+	}
+	check := func(what string, want map[string][]string) {
+		t.Helper()
+		got := images(x)
+		for _, id := range []string{"h1", "h2", "h3"} {
+			if !slices.Equal(got[id], want[id]) {
+				t.Fatalf("%s: %s has images %q, want %q", what, id, got[id], want[id])
+			}
+		}
+		// Built afresh from etcd: the same.
+		y := newIndex(t, st, hosts.Config{})
+		yctx, ycancel := context.WithCancel(ctx)
+		defer ycancel()
+		go y.Run(yctx)
+		if fresh := images(y); !maps.EqualFunc(fresh, got, slices.Equal[[]string]) {
+			t.Fatalf("%s: the index that followed the watch has %q, one built afresh %q", what, got, fresh)
+		}
+	}
+	prefers := func(image, host string) {
+		t.Helper()
+		for range 20 {
+			d, err := x.Place(ctx, &scheduler.Request{CPU: 1, ImageID: image})
+			if err != nil || d.HostID != host {
+				t.Fatalf("place a VM of %s: %+v %v, want %s", image, d, err, host)
+			}
+		}
+	}
+	placed := func(host, vm, image string) {
+		put(t, st, store.Key("desired", host, vm), api.VMDesired{ID: vm, Disks: []api.DiskDesired{{ImageID: image}}})
+	}
+	reports := func(host string, images ...string) {
+		put(t, st, store.Key("hostimages", host), hosts.CachedImages{Images: images})
+	}
+	check("start", map[string][]string{"h3": {"img-c", "img-d"}})
+
+	reports("h1", "img-a", "img-b")
+	check("h1 reports", map[string][]string{"h1": {"img-a", "img-b"}, "h3": {"img-c", "img-d"}})
+	prefers("img-a", "h1")
+
+	// A VM of img-a placed on h2: there (pending) until h2's set changes.
+	reports("h2", "img-e")
+	placed("h2", "vm2", "img-a")
+	check("pending", map[string][]string{"h1": {"img-a", "img-b"}, "h2": {"img-a", "img-e"}, "h3": {"img-c", "img-d"}})
+	placed("h2", "vm2", "img-a") // a change of the VM (its record is not new): no change
+	check("pending, VM changed", map[string][]string{"h1": {"img-a", "img-b"}, "h2": {"img-a", "img-e"}, "h3": {"img-c", "img-d"}})
+	reports("h2", "img-a", "img-e")
+	check("settled", map[string][]string{"h1": {"img-a", "img-b"}, "h2": {"img-a", "img-e"}, "h3": {"img-c", "img-d"}})
+	// A report without a placed image settles it too: gone.
+	placed("h1", "vm1", "img-f")
+	check("pending on h1", map[string][]string{"h1": {"img-a", "img-b", "img-f"}, "h2": {"img-a", "img-e"}, "h3": {"img-c", "img-d"}})
+	reports("h1", "img-a", "img-b", "img-g")
+	check("not reported", map[string][]string{"h1": {"img-a", "img-b", "img-g"}, "h2": {"img-a", "img-e"}, "h3": {"img-c", "img-d"}})
+
+	// Evictions: the reports decide, whatever VMs the host has.
+	reports("h1", "img-b")
+	reports("h2", "img-e")
+	reports("h3")
+	check("evicted", map[string][]string{"h1": {"img-b"}, "h2": {"img-e"}})
+	prefers("img-b", "h1")
+	prefers("img-e", "h2")
+
+	// A host's record updates keep its images; its deletion drops them.
+	r := record("h2", 8, 8192, api.HostReady, "h2.local")
+	r.UsageTags = []string{"CLOUD", "gpu"}
+	put(t, st, store.Key("hosts", "h2"), r)
+	check("host updated", map[string][]string{"h1": {"img-b"}, "h2": {"img-e"}})
+	if _, err := st.Update(ctx, func(tx *store.Txn) error {
+		tx.Delete(store.Key("hosts", "h1"))
+		tx.Delete(store.Key("hostimages", "h1"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check("h1 deleted", map[string][]string{"h2": {"img-e"}})
+	if n := len(images(x)); n != 2 {
+		t.Fatalf("%d hosts, want 2", n)
+	}
+}
+
 // TestIndexBytesPerHost measures the index's memory per host (logged; the
 // bound only catches a regression by a large factor).
 func TestIndexBytesPerHost(t *testing.T) {
+	bytesPerHost(t, 0)
+}
+
+// TestIndexBytesPerHostWithImages: the same with 4 cached images per host
+// out of 100 in the fleet (ids are interned: each host pays for its slice,
+// not for the strings).
+func TestIndexBytesPerHostWithImages(t *testing.T) {
+	bytesPerHost(t, 4)
+}
+
+func bytesPerHost(t *testing.T, images int) {
 	const n = 10000
 	x := New(nil, nil, nil)
-	x.fleet = scheduler.Fleet{ByID: map[string]int{}}
-	x.usage, x.dss, x.images, x.intern = map[string]hosts.Usage{}, map[string]*dsEntry{}, map[string][]string{}, map[string]string{}
-	var vals [][]byte
+	x.reset()
+	var vals, imgs [][]byte
 	for i := range n {
 		id := fmt.Sprintf("0190a4c2-7e1b-7000-8000-%012d", i)
 		r := record(id, 64, 256<<10, api.HostReady, id+".local")
 		r.Address = fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
 		b, _ := json.Marshal(r)
 		vals = append(vals, b)
+		var ci hosts.CachedImages
+		for j := range images {
+			ci.Images = append(ci.Images, fmt.Sprintf("0190a4c2-0000-7000-8000-%012d", (i+j*7)%100))
+		}
+		b, _ = json.Marshal(ci)
+		imgs = append(imgs, b)
 	}
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -157,19 +286,23 @@ func TestIndexBytesPerHost(t *testing.T) {
 	for i, b := range vals {
 		id := fmt.Sprintf("0190a4c2-7e1b-7000-8000-%012d", i)
 		ds, _ := json.Marshal(api.Datastore{CapacityGB: 2000, HostIDs: []string{id}})
-		x.apply(store.Key("datastores", id+".local"), ds)
-		x.apply(store.Key("hostusage", id), []byte(`{"cpu":4,"memoryMb":8192,"vms":2}`))
-		x.apply(store.Key("hosts", id), b)
+		x.apply(store.Key("datastores", id+".local"), ds, 0, 0)
+		x.apply(store.Key("hostusage", id), []byte(`{"cpu":4,"memoryMb":8192,"vms":2}`), 0, 0)
+		x.apply(store.Key("hosts", id), b, 0, 0)
+		if images > 0 {
+			x.apply(store.Key("hostimages", id), imgs[i], 0, 0)
+		}
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	per := float64(after.HeapAlloc-before.HeapAlloc) / n
-	t.Logf("fleet index: %.0f bytes per host (%d hosts, one local datastore each)", per, n)
-	if len(x.fleet.Hosts) != n || x.fleet.Hosts[5].CPUFree != 60 {
+	t.Logf("fleet index: %.0f bytes per host (%d hosts, one local datastore and %d cached images each)", per, n, images)
+	if len(x.fleet.Hosts) != n || x.fleet.Hosts[5].CPUFree != 60 || len(x.fleet.Hosts[5].Images) != images {
 		t.Fatalf("index: %d hosts, %+v", len(x.fleet.Hosts), x.fleet.Hosts[5])
 	}
 	if per > 4096 {
 		t.Errorf("%.0f bytes per host", per)
 	}
 	runtime.KeepAlive(vals)
+	runtime.KeepAlive(imgs)
 }
