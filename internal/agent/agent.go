@@ -134,7 +134,12 @@ func (a *Agent) newClient(token string) (*client.Client, error) {
 }
 
 // Join gets the host identity: from DataDir, or by spending the join token.
+// Once joined it does nothing (Run joins again after a caller's Join, and
+// must not rewrite the identity that HostID reads meanwhile).
 func (a *Agent) Join(ctx context.Context) error {
+	if a.c != nil {
+		return nil
+	}
 	path := filepath.Join(a.cfg.DataDir, "agent.json")
 	if b, err := os.ReadFile(path); err == nil {
 		if err := json.Unmarshal(b, &a.id); err != nil {
