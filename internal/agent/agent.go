@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,9 @@ type Config struct {
 	Tags    []string
 	// HeartbeatInterval between status reports (default 3 s).
 	HeartbeatInterval time.Duration
-	// Images resolves a disk's image to a local file (nil: no images).
+	// Images resolves a disk's image to a local file (nil: an image cache
+	// in DataDir/images, fetching from the controller). If it is also an
+	// ImageLister, status reports list what it holds.
 	Images ImageSource
 	Log    *slog.Logger
 }
@@ -53,6 +56,13 @@ type Config struct {
 // ImageSource makes an image available on a datastore and returns its path.
 type ImageSource interface {
 	Get(ctx context.Context, datastore, imageID, sha256 string) (string, error)
+}
+
+// ImageLister is an ImageSource that lists the images it holds complete
+// and verified on a datastore (imagecache.Cache is one). The agent reports
+// them, so that the scheduler prefers hosts that need not fetch an image.
+type ImageLister interface {
+	ListIn(datastore string) []string
 }
 
 // Validate checks the configuration.
@@ -474,8 +484,9 @@ func (a *Agent) sendReport(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	images := a.cachedImages(capa.Datastores)
 	a.mu.Lock()
-	r := api.HostStatusReport{Capacity: capa.HostResources, Datastores: capa.Datastores, VMs: make([]api.VMObserved, 0, len(have)), Images: []string{}}
+	r := api.HostStatusReport{Capacity: capa.HostResources, Datastores: capa.Datastores, VMs: make([]api.VMObserved, 0, len(have)), Images: images}
 	for _, h := range have {
 		o, ok := a.observed[h.ID]
 		if ok && o.Generation > h.Generation {
@@ -517,6 +528,22 @@ func (a *Agent) sendReport(ctx context.Context) error {
 	a.deletedDisks = a.deletedDisks[len(r.DeletedDisks):]
 	a.mu.Unlock()
 	return nil
+}
+
+// cachedImages lists the images the image cache holds on the host's
+// datastores (each id once, sorted); none if the source cannot list.
+// Directories of datastores the host no longer reports do not count.
+func (a *Agent) cachedImages(dss []api.DatastoreReport) []string {
+	l, ok := a.cfg.Images.(ImageLister)
+	if !ok {
+		return []string{}
+	}
+	ids := []string{}
+	for _, ds := range dss {
+		ids = append(ids, l.ListIn(ds.Name)...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 func containsVM(l []api.VMObserved, id string) bool {

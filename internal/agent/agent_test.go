@@ -1,0 +1,166 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"math"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/agent"
+	"github.com/photon-cloud/photon/internal/driver/fake"
+	"github.com/photon-cloud/photon/internal/imagecache"
+	"github.com/photon-cloud/photon/internal/photontest"
+)
+
+// startAgent joins a fake host (8 CPUs, 16 GB, datastore "local") with the
+// agent's default image cache in dir/images, and runs it until the test
+// ends.
+func startAgent(t *testing.T, c *photontest.Cloud, dir, address string) *agent.Agent {
+	t.Helper()
+	drv, err := fake.New(fake.Config{CPUCount: 8, MemoryMB: 16384, DataDir: filepath.Join(dir, "fake")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jt, err := c.Server.Hosts.NewJoinToken(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, JoinToken: jt.Token, DataDir: dir,
+		Driver: drv, Address: address, HeartbeatInterval: 200 * time.Millisecond, Log: photontest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := a.Join(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+// TestReportsCachedImages: an agent reports the images complete in its
+// cache; the controller stores them and the fleet index counts them, so a
+// placement of a VM from that image prefers the host (image locality); an
+// image removed from the cache stops counting after the next report.
+func TestReportsCachedImages(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := photontest.NewController(t, "")
+	cl := c.Client
+	wait := func(task *api.Task, err error) *api.Task {
+		t.Helper()
+		if err == nil {
+			task, err = cl.WaitTask(ctx, task)
+		}
+		if err == nil {
+			err = task.Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	content := bytes.Repeat([]byte("photon-image-"), 1000)
+	sum := sha256.Sum256(content)
+	img := wait(cl.UploadImage(ctx, bytes.NewReader(content), int64(len(content)),
+		client.ImageUpload{Name: "disk", ReplicationType: api.ReplicationOnDemand, FileName: "disk.raw"})).Entity.ID
+	lim, _ := api.ParseLimits("vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB")
+	tt := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "t", Quota: api.QuotaSpecFromItems(lim)}))
+	project := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "p", Quota: api.QuotaSpecFromItems(lim)})).Entity.ID
+	for _, f := range []api.FlavorCreateSpec{
+		{Name: "small", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"}, {Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}},
+		{Name: "eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
+	} {
+		wait(cl.CreateFlavor(ctx, &f))
+	}
+
+	dirA := t.TempDir()
+	a := startAgent(t, c, dirA, "10.0.9.1")
+	b := startAgent(t, c, t.TempDir(), "10.0.9.2")
+	reported := func(host string, want ...string) {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+			l, err := c.Server.Hosts.Images(ctx, host)
+			if err == nil && slices.Equal(l, want) {
+				return
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("host %s reports images %q, %v; want %q", host, l, err, want)
+			}
+		}
+	}
+	reported(a.HostID())
+	reported(b.HostID())
+
+	// A second cache on A's directory puts the image in place as A's own
+	// would (fetched and verified), behind the agent's back.
+	cache, err := imagecache.New(filepath.Join(dirA, "images"), func(context.Context, string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(content)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Get(ctx, "local", img, hex.EncodeToString(sum[:])); err != nil {
+		t.Fatal(err)
+	}
+	reported(a.HostID(), img)
+	reported(b.HostID())
+
+	// Where would a VM of the image go? The dry run scores both hosts.
+	scores := func() (string, map[string]float64) {
+		t.Helper()
+		spec := &api.VMCreateSpec{Name: "vm", Flavor: "small", SourceImageID: img,
+			AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "eph", BootDisk: true}}}
+		var pv api.PlacementPreview
+		if err := cl.Do(ctx, http.MethodPost, "/v1/projects/"+project+"/vms?dryRun=true", spec, &pv); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]float64{}
+		for _, cand := range pv.Candidates {
+			m[cand.HostID] = cand.Score
+		}
+		return pv.HostID, m
+	}
+	eventually := func(what string, ok func(chosen string, score map[string]float64) bool) {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+			chosen, score := scores()
+			if ok(chosen, score) {
+				t.Logf("%s: chose %s, scores %v", what, chosen, score)
+				return
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("%s: chose %s, scores %v (A %s, B %s)", what, chosen, score, a.HostID(), b.HostID())
+			}
+		}
+	}
+	eventually("A holds the image", func(chosen string, score map[string]float64) bool {
+		return chosen == a.HostID() && len(score) == 2 && score[a.HostID()] > score[b.HostID()]+0.05
+	})
+	for range 10 {
+		if chosen, _ := scores(); chosen != a.HostID() {
+			t.Fatalf("a VM of the image went to %s, not to A (%s), which holds it", chosen, a.HostID())
+		}
+	}
+
+	// Evicted: the next report says so, and A scores as B does.
+	if err := cache.Remove("local", img); err != nil {
+		t.Fatal(err)
+	}
+	reported(a.HostID())
+	eventually("A evicted the image", func(_ string, score map[string]float64) bool {
+		return len(score) == 2 && math.Abs(score[a.HostID()]-score[b.HostID()]) < 1e-9
+	})
+}
