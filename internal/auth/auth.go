@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -55,16 +56,37 @@ type Tokens struct {
 
 	now  func() time.Time
 	ring keyring
+	// cache holds the records every request reads: opaque tokens'
+	// principals, sessions and users (see store.Cache for why it is exact).
+	cache *store.Cache
+	stop  context.CancelFunc
 }
+
+// cachedRecords bounds the credentials, sessions and users kept in memory.
+const cachedRecords = 1 << 16
 
 // New returns the token store with default lifetimes and login limits.
 func New(st *store.Store) *Tokens {
 	return &Tokens{st: st, AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
-		KeyRotation: 24 * time.Hour, Limiter: NewLimiter(DefaultLoginLimits), now: time.Now}
+		KeyRotation: 24 * time.Hour, Limiter: NewLimiter(DefaultLoginLimits), now: time.Now,
+		cache: st.NewCache(cachedRecords, store.Prefix("auth", "tokens"), store.Prefix("auth", "sessions"), store.Prefix("users")),
+		stop:  func() {}}
 }
 
-// Start makes sure a signing key exists. Call it once before serving.
-func (t *Tokens) Start(ctx context.Context) error { return t.ensureKey(ctx) }
+// Start makes sure a signing key exists and starts keeping the credential
+// cache current. Call it once before serving; Close stops it.
+func (t *Tokens) Start(ctx context.Context, log *slog.Logger) error {
+	if err := t.ensureKey(ctx); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t.stop = cancel
+	go t.cache.Run(cctx, log)
+	return nil
+}
+
+// Close stops keeping the cache current.
+func (t *Tokens) Close() { t.stop() }
 
 // TokenKey is the store key a token's principal is kept at (by its hash).
 func TokenKey(token string) string { return tokenKey(token) }
@@ -138,7 +160,7 @@ func (t *Tokens) Authenticate(ctx context.Context, header string) (*Principal, e
 		return t.authenticateJWT(ctx, token)
 	}
 	var p Principal
-	if _, err := t.st.Get(ctx, tokenKey(token), &p); errors.Is(err, store.ErrNotFound) {
+	if err := t.cache.Get(ctx, tokenKey(token), &p); errors.Is(err, store.ErrNotFound) {
 		return nil, api.Errorf(api.CodeInvalidAuthToken, "the token is not valid")
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)

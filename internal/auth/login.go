@@ -249,13 +249,13 @@ func (t *Tokens) authenticateJWT(ctx context.Context, token string) (*Principal,
 		return nil, api.Errorf(api.CodeInvalidAuthToken, "the token is not valid")
 	}
 	var s session
-	if _, err := t.st.Get(ctx, sessionKey(c.Sid), &s); errors.Is(err, store.ErrNotFound) {
+	if err := t.cache.Get(ctx, sessionKey(c.Sid), &s); errors.Is(err, store.ErrNotFound) {
 		return nil, api.Errorf(api.CodeInvalidAuthToken, "the token was revoked")
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	var u userRecord
-	if _, err := t.st.Get(ctx, userKey(name), &u); errors.Is(err, store.ErrNotFound) || s.User != name {
+	if err := t.cache.Get(ctx, userKey(name), &u); errors.Is(err, store.ErrNotFound) || s.User != name {
 		return nil, api.Errorf(api.CodeInvalidAuthToken, "the token's user no longer exists")
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)

@@ -137,9 +137,10 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if cfg.LoginLimits != (auth.LoginLimits{}) {
 		tokens.Limiter = auth.NewLimiter(cfg.LoginLimits)
 	}
-	if err := tokens.Start(ctx); err != nil {
+	if err := tokens.Start(ctx, log); err != nil {
 		return nil, err
 	}
+	c.closers = append(c.closers, tokens.Close)
 	c.Tokens = tokens
 	if err := ensureAdminToken(ctx, cfg.DataDir, tokens); err != nil {
 		return nil, err

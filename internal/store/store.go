@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -38,6 +39,9 @@ type Store struct {
 	c *clientv3.Client
 	// MaxAttempts bounds Update's retries on conflict.
 	MaxAttempts int
+
+	obsMu     sync.Mutex
+	observers []func(keys []string) // see onCommit
 }
 
 // Connect opens a client to the given etcd endpoints and checks it answers.
@@ -483,6 +487,7 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 	if !resp.Succeeded {
 		return 0, ErrConflict
 	}
+	t.s.committed(t.order)
 	return resp.Header.Revision, nil
 }
 

@@ -32,6 +32,7 @@ func TestStore(t *testing.T) {
 		{"watch", testWatch},
 		{"rollback-and-seed", testRollbackAndSeed},
 		{"getmany-prefetch-committed", testGetManyPrefetchCommitted},
+		{"cache", testCache},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -329,5 +330,73 @@ func testGetManyPrefetchCommitted(t *testing.T, s *store.Store) {
 	}
 	if _, err := s.Get(ctx, keys[1], &c); err != nil || c.N != 2 {
 		t.Fatalf("keys[1] = %+v, %v; want 2", c, err)
+	}
+}
+
+// testCache: a Cache answers from memory, drops a key this Store commits
+// before the commit returns, and one written by another client (as by
+// another controller: a raw etcd write, no commit hook) once its watch
+// delivers it.
+func testCache(t *testing.T, s *store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	prefix := store.Prefix("test", t.Name(), "cached")
+	key, outside := prefix+"k", store.Key("test", t.Name(), "other")
+	c := s.NewCache(2, prefix)
+	go c.Run(ctx, photontest.Logger(t))
+	put := func(k string, n int) {
+		t.Helper()
+		if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(k, counter{n}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(k string) (int, error) {
+		var v counter
+		err := c.Get(ctx, k, &v)
+		return v.N, err
+	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 10 s: %s", what)
+			}
+		}
+	}
+	put(key, 1)
+	put(outside, 1)
+	// Filled once its watch is up.
+	eventually("the key cached", func() bool { n, err := get(key); return err == nil && n == 1 && c.Len() == 1 })
+	if n, err := get(outside); err != nil || n != 1 || c.Len() != 1 {
+		t.Fatalf("outside the prefix: %d %v, %d cached", n, err, c.Len())
+	}
+	// This Store's commit: seen at once.
+	put(key, 2)
+	if n, err := get(key); err != nil || n != 2 {
+		t.Fatalf("after a commit here: %d %v, want 2", n, err)
+	}
+	// Another writer: seen once the watch delivers it.
+	if _, err := s.Client().Put(ctx, key, `{"n":3}`); err != nil {
+		t.Fatal(err)
+	}
+	eventually("another writer's put", func() bool { n, err := get(key); return err == nil && n == 3 })
+	if _, err := s.Client().Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	eventually("another writer's delete", func() bool { _, err := get(key); return errors.Is(err, store.ErrNotFound) })
+	// Absence is cached too, and a create ends it.
+	put(key, 4)
+	if n, err := get(key); err != nil || n != 4 {
+		t.Fatalf("after a create here: %d %v, want 4", n, err)
+	}
+	// The bound holds.
+	for i := range 5 {
+		put(fmt.Sprint(prefix, "more-", i), i)
+		if _, err := get(fmt.Sprint(prefix, "more-", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Len() > 2 {
+		t.Fatalf("%d cached, bound 2", c.Len())
 	}
 }
