@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
@@ -61,6 +62,8 @@ type config struct {
 	inProcess                    bool
 	photond                      string
 	gogc                         string
+	ctlProfile                   string
+	ctlProfileSecs               int
 }
 
 func main() {
@@ -84,6 +87,8 @@ func main() {
 	flag.BoolVar(&cfg.inProcess, "in-process", false, "run the controller in this process (its CPU is then not told apart; profiles cover it)")
 	flag.StringVar(&cfg.photond, "photond", "", "the photond binary to run the controller with (default: built from ./cmd/photond)")
 	flag.StringVar(&cfg.gogc, "controller-gogc", "", "GOGC for the controller process (default: photond's own)")
+	flag.StringVar(&cfg.ctlProfile, "controller-cpuprofile", "", "write a CPU profile of the controller process (the first --controller-profile-seconds of the load) to this file")
+	flag.IntVar(&cfg.ctlProfileSecs, "controller-profile-seconds", 20, "how long --controller-cpuprofile samples")
 	flag.Parse()
 	if cfg.pprof != "" {
 		go func() { _ = http.ListenAndServe(cfg.pprof, nil) }()
@@ -182,6 +187,10 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	cpu0, ccpu0 := cpuTime(), c.cpu()
+	ctlProfile := func() error { return nil }
+	if cfg.ctlProfile != "" {
+		ctlProfile = c.profile(cfg.ctlProfile, cfg.ctlProfileSecs)
+	}
 	lat := make([]sample, cfg.vms)
 	waitq := make(chan int, cfg.vms)
 	var refused, failed atomic.Int64
@@ -270,6 +279,9 @@ func run(ctx context.Context, cfg config) error {
 	cpu, ccpu := cpuTime()-cpu0, c.cpu()-ccpu0
 	if err := stopProfiles(); err != nil {
 		return err
+	}
+	if err := ctlProfile(); err != nil {
+		return fmt.Errorf("controller profile: %w", err)
 	}
 
 	var placed, made, started []time.Duration
@@ -494,7 +506,34 @@ type target struct {
 	pid                int      // the photond process (0: in this process)
 	etcd               []string // in process: the etcd endpoints
 	dataDir            string   // the controller's data dir
+	pprof              string   // the controller process's profiler address
 	close              func()
+}
+
+// profile fetches a CPU profile of the controller process into file; the
+// returned function waits for it.
+func (t *target) profile(file string, secs int) func() error {
+	if t.pprof == "" {
+		return func() error { return errors.New("--controller-cpuprofile needs the controller in its own process") }
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.pprof, secs))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(file)
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		done <- err
+	}()
+	return func() error { return <-done }
 }
 
 // startInProcess runs the controller in this process.
@@ -529,6 +568,16 @@ func startProcess(ctx context.Context, cfg config, dir string) (*target, error) 
 		"--heartbeat-timeout", (6 * cfg.heartbeat).String(), "--host-timeout", "10m"}
 	if cfg.sample != 0 {
 		args = append(args, "--placement-sample", strconv.Itoa(cfg.sample))
+	}
+	var pprofAddr string
+	if cfg.ctlProfile != "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for its profiler
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = ln.Addr().String()
+		ln.Close()
+		args = append(args, "--pprof-listen", pprofAddr)
 	}
 	cmd := exec.Command(bin, args...)
 	if cfg.gogc != "" {
@@ -586,7 +635,7 @@ func startProcess(ctx context.Context, cfg config, dir string) (*target, error) 
 		return nil, err
 	}
 	return &target{url: url, caCert: filepath.Join(cdir, "ca.crt"), token: strings.TrimSpace(string(tok)), pid: cmd.Process.Pid,
-		dataDir: cdir, close: stop}, nil
+		dataDir: cdir, close: stop, pprof: pprofAddr}, nil
 }
 
 // cpu is the controller process's CPU time so far (0 in process: the

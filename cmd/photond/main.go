@@ -6,6 +6,9 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"runtime/debug"
 
@@ -30,7 +33,22 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var pprofAddr string
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&pprofAddr, "pprof-listen", "",
+		"serve Go's profiler (net/http/pprof, plain HTTP, no authentication) on this address, e.g. 127.0.0.1:6060; "+
+			"keep it on loopback. Then: go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=30")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if pprofAddr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", pprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof-listen: %w", err)
+		}
+		go func() { _ = http.Serve(ln, nil) }() // net/http/pprof registers on the default mux
+		return nil
+	}
 	logger := func() (*slog.Logger, error) {
 		var l slog.Level
 		if err := l.UnmarshalText([]byte(level)); err != nil {
