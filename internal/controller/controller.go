@@ -108,19 +108,20 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	c.Etcd = cfg.EtcdEndpoints
+	maxTxnOps := 128 // etcd's default, for an external cluster
+	var st *store.Store
 	if len(c.Etcd) == 0 {
-		e, err := store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), log)
-		if err != nil {
+		var e *store.Embedded
+		if e, err = store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), log); err != nil {
 			return nil, err
 		}
 		c.closers = append(c.closers, e.Close)
-		c.Etcd = []string{e.Endpoint}
-	}
-	maxTxnOps := 128 // etcd's default, for an external cluster
-	if len(cfg.EtcdEndpoints) == 0 {
+		c.Etcd = []string{e.Endpoint} // for tools; the controller calls it in process
 		maxTxnOps = store.EmbeddedMaxTxnOps
+		st, err = store.ConnectClient(ctx, e.Client(), "embedded")
+	} else {
+		st, err = store.Connect(ctx, c.Etcd)
 	}
-	st, err := store.Connect(ctx, c.Etcd)
 	if err != nil {
 		return nil, err
 	}

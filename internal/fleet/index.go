@@ -48,6 +48,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
@@ -144,14 +145,19 @@ func (x *Index) run(ctx context.Context) error {
 	x.ready = true
 	x.mu.Unlock()
 
-	w := clientv3.NewWatcher(c)
-	defer w.Close()
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	// The client's watcher keys its streams by the context's metadata: a
+	// key of our own gives this watch a stream of its own, so that a
+	// progress request (asked with the same metadata) reaches it alone.
+	// (The client may be in-process, etcd's v3client, which has no
+	// connection to make a second watcher on.)
+	own := func(ctx context.Context) context.Context {
+		return metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "photon-watch", "fleet-index")
+	}
+	w := c.Watcher
+	wctx, cancel := context.WithCancel(own(ctx))
 	defer cancel()
 	x.mu.Lock()
-	// The watcher finds the stream by the context's metadata: ask with
-	// the same (require-leader) metadata as the watch.
-	x.progress = func(ctx context.Context) error { return w.RequestProgress(clientv3.WithRequireLeader(ctx)) }
+	x.progress = func(ctx context.Context) error { return w.RequestProgress(own(ctx)) }
 	x.mu.Unlock()
 	wc := w.Watch(wctx, rangeStart, clientv3.WithRange(rangeEnd), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	for resp := range wc {

@@ -359,6 +359,7 @@ func TestAudit(t *testing.T) {
 	if entries[0].TaskID != task.ID || entries[0].Object != task.Entity.ID {
 		t.Errorf("entry 0 task/object = %s/%s, want %s/%s", entries[0].TaskID, entries[0].Object, task.ID, task.Entity.ID)
 	}
+	time.Sleep(5 * time.Millisecond) // the last entry is now more than 1 ms old
 	later, err := cl.ListAudit(ctx(), "1ms")
 	if err != nil || len(later) != 0 {
 		t.Errorf("since 1ms ago: %d entries, %v", len(later), err)

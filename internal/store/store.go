@@ -54,11 +54,17 @@ func Connect(ctx context.Context, endpoints []string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd client %v: %w", endpoints, err)
 	}
+	return ConnectClient(ctx, c, fmt.Sprint(endpoints))
+}
+
+// ConnectClient makes a Store of an etcd client (e.g. Embedded.Client),
+// once it answers; the Store closes it.
+func ConnectClient(ctx context.Context, c *clientv3.Client, name string) (*Store, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := c.Get(cctx, "/photon/ping"); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("etcd %v not answering: %w", endpoints, err)
+		return nil, fmt.Errorf("etcd %s not answering: %w", name, err)
 	}
 	return &Store{c: c, MaxAttempts: 1000}, nil
 }
