@@ -111,7 +111,19 @@ func (b *batcher) loop() {
 			case <-g.fetched:
 				g.fetching--
 			case <-settled:
-				g.batch = append(b.settle(prev), g.batch...) // a conflicting batch runs again first
+				// A conflicting batch runs again first, prefetching again
+				// like any request: its real run is then from memory, not
+				// a round trip per read. Run on cold reads, it spans so
+				// many of another controller's commits (each writing the
+				// project's quota and the flavors it reads first) that it
+				// conflicts again, and again: starved until that
+				// controller goes quiet.
+				again, gathered := b.settle(prev), g.batch
+				g.batch = nil
+				for _, it := range again {
+					g.add(it)
+				}
+				g.batch = append(g.batch, gathered...)
 				prev = nil
 			}
 		}
