@@ -35,8 +35,18 @@ func fast(c *controller.Config) {
 
 func newCloud(t testing.TB, quota string, hosts ...fake.Config) *cloud {
 	t.Helper()
-	c := &cloud{Cloud: photontest.NewController(t, "", fast)}
-	c.cl = c.Client
+	c := setUp(t, photontest.NewController(t, "", fast), quota)
+	for _, h := range hosts {
+		c.agents = append(c.agents, photontest.NewAgent(t, c.Cloud, h))
+	}
+	c.waitHosts(t, len(hosts))
+	return c
+}
+
+// setUp makes the tenant, the project and the flavors of a cloud on ctrl.
+func setUp(t testing.TB, ctrl *photontest.Cloud, quota string) *cloud {
+	t.Helper()
+	c := &cloud{Cloud: ctrl, cl: ctrl.Client}
 	items, err := api.ParseLimits(quota)
 	if err != nil {
 		t.Fatal(err)
@@ -51,10 +61,6 @@ func newCloud(t testing.TB, quota string, hosts ...fake.Config) *cloud {
 	} {
 		c.done(t)(c.cl.CreateFlavor(ctx, &f))
 	}
-	for _, h := range hosts {
-		c.agents = append(c.agents, photontest.NewAgent(t, c.Cloud, h))
-	}
-	c.waitHosts(t, len(hosts))
 	return c
 }
 
@@ -70,16 +76,22 @@ func (c *cloud) done(t testing.TB) func(*api.Task, error) *api.Task {
 	}
 }
 
-func (c *cloud) wait(task *api.Task, err error) (*api.Task, error) {
-	if err != nil {
-		return nil, err
+func (c *cloud) wait(task *api.Task, err error) (*api.Task, error) { return waitWith(c.cl)(task, err) }
+
+// waitWith waits (up to a minute) for a task-returning call made with cl;
+// an ERROR task is its error.
+func waitWith(cl *client.Client) func(*api.Task, error) (*api.Task, error) {
+	return func(task *api.Task, err error) (*api.Task, error) {
+		if err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if task, err = cl.WaitTask(wctx, task); err != nil {
+			return nil, err
+		}
+		return task, task.Err()
 	}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if task, err = c.cl.WaitTask(wctx, task); err != nil {
-		return nil, err
-	}
-	return task, task.Err()
 }
 
 func (c *cloud) waitHosts(t testing.TB, n int) {
@@ -249,27 +261,53 @@ func TestCreateStorm(t *testing.T) {
 	if len(ok) != 150 || capacity != n-150 || len(other) > 0 {
 		t.Fatalf("created %d, capacity errors %d, other %v", len(ok), capacity, other)
 	}
-	for _, id := range ok {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.wait(c.cl.DeleteVM(ctx, id)); err != nil {
-				t.Errorf("delete %s: %v", id, err)
-			}
-		}()
-	}
-	wg.Wait()
-	// Refused VMs stay in ERROR, holding nothing; delete them too.
+	c.deleteAll(t, ok, 50, c.cl)
+}
+
+// deleteAll checks the project's VMs are those created (not ERROR) and
+// ones refused a host (ERROR, holding nothing), deletes them all, workers
+// at a time through clients in turn, and checks nothing is held.
+func (c *cloud) deleteAll(t *testing.T, created []string, workers int, clients ...*client.Client) {
+	t.Helper()
 	vms, err := c.cl.ListVMs(ctx, c.project, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := map[string]bool{}
+	for _, id := range created {
+		want[id] = true
+	}
+	ids := make(chan string, len(vms))
 	for _, v := range vms {
-		if v.State != api.VMError || !strings.Contains(v.ErrorReason, "no host fits") {
+		switch {
+		case want[v.ID]:
+			delete(want, v.ID)
+			if v.State == api.VMError {
+				t.Errorf("created VM %s is ERROR: %s", v.Name, v.ErrorReason)
+			}
+		case v.State != api.VMError || !strings.Contains(v.ErrorReason, "no host fits"):
 			t.Errorf("left VM %s %s %q", v.Name, v.State, v.ErrorReason)
 		}
-		c.done(t)(c.cl.DeleteVM(ctx, v.ID))
+		ids <- v.ID
 	}
+	close(ids)
+	if len(want) > 0 {
+		t.Errorf("%d created VMs are not listed", len(want))
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := clients[w%len(clients)]
+			for id := range ids {
+				if _, err := waitWith(cl)(cl.DeleteVM(ctx, id)); err != nil {
+					t.Errorf("delete %s: %v", id, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	c.assertNothingHeld(t)
 }
 

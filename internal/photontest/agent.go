@@ -25,7 +25,9 @@ type Agent struct {
 // NewAgent joins a host with the fake driver configured by cfg to the
 // controller and runs its agent until the test ends (or Stop). The host's
 // heartbeat interval is short (200 ms) so liveness tests run fast.
-func NewAgent(t testing.TB, c *Cloud, cfg fake.Config) *Agent {
+// Options adjust the agent's Config before it starts, e.g. its Address
+// (a host pre-registered at that address joins as that host).
+func NewAgent(t testing.TB, c *Cloud, cfg fake.Config, options ...func(*agent.Config)) *Agent {
 	t.Helper()
 	dir := t.TempDir()
 	if cfg.DataDir == "" {
@@ -39,8 +41,12 @@ func NewAgent(t testing.TB, c *Cloud, cfg fake.Config) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, JoinToken: jt.Token, DataDir: dir,
-		Driver: drv, Address: fmt.Sprintf("10.0.0.%d", agentSeq.Add(1)), HeartbeatInterval: 200 * time.Millisecond, Log: Logger(t)})
+	acfg := agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, JoinToken: jt.Token, DataDir: dir,
+		Driver: drv, Address: fmt.Sprintf("10.0.0.%d", agentSeq.Add(1)), HeartbeatInterval: 200 * time.Millisecond, Log: Logger(t)}
+	for _, o := range options {
+		o(&acfg)
+	}
+	a, err := agent.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}

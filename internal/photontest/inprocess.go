@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,6 +41,30 @@ func NewController(t testing.TB, etcdEndpoint string, options ...func(*controlle
 	c.start(t)
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// NewPeer starts another controller on the same etcd as c (an external
+// etcd shared by several controllers), in a data dir of its own (its own
+// CA and server certificate), with c's Config adjusted by options. It
+// shares c's admin token: a controller registers the token of its data dir
+// as the bootstrap admin at start, replacing the one registered before, so
+// a second controller with a token of its own would revoke c's.
+func (c *Cloud) NewPeer(t testing.TB, options ...func(*controller.Config)) *Cloud {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, controller.AdminTokenFile), []byte(c.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.cfg
+	cfg.DataDir = dir
+	cfg.EtcdEndpoints = slices.Clone(c.Etcd)
+	for _, o := range options {
+		o(&cfg)
+	}
+	p := &Cloud{DataDir: dir, cfg: cfg}
+	p.start(t)
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // ControllerModes starts a controller on embedded etcd, or on an external
