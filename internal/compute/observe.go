@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
@@ -16,6 +19,15 @@ import (
 // wait for it. VMs the host should run but does not report are marked not
 // present; the host's report is the truth about the host.
 func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMObserved) error {
+	// A heartbeat that repeats the host's last report, its desired state
+	// unchanged since, would change nothing: skip its reads (every host
+	// reports every few seconds). Once in a while one is observed anyway.
+	ver, sum, now := s.hosts.DesiredVersion(hostID), digest(observed), time.Now()
+	if s.seen.repeats(hostID, ver, sum, now) {
+		s.seen.repeated.Add(1)
+		return nil
+	}
+	s.seen.observed.Add(1)
 	byID := make(map[string]api.VMObserved, len(observed))
 	for _, o := range observed {
 		byID[o.ID] = o
@@ -53,6 +65,10 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 			return err
 		}
 		kicks = append(kicks, k...)
+	}
+	last.ver, last.sum, last.at = ver, sum, now
+	if prev := s.seen.get(hostID); prev != nil && prev.ver == ver && prev.sum == sum {
+		last.at = prev.at // a repeat observed anyway: the period runs from the first
 	}
 	s.seen.set(hostID, last)
 	for _, k := range kicks {
@@ -168,11 +184,49 @@ func observe(v *vmRecord, byID map[string]api.VMObserved, id string) bool {
 type seenCache struct {
 	mu    sync.Mutex
 	hosts map[string]*seenHost
+	// Reports observed, and repeats skipped.
+	observed, repeated atomic.Int64
+}
+
+// ObserveCounts returns how many host reports this controller observed
+// and how many it skipped as repeats (see Observe).
+func (s *Service) ObserveCounts() (observed, repeated int64) {
+	return s.seen.observed.Load(), s.seen.repeated.Load()
 }
 
 type seenHost struct {
 	last map[string]seenVM // from the host's previous report
 	now  map[string]seenVM // this report's
+	// The report as a whole: the host's desired state version when it was
+	// observed, the digest of what it said, and when.
+	ver int64
+	sum uint64
+	at  time.Time
+}
+
+// observeEvery bounds how long repeats of a report go unobserved.
+const observeEvery = 30 * time.Second
+
+// repeats reports whether a report is the host's last one again, with its
+// desired state unchanged, observed less than observeEvery ago.
+func (c *seenCache) repeats(hostID string, ver int64, sum uint64, now time.Time) bool {
+	h := c.get(hostID)
+	return h != nil && ver != 0 && h.ver == ver && h.sum == sum && now.Sub(h.at) < observeEvery
+}
+
+func (c *seenCache) get(hostID string) *seenHost {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hosts[hostID]
+}
+
+// digest sums a report's VMs (in the order the host lists them).
+func digest(vms []api.VMObserved) uint64 {
+	h := fnv.New64a()
+	for _, v := range vms {
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00", v.ID, v.State, v.Generation, v.Error)
+	}
+	return h.Sum64()
 }
 
 type seenVM struct {

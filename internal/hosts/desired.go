@@ -109,6 +109,19 @@ func (h *hub) bumpAll(rev int64) {
 	}
 }
 
+// DesiredVersion is a number that grows whenever the host's desired state
+// may have changed, as this controller's watch has seen it (0 while the
+// watch is not up).
+func (s *Service) DesiredVersion(host string) int64 {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.start == 0 {
+		return 0
+	}
+	return max(h.start, h.last[host], h.all)
+}
+
 // changedSince reports whether host's desired state may have changed after
 // rev, or else a channel closed when it does.
 func (h *hub) changedSince(host string, rev int64) (bool, <-chan struct{}) {

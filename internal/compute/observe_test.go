@@ -1,0 +1,62 @@
+package compute_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/driver/fake"
+)
+
+// TestRepeatedReports: heartbeats that repeat a host's last report (its
+// desired state unchanged) are not observed again, and a report that
+// changes still is, at once: a VM that crashes on its host is reported;
+// a power change still completes.
+func TestRepeatedReports(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{})
+	task := c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec("steady")))
+	id := task.Entity.ID
+	c.done(t)(c.cl.StartVM(ctx, id))
+
+	// The agent reports every 200 ms; nothing changes for 2 s.
+	obs0, rep0 := c.Server.Compute.ObserveCounts()
+	time.Sleep(2 * time.Second)
+	obs1, rep1 := c.Server.Compute.ObserveCounts()
+	t.Logf("in 2 s of a steady host: %d reports observed, %d repeats skipped", obs1-obs0, rep1-rep0)
+	if rep1-rep0 < 5 || obs1-obs0 > 2 {
+		t.Fatalf("steady host: %d observed, %d skipped; want most skipped", obs1-obs0, rep1-rep0)
+	}
+
+	// A change on the host is a new report: observed (the agent boots
+	// the crashed VM again at once, so its ERROR may be too brief to read).
+	if err := c.agents[0].Driver.Crash(id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if obs, _ := c.Server.Compute.ObserveCounts(); obs > obs1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the report after a crash was not observed")
+		}
+	}
+	// And the report after it, the same as before the crash again: seen
+	// STARTED once more.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		vm, err := c.cl.GetVM(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vm.State == api.VMStarted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the crash the VM stays %s", vm.State)
+		}
+	}
+	// A change of the desired state: observed.
+	c.done(t)(c.cl.StopVM(ctx, id))
+	if vm, err := c.cl.GetVM(ctx, id); err != nil || vm.State != api.VMStopped {
+		t.Fatalf("after stop: %+v %v", vm, err)
+	}
+}
