@@ -99,7 +99,23 @@ func main() {
 	}
 }
 
+// raiseFileLimit lifts the open files limit (inherited by the controller
+// process): every simulated host holds connections to the controller, and
+// the controller one per host, beyond a default hard limit of 20,000 at
+// 10,000 hosts. Raising the hard limit needs root; without it the soft
+// limit is already at the hard one (Go raises it at start).
+func raiseFileLimit() {
+	want := uint64(1 << 20)
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			want = n
+		}
+	}
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want})
+}
+
 func run(ctx context.Context, cfg config) error {
+	raiseFileLimit()
 	if cfg.hosts <= 0 || cfg.vms <= 0 || cfg.clients <= 0 || cfg.waiters <= 0 {
 		return errors.New("--hosts, --vms, --clients and --waiters must be positive")
 	}
@@ -152,7 +168,8 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	var joinErr atomic.Value
+	var joinOnce sync.Once
+	var joinErr error
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
 	for range 16 {
@@ -165,14 +182,14 @@ func run(ctx context.Context, cfg config) error {
 					return
 				}
 				if err := startAgent(ctx, cl, c, dir, i, drivers[i], cfg.heartbeat, quiet); err != nil {
-					joinErr.Store(err)
+					joinOnce.Do(func() { joinErr = fmt.Errorf("host %d: %w", i, err) })
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if err, _ := joinErr.Load().(error); err != nil {
+	if err := joinErr; err != nil {
 		return err
 	}
 	if err := waitReady(ctx, cl, cfg.hosts); err != nil {
