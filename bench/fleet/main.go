@@ -597,6 +597,7 @@ func startProcess(ctx context.Context, cfg config, dir string) (*target, error) 
 		args = append(args, "--pprof-listen", pprofAddr)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the benchmark
 	if cfg.gogc != "" {
 		cmd.Env = append(os.Environ(), "GOGC="+cfg.gogc)
 	}
