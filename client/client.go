@@ -130,6 +130,10 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return &Client{base: base, token: o.token, userAgent: o.userAgent, hc: hc}, nil
 }
 
+// CloseIdleConnections closes the client's connections that are not in
+// use (e.g. once a one-off client, like an agent's join, is done).
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
 func parseBase(s string) (*url.URL, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {

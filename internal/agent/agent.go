@@ -173,7 +173,9 @@ func (a *Agent) Join(ctx context.Context) error {
 		req := api.HostJoinRequest{JoinToken: a.cfg.JoinToken, Address: a.cfg.Address, Zone: a.cfg.Zone, Tags: a.cfg.Tags,
 			Capacity: capa.HostResources, Datastores: capa.Datastores, Hypervisor: capa.Hypervisor}
 		var resp api.HostJoinResponse
-		if err := c.Do(ctx, http.MethodPost, "/v1/agent/join", &req, &resp); err != nil {
+		err = c.Do(ctx, http.MethodPost, "/v1/agent/join", &req, &resp)
+		c.CloseIdleConnections() // the credential's client makes its own
+		if err != nil {
 			return fmt.Errorf("agent: join: %w", err)
 		}
 		a.id = Identity{HostID: resp.HostID, Credential: resp.Credential, Controller: a.cfg.ControllerURL}
