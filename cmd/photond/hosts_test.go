@@ -28,19 +28,7 @@ func TestAgentsAsProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait := func(task *api.Task, err error) *api.Task {
-		t.Helper()
-		if err == nil {
-			task, err = cl.WaitTask(ctx, task)
-		}
-		if err == nil {
-			err = task.Err()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return task
-	}
+	wait := photontest.Done(t, ctx, cl)
 
 	agents := map[string]*photontest.AgentProcess{} // by host address
 	for i := range 3 {

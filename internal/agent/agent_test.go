@@ -59,19 +59,7 @@ func TestReportsCachedImages(t *testing.T) {
 	defer cancel()
 	c := photontest.NewController(t, "")
 	cl := c.Client
-	wait := func(task *api.Task, err error) *api.Task {
-		t.Helper()
-		if err == nil {
-			task, err = cl.WaitTask(ctx, task)
-		}
-		if err == nil {
-			err = task.Err()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return task
-	}
+	wait := photontest.Done(t, ctx, cl)
 	content := bytes.Repeat([]byte("photon-image-"), 1000)
 	sum := sha256.Sum256(content)
 	img := wait(cl.UploadImage(ctx, bytes.NewReader(content), int64(len(content)),

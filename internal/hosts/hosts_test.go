@@ -41,19 +41,7 @@ func waitState(t *testing.T, cl *client.Client, id, state string) {
 }
 
 func done(t *testing.T, cl *client.Client) func(*api.Task, error) *api.Task {
-	return func(task *api.Task, err error) *api.Task {
-		t.Helper()
-		if err == nil {
-			task, err = cl.WaitTask(ctx, task)
-		}
-		if err == nil {
-			err = task.Err()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return task
-	}
+	return photontest.Done(t, ctx, cl)
 }
 
 // TestHostModes: suspend, maintenance (only from SUSPENDED and without

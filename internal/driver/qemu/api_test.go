@@ -34,19 +34,7 @@ func TestThroughTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait := func(task *api.Task, err error) *api.Task {
-		t.Helper()
-		if err == nil {
-			task, err = cl.WaitTask(ctx, task)
-		}
-		if err == nil {
-			err = task.Err()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return task
-	}
+	wait := photontest.Done(t, ctx, cl)
 	waitFor := func(what string, limit time.Duration, ok func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(limit)
