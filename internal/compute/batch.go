@@ -75,35 +75,40 @@ func (b *batcher) do(ctx context.Context, fn func(tx *store.Txn) error) error {
 	}
 }
 
-// The loop is a two-stage pipeline: while one batch commits, the next is
-// gathered, each request prefetching (its reads, on a scratch transaction)
-// as it arrives; the batch then runs for real, from memory, once the
-// commit before it is settled, on what that commit wrote (the carry), so
-// that consecutive batches touching the same quota and flavor records do
-// not conflict.
+// The loop is a pipeline: while one batch commits, the next is gathered,
+// each request prefetching (its reads, on a scratch transaction) as it
+// arrives; the batch then runs for real, from memory, on what the commit
+// before it wrote, so that consecutive batches touching the same quota
+// and flavor records do not conflict: once that commit is settled, on
+// what it wrote at its revision (the carry); or, when the batch is big
+// enough, while that commit is still under way, on its pending writes,
+// conditioned on their values (store.Pending): the two commits then
+// overlap.
 func (b *batcher) loop() {
-	var next []*batchItem // to run in the next batch
-	var prev *pending     // the batch committing
+	var next []*batchItem   // to run in the next batch
+	var inflight []*pending // the batches committing, oldest first
 	for {
 		g := &gathering{b: b, fetched: make(chan struct{}, maxBatch)}
 		for _, it := range next {
 			g.add(it)
 		}
 		next = nil
-		if len(g.batch) == 0 && prev == nil {
+		if len(g.batch) == 0 && len(inflight) == 0 {
 			g.add(<-b.ch)
 		}
-		// Gather until the commit before is settled and every request
-		// gathered has prefetched: the requests that arrive meanwhile
-		// join (and prefetch) too, up to a full batch.
-		for prev != nil || g.fetching > 0 {
+		// Gather until every request gathered has prefetched and the
+		// commit before is settled, or, with a commit under way, until
+		// the batch is big enough to commit beside it (on its pending
+		// writes): the requests that arrive meanwhile join (and
+		// prefetch) too, up to a full batch.
+		for g.fetching > 0 || len(inflight) >= maxInflight || (len(inflight) > 0 && len(g.batch) < overlapAt) {
 			in := b.ch
 			if len(g.batch) >= maxBatch {
 				in = nil
 			}
 			var settled chan struct{}
-			if prev != nil {
-				settled = prev.done
+			if len(inflight) > 0 {
+				settled = inflight[0].done
 			}
 			select {
 			case it := <-in:
@@ -118,21 +123,38 @@ func (b *batcher) loop() {
 				// project's quota and the flavors it reads first) that it
 				// conflicts again, and again: starved until that
 				// controller goes quiet.
-				again, gathered := b.settle(prev), g.batch
+				again, gathered := b.settle(inflight[0]), g.batch
+				inflight = inflight[1:]
 				g.batch = nil
 				for _, it := range again {
 					g.add(it)
 				}
 				g.batch = append(g.batch, gathered...)
-				prev = nil
 			}
 		}
 		if len(g.batch) == 0 {
 			continue
 		}
-		prev, next = b.run(g.batch, g.scratch)
+		base := b.carry
+		if len(inflight) > 0 {
+			base = store.Pending(inflight[len(inflight)-1].tx, b.carry)
+		}
+		var p *pending
+		if p, next = b.run(g.batch, g.scratch, base); p != nil {
+			inflight = append(inflight, p)
+		}
 	}
 }
+
+// maxInflight bounds the batch commits under way at once; a batch of at
+// least overlapAt creates commits while the one before it still does,
+// conditioned on the values that one writes (store.Pending). Raft then
+// writes both in one round, and the batch's run overlaps the commit
+// before it. A smaller batch waits for that commit, gathering more.
+const (
+	maxInflight = 2
+	overlapAt   = maxBatch / 2
+)
 
 // gathering is a batch being gathered, its requests prefetching.
 type gathering struct {
@@ -174,14 +196,14 @@ type pending struct {
 	done chan struct{}
 }
 
-// run runs a batch in one transaction (seeded with the carry and the
-// scratch reads) and starts its commit. It returns the commit under way
+// run runs a batch in one transaction (seeded with base, what the
+// commits before it wrote, and the scratch reads) and starts its commit. It returns the commit under way
 // (nil when there is nothing to commit) and the items to run in the next
 // batch (their view of the fleet was stale, or the transaction was full).
-func (b *batcher) run(batch []*batchItem, scratch []*store.Txn) (*pending, []*batchItem) {
+func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snapshot) (*pending, []*batchItem) {
 	tx := b.st.Txn()
-	if b.carry != nil {
-		tx.SeedSnapshot(b.carry)
+	if base != nil {
+		tx.SeedSnapshot(base)
 	}
 	for _, sc := range scratch {
 		if sc != nil {

@@ -212,11 +212,17 @@ type Txn struct {
 	undo   []undo // how to take back each write, for RollbackTo
 	seeded map[string]seed
 	base   *Snapshot // shared seeds, after seeded
+	// byValue: reads of values a transaction still committing writes
+	// (see Pending): conditioned on the value, not a revision.
+	byValue map[string]bool
 }
 
 type seed struct {
 	val []byte
 	rev int64
+	// pending: val is written by a commit not yet settled, at a revision
+	// not yet known; a read of it is conditioned on the value.
+	pending bool
 }
 
 // Seed lets t use what o read (values and their revisions) instead of
@@ -229,7 +235,7 @@ func (t *Txn) Seed(o *Txn) {
 	}
 	for k, v := range o.cache {
 		if _, ok := t.seed(k); !ok {
-			t.seeded[k] = seed{val: v, rev: o.reads[k]}
+			t.seeded[k] = seed{val: v, rev: o.reads[k], pending: o.byValue[k]}
 		}
 	}
 }
@@ -258,7 +264,7 @@ type Snapshot struct{ m map[string]seed }
 func Committed(o *Txn, rev int64) *Snapshot {
 	m := make(map[string]seed, len(o.cache)+len(o.writes))
 	for k, v := range o.cache {
-		if _, w := o.writes[k]; !w {
+		if _, w := o.writes[k]; !w && !o.byValue[k] { // (the revision of a value read by value is unknown)
 			m[k] = seed{val: v, rev: o.reads[k]}
 		}
 	}
@@ -268,6 +274,32 @@ func Committed(o *Txn, rev int64) *Snapshot {
 		} else {
 			m[k] = seed{val: v, rev: rev}
 		}
+	}
+	return &Snapshot{m: m}
+}
+
+// Pending is what o read and writes while its commit is under way, over
+// under (what the transactions before o left, or nil): a transaction
+// seeded with it can run and commit before o's commit returns. Its reads
+// of o's writes are conditioned on their values (o's commit revision is
+// not known yet): if o does not commit, or anything changes them, it
+// conflicts. Group commit overlaps the commits of consecutive batches
+// this way.
+func Pending(o *Txn, under *Snapshot) *Snapshot {
+	m := map[string]seed{}
+	if under != nil {
+		m = make(map[string]seed, len(under.m)+len(o.writes))
+		for k, v := range under.m {
+			m[k] = v
+		}
+	}
+	for k, v := range o.cache {
+		if _, w := o.writes[k]; !w {
+			m[k] = seed{val: v, rev: o.reads[k], pending: o.byValue[k]}
+		}
+	}
+	for k, v := range o.writes {
+		m[k] = seed{val: v, pending: true}
 	}
 	return &Snapshot{m: m}
 }
@@ -321,6 +353,12 @@ func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
 	}
 	if s, ok := t.seed(key); ok {
 		t.reads[key], t.cache[key] = s.rev, s.val
+		if s.pending {
+			if t.byValue == nil {
+				t.byValue = map[string]bool{}
+			}
+			t.byValue[key] = true
+		}
 		return s.val, nil
 	}
 	// Serializable: no round through raft. The commit is conditioned on
@@ -476,7 +514,14 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 	}
 	cmps := make([]clientv3.Cmp, 0, len(t.reads))
 	for k, rev := range t.reads {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+		switch {
+		case !t.byValue[k]:
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+		case t.cache[k] == nil:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0)) // still absent
+		default:
+			cmps = append(cmps, clientv3.Compare(clientv3.Value(k), "=", string(t.cache[k])))
+		}
 	}
 	ops := make([]clientv3.Op, 0, len(t.order))
 	for _, k := range t.order {

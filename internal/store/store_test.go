@@ -33,6 +33,7 @@ func TestStore(t *testing.T) {
 		{"rollback-and-seed", testRollbackAndSeed},
 		{"getmany-prefetch-committed", testGetManyPrefetchCommitted},
 		{"cache", testCache},
+		{"pending", testPending},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -398,5 +399,72 @@ func testCache(t *testing.T, s *store.Store) {
 	}
 	if c.Len() > 2 {
 		t.Fatalf("%d cached, bound 2", c.Len())
+	}
+}
+
+// testPending: a transaction seeded with another's pending writes commits
+// once that one has (in either order of their calls, it conflicts until
+// then), and conflicts if the pending one never commits.
+func testPending(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	k, gone, other := store.Key("test", t.Name(), "k"), store.Key("test", t.Name(), "gone"), store.Key("test", t.Name(), "other")
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(gone, counter{1}) }); err != nil {
+		t.Fatal(err)
+	}
+	// first reads k (absent) and gone, writes k = 1 and deletes gone.
+	newFirst := func() *store.Txn {
+		first := s.Txn()
+		var c counter
+		if ok, err := first.Get(ctx, k, &c); err != nil || ok {
+			t.Fatalf("k: %v %v", ok, err)
+		}
+		if err := first.Put(k, counter{1}); err != nil {
+			t.Fatal(err)
+		}
+		first.Delete(gone)
+		return first
+	}
+	// second, on first's pending writes: k + 1 into other, gone absent.
+	newSecond := func(first *store.Txn) *store.Txn {
+		second := s.Txn()
+		second.SeedSnapshot(store.Pending(first, nil))
+		var c counter
+		if ok, err := second.Get(ctx, k, &c); err != nil || !ok || c.N != 1 {
+			t.Fatalf("second reads k = %+v %v %v, want 1 (pending)", c, ok, err)
+		}
+		if ok, err := second.Exists(ctx, gone); err != nil || ok {
+			t.Fatalf("second sees gone: %v %v", ok, err)
+		}
+		if err := second.Put(other, counter{c.N + 1}); err != nil {
+			t.Fatal(err)
+		}
+		return second
+	}
+	first := newFirst()
+	second := newSecond(first)
+	if _, err := second.Commit(ctx); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second before first: %v, want a conflict", err)
+	}
+	if _, err := first.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second = newSecond(first)
+	if _, err := second.Commit(ctx); err != nil {
+		t.Fatalf("second after first: %v", err)
+	}
+	var c counter
+	if _, err := s.Get(ctx, other, &c); err != nil || c.N != 2 {
+		t.Fatalf("other = %+v %v", c, err)
+	}
+	// A pending transaction that never commits: k changed otherwise.
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { tx.Delete(k); return tx.Put(gone, counter{1}) }); err != nil {
+		t.Fatal(err)
+	}
+	never := newFirst()
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(k, counter{7}) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newSecond(never).Commit(ctx); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("on a pending write that never landed: %v, want a conflict", err)
 	}
 }
