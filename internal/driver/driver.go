@@ -31,8 +31,24 @@ type VMSpec struct {
 // VMStatus is what the driver observes of one VM.
 type VMStatus = api.VMObserved
 
-// ErrNotFound: no such VM.
-var ErrNotFound = errors.New("no such VM")
+// Errors every driver returns, wrapped with details (its name first, e.g.
+// "qemu: VM x: ..."). Test with errors.Is.
+var (
+	// ErrNotFound: no such VM.
+	ErrNotFound = errors.New("no such VM")
+	// ErrInvalidSpec: the spec is malformed or asks for what the host does
+	// not have (an unknown datastore, more CPU than the host).
+	ErrInvalidSpec = errors.New("invalid VM spec")
+	// ErrTransition: the power state or disk change is not allowed from the
+	// VM's current state.
+	ErrTransition = errors.New("transition not allowed")
+	// ErrNoCapacity: a datastore lacks free space for a new disk.
+	ErrNoCapacity = errors.New("not enough datastore capacity")
+	// ErrDiskInUse: the disk is attached to another VM.
+	ErrDiskInUse = errors.New("disk in use")
+	// ErrStaleGeneration: the spec is older than what was carried out.
+	ErrStaleGeneration = errors.New("stale generation")
+)
 
 // Driver runs VMs on one host. Every method is idempotent; the agent calls
 // them from one goroutine per VM, so calls for different VMs may overlap.

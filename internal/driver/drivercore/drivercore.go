@@ -1,8 +1,8 @@
 // Package drivercore holds the rules every driver (driver/fake,
 // driver/qemu) applies the same way: id checks, spec validation, power
 // transitions, the checks of a disk change and atomic state-file writes.
-// The drivers keep their own sentinel errors and message prefixes; Errs
-// carries them.
+// The rules wrap the driver package's errors (driver.ErrInvalidSpec...)
+// after the driver's message prefix, which Errs carries.
 package drivercore
 
 import (
@@ -15,15 +15,10 @@ import (
 	"github.com/photon-cloud/photon/internal/driver"
 )
 
-// Errs is a driver's message prefix ("fake", "qemu") and the sentinel
-// errors the rules here wrap.
+// Errs is a driver's message prefix ("fake", "qemu"): the rules' errors
+// start with it.
 type Errs struct {
-	Prefix       string
-	InvalidSpec  error
-	Transition   error
-	NoCapacity   error
-	DiskInUse    error
-	StaleVersion error
+	Prefix string
 }
 
 // ValidID accepts IDs that are safe as file names: 1..128 of
@@ -46,7 +41,7 @@ func ValidID(id string) bool {
 // names it ("VM", "disk").
 func (e Errs) CheckID(what, id string) error {
 	if !ValidID(id) {
-		return fmt.Errorf("%s: %s id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.': %w", e.Prefix, what, id, e.InvalidSpec)
+		return fmt.Errorf("%s: %s id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.': %w", e.Prefix, what, id, driver.ErrInvalidSpec)
 	}
 	return nil
 }
@@ -102,7 +97,7 @@ func (e Errs) ValidateSpec(spec driver.VMSpec, h Host) error {
 		return err
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%s: VM %s: %s: %w", e.Prefix, spec.ID, fmt.Sprintf(format, args...), e.InvalidSpec)
+		return fmt.Errorf("%s: VM %s: %s: %w", e.Prefix, spec.ID, fmt.Sprintf(format, args...), driver.ErrInvalidSpec)
 	}
 	switch {
 	case spec.CPUCount <= 0:
@@ -164,11 +159,11 @@ func (e Errs) CheckDiskRequest(want api.DiskDesired, hasDatastore bool) error {
 	}
 	switch {
 	case want.Kind != "" && want.Kind != api.KindPersistentDisk:
-		return fmt.Errorf("%s: disk %s: EnsureDisk makes persistent disks, not %q: %w", e.Prefix, want.ID, want.Kind, e.InvalidSpec)
+		return fmt.Errorf("%s: disk %s: EnsureDisk makes persistent disks, not %q: %w", e.Prefix, want.ID, want.Kind, driver.ErrInvalidSpec)
 	case !hasDatastore:
-		return fmt.Errorf("%s: disk %s: no datastore %q on this host: %w", e.Prefix, want.ID, want.Datastore, e.InvalidSpec)
+		return fmt.Errorf("%s: disk %s: no datastore %q on this host: %w", e.Prefix, want.ID, want.Datastore, driver.ErrInvalidSpec)
 	case want.CapacityGB < 0:
-		return fmt.Errorf("%s: disk %s: negative capacity: %w", e.Prefix, want.ID, e.InvalidSpec)
+		return fmt.Errorf("%s: disk %s: negative capacity: %w", e.Prefix, want.ID, driver.ErrInvalidSpec)
 	}
 	return nil
 }
@@ -176,7 +171,7 @@ func (e Errs) CheckDiskRequest(want api.DiskDesired, hasDatastore bool) error {
 // Stale refuses a spec older than the generation carried out.
 func (e Errs) Stale(spec driver.VMSpec, have int64) error {
 	return fmt.Errorf("%s: VM %s: generation %d is older than %d: %w",
-		e.Prefix, spec.ID, spec.Generation, have, e.StaleVersion)
+		e.Prefix, spec.ID, spec.Generation, have, driver.ErrStaleGeneration)
 }
 
 // CheckPower refuses SUSPENDED for a VM that is not STARTED or SUSPENDED.
@@ -194,7 +189,7 @@ func (e Errs) CheckPower(id, cur, want string, exists bool) error {
 		} else if !exists {
 			from = "does not exist yet"
 		}
-		return fmt.Errorf("%s: VM %s: only a STARTED VM can be suspended, this one %s: %w", e.Prefix, id, from, e.Transition)
+		return fmt.Errorf("%s: VM %s: only a STARTED VM can be suspended, this one %s: %w", e.Prefix, id, from, driver.ErrTransition)
 	}
 	return nil
 }
@@ -206,10 +201,10 @@ func (e Errs) CheckDiskChange(id, mid string, changed, bootChanged bool) error {
 		return nil
 	}
 	if mid == api.VMSuspended {
-		return fmt.Errorf("%s: VM %s: disks cannot change while SUSPENDED: %w", e.Prefix, id, e.Transition)
+		return fmt.Errorf("%s: VM %s: disks cannot change while SUSPENDED: %w", e.Prefix, id, driver.ErrTransition)
 	}
 	if bootChanged && mid != api.VMStopped {
-		return fmt.Errorf("%s: VM %s: the boot disk changes only while STOPPED (VM is %s): %w", e.Prefix, id, mid, e.Transition)
+		return fmt.Errorf("%s: VM %s: the boot disk changes only while STOPPED (VM is %s): %w", e.Prefix, id, mid, driver.ErrTransition)
 	}
 	return nil
 }
@@ -223,14 +218,14 @@ func (e Errs) Attach(id string, sd api.DiskDesired, found bool, kind, vm string)
 	case !found:
 		return false, nil
 	case kind != api.KindPersistentDisk:
-		return false, fmt.Errorf("%s: VM %s: disk %s is an ephemeral disk of VM %s: %w", e.Prefix, id, sd.ID, vm, e.DiskInUse)
+		return false, fmt.Errorf("%s: VM %s: disk %s is an ephemeral disk of VM %s: %w", e.Prefix, id, sd.ID, vm, driver.ErrDiskInUse)
 	case sd.Kind == api.KindPersistentDisk:
 		if vm != "" && vm != id {
-			return false, fmt.Errorf("%s: VM %s: disk %s is attached to VM %s: %w", e.Prefix, id, sd.ID, vm, e.DiskInUse)
+			return false, fmt.Errorf("%s: VM %s: disk %s is attached to VM %s: %w", e.Prefix, id, sd.ID, vm, driver.ErrDiskInUse)
 		}
 		return true, nil
 	default:
-		return false, fmt.Errorf("%s: VM %s: disk %s is a persistent disk, listed as %q: %w", e.Prefix, id, sd.ID, sd.Kind, e.InvalidSpec)
+		return false, fmt.Errorf("%s: VM %s: disk %s is a persistent disk, listed as %q: %w", e.Prefix, id, sd.ID, sd.Kind, driver.ErrInvalidSpec)
 	}
 }
 
@@ -239,7 +234,7 @@ func (e Errs) Attach(id string, sd api.DiskDesired, found bool, kind, vm string)
 func (e Errs) Reserve(id string, sd api.DiskDesired, free *float64) error {
 	if sd.CapacityGB > *free+1e-9 {
 		return fmt.Errorf("%s: VM %s: disk %s needs %g GB, datastore %s has %g GB free: %w",
-			e.Prefix, id, sd.ID, sd.CapacityGB, sd.Datastore, max(*free, 0), e.NoCapacity)
+			e.Prefix, id, sd.ID, sd.CapacityGB, sd.Datastore, max(*free, 0), driver.ErrNoCapacity)
 	}
 	*free -= sd.CapacityGB
 	return nil

@@ -8,12 +8,13 @@ import (
 	"testing"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/driver"
 )
 
 var (
-	errInvalid    = errors.New("invalid")
-	errTransition = errors.New("transition")
-	testErrs      = Errs{Prefix: "test", InvalidSpec: errInvalid, Transition: errTransition}
+	errInvalid    = driver.ErrInvalidSpec
+	errTransition = driver.ErrTransition
+	testErrs      = Errs{Prefix: "test"}
 )
 
 func TestValidID(t *testing.T) {

@@ -59,29 +59,20 @@ import (
 	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
-// Errors the fake returns, wrapped with details. Test with errors.Is.
+// Errors the fake returns, wrapped with details. Test with errors.Is. All
+// but ErrInjected are every driver's (package driver).
 var (
-	// ErrInvalidSpec: the spec is malformed or asks for what the host does
-	// not have (unknown datastore, more CPU than the host).
-	ErrInvalidSpec = errors.New("invalid VM spec")
-	// ErrTransition: the power state or disk change is not allowed from the
-	// VM's current state.
-	ErrTransition = errors.New("transition not allowed")
-	// ErrNoCapacity: a datastore lacks free space for a new disk.
-	ErrNoCapacity = errors.New("not enough datastore capacity")
-	// ErrDiskInUse: the disk is attached to another VM.
-	ErrDiskInUse = errors.New("disk in use")
-	// ErrStaleGeneration: the spec is older than what was carried out.
-	ErrStaleGeneration = errors.New("stale generation")
+	ErrInvalidSpec     = driver.ErrInvalidSpec
+	ErrTransition      = driver.ErrTransition
+	ErrNoCapacity      = driver.ErrNoCapacity
+	ErrDiskInUse       = driver.ErrDiskInUse
+	ErrStaleGeneration = driver.ErrStaleGeneration
 	// ErrInjected: a failure injected by a fault knob.
 	ErrInjected = errors.New("injected failure")
 )
 
 // core is the fake's view of the rules it shares with every driver.
-var core = drivercore.Errs{
-	Prefix: "fake", InvalidSpec: ErrInvalidSpec, Transition: ErrTransition,
-	NoCapacity: ErrNoCapacity, DiskInUse: ErrDiskInUse, StaleVersion: ErrStaleGeneration,
-}
+var core = drivercore.Errs{Prefix: "fake"}
 
 // Config describes one simulated host. The zero value is a usable host:
 // 16 CPUs, 64 GiB, one 1000 GB datastore "local", in memory, no faults.

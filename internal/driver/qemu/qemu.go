@@ -80,19 +80,13 @@ import (
 )
 
 // Errors the driver returns, wrapped with details. Test with errors.Is.
+// The first five are every driver's (package driver).
 var (
-	// ErrInvalidSpec: the spec is malformed or asks for what the host does
-	// not have.
-	ErrInvalidSpec = errors.New("invalid VM spec")
-	// ErrTransition: the power state or disk change is not allowed from the
-	// VM's current state.
-	ErrTransition = errors.New("transition not allowed")
-	// ErrNoCapacity: a datastore lacks free space for a new disk.
-	ErrNoCapacity = errors.New("not enough datastore capacity")
-	// ErrDiskInUse: the disk is attached to another VM.
-	ErrDiskInUse = errors.New("disk in use")
-	// ErrStaleGeneration: the spec is older than what was carried out.
-	ErrStaleGeneration = errors.New("stale generation")
+	ErrInvalidSpec     = driver.ErrInvalidSpec
+	ErrTransition      = driver.ErrTransition
+	ErrNoCapacity      = driver.ErrNoCapacity
+	ErrDiskInUse       = driver.ErrDiskInUse
+	ErrStaleGeneration = driver.ErrStaleGeneration
 	// ErrBadImage: the boot image is not a disk QEMU can boot.
 	ErrBadImage = errors.New("bad image")
 	// ErrStart: QEMU did not start (its reason follows).
@@ -100,10 +94,7 @@ var (
 )
 
 // core is the driver's view of the rules it shares with every driver.
-var core = drivercore.Errs{
-	Prefix: "qemu", InvalidSpec: ErrInvalidSpec, Transition: ErrTransition,
-	NoCapacity: ErrNoCapacity, DiskInUse: ErrDiskInUse, StaleVersion: ErrStaleGeneration,
-}
+var core = drivercore.Errs{Prefix: "qemu"}
 
 // Datastore is a directory where the driver keeps disks.
 type Datastore struct {
