@@ -518,38 +518,31 @@ func BenchmarkEnsure(b *testing.B) {
 			}
 		}
 	})
-	b.Run("start-stop", func(b *testing.B) {
-		d, _ := fake.New(fake.Config{})
-		s := vmSpec("vm", api.VMStopped, 1)
-		if _, err := d.Ensure(ctx, s); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			s.Generation++
-			s.Power = []string{api.VMStarted, api.VMStopped}[i%2]
+	for _, c := range []struct {
+		name    string
+		dataDir bool // state files written on every change
+	}{{"start-stop", false}, {"start-stop-datadir", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := fake.Config{}
+			if c.dataDir {
+				cfg.DataDir = b.TempDir()
+			}
+			d, _ := fake.New(cfg)
+			s := vmSpec("vm", api.VMStopped, 1)
 			if _, err := d.Ensure(ctx, s); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("start-stop-datadir", func(b *testing.B) {
-		d, _ := fake.New(fake.Config{DataDir: b.TempDir()})
-		s := vmSpec("vm", api.VMStopped, 1)
-		if _, err := d.Ensure(ctx, s); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			s.Generation++
-			s.Power = []string{api.VMStarted, api.VMStopped}[i%2]
-			if _, err := d.Ensure(ctx, s); err != nil {
-				b.Fatal(err)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				s.Generation++
+				s.Power = []string{api.VMStarted, api.VMStopped}[i%2]
+				if _, err := d.Ensure(ctx, s); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 	b.Run("parallel-hosts", func(b *testing.B) {
 		hosts, _ := fake.NewFleet(64, benchHost)
 		var next atomic.Int64
