@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,7 +32,22 @@ type Log struct {
 	Retention time.Duration
 	// Now is the clock (tests set it).
 	Now func() time.Time
+
+	// Appends waiting to be written, and whether a writer is at work.
+	mu      sync.Mutex
+	queue   []*appendReq
+	writing bool
 }
+
+// appendReq is one record waiting for the writer.
+type appendReq struct {
+	key, value string
+	done       chan error
+}
+
+// maxAppends bounds the records one transaction writes: etcd's default
+// bound on a transaction's operations, so that any etcd takes it.
+const maxAppends = 128
 
 // New returns the log.
 func New(st *store.Store) *Log {
@@ -51,10 +68,53 @@ func (l *Log) Append(ctx context.Context, e *api.AuditEntry) error {
 	if err != nil {
 		return err
 	}
-	if _, err := l.st.Client().Put(ctx, key(e.Time, e.ID), string(b)); err != nil {
-		return fmt.Errorf("audit: %w", err)
+	r := &appendReq{key: key(e.Time, e.ID), value: string(b), done: make(chan error, 1)}
+	l.mu.Lock()
+	l.queue = append(l.queue, r)
+	start := !l.writing
+	l.writing = true
+	l.mu.Unlock()
+	if start {
+		go l.write()
 	}
-	return nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("audit: %w", ctx.Err())
+	}
+}
+
+// write writes the queued records, those that arrive meanwhile in the next
+// transaction (group commit: every mutating request appends one record, and
+// one etcd proposal per record was a fifth of etcd's requests under load),
+// until the queue is empty. Each Append returns once its transaction did.
+func (l *Log) write() {
+	for {
+		l.mu.Lock()
+		n := min(len(l.queue), maxAppends)
+		if n == 0 {
+			l.writing = false
+			l.mu.Unlock()
+			return
+		}
+		batch := l.queue[:n:n]
+		l.queue = slices.Clone(l.queue[n:])
+		l.mu.Unlock()
+		ops := make([]clientv3.Op, len(batch))
+		for i, r := range batch {
+			ops[i] = clientv3.OpPut(r.key, r.value)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := l.st.Client().Txn(ctx).Then(ops...).Commit()
+		cancel()
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
 }
 
 // List returns up to size records at or after since (ms since the epoch),
