@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,8 +28,11 @@ const (
 )
 
 type batchItem struct {
-	ctx   context.Context
-	fn    func(tx *store.Txn) error
+	ctx context.Context
+	// fn runs the request in tx; probe says it is the scratch run, which
+	// only learns what the request reads (see gathering.add): it may stop
+	// once it has read everything.
+	fn    func(tx *store.Txn, probe bool) error
 	err   error
 	tries int // stale fleet views
 	// commits counts the batch commits it was in that conflicted.
@@ -51,11 +55,73 @@ type batcher struct {
 	// A record changed since makes the commit conflict; the batch then
 	// runs again without it.
 	carry *store.Snapshot
+	// id names this controller's batcher in the turn record; wait is how
+	// long the loop pauses before the next batch (another controller has
+	// the turn).
+	id   string
+	wait time.Duration
+}
+
+// Several controllers committing batches on the same hot records (a
+// project's quota, a flavor's users) conflict, and the one committing less
+// often can lose every time: its batch reads, runs and commits over a
+// window in which the other commits again, and again. A batch that
+// conflicted claimAfter times in a row claims the turn (a record in etcd,
+// held for at most turnFor); every batch reads the turn record (a
+// condition of its commit, so a claim makes the others' commits under way
+// conflict), and one that finds it held by another controller waits for
+// it; the holder's next commit releases it.
+const (
+	claimAfter = 3
+	turnFor    = 2 * time.Second
+)
+
+var turnKey = store.Key("batch-turn")
+
+type turnRecord struct {
+	Holder string `json:"holder"`
+	Until  int64  `json:"until"` // ms since the epoch
+}
+
+// takeTurn claims the turn unless another controller holds it.
+func (b *batcher) takeTurn() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = b.st.Update(ctx, func(tx *store.Txn) error {
+		var cur turnRecord
+		held, err := tx.Get(ctx, turnKey, &cur)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		if held && cur.Holder != b.id && now.UnixMilli() < cur.Until {
+			return nil
+		}
+		return tx.Put(turnKey, turnRecord{Holder: b.id, Until: now.Add(turnFor).UnixMilli()})
+	})
+}
+
+// turn reads the turn record in tx (its commit is then conditioned on it):
+// false when another controller holds it; held by this one, the commit
+// releases it.
+func (b *batcher) turn(tx *store.Txn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var cur turnRecord
+	held, err := tx.Get(ctx, turnKey, &cur)
+	switch {
+	case err != nil || !held:
+		return true // (unreadable: the commit finds out)
+	case cur.Holder == b.id:
+		tx.Delete(turnKey)
+		return true
+	}
+	return time.Now().UnixMilli() >= cur.Until
 }
 
 // do runs fn in a batch and returns once the batch committed (or fn's
 // own error).
-func (b *batcher) do(ctx context.Context, fn func(tx *store.Txn) error) error {
+func (b *batcher) do(ctx context.Context, fn func(tx *store.Txn, probe bool) error) error {
 	b.once.Do(func() {
 		b.ch = make(chan *batchItem, 4*maxBatch)
 		go b.loop()
@@ -143,6 +209,10 @@ func (b *batcher) loop() {
 		if p, next = b.run(g.batch, g.scratch, base); p != nil {
 			inflight = append(inflight, p)
 		}
+		if b.wait > 0 {
+			time.Sleep(b.wait) // another controller's turn
+			b.wait = 0
+		}
 	}
 }
 
@@ -182,7 +252,7 @@ func (g *gathering) add(it *batchItem) {
 	g.scratch = append(g.scratch, tx)
 	g.fetching++
 	go func() {
-		_ = it.fn(tx)
+		_ = it.fn(tx, true)
 		g.fetched <- struct{}{}
 	}()
 }
@@ -210,6 +280,10 @@ func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snap
 			tx.Seed(sc)
 		}
 	}
+	if !b.turn(tx) {
+		b.wait = time.Millisecond
+		return nil, batch
+	}
 	var ok, retry []*batchItem
 	for i, it := range batch {
 		if r, w := tx.Size(); i > 0 && (r+perItemOps > b.maxOps || w+perItemOps > b.maxOps) {
@@ -222,7 +296,7 @@ func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snap
 			continue
 		}
 		m := tx.Mark()
-		err := it.fn(tx)
+		err := it.fn(tx, false)
 		switch {
 		case err == nil:
 			it.err = nil
@@ -283,6 +357,9 @@ func (b *batcher) settle(p *pending) []*batchItem {
 		close(it.done)
 	}
 	if len(again) > 0 {
+		if slices.ContainsFunc(again, func(it *batchItem) bool { return it.commits >= claimAfter }) {
+			b.takeTurn()
+		}
 		// Spread out from whatever conflicts with us.
 		time.Sleep(time.Millisecond/2 + rand.N(time.Millisecond))
 	}
@@ -291,14 +368,14 @@ func (b *batcher) settle(p *pending) []*batchItem {
 
 // submitBatched is submit through the group committer.
 func (s *Service) submitBatched(ctx context.Context, op string, entity api.Entity, tenantID, projectID string,
-	fn func(tx *store.Txn, t *api.Task) error) (*api.Task, error) {
+	fn func(tx *store.Txn, t *api.Task, probe bool) error) (*api.Task, error) {
 	var task *api.Task
-	err := s.batch.do(ctx, func(tx *store.Txn) error {
+	err := s.batch.do(ctx, func(tx *store.Txn, probe bool) error {
 		var err error
 		if task, err = s.tasks.NewTask(op, entity, tenantID, projectID); err != nil {
 			return err
 		}
-		if err := fn(tx, task); err != nil {
+		if err := fn(tx, task, probe); err != nil {
 			return err
 		}
 		return s.tasks.Submit(ctx, tx, task)

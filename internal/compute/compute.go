@@ -14,8 +14,11 @@
 package compute
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"github.com/google/uuid"
 	"log/slog"
 	"strings"
 	"time"
@@ -93,7 +96,7 @@ func New(st *store.Store, engine *tasks.Engine, h *hosts.Service, images ImageUs
 	if cfg.MaxTxnOps <= 0 {
 		cfg.MaxTxnOps = 128
 	}
-	s := &Service{st: st, tasks: engine, hosts: h, images: images, log: log, cfg: cfg, now: time.Now, batch: batcher{st: st, maxOps: cfg.MaxTxnOps}}
+	s := &Service{st: st, tasks: engine, hosts: h, images: images, log: log, cfg: cfg, now: time.Now, batch: batcher{st: st, maxOps: cfg.MaxTxnOps, id: uuid.NewString()}}
 	if err := engine.Register(s.operations()...); err != nil {
 		return nil, err
 	}
@@ -138,6 +141,10 @@ type vmRecord struct {
 	HostErr    string            `json:"hostError,omitempty"`
 	Disks      []api.DiskDesired `json:"disks"`
 	ImageSHA   string            `json:"imageSha,omitempty"`
+
+	// stored is the desired state written with the record as read (see
+	// getVM): putVM leaves it be when it is unchanged.
+	stored []byte
 }
 
 // desired is what the VM's host should run.
@@ -147,13 +154,26 @@ func (v *vmRecord) desired() api.VMDesired {
 }
 
 // putVM writes the VM and, if placed and not being deleted, its desired state.
+//
+// A desired state is written only when it changes: a new revision of it
+// wakes the host's long poll, and the host then reads its whole desired
+// state again and reports (e.g. a VM's create ending changes only the VM's
+// state, which the host is not told).
 func putVM(tx *store.Txn, v *vmRecord) error {
-	if v.HostID != "" && v.Reserved {
-		if err := tx.Put(hosts.DesiredKey(v.HostID, v.ID), v.desired()); err != nil {
-			return err
-		}
+	if b, ok := v.desiredJSON(); ok && !bytes.Equal(b, v.stored) {
+		tx.PutRaw(hosts.DesiredKey(v.HostID, v.ID), b)
 	}
 	return tx.Put(vmKey(v.ID), v)
+}
+
+// desiredJSON is the VM's desired state, encoded; false when it has none
+// (not placed, or released).
+func (v *vmRecord) desiredJSON() ([]byte, bool) {
+	if v.HostID == "" || !v.Reserved {
+		return nil, false
+	}
+	b, err := json.Marshal(v.desired())
+	return b, err == nil
 }
 
 func (s *Service) getVM(ctx context.Context, tx *store.Txn, id string) (*vmRecord, error) {
@@ -166,6 +186,9 @@ func (s *Service) getVM(ctx context.Context, tx *store.Txn, id string) (*vmRecor
 	} else if err != nil {
 		return nil, err
 	}
+	// The desired state is written in the same transactions as the
+	// record: this is what it holds.
+	v.stored, _ = v.desiredJSON()
 	return &v, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/store"
+	"github.com/photon-cloud/photon/internal/tasks"
 )
 
 // Observe records what a host reports of its VMs and wakes the tasks that
@@ -97,6 +98,7 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 	rev, err := s.st.Update(ctx, func(tx *store.Txn) error {
 		last = tx
 		kicks = kicks[:0]
+		var holders []string
 		kvs, err := s.st.GetMany(ctx, keys)
 		if err != nil {
 			return err
@@ -132,10 +134,31 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 				return err
 			}
 			if holder != "" {
-				kicks = append(kicks, holder)
+				holders = append(holders, holder)
 			}
 			if err := tx.Put(vmKey(id), &v); err != nil {
 				return err
+			}
+		}
+		// The tasks waiting for what the report shows (a create waiting
+		// for its VM to exist, a start for it to run) take their step in
+		// this commit: a transaction per VM less, and the VM written once.
+		// One that cannot is kicked, after the commit, as one that
+		// completed a step but not its last is.
+		taskKeys := make([]string, len(holders))
+		for i, id := range holders {
+			taskKeys[i] = tasks.Key(id)
+		}
+		if err := tx.Prefetch(ctx, taskKeys...); err != nil {
+			return err
+		}
+		for _, id := range holders {
+			run, err := s.tasks.Advance(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if run {
+				kicks = append(kicks, id)
 			}
 		}
 		return nil

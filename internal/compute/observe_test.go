@@ -1,11 +1,15 @@
 package compute_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/driver/fake"
+	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/store"
+	"github.com/photon-cloud/photon/internal/tasks"
 )
 
 // TestRepeatedReports: heartbeats that repeat a host's last report (its
@@ -58,5 +62,54 @@ func TestRepeatedReports(t *testing.T) {
 	c.done(t)(c.cl.StopVM(ctx, id))
 	if vm, err := c.cl.GetVM(ctx, id); err != nil || vm.State != api.VMStopped {
 		t.Fatalf("after stop: %+v %v", vm, err)
+	}
+}
+
+// TestReportCompletesStep: the host's report that a VM exists (or runs)
+// completes the task waiting for it in the same commit (the VM record and
+// the task end at one revision), and the end of a create, which changes
+// nothing the host runs, leaves the host's desired state unwritten (it was
+// written once, by the create; a new revision would wake the host's long
+// poll for nothing). A start then writes it once more.
+func TestReportCompletesStep(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{})
+	cl := c.Server.Store.Client()
+	revs := func(key string) (create, mod int64, value []byte) {
+		t.Helper()
+		resp, err := cl.Get(ctx, key)
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("get %s: %v (%d keys)", key, err, len(resp.Kvs))
+		}
+		return resp.Kvs[0].CreateRevision, resp.Kvs[0].ModRevision, resp.Kvs[0].Value
+	}
+	create := c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec("once")))
+	id := create.Entity.ID
+	_, vmRev, raw := revs(store.Key("vms", id))
+	_, taskRev, _ := revs(tasks.Key(create.ID))
+	if vmRev != taskRev {
+		t.Errorf("create: VM at revision %d, its task completed at %d: want one commit", vmRev, taskRev)
+	}
+	var v struct {
+		HostID string `json:"hostId"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil || v.HostID == "" {
+		t.Fatalf("VM record %s: %v", raw, err)
+	}
+	desired := hosts.DesiredKey(v.HostID, id)
+	if created, mod, _ := revs(desired); mod != created {
+		t.Errorf("desired state written at %d and again at %d by the create's end", created, mod)
+	}
+
+	start := c.done(t)(c.cl.StartVM(ctx, id))
+	_, vmRev, _ = revs(store.Key("vms", id))
+	_, taskRev, _ = revs(tasks.Key(start.ID))
+	if vmRev != taskRev {
+		t.Errorf("start: VM at revision %d, its task completed at %d: want one commit", vmRev, taskRev)
+	}
+	if created, mod, _ := revs(desired); mod == created {
+		t.Errorf("start did not write the desired state (revision %d)", mod)
+	}
+	if vm, err := c.cl.GetVM(ctx, id); err != nil || vm.State != api.VMStarted {
+		t.Fatalf("after start: %+v %v", vm, err)
 	}
 }

@@ -152,16 +152,16 @@ var errDryRun = errors.New("dry run")
 // would go and how the hosts scored, with nothing written.
 func (s *Service) PreviewVM(ctx context.Context, projectID string, spec *api.VMCreateSpec) (*api.PlacementPreview, error) {
 	pv := &api.PlacementPreview{Eliminated: map[string]int{}, Candidates: []api.PlacementCandidate{}}
-	id, tenantID, fn, err := s.createVMTxn(ctx, projectID, spec, pv)
+	id, fn, err := s.createVMTxn(ctx, projectID, spec, pv)
 	if err != nil {
 		return nil, err
 	}
 	_, err = s.st.Update(ctx, func(tx *store.Txn) error {
-		t, err := s.tasks.NewTask(OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, tenantID, projectID)
+		t, err := s.tasks.NewTask(OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID)
 		if err != nil {
 			return err
 		}
-		return fn(tx, t)
+		return fn(tx, t, false)
 	})
 	if errors.Is(err, errDryRun) {
 		return pv, nil

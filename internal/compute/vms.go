@@ -2,6 +2,7 @@ package compute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -101,30 +102,28 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 // placement refusals end the task ERROR and leave the VM in ERROR with the
 // explanation.
 func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCreateSpec) (*api.Task, error) {
-	id, tenantID, fn, err := s.createVMTxn(ctx, projectID, spec, nil)
+	id, fn, err := s.createVMTxn(ctx, projectID, spec, nil)
 	if err != nil {
 		return nil, err
 	}
-	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, tenantID, projectID, fn)
+	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn)
 }
 
-// createVMTxn checks a create and returns the VM's id, its tenant and the
-// transaction that places and records it. With pv set it is a dry run: the
-// transaction fills pv and ends with errDryRun instead of writing.
-func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.VMCreateSpec, pv *api.PlacementPreview) (string, string, func(tx *store.Txn, t *api.Task) error, error) {
+// createVMTxn checks a create and returns the VM's id and the transaction
+// that places and records it (and sets the task's tenant: the project is
+// read there, not in a round trip of its own before). With pv set it is a
+// dry run: the transaction fills pv and ends with errDryRun instead of
+// writing.
+func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.VMCreateSpec, pv *api.PlacementPreview) (string, func(tx *store.Txn, t *api.Task, probe bool) error, error) {
 	if err := ValidateVMSpec(spec); err != nil {
-		return "", "", nil, err
+		return "", nil, err
 	}
-	var p api.Project
 	if !validID(projectID) {
-		return "", "", nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
-	}
-	if _, err := s.st.Get(ctx, store.Key("projects", projectID), &p); err != nil {
-		return "", "", nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+		return "", nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
 	}
 	affinities, err := s.resolveAffinities(ctx, projectID, spec.Affinities)
 	if err != nil {
-		return "", "", nil, err
+		return "", nil, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
 	// hint is the host an earlier run of this create reserved: group
@@ -134,7 +133,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 	// host the index, updated in between, now prefers. Reserve checks the
 	// hint with the same Fit on the records the transaction reads.
 	var hint scheduler.Decision
-	return id, p.TenantID, func(tx *store.Txn, t *api.Task) error {
+	return id, func(tx *store.Txn, t *api.Task, probe bool) error {
 		// What the create reads before placing, in one round trip.
 		keys := []string{vmNameKey(projectID, spec.Name), lockKey(id), tenancy.ProjectKey(projectID),
 			tenancy.FlavorNameKey(api.FlavorKindVM, spec.Flavor)}
@@ -151,6 +150,13 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		if err := tx.Prefetch(ctx, keys...); err != nil {
 			return err
 		}
+		var p api.Project
+		if ok, err := tx.Get(ctx, tenancy.ProjectKey(projectID), &p); err != nil {
+			return err
+		} else if !ok {
+			return api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+		}
+		t.TenantID = p.TenantID
 		if taken, err := tx.Exists(ctx, vmNameKey(projectID, spec.Name)); err != nil {
 			return err
 		} else if taken {
@@ -305,6 +311,11 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 			return err
 		}
 		v.Host, v.Datastore = h.Address, d.DatastoreID
+		if probe && !hasPersistent(spec) {
+			// Everything left reads only what is read above (and the
+			// task's lock, prefetched): the rest is writes.
+			return errProbed
+		}
 		if group != nil {
 			if err := joinGroup(tx, projectID, group, id, d.HostID, h.AvailabilityZone); err != nil {
 				return err
@@ -320,6 +331,14 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		s.tasks.StartStep(t, 1) // waits for the host: Observe kicks it
 		return putVM(tx, v)
 	}, nil
+}
+
+// errProbed ends a create's scratch run (see batchItem) once it has read
+// all that its real run will.
+var errProbed = errors.New("probed")
+
+func hasPersistent(spec *api.VMCreateSpec) bool {
+	return slices.ContainsFunc(spec.AttachedDisks, func(d api.AttachedDiskCreateSpec) bool { return d.Kind == api.KindPersistentDisk })
 }
 
 func asAPI(err error, ae **api.Error) bool {

@@ -463,9 +463,14 @@ func (t *Txn) Put(key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
+	t.PutRaw(key, b)
+	return nil
+}
+
+// PutRaw writes b, already encoded, at key on commit.
+func (t *Txn) PutRaw(key string, b []byte) {
 	t.note(key)
 	t.writes[key] = b
-	return nil
 }
 
 // Delete removes key on commit.

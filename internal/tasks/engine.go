@@ -187,27 +187,16 @@ func (e *Engine) StartInline(ctx context.Context, tx *store.Txn, t *api.Task) (b
 	if op == nil || i < 0 || e.fail[t.Operation+"/"+t.Steps[i].Operation] != "" {
 		return false, nil
 	}
-	state, started := t.State, t.StartedTime
+	state, started, ended := t.State, t.StartedTime, t.EndTime
 	saved := t.Steps[i]
 	saved.Options = maps.Clone(saved.Options)
 	m := tx.Mark()
-	now := e.now().UnixMilli()
-	if t.StartedTime == 0 {
-		t.StartedTime = now
-	}
-	t.State = api.TaskStarted
-	if t.Steps[i].StartedTime == 0 {
-		t.Steps[i].StartedTime = now
-	}
-	if t.Steps[i].Options == nil {
-		t.Steps[i].Options = map[string]string{}
-	}
-	err := op.Steps[i].Run(ctx, tx, t)
+	err := e.runStep(ctx, tx, op, t, i)
 	if errors.Is(err, ErrWait) {
 		return true, nil
 	}
 	tx.RollbackTo(m)
-	t.State, t.StartedTime, t.Steps[i] = state, started, saved
+	t.State, t.StartedTime, t.EndTime, t.Steps[i] = state, started, ended, saved
 	if errors.Is(err, store.ErrConflict) {
 		return false, err // a stale read: the submission runs again
 	}
@@ -392,19 +381,8 @@ func (e *Engine) step(ctx context.Context, id string, sn *store.Snapshot) (*api.
 			return fmt.Errorf("task %s: unknown operation %s", id, t.Operation)
 		}
 		i := nextStep(&t)
-		now := e.now().UnixMilli()
-		if t.StartedTime == 0 {
-			t.StartedTime = now
-		}
 		first := t.State != api.TaskStarted || t.Steps[i].StartedTime == 0
-		t.State = api.TaskStarted
-		if t.Steps[i].StartedTime == 0 {
-			t.Steps[i].StartedTime = now
-		}
-		if t.Steps[i].Options == nil {
-			t.Steps[i].Options = map[string]string{}
-		}
-		err := op.Steps[i].Run(ctx, tx, &t)
+		err := e.runStep(ctx, tx, op, &t, i)
 		if errors.Is(err, ErrWait) {
 			waiting = true
 			if tx.Empty() && !first {
@@ -418,11 +396,6 @@ func (e *Engine) step(ctx context.Context, id string, sn *store.Snapshot) (*api.
 				return &errStepFailed{step: i, err: ae}
 			}
 			return fmt.Errorf("task %s step %s: %w", id, t.Steps[i].Operation, err)
-		}
-		t.Steps[i].State, t.Steps[i].EndTime = api.TaskCompleted, now
-		if i == len(t.Steps)-1 {
-			t.State, t.EndTime = api.TaskCompleted, now
-			e.release(tx, &t)
 		}
 		return tx.Put(Key(id), &t)
 	})
@@ -443,6 +416,67 @@ func (e *Engine) step(ctx context.Context, id string, sn *store.Snapshot) (*api.
 		e.log.Debug("task done", "task", id, "operation", t.Operation, "state", t.State)
 	}
 	return &t, !t.Done(), nil
+}
+
+// runStep runs step i of t (of operation op) in tx and, when it
+// completes, records it done: the task too, and released, after its last
+// step. The step's error (ErrWait included) is returned as is.
+func (e *Engine) runStep(ctx context.Context, tx *store.Txn, op *Operation, t *api.Task, i int) error {
+	now := e.now().UnixMilli()
+	if t.StartedTime == 0 {
+		t.StartedTime = now
+	}
+	t.State = api.TaskStarted
+	if t.Steps[i].StartedTime == 0 {
+		t.Steps[i].StartedTime = now
+	}
+	if t.Steps[i].Options == nil {
+		t.Steps[i].Options = map[string]string{}
+	}
+	if err := op.Steps[i].Run(ctx, tx, t); err != nil {
+		return err
+	}
+	t.Steps[i].State, t.Steps[i].EndTime = api.TaskCompleted, now
+	if i == len(t.Steps)-1 {
+		t.State, t.EndTime = api.TaskCompleted, now
+		e.release(tx, t)
+	}
+	return nil
+}
+
+// Advance runs the next step of task id inside tx, a transaction of the
+// caller's that has just written what that step waits for (a host's
+// report of a VM): the step then completes in the same commit instead of
+// one of its own after it, its effects and the task's progress in tx. A
+// step that still waits, fails or errs is taken back, as is one with a
+// failpoint. Advance reports whether the task needs Run (KickTask) after
+// the commit: its step was taken back, or steps remain.
+func (e *Engine) Advance(ctx context.Context, tx *store.Txn, id string) (bool, error) {
+	var t api.Task
+	if err := tx.MustGet(ctx, Key(id), &t); err != nil {
+		return false, err
+	}
+	op := e.ops[t.Operation]
+	i := nextStep(&t)
+	if t.Done() {
+		return false, nil
+	}
+	if op == nil || i < 0 || e.fail[t.Operation+"/"+t.Steps[i].Operation] != "" {
+		return true, nil
+	}
+	m := tx.Mark()
+	err := e.runStep(ctx, tx, op, &t, i)
+	if err == nil {
+		err = tx.Put(Key(id), &t)
+	}
+	if err != nil {
+		tx.RollbackTo(m)
+		if errors.Is(err, store.ErrConflict) {
+			return false, err // a stale read: the caller's transaction runs again
+		}
+		return true, nil
+	}
+	return !t.Done(), nil
 }
 
 // failTask ends the task ERROR with the step's error and undoes, in the

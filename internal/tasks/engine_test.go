@@ -226,6 +226,65 @@ func TestEngine(t *testing.T) {
 				}
 			})
 
+			t.Run("a step advanced in the transaction that writes what it waits for", func(t *testing.T) {
+				task, err := e.NewTask("WAIT", api.Entity{ID: "wa", Kind: "test"}, "", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return e.Submit(ctx, tx, task) }); err != nil {
+					t.Fatal(err)
+				}
+				// Not ready yet: the step waits, is taken back, the task needs Run.
+				var run bool
+				rev, err := st.Update(ctx, func(tx *store.Txn) error {
+					if err := tx.Put(store.Key("test", "wa", "other"), true); err != nil {
+						return err
+					}
+					run, err = e.Advance(ctx, tx, task.ID)
+					return err
+				})
+				if got, _ := e.Get(ctx, task.ID); err != nil || !run || got.State != api.TaskQueued || got.Steps[0].Options["asked"] != "" {
+					t.Fatalf("advance of a waiting step: run %v, %v; task %+v", run, err, got)
+				}
+				// Ready in the same transaction: the task completes in it.
+				rev, err = st.Update(ctx, func(tx *store.Txn) error {
+					if err := tx.Put(store.Key("test", "wa", "ready"), true); err != nil {
+						return err
+					}
+					run, err = e.Advance(ctx, tx, task.ID)
+					return err
+				})
+				got, gerr := e.Get(ctx, task.ID)
+				if err != nil || gerr != nil || run || got.State != api.TaskCompleted {
+					t.Fatalf("advance: run %v, %v; task %+v %v", run, err, got, gerr)
+				}
+				resp, err := st.Client().Get(ctx, tasks.Key(task.ID))
+				if err != nil || resp.Kvs[0].ModRevision != rev {
+					t.Fatalf("task written at %d, the transaction committed at %d (%v)", resp.Kvs[0].ModRevision, rev, err)
+				}
+				if held, err := st.Client().Get(ctx, store.Key("locks", "wa")); err != nil || len(held.Kvs) != 0 {
+					t.Fatalf("lock still held after the task ended: %v %v", held.Kvs, err)
+				}
+				// A two-step task advanced one step still needs Run.
+				task, err = submit(t, st, e, "ca")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.Update(ctx, func(tx *store.Txn) error {
+					run, err = e.Advance(ctx, tx, task.ID)
+					return err
+				}); err != nil || !run {
+					t.Fatalf("advance of the first of two steps: run %v, %v", run, err)
+				}
+				if got, err = e.Run(ctx, task.ID); err != nil || got.State != api.TaskCompleted {
+					t.Fatalf("run after advance = %+v, %v", got, err)
+				}
+				var n int
+				if _, err := st.Get(ctx, store.Key("test", "ca"), &n); err != nil || n != 2 {
+					t.Fatalf("counter = %d, %v; want 2 (each step once)", n, err)
+				}
+			})
+
 			t.Run("the loop resumes tasks left queued", func(t *testing.T) {
 				task, _ := submit(t, st, e, "d")
 				e2, _ := tasks.New(st, photontest.Logger(t), counterOp("COUNT"))
