@@ -80,8 +80,8 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	return nil
 }
 
-// observeChunk bounds the VMs one transaction of Observe updates (two
-// conditions each: the VM and its lock).
+// observeChunk bounds the VMs one transaction of Observe updates (a few
+// conditions each: the VM, its lock, the task waiting).
 const observeChunk = 50
 
 func lockKey(id string) string { return store.Key("locks", id) }
@@ -89,22 +89,30 @@ func lockKey(id string) string { return store.Key("locks", id) }
 // observeSome records the report for ids in one transaction and returns
 // the tasks to kick.
 func (s *Service) observeSome(ctx context.Context, hostID string, byID map[string]api.VMObserved, ids []string, seen *seenHost) ([]kick, error) {
-	keys := make([]string, 0, 2*len(ids))
-	for _, id := range ids {
-		keys = append(keys, vmKey(id), lockKey(id))
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = vmKey(id)
 	}
 	var kicks []string
 	var last *store.Txn
 	rev, err := s.st.Update(ctx, func(tx *store.Txn) error {
 		last = tx
 		kicks = kicks[:0]
-		var holders []string
 		kvs, err := s.st.GetMany(ctx, keys)
 		if err != nil {
 			return err
 		}
+		// The VMs the report changes; only their locks are read (a second
+		// round trip, for a few keys instead of one per VM of the host).
+		type change struct {
+			id  string
+			kv  store.KV
+			rec *vmRecord // as read, the report applied
+		}
+		var changed []change
+		var locks []string
 		for i, id := range ids {
-			vkv, lkv := kvs[2*i], kvs[2*i+1]
+			vkv := kvs[i]
 			if vkv.Value == nil {
 				continue
 			}
@@ -120,15 +128,20 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 				seen.note(id, vkv.Rev, o, present)
 				continue
 			}
-			// Read again through tx (from the seed) so that the commit is
-			// conditioned on the VM and its lock as read.
-			tx.SeedKV(vkv.Key, vkv.Value, vkv.Rev)
-			tx.SeedKV(lkv.Key, lkv.Value, lkv.Rev)
-			v = vmRecord{}
-			if err := tx.MustGet(ctx, vkv.Key, &v); err != nil {
+			changed, locks = append(changed, change{id, vkv, &v}), append(locks, lockKey(id))
+		}
+		if err := tx.Prefetch(ctx, locks...); err != nil {
+			return err
+		}
+		var holders []string
+		for _, c := range changed {
+			id := c.id
+			// Read again through tx (from the seed, not decoded again) so
+			// that the commit is conditioned on the VM and its lock as read.
+			tx.SeedKV(c.kv.Key, c.kv.Value, c.kv.Rev)
+			if _, err := tx.Exists(ctx, c.kv.Key); err != nil {
 				return err
 			}
-			observe(&v, byID, id)
 			holder, err := lockedBy(ctx, tx, id)
 			if err != nil {
 				return err
@@ -136,7 +149,7 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 			if holder != "" {
 				holders = append(holders, holder)
 			}
-			if err := tx.Put(vmKey(id), &v); err != nil {
+			if err := tx.Put(vmKey(id), c.rec); err != nil {
 				return err
 			}
 		}
