@@ -95,9 +95,11 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 	}
 	var kicks []string
 	var last *store.Txn
+	attempts := 0
 	rev, err := s.st.Update(ctx, func(tx *store.Txn) error {
 		last = tx
 		kicks = kicks[:0]
+		attempts++
 		kvs, err := s.st.GetMany(ctx, keys)
 		if err != nil {
 			return err
@@ -157,7 +159,14 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 		// for its VM to exist, a start for it to run) take their step in
 		// this commit: a transaction per VM less, and the VM written once.
 		// One that cannot is kicked, after the commit, as one that
-		// completed a step but not its last is.
+		// completed a step but not its last is. The tasks' records are
+		// conditions of the commit: if it conflicts (a task run meanwhile,
+		// e.g. by the request that submitted it), the report is recorded
+		// again without them and the tasks kicked.
+		if attempts > 1 {
+			kicks = append(kicks, holders...)
+			return nil
+		}
 		taskKeys := make([]string, len(holders))
 		for i, id := range holders {
 			taskKeys[i] = tasks.Key(id)

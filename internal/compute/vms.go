@@ -134,8 +134,11 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 	// hint with the same Fit on the records the transaction reads.
 	var hint scheduler.Decision
 	return id, func(tx *store.Txn, t *api.Task, probe bool) error {
+		// The VM's lock (read by Submit) is absent: the id is new. The
+		// commit is still conditioned on that.
+		tx.SeedKV(lockKey(id), nil, 0)
 		// What the create reads before placing, in one round trip.
-		keys := []string{vmNameKey(projectID, spec.Name), lockKey(id), tenancy.ProjectKey(projectID),
+		keys := []string{vmNameKey(projectID, spec.Name), tenancy.ProjectKey(projectID),
 			tenancy.FlavorNameKey(api.FlavorKindVM, spec.Flavor)}
 		for _, d := range spec.AttachedDisks {
 			if d.Kind == api.KindPersistentDisk {
