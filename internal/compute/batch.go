@@ -206,12 +206,17 @@ func (b *batcher) loop() {
 			base = store.Pending(inflight[len(inflight)-1].tx, b.carry)
 		}
 		var p *pending
-		if p, next = b.run(g.batch, g.scratch, base); p != nil {
-			inflight = append(inflight, p)
-		}
-		if b.wait > 0 {
-			time.Sleep(b.wait) // another controller's turn
+		for {
+			if p, next = b.run(g.batch, g.scratch, base); b.wait == 0 {
+				break
+			}
+			// Another controller's turn: the batch waits as it is (its
+			// scratch reads, stale by then, only risk a conflict).
+			time.Sleep(b.wait)
 			b.wait = 0
+		}
+		if p != nil {
+			inflight = append(inflight, p)
 		}
 	}
 }
