@@ -453,7 +453,9 @@ func (e *Engine) runStep(ctx context.Context, tx *store.Txn, op *Operation, t *a
 // the commit: its step was taken back, or steps remain.
 func (e *Engine) Advance(ctx context.Context, tx *store.Txn, id string) (bool, error) {
 	var t api.Task
-	if err := tx.MustGet(ctx, Key(id), &t); err != nil {
+	if err := tx.MustGet(ctx, Key(id), &t); errors.Is(err, store.ErrNotFound) {
+		return false, nil // (a lock naming no task: nothing to run)
+	} else if err != nil {
 		return false, err
 	}
 	op := e.ops[t.Operation]
