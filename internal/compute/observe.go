@@ -2,7 +2,6 @@ package compute
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -123,7 +122,7 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 				continue // this record, this observation: no change last time
 			}
 			var v vmRecord
-			if err := json.Unmarshal(vkv.Value, &v); err != nil {
+			if err := store.Decode(vkv.Value, &v); err != nil {
 				return fmt.Errorf("decode %s: %w", vkv.Key, err)
 			}
 			if v.HostID != hostID || !observe(&v, byID, id) {

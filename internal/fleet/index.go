@@ -39,7 +39,6 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -227,12 +226,12 @@ func (x *Index) apply(key string, val []byte, created, modified int64) {
 			return
 		}
 		var r hosts.Record
-		if json.Unmarshal(val, &r) == nil {
+		if store.Decode(val, &r) == nil {
 			x.putHost(&r)
 		}
 	case "hostusage":
 		var u hosts.Usage
-		if val != nil && json.Unmarshal(val, &u) != nil {
+		if val != nil && store.Decode(val, &u) != nil {
 			return
 		}
 		if val == nil {
@@ -250,7 +249,7 @@ func (x *Index) apply(key string, val []byte, created, modified int64) {
 			return
 		}
 		var ds api.Datastore
-		if json.Unmarshal(val, &ds) != nil {
+		if store.Decode(val, &ds) != nil {
 			return
 		}
 		e := x.ds(rest)
@@ -258,7 +257,7 @@ func (x *Index) apply(key string, val []byte, created, modified int64) {
 		x.refreshDatastore(rest, e)
 	case "dsusage":
 		var du hosts.DatastoreUsage
-		if val != nil && json.Unmarshal(val, &du) != nil {
+		if val != nil && store.Decode(val, &du) != nil {
 			return
 		}
 		e := x.ds(rest)
@@ -266,7 +265,7 @@ func (x *Index) apply(key string, val []byte, created, modified int64) {
 		x.refreshDatastore(rest, e)
 	case "hostimages":
 		var ci hosts.CachedImages
-		if val != nil && json.Unmarshal(val, &ci) != nil {
+		if val != nil && store.Decode(val, &ci) != nil {
 			return
 		}
 		x.reportImages(rest, ci.Images, modified)
@@ -281,7 +280,7 @@ func (x *Index) apply(key string, val []byte, created, modified int64) {
 				ImageID string `json:"imageId"`
 			} `json:"disks"`
 		}
-		if json.Unmarshal(val, &d) != nil {
+		if store.Decode(val, &d) != nil {
 			return
 		}
 		for _, disk := range d.Disks {

@@ -22,7 +22,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -722,7 +721,7 @@ func storeMap[T any](ctx context.Context, st *store.Store, prefix string) (map[s
 	out := make(map[string]T, len(kvs))
 	for _, kv := range kvs {
 		var v T
-		if err := json.Unmarshal(kv.Value, &v); err != nil {
+		if err := store.Decode(kv.Value, &v); err != nil {
 			return nil, err
 		}
 		out[kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]] = v

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -143,7 +142,7 @@ func (c *Cache) Get(ctx context.Context, key string, v any) error {
 	if val == nil {
 		return ErrNotFound
 	}
-	if err := json.Unmarshal(val, v); err != nil {
+	if err := Decode(val, v); err != nil {
 		return fmt.Errorf("decode %s: %w", key, err)
 	}
 	return nil

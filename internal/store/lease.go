@@ -68,7 +68,7 @@ func ListRev[T any](ctx context.Context, s *Store, prefix string) ([]T, int64, e
 	out := make([]T, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var v T
-		if err := json.Unmarshal(kv.Value, &v); err != nil {
+		if err := Decode(kv.Value, &v); err != nil {
 			return nil, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 		out = append(out, v)

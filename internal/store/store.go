@@ -84,7 +84,7 @@ func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
 	if len(resp.Kvs) == 0 {
 		return 0, ErrNotFound
 	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
+	if err := Decode(resp.Kvs[0].Value, v); err != nil {
 		return 0, fmt.Errorf("decode %s: %w", key, err)
 	}
 	return resp.Kvs[0].ModRevision, nil
@@ -145,7 +145,7 @@ func List[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
 	out := make([]T, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var v T
-		if err := json.Unmarshal(kv.Value, &v); err != nil {
+		if err := Decode(kv.Value, &v); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 		out = append(out, v)
@@ -332,7 +332,7 @@ func (t *Txn) Get(ctx context.Context, key string, v any) (bool, error) {
 	if val == nil {
 		return false, nil
 	}
-	if err := json.Unmarshal(val, v); err != nil {
+	if err := Decode(val, v); err != nil {
 		return false, fmt.Errorf("decode %s: %w", key, err)
 	}
 	return true, nil
@@ -601,12 +601,12 @@ func PageOf[T any](ctx context.Context, s *Store, prefix, pageToken string, limi
 	for _, kv := range kvs {
 		var v T
 		if index == nil {
-			if err := json.Unmarshal(kv.Value, &v); err != nil {
+			if err := Decode(kv.Value, &v); err != nil {
 				return nil, "", fmt.Errorf("decode %s: %w", kv.Key, err)
 			}
 		} else {
 			var id string
-			if err := json.Unmarshal(kv.Value, &id); err != nil {
+			if err := Decode(kv.Value, &id); err != nil {
 				return nil, "", fmt.Errorf("decode %s: %w", kv.Key, err)
 			}
 			if _, err := s.Get(ctx, index(id), &v); errors.Is(err, ErrNotFound) {
