@@ -163,7 +163,11 @@ func (e *Engine) CompleteStep(t *api.Task, i int) {
 // StartStep marks step i of a task not yet submitted as started now: a
 // step that waits (e.g. for a host) from the moment the task is submitted,
 // so that the submitter need not run the task once only to start it.
-func (e *Engine) StartStep(t *api.Task, i int) {
+func (e *Engine) StartStep(t *api.Task, i int) { e.startStep(t, i) }
+
+// startStep marks t and its step i started (now, unless they were) and
+// returns now.
+func (e *Engine) startStep(t *api.Task, i int) int64 {
 	now := e.now().UnixMilli()
 	if t.StartedTime == 0 {
 		t.StartedTime = now
@@ -172,6 +176,7 @@ func (e *Engine) StartStep(t *api.Task, i int) {
 	if t.Steps[i].StartedTime == 0 {
 		t.Steps[i].StartedTime = now
 	}
+	return now
 }
 
 // StartInline runs t's next step inside tx, the transaction that submits
@@ -422,14 +427,7 @@ func (e *Engine) step(ctx context.Context, id string, sn *store.Snapshot) (*api.
 // completes, records it done: the task too, and released, after its last
 // step. The step's error (ErrWait included) is returned as is.
 func (e *Engine) runStep(ctx context.Context, tx *store.Txn, op *Operation, t *api.Task, i int) error {
-	now := e.now().UnixMilli()
-	if t.StartedTime == 0 {
-		t.StartedTime = now
-	}
-	t.State = api.TaskStarted
-	if t.Steps[i].StartedTime == 0 {
-		t.Steps[i].StartedTime = now
-	}
+	now := e.startStep(t, i)
 	if t.Steps[i].Options == nil {
 		t.Steps[i].Options = map[string]string{}
 	}
