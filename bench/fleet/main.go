@@ -198,6 +198,19 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Printf("%d hosts joined and READY in %.1f s\n", cfg.hosts, time.Since(t0).Seconds())
 	time.Sleep(time.Second) // let the index settle
 
+	clients := make([]*client.Client, (cfg.clients+7)/8)
+	for i := range clients {
+		if clients[i], err = newClient(); err != nil {
+			return err
+		}
+		// One request first, so each client's HTTP/2 connection is up
+		// before its goroutines share it: started together, they would
+		// each dial (and TLS-handshake) a connection of their own and
+		// close all but one, which measures handshakes, not placements.
+		if _, err := clients[i].GetProject(ctx, project); err != nil {
+			return err
+		}
+	}
 	// Load.
 	stopProfiles, err := startProfiles(cfg)
 	if err != nil {
@@ -214,12 +227,6 @@ func run(ctx context.Context, cfg config) error {
 	var firstErr atomic.Value
 	start := time.Now()
 	var created sync.WaitGroup
-	clients := make([]*client.Client, (cfg.clients+7)/8)
-	for i := range clients {
-		if clients[i], err = newClient(); err != nil {
-			return err
-		}
-	}
 	next.Store(0)
 	for w := range cfg.clients {
 		created.Add(1)
