@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -33,19 +34,30 @@ func (c *Client) ListTasks(ctx context.Context, f TaskFilter) ([]api.Task, error
 	return ListAll[api.Task](ctx, c, "/v1/tasks"+f.query())
 }
 
-// Polling backoff of WaitTask.
+// GetTaskWait reads a task, waiting up to wait for it to change if it is
+// not done (a long poll: GET /v1/tasks/{id}?wait=). A controller that does
+// not wait answers at once.
+func (c *Client) GetTaskWait(ctx context.Context, id string, wait time.Duration) (*api.Task, error) {
+	return getOne[api.Task](ctx, c, "/v1/tasks/"+esc(id)+query("wait", strconv.Itoa(int(wait/time.Second))))
+}
+
+// Following a task: each read waits up to taskWait for a change (less if
+// the client's request timeout is short); reads answered at once with the
+// task unchanged (a controller that does not wait) back off from pollMin
+// to pollMax.
 var (
-	pollMin = 50 * time.Millisecond
-	pollMax = time.Second
+	taskWait = 20 * time.Second
+	pollMin  = 50 * time.Millisecond
+	pollMax  = time.Second
 )
 
 // maxPollFailures is how many transient poll failures in a row WaitTask
 // tolerates (a controller restart or failover) before giving up.
 const maxPollFailures = 10
 
-// WaitTask polls task until it is COMPLETED or ERROR and returns its final
-// state. A task that ends ERROR is returned together with task.Err().
-// It stops with ctx.Err() when ctx ends.
+// WaitTask follows task until it is COMPLETED or ERROR and returns its
+// final state. A task that ends ERROR is returned together with
+// task.Err(). It stops with ctx.Err() when ctx ends.
 func (c *Client) WaitTask(ctx context.Context, task *api.Task) (*api.Task, error) {
 	return c.WatchTask(ctx, task, nil)
 }
@@ -59,31 +71,56 @@ func (c *Client) WatchTask(ctx context.Context, task *api.Task, progress func(*a
 	if progress != nil {
 		progress(task)
 	}
-	delay, failures := pollMin, 0
+	wait := taskWait
+	if t := c.hc.Timeout; t > 0 {
+		wait = min(wait, t/2)
+	}
+	delay, failures := time.Duration(0), 0
 	for !task.Done() {
-		timer := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return task, ctx.Err()
-		case <-timer.C:
+		if delay > 0 {
+			timer := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return task, ctx.Err()
+			case <-timer.C:
+			}
 		}
-		delay = min(delay*3/2, pollMax)
-		t, err := c.GetTask(ctx, task.ID)
+		asked := time.Now()
+		t, err := c.GetTaskWait(ctx, task.ID, wait)
 		if err != nil {
 			if ctx.Err() == nil && transient(err) && failures < maxPollFailures {
 				failures++
+				delay = min(max(delay*3/2, pollMin), pollMax)
 				continue
 			}
 			return task, err
 		}
 		failures = 0
+		if !changed(task, t) && time.Since(asked) < wait/2 {
+			delay = min(max(delay*3/2, pollMin), pollMax) // answered at once: poll
+		} else {
+			delay = 0
+		}
 		task = t
 		if progress != nil {
 			progress(task)
 		}
 	}
 	return task, task.Err()
+}
+
+// changed reports whether b shows progress over a: its state or a step's.
+func changed(a, b *api.Task) bool {
+	if a.State != b.State || len(a.Steps) != len(b.Steps) {
+		return true
+	}
+	for i := range a.Steps {
+		if a.Steps[i].State != b.Steps[i].State {
+			return true
+		}
+	}
+	return false
 }
 
 // Wait returns a function that waits for the task a state-changing call

@@ -332,6 +332,35 @@ func TestQuotaRefusal(t *testing.T) {
 	}
 }
 
+// TestTaskLongPoll: a task read with wait (GET /v1/tasks/{id}?wait=) on a
+// task not done is answered when the task changes, not at once: one read
+// follows a create from STARTED to COMPLETED. A done task is answered at
+// once.
+func TestTaskLongPoll(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{Latency: 300 * time.Millisecond})
+	task, err := c.cl.CreateVM(ctx, c.project, vmSpec("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Done() {
+		t.Fatalf("create answered %s: the host's 300 ms should leave it not done", task.State)
+	}
+	got, err := c.cl.GetTaskWait(ctx, task.ID, 40*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != api.TaskCompleted {
+		t.Fatalf("one read with wait after the create: %s, want COMPLETED (answered before the task changed)", got.State)
+	}
+	start := time.Now()
+	if got, err = c.cl.GetTaskWait(ctx, task.ID, 40*time.Second); err != nil || got.State != api.TaskCompleted {
+		t.Fatalf("read of a done task: %+v, %v", got, err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("a done task read with wait=40s took %v: it waited", took)
+	}
+}
+
 // TestHostFailureMidTask: a host whose driver fails to make the VM ends the
 // task ERROR with the reason, and what was reserved is released.
 func TestHostFailureMidTask(t *testing.T) {

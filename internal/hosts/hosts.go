@@ -127,7 +127,7 @@ type Service struct {
 	mu       sync.Mutex
 	leases   map[string]store.Lease // host -> its liveness lease, in this process
 	lastSeen map[string]int64       // host -> last heartbeat seen by this process (ms)
-	hub      *hub
+	hub      *store.Hub
 	consoles map[string]*ConsoleWait // session -> the GET waiting in this process
 	images   map[string]imagesSeen   // host -> its cached images as this process last read or wrote them
 }
@@ -165,7 +165,7 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	}
 	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}, lastSeen: map[string]int64{},
 		images: map[string]imagesSeen{}}
-	s.hub = newHub(st, log)
+	s.hub = st.NewHub(hubPrefixes...)
 	var ops []*tasks.Operation
 	for _, op := range []string{OpCreateHost, OpDeleteHost, OpSuspendHost, OpResumeHost, OpEnterMaintenance, OpExitMaintenance} {
 		ops = append(ops, &tasks.Operation{Name: op, Steps: []tasks.Step{{Name: op, Run: func(context.Context, *store.Txn, *api.Task) error { return nil }}}})
@@ -178,7 +178,7 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 
 // Run keeps liveness and the desired-state hub current until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	go s.hub.run(ctx)
+	go s.hub.Run(ctx)
 	s.watchLiveness(ctx)
 }
 

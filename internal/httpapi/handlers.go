@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/store"
@@ -274,14 +275,38 @@ func (s *Server) tasksPage(r *http.Request, f tasks.Filter) (int, any, error) {
 }
 
 func (s *Server) getTask(r *http.Request) (int, any, error) {
+	wait, err := parseWait(r.URL.Query().Get("wait"))
+	if err != nil {
+		return 0, nil, err
+	}
 	id := r.PathValue("id")
 	if !tenancy.ValidID(id) {
 		return 0, nil, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
 	}
-	t, err := s.Tasks.Get(r.Context(), id)
+	t, err := s.Tasks.Wait(r.Context(), id, wait)
 	if err != nil {
 		return 0, nil, err
 	}
 	links(r).task(t)
 	return http.StatusOK, t, nil
+}
+
+// parseWait reads a task read's wait: a duration ("20s", "1m") or a
+// number of seconds, 0 to tasks.MaxWait.
+func parseWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.ParseInt(v, 10, 32)
+		if nerr != nil {
+			return 0, api.Errorf(api.CodeInvalidQuery, "wait: want a duration such as 20s, got %q", v)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 || d > tasks.MaxWait {
+		return 0, api.Errorf(api.CodeInvalidQuery, "wait: want 0 to %s, got %q", tasks.MaxWait, v)
+	}
+	return d, nil
 }

@@ -77,17 +77,30 @@ func (s *Store) Close() error { return s.c.Close() }
 
 // Get reads key into v and returns its mod revision, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
+	mod, _, err := s.get(ctx, key, v)
+	return mod, err
+}
+
+// GetAt reads key into v and returns the revision the read was at (the
+// key did not change between its mod revision and that one): a Hub
+// waiter waits for changes after it.
+func (s *Store) GetAt(ctx context.Context, key string, v any) (int64, error) {
+	_, at, err := s.get(ctx, key, v)
+	return at, err
+}
+
+func (s *Store) get(ctx context.Context, key string, v any) (mod, at int64, err error) {
 	resp, err := s.c.Get(ctx, key)
 	if err != nil {
-		return 0, fmt.Errorf("get %s: %w", key, err)
+		return 0, 0, fmt.Errorf("get %s: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return 0, ErrNotFound
+		return 0, 0, ErrNotFound
 	}
 	if err := Decode(resp.Kvs[0].Value, v); err != nil {
-		return 0, fmt.Errorf("decode %s: %w", key, err)
+		return 0, 0, fmt.Errorf("decode %s: %w", key, err)
 	}
-	return resp.Kvs[0].ModRevision, nil
+	return resp.Kvs[0].ModRevision, resp.Header.Revision, nil
 }
 
 // Count returns the number of keys under prefix.

@@ -34,6 +34,7 @@ func TestStore(t *testing.T) {
 		{"getmany-prefetch-committed", testGetManyPrefetchCommitted},
 		{"cache", testCache},
 		{"pending", testPending},
+		{"hub", testHub},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -466,5 +467,93 @@ func testPending(t *testing.T, s *store.Store) {
 	}
 	if _, err := newSecond(never).Commit(ctx); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("on a pending write that never landed: %v, want a conflict", err)
+	}
+}
+
+// testHub: a Hub wakes a waiter on a change to its id only, tells one that
+// read before a change at once, takes back the channel of one that timed
+// out, and once it forgets ids, says "changed" rather than sleep through
+// a change.
+func testHub(t *testing.T, s *store.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h := s.NewHub("hubtest")
+	go h.Run(ctx)
+	for h.Version("a") == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the hub's watch did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	put := func(key string) int64 {
+		t.Helper()
+		rev, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Prefix("hubtest")+key, counter{1}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	rev, err := s.Rev(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, ch := h.ChangedSince("a", rev)
+	if changed {
+		t.Fatal("ChangedSince(a) right after the watch started: changed")
+	}
+	bRev := put("b/x")
+	// Once b's change is seen, a's waiter must still be waiting.
+	for h.Version("b") < bRev {
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-ch:
+		t.Fatal("a change to b woke a's waiter")
+	default:
+	}
+	aRev := put("a/x")
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatal("a change to a did not wake its waiter")
+	}
+	if changed, _ := h.ChangedSince("a", rev); !changed {
+		t.Fatalf("ChangedSince(a, %d) after a change at %d: not changed", rev, aRev)
+	}
+	if changed, _ := h.ChangedSince("a", aRev); changed {
+		t.Fatalf("ChangedSince(a, %d) with no change after it: changed", aRev)
+	}
+
+	// Wait: woken by the change, or given up on at its timeout, with the
+	// channel taken back.
+	done := make(chan struct{})
+	go func() { h.Wait(ctx, "c", aRev, time.Minute); close(done) }()
+	for store.Waiting(h, "c") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	put("c/x")
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("Wait(c) not woken by a change to c")
+	}
+	h.Wait(ctx, "d", aRev, 20*time.Millisecond)
+	if n := store.Waiting(h, "d"); n != 0 {
+		t.Fatalf("%d waiters left for d after a Wait timed out", n)
+	}
+
+	// Forgetting: with room for 2 ids, a new one makes the hub forget a,
+	// b and c; a waiter that read a before its change (at bRev) must
+	// still be told it changed.
+	store.SetMaxTracked(h, 2)
+	eRev := put("e/x")
+	for h.Version("e") < eRev {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if changed, _ := h.ChangedSince("a", bRev); !changed {
+		t.Fatal("a change to a forgotten id: not changed")
+	}
+	if changed, _ := h.ChangedSince("f", eRev); changed {
+		t.Fatal("an id with no change after the last one seen: changed")
 	}
 }

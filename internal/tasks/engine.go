@@ -77,13 +77,14 @@ type Engine struct {
 	mu      sync.Mutex
 	running map[string]*runner // in this process: id -> its runner
 	kick    chan struct{}
+	hub     *store.Hub // changes to tasks, for Wait
 }
 
 // New returns an engine for the given operations. Failpoints come from the
 // PHOTON_FAILPOINTS environment variable.
 func New(st *store.Store, log *slog.Logger, ops ...*Operation) (*Engine, error) {
 	e := &Engine{st: st, log: log, ops: map[string]*Operation{}, now: time.Now,
-		ScanInterval: 2 * time.Second, running: map[string]*runner{}, kick: make(chan struct{}, 1)}
+		ScanInterval: 2 * time.Second, running: map[string]*runner{}, kick: make(chan struct{}, 1), hub: st.NewHub("tasks")}
 	if err := e.Register(ops...); err != nil {
 		return nil, err
 	}
@@ -256,14 +257,40 @@ func (e *Engine) Submit(ctx context.Context, tx *store.Txn, t *api.Task) error {
 
 // Get reads a task.
 func (e *Engine) Get(ctx context.Context, id string) (*api.Task, error) {
+	t, _, err := e.get(ctx, id)
+	return t, err
+}
+
+func (e *Engine) get(ctx context.Context, id string) (*api.Task, int64, error) {
 	var t api.Task
-	if _, err := e.st.Get(ctx, Key(id), &t); err != nil {
+	rev, err := e.st.GetAt(ctx, Key(id), &t)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
+			return nil, 0, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	return &t, nil
+	return &t, rev, nil
+}
+
+// MaxWait bounds how long Wait holds a request.
+const MaxWait = 50 * time.Second
+
+// Wait reads task id; if it is not done, it waits up to d (at most
+// MaxWait) for the task to change (a step starts or ends, the task ends)
+// and reads it again. A long poll: a client following a task makes one
+// request per change instead of polling on a timer. The engine's Loop
+// feeds the watch it waits on; without it Wait does not wait.
+func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Task, error) {
+	t, rev, err := e.get(ctx, id)
+	if err != nil || t.Done() || d <= 0 {
+		return t, err
+	}
+	e.hub.Wait(ctx, id, rev, min(d, MaxWait))
+	if ctx.Err() != nil {
+		return t, nil // the request is over; this answer goes nowhere
+	}
+	return e.Get(ctx, id)
 }
 
 type runner struct {
@@ -541,6 +568,7 @@ func (e *Engine) Kick() {
 // and on Kick. Tasks queued within the last ScanInterval are left to the
 // runner that submitted them.
 func (e *Engine) Loop(ctx context.Context) {
+	go e.hub.Run(ctx)
 	first := true
 	t := time.NewTicker(e.ScanInterval)
 	defer t.Stop()

@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Hub wakes long polls on changes in etcd: one watch per prefix, whatever
+// the number of waiters. Each changed key concerns one id (the first path
+// element after its prefix: a host's desired/<host>/<vm>, a task's
+// tasks/<id>); a waiter waits for a change to its id after a revision.
+//
+// The hub remembers the revision of each id's last change so that a waiter
+// that read at an older revision learns at once that it missed one. When
+// it remembers more than maxTracked ids (65,536) it forgets them all and treats
+// every wait from before then as changed: a waiter may be woken for
+// nothing (and reads again), but never sleeps through a change.
+type Hub struct {
+	st       *Store
+	prefixes []string
+
+	mu      sync.Mutex
+	start   int64            // revision the watches started from (0: not up)
+	last    map[string]int64 // id -> revision of its last change
+	floor   int64            // changes up to floor are forgotten
+	waiters map[string][]chan struct{}
+	all     int64 // revision of the last change that concerns every id
+	// maxTracked bounds the ids remembered (see Hub).
+	maxTracked int
+}
+
+// NewHub returns a hub over the keys under prefixes (names as given to
+// Prefix); Run feeds it.
+func (s *Store) NewHub(prefixes ...string) *Hub {
+	return &Hub{st: s, prefixes: prefixes, last: map[string]int64{}, waiters: map[string][]chan struct{}{}, maxTracked: 1 << 16}
+}
+
+// Run watches until ctx ends, starting the watches again (and waking every
+// waiter) whenever one ends.
+func (h *Hub) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		rev, err := h.st.Rev(ctx)
+		if err != nil {
+			time.Sleep(time.Second)
+			continue
+		}
+		h.mu.Lock()
+		h.start = rev
+		h.mu.Unlock()
+		// Any change before the watch started counts as new for everyone.
+		h.BumpAll(rev)
+		wctx, cancel := context.WithCancel(ctx)
+		merged := make(chan []Event)
+		var ended sync.Once
+		done := make(chan struct{})
+		for _, p := range h.prefixes {
+			go func() {
+				for evs := range h.st.Watch(wctx, Prefix(p), rev) {
+					select {
+					case merged <- evs:
+					case <-wctx.Done():
+						return
+					}
+				}
+				ended.Do(func() { close(done) })
+			}()
+		}
+		for open := true; open; {
+			select {
+			case evs := <-merged:
+				for _, ev := range evs {
+					h.bump(h.idOf(ev.Key), ev.Rev)
+				}
+			case <-done:
+				open = false
+			}
+		}
+		cancel() // one watch ended: start them all again
+	}
+}
+
+func (h *Hub) idOf(key string) string {
+	for _, p := range h.prefixes {
+		if rest, ok := strings.CutPrefix(key, Prefix(p)); ok {
+			id, _, _ := strings.Cut(rest, "/")
+			return id
+		}
+	}
+	return ""
+}
+
+func (h *Hub) bump(id string, rev int64) {
+	h.mu.Lock()
+	if rev > h.last[id] {
+		if _, ok := h.last[id]; !ok && len(h.last) >= h.maxTracked {
+			for _, r := range h.last {
+				h.floor = max(h.floor, r)
+			}
+			clear(h.last)
+		}
+		h.last[id] = rev
+	}
+	ws := h.waiters[id]
+	delete(h.waiters, id)
+	h.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+// BumpAll wakes every waiter, as if every id changed at rev (e.g. a
+// change that concerns every host).
+func (h *Hub) BumpAll(rev int64) {
+	h.mu.Lock()
+	if rev > h.all {
+		h.all = rev
+	}
+	ws := h.waiters
+	h.waiters = map[string][]chan struct{}{}
+	h.mu.Unlock()
+	for _, l := range ws {
+		for _, w := range l {
+			close(w)
+		}
+	}
+}
+
+// Version is a number that grows whenever id may have changed, as the
+// watches have seen it (0 while they are not up).
+func (h *Hub) Version(id string) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.start == 0 {
+		return 0
+	}
+	return max(h.start, h.last[id], h.all, h.floor)
+}
+
+// ChangedSince reports whether id may have changed after revision rev, or
+// else returns a channel closed when it does.
+func (h *Hub) ChangedSince(id string, rev int64) (bool, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.start == 0 || rev < h.start || rev < h.floor || h.last[id] > rev || h.all > rev {
+		return true, nil
+	}
+	w := make(chan struct{})
+	h.waiters[id] = append(h.waiters[id], w)
+	return false, w
+}
+
+// Wait returns once id may have changed after rev, after d, or when ctx
+// ends, whichever comes first.
+func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) {
+	changed, ch := h.ChangedSince(id, rev)
+	if changed {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	// Not woken: take the channel back (a task that never changes again
+	// must not keep one per poll).
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ws := h.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(h.waiters, id)
+	} else {
+		h.waiters[id] = ws
+	}
+}
