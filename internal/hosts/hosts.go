@@ -128,9 +128,15 @@ type Service struct {
 	leases   map[string]store.Lease // host -> its liveness lease, in this process
 	lastSeen map[string]int64       // host -> last heartbeat seen by this process (ms)
 	hub      *store.Hub
+	// records caches host and datastore records for Reserve.
+	records  *store.Cache
 	consoles map[string]*ConsoleWait // session -> the GET waiting in this process
 	images   map[string]imagesSeen   // host -> its cached images as this process last read or wrote them
 }
+
+// maxCachedRecords bounds the host and datastore records Reserve caches
+// (a few hundred bytes each).
+const maxCachedRecords = 1 << 17
 
 func hostKey(id string) string         { return store.Key("hosts", id) }
 func usageKey(id string) string        { return store.Key("hostusage", id) }
@@ -166,6 +172,7 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}, lastSeen: map[string]int64{},
 		images: map[string]imagesSeen{}}
 	s.hub = st.NewHub(hubPrefixes...)
+	s.records = st.NewCache(maxCachedRecords, store.Prefix("hosts"), store.Prefix("datastores"))
 	var ops []*tasks.Operation
 	for _, op := range []string{OpCreateHost, OpDeleteHost, OpSuspendHost, OpResumeHost, OpEnterMaintenance, OpExitMaintenance} {
 		ops = append(ops, &tasks.Operation{Name: op, Steps: []tasks.Step{{Name: op, Run: func(context.Context, *store.Txn, *api.Task) error { return nil }}}})
@@ -179,6 +186,7 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 // Run keeps liveness and the desired-state hub current until ctx ends.
 func (s *Service) Run(ctx context.Context) {
 	go s.hub.Run(ctx)
+	go s.records.Run(ctx, s.log)
 	s.watchLiveness(ctx)
 }
 

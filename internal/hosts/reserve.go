@@ -16,11 +16,17 @@ import (
 // and adds req to their usage. A host that no longer fits is a placement
 // refusal explaining why.
 func (s *Service) Reserve(ctx context.Context, tx *store.Txn, d scheduler.Decision, req *scheduler.Request) error {
-	keys := []string{hostKey(d.HostID), usageKey(d.HostID)}
+	// The host's and datastore's records (rarely written) from the cache,
+	// their usage (written by every placement there) from etcd: at most
+	// two round trips, none when the batch before read or wrote them.
+	records, usage := []string{hostKey(d.HostID)}, []string{usageKey(d.HostID)}
 	if d.DatastoreID != "" {
-		keys = append(keys, dsKey(d.DatastoreID), dsUsageKey(d.DatastoreID))
+		records, usage = append(records, dsKey(d.DatastoreID)), append(usage, dsUsageKey(d.DatastoreID))
 	}
-	if err := tx.Prefetch(ctx, keys...); err != nil { // one round trip, not four
+	if err := s.records.Seed(ctx, tx, records...); err != nil {
+		return err
+	}
+	if err := tx.Prefetch(ctx, usage...); err != nil {
 		return err
 	}
 	var h Record

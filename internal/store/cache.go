@@ -31,15 +31,20 @@ type Cache struct {
 	max      int
 
 	mu   sync.Mutex
-	m    map[string][]byte // nil: the key is absent
+	m    map[string]cached
 	gen  uint64
 	live int // prefixes whose watch is up
+}
+
+type cached struct {
+	val []byte // nil: the key is absent
+	rev int64  // its mod revision
 }
 
 // NewCache returns a cache of keys under prefixes holding at most max
 // entries (beyond that, reads go to etcd). Run it with Run.
 func (s *Store) NewCache(max int, prefixes ...string) *Cache {
-	c := &Cache{s: s, prefixes: prefixes, max: max, m: map[string][]byte{}}
+	c := &Cache{s: s, prefixes: prefixes, max: max, m: map[string]cached{}}
 	s.onCommit(c.committed)
 	return c
 }
@@ -96,7 +101,8 @@ func (c *Cache) dropLocked(key string) {
 	c.gen++
 }
 
-// committed drops the keys a commit of this process wrote.
+// committed drops the keys a commit of this process wrote, or, for a
+// commit that conflicted, read: one of them changed.
 func (c *Cache) committed(keys []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -120,23 +126,21 @@ func (c *Cache) covers(key string) bool {
 // the cache when it holds the key.
 func (c *Cache) Get(ctx context.Context, key string, v any) error {
 	c.mu.Lock()
-	val, hit := c.m[key]
+	e, hit := c.m[key]
 	gen, live := c.gen, c.live == len(c.prefixes)
 	c.mu.Unlock()
+	val := e.val
 	if !hit {
 		resp, err := c.s.c.Get(ctx, key)
 		if err != nil {
 			return fmt.Errorf("get %s: %w", key, err)
 		}
+		var rev int64
 		if len(resp.Kvs) > 0 {
-			val = resp.Kvs[0].Value
+			val, rev = resp.Kvs[0].Value, resp.Kvs[0].ModRevision
 		}
-		if live && c.covers(key) {
-			c.mu.Lock()
-			if c.gen == gen && len(c.m) < c.max {
-				c.m[key] = val
-			}
-			c.mu.Unlock()
+		if live {
+			c.fill(gen, []KV{{Key: key, Value: val, Rev: rev}})
 		}
 	}
 	if val == nil {
@@ -144,6 +148,58 @@ func (c *Cache) Get(ctx context.Context, key string, v any) error {
 	}
 	if err := Decode(val, v); err != nil {
 		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}
+
+// fill caches kvs, read when the generation was gen, unless a key was
+// dropped since (the read may predate the change that dropped it).
+func (c *Cache) fill(gen uint64, kvs []KV) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	for _, kv := range kvs {
+		if c.covers(kv.Key) && len(c.m) < c.max {
+			c.m[kv.Key] = cached{val: kv.Value, rev: kv.Rev}
+		}
+	}
+}
+
+// Seed seeds tx (SeedKV) with keys it has neither read, written nor been
+// seeded with: from the cache, and the others from etcd in one round trip
+// (filling the cache). tx's commit is then conditioned on their
+// revisions, so a value the watch has not dropped yet only makes it
+// conflict, and a conflicting commit drops every key it read from the
+// cache (see conflicted): the next attempt reads them from etcd.
+func (c *Cache) Seed(ctx context.Context, tx *Txn, keys ...string) error {
+	var miss []string
+	c.mu.Lock()
+	gen, live := c.gen, c.live == len(c.prefixes)
+	for _, k := range keys {
+		if tx.knows(k) {
+			continue
+		}
+		if e, ok := c.m[k]; ok {
+			tx.SeedKV(k, e.val, e.rev)
+			continue
+		}
+		miss = append(miss, k)
+	}
+	c.mu.Unlock()
+	if len(miss) == 0 {
+		return nil
+	}
+	kvs, err := c.s.GetMany(ctx, miss)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		tx.SeedKV(kv.Key, kv.Value, kv.Rev)
+	}
+	if live {
+		c.fill(gen, kvs)
 	}
 	return nil
 }
@@ -156,7 +212,8 @@ func (c *Cache) Len() int {
 }
 
 // onCommit registers fn to be called with the keys of each commit of this
-// Store, before the commit returns.
+// Store, before the commit returns: those it wrote, or, when it
+// conflicted, those it read.
 func (s *Store) onCommit(fn func(keys []string)) {
 	s.obsMu.Lock()
 	defer s.obsMu.Unlock()

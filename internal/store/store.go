@@ -420,6 +420,18 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]KV, error) {
 	return out, nil
 }
 
+// knows reports whether t has read, written or been seeded with key.
+func (t *Txn) knows(key string) bool {
+	if _, ok := t.writes[key]; ok {
+		return true
+	}
+	if _, ok := t.cache[key]; ok {
+		return true
+	}
+	_, ok := t.seed(key)
+	return ok
+}
+
 func (t *Txn) seed(key string) (seed, bool) {
 	if s, ok := t.seeded[key]; ok {
 		return s, true
@@ -437,16 +449,9 @@ func (t *Txn) seed(key string) (seed, bool) {
 func (t *Txn) Prefetch(ctx context.Context, keys ...string) error {
 	var need []string
 	for _, k := range keys {
-		if _, ok := t.writes[k]; ok {
-			continue
+		if !t.knows(k) {
+			need = append(need, k)
 		}
-		if _, ok := t.cache[k]; ok {
-			continue
-		}
-		if _, ok := t.seed(k); ok {
-			continue
-		}
-		need = append(need, k)
 	}
 	if len(need) < 2 {
 		return nil // one key costs a round trip either way
@@ -554,6 +559,13 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("commit: %w", err)
 	}
 	if !resp.Succeeded {
+		// One of the reads changed: caches drop them all (a cached value
+		// the watch has not dropped yet would make every retry conflict).
+		read := make([]string, 0, len(t.reads))
+		for k := range t.reads {
+			read = append(read, k)
+		}
+		t.s.committed(read)
 		return 0, ErrConflict
 	}
 	t.s.committed(t.order)

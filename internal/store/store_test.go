@@ -345,7 +345,6 @@ func testCache(t *testing.T, s *store.Store) {
 	prefix := store.Prefix("test", t.Name(), "cached")
 	key, outside := prefix+"k", store.Key("test", t.Name(), "other")
 	c := s.NewCache(2, prefix)
-	go c.Run(ctx, photontest.Logger(t))
 	put := func(k string, n int) {
 		t.Helper()
 		if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(k, counter{n}) }); err != nil {
@@ -367,6 +366,9 @@ func testCache(t *testing.T, s *store.Store) {
 	}
 	put(key, 1)
 	put(outside, 1)
+	// Started after the puts, so that its watch (from a revision read
+	// then) does not deliver them late and drop what a read filled.
+	go c.Run(ctx, photontest.Logger(t))
 	// Filled once its watch is up.
 	eventually("the key cached", func() bool { n, err := get(key); return err == nil && n == 1 && c.Len() == 1 })
 	if n, err := get(outside); err != nil || n != 1 || c.Len() != 1 {
@@ -400,6 +402,71 @@ func testCache(t *testing.T, s *store.Store) {
 	}
 	if c.Len() > 2 {
 		t.Fatalf("%d cached, bound 2", c.Len())
+	}
+	testCacheSeed(t, s, ctx)
+}
+
+// testCacheSeed: Seed gives a transaction cached values as reads (its
+// commit conditioned on them), leaves alone a key the transaction wrote,
+// and a commit that conflicts on a value the watch had not dropped yet
+// drops it, so the next attempt reads the new one.
+func testCacheSeed(t *testing.T, s *store.Store, ctx context.Context) {
+	prefix := store.Prefix("test", t.Name(), "seeded")
+	key, out := prefix+"k", store.Key("test", t.Name(), "seed-out")
+	c := s.NewCache(100, prefix)
+	go c.Run(ctx, photontest.Logger(t))
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(key, counter{1}) }); err != nil {
+		t.Fatal(err)
+	}
+	// attempt seeds a transaction, reads key and writes out conditioned on it.
+	attempt := func() (int, error) {
+		tx := s.Txn()
+		if err := c.Seed(ctx, tx, key); err != nil {
+			return 0, err
+		}
+		var v counter
+		if _, err := tx.Get(ctx, key, &v); err != nil {
+			return 0, err
+		}
+		if err := tx.Put(out, v); err != nil {
+			return 0, err
+		}
+		_, err := tx.Commit(ctx)
+		return v.N, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.Len() == 0; time.Sleep(10 * time.Millisecond) {
+		if n, err := attempt(); err != nil || n != 1 {
+			t.Fatalf("seeded read: %d, %v; want 1", n, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Seed never filled the cache")
+		}
+	}
+	// A key the transaction wrote keeps its write.
+	tx := s.Txn()
+	if err := tx.Put(key, counter{9}); err != nil {
+		t.Fatal(err)
+	}
+	var v counter
+	if err := c.Seed(ctx, tx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Get(ctx, key, &v); err != nil || v.N != 9 {
+		t.Fatalf("after Seed, a written key reads %d, %v; want the write, 9", v.N, err)
+	}
+	// Another writer, and at once an attempt: on the cached value (the
+	// watch has not dropped it yet) it conflicts, once.
+	for i := 2; i < 12; i++ {
+		if _, err := s.Client().Put(ctx, key, fmt.Sprintf(`{"n":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := attempt()
+		if errors.Is(err, store.ErrConflict) {
+			n, err = attempt()
+		}
+		if err != nil || n != i {
+			t.Fatalf("after another writer put %d: read %d, %v (a stale cached value conflicted twice?)", i, n, err)
+		}
 	}
 }
 
