@@ -47,6 +47,9 @@ type HostDesiredState struct {
 	// DeleteDisks are deleted persistent disks whose files the host may
 	// hold; it deletes them and reports their ids in HostStatusReport.DeletedDisks.
 	DeleteDisks []DiskDesired `json:"deleteDisks,omitempty"`
+	// PartialReports says the controller takes partial status reports
+	// (HostStatusReport.Partial).
+	PartialReports bool `json:"partialReports,omitempty"`
 }
 
 // ConsoleSession asks a host for a VM's serial console: a user's
@@ -74,6 +77,8 @@ type VMObserved struct {
 	Generation int64 `json:"generation"`
 	// Error explains an ERROR state or a failure to carry out Generation.
 	Error string `json:"error,omitempty"`
+	// Gone, in a partial report: the host no longer holds the VM.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // HostStatusReport is the body of POST /v1/agent/hosts/{id}/status: the
@@ -86,4 +91,10 @@ type HostStatusReport struct {
 	Images []string `json:"images"`
 	// DeletedDisks are disks of HostDesiredState.DeleteDisks now gone.
 	DeletedDisks []string `json:"deletedDisks,omitempty"`
+	// Partial: VMs lists only the VMs whose observation changed since the
+	// last report the controller accepted (a VM no longer held: Gone);
+	// the others are as that report said. Without it VMs is every VM the
+	// host holds, and a VM it should run but does not list is not present.
+	// Sent only to a controller whose desired state says PartialReports.
+	Partial bool `json:"partial,omitempty"`
 }

@@ -101,6 +101,11 @@ type Agent struct {
 	desired  map[string]api.VMDesired
 	images   []string
 	report   chan struct{}
+	// partialOK: the controller takes partial reports (its desired state
+	// said so); sent is the VMs of the last report it accepted, which a
+	// partial report lists the changes since (nil: send a full one).
+	partialOK atomic.Bool
+	sent      map[string]api.VMObserved
 	// deletedDisks are disks deleted since the last report.
 	deletedDisks []string
 	fetches      atomic.Int64
@@ -282,6 +287,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 		}
 		backoff = 100 * time.Millisecond
 		rev = ds.Revision
+		a.partialOK.Store(ds.PartialReports)
 		a.converge(ctx, &ds)
 		a.serveConsoles(ctx, ds.Consoles)
 	}
@@ -454,13 +460,15 @@ func (a *Agent) kickReport() {
 	}
 }
 
-// reportLoop sends the host's status: every HeartbeatInterval and after
-// every change.
+// reportLoop sends the host's status: every HeartbeatInterval in full,
+// and after every change (only the changes, to a controller that takes
+// partial reports).
 func (a *Agent) reportLoop(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
+	full := true
 	for {
-		if err := a.sendReport(ctx); err != nil {
+		if err := a.sendReport(ctx, full); err != nil {
 			if refused(err) {
 				return fmt.Errorf("agent: the controller refuses this host's credential: %w", err)
 			}
@@ -472,12 +480,14 @@ func (a *Agent) reportLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			full = true
 		case <-a.report:
+			full = false
 		}
 	}
 }
 
-func (a *Agent) sendReport(ctx context.Context) error {
+func (a *Agent) sendReport(ctx context.Context, full bool) error {
 	capa, err := a.cfg.Driver.Capacity(ctx)
 	if err != nil {
 		return err
@@ -522,14 +532,46 @@ func (a *Agent) sendReport(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	r.DeletedDisks = a.deletedDisks
+	sent := a.sent
 	a.mu.Unlock()
+	all := r.VMs
+	if !full && sent != nil && a.partialOK.Load() {
+		r.VMs, r.Partial = changes(sent, all), true
+	}
 	if err := a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil); err != nil {
+		a.mu.Lock()
+		a.sent = nil // what the controller holds is unknown: the next report is full
+		a.mu.Unlock()
 		return err
+	}
+	now := make(map[string]api.VMObserved, len(all))
+	for _, o := range all {
+		now[o.ID] = o
 	}
 	a.mu.Lock()
 	a.deletedDisks = a.deletedDisks[len(r.DeletedDisks):]
+	a.sent = now
 	a.mu.Unlock()
 	return nil
+}
+
+// changes lists the VMs of all whose observation differs from sent's, and
+// those of sent no longer in all (Gone).
+func changes(sent map[string]api.VMObserved, all []api.VMObserved) []api.VMObserved {
+	out := []api.VMObserved{}
+	in := make(map[string]bool, len(all))
+	for _, o := range all {
+		in[o.ID] = true
+		if s, ok := sent[o.ID]; !ok || s != o {
+			out = append(out, o)
+		}
+	}
+	for id := range sent {
+		if !in[id] {
+			out = append(out, api.VMObserved{ID: id, Gone: true})
+		}
+	}
+	return out
 }
 
 // cachedImages lists the images the image cache holds on the host's

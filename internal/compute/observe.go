@@ -18,7 +18,16 @@ import (
 // Observe records what a host reports of its VMs and wakes the tasks that
 // wait for it. VMs the host should run but does not report are marked not
 // present; the host's report is the truth about the host.
-func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMObserved) error {
+//
+// A partial report (api.HostStatusReport.Partial) lists only the VMs
+// whose observation changed since the host's last report (a VM no longer
+// held: Gone): only those are read and written. A host's reports after
+// each change then cost in proportion to the change, not to the VMs on
+// the host; its full reports (its heartbeats) remain the truth.
+func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMObserved, partial bool) error {
+	if partial {
+		return s.observePartial(ctx, hostID, observed)
+	}
 	// A heartbeat that repeats the host's last report, its desired state
 	// unchanged since, would change nothing: skip its reads (every host
 	// reports every few seconds). Once in a while one is observed anyway.
@@ -30,7 +39,9 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	s.seen.observed.Add(1)
 	byID := make(map[string]api.VMObserved, len(observed))
 	for _, o := range observed {
-		byID[o.ID] = o
+		if !o.Gone {
+			byID[o.ID] = o
+		}
 	}
 	// The VMs the host should run: the keys under its desired prefix
 	// (hosts.DesiredKey) name them; their values are not needed here.
@@ -53,30 +64,66 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 			ids = append(ids, o.ID) // being deleted: its record says whether it is gone
 		}
 	}
-	// A round trip reads the VMs and their locks, a transaction writes
-	// those that changed, conditioned on them (and their locks) only: a
-	// change to a VM the report leaves as it is does not make it retry.
-	// Chunks keep each transaction under etcd's operation limit.
-	var kicks []kick
 	last := s.seen.host(hostID)
-	for lo := 0; lo < len(ids); lo += observeChunk {
-		k, err := s.observeSome(ctx, hostID, byID, ids[lo:min(lo+observeChunk, len(ids))], last)
-		if err != nil {
-			return err
-		}
-		kicks = append(kicks, k...)
+	kicks, err := s.observeAll(ctx, hostID, byID, ids, last)
+	if err != nil {
+		return err
 	}
 	last.ver, last.sum, last.at = ver, sum, now
 	if prev := s.seen.get(hostID); prev != nil && prev.ver == ver && prev.sum == sum {
 		last.at = prev.at // a repeat observed anyway: the period runs from the first
 	}
 	s.seen.set(hostID, last)
+	s.kick(kicks)
+	return nil
+}
+
+// observePartial records a partial report: only the VMs it lists. The
+// host's seen cache (for its full reports) is left as it is: a VM the
+// report changes has a new record revision or a new observation there,
+// so the next full report reads it again.
+func (s *Service) observePartial(ctx context.Context, hostID string, observed []api.VMObserved) error {
+	s.seen.partial.Add(1)
+	byID := make(map[string]api.VMObserved, len(observed))
+	ids := make([]string, 0, len(observed))
+	for _, o := range observed {
+		ids = append(ids, o.ID)
+		if !o.Gone {
+			byID[o.ID] = o
+		}
+	}
+	kicks, err := s.observeAll(ctx, hostID, byID, ids, &seenHost{now: map[string]seenVM{}})
+	if err != nil {
+		return err
+	}
+	s.kick(kicks)
+	return nil
+}
+
+// observeAll records the report (byID: the VMs it says are present) for
+// ids. A round trip reads the VMs and their locks, a transaction writes
+// those that changed, conditioned on them (and their locks) only: a change
+// to a VM the report leaves as it is does not make it retry. Chunks keep
+// each transaction under etcd's operation limit.
+func (s *Service) observeAll(ctx context.Context, hostID string, byID map[string]api.VMObserved, ids []string, seen *seenHost) ([]kick, error) {
+	var kicks []kick
+	for lo := 0; lo < len(ids); lo += observeChunk {
+		k, err := s.observeSome(ctx, hostID, byID, ids[lo:min(lo+observeChunk, len(ids))], seen)
+		if err != nil {
+			return nil, err
+		}
+		kicks = append(kicks, k...)
+	}
+	return kicks, nil
+}
+
+// kick wakes the tasks a report's commits left to run.
+func (s *Service) kick(kicks []kick) {
 	for _, k := range kicks {
 		for _, id := range k.tasks {
 			s.tasks.KickTaskSeeded(id, k.seen)
 		}
 	}
-	return nil
 }
 
 // observeChunk bounds the VMs one transaction of Observe updates (a few
@@ -228,14 +275,15 @@ func observe(v *vmRecord, byID map[string]api.VMObserved, id string) bool {
 type seenCache struct {
 	mu    sync.Mutex
 	hosts map[string]*seenHost
-	// Reports observed, and repeats skipped.
-	observed, repeated atomic.Int64
+	// Full reports observed, repeats skipped, and partial reports.
+	observed, repeated, partial atomic.Int64
 }
 
-// ObserveCounts returns how many host reports this controller observed
-// and how many it skipped as repeats (see Observe).
-func (s *Service) ObserveCounts() (observed, repeated int64) {
-	return s.seen.observed.Load(), s.seen.repeated.Load()
+// ObserveCounts returns how many full host reports this controller
+// observed, how many it skipped as repeats, and how many partial reports
+// it observed (see Observe).
+func (s *Service) ObserveCounts() (observed, repeated, partial int64) {
+	return s.seen.observed.Load(), s.seen.repeated.Load(), s.seen.partial.Load()
 }
 
 type seenHost struct {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/client"
 	"github.com/photon-cloud/photon/internal/driver/fake"
 	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/store"
@@ -23,9 +24,9 @@ func TestRepeatedReports(t *testing.T) {
 	c.done(t)(c.cl.StartVM(ctx, id))
 
 	// The agent reports every 200 ms; nothing changes for 2 s.
-	obs0, rep0 := c.Server.Compute.ObserveCounts()
+	obs0, rep0, _ := c.Server.Compute.ObserveCounts()
 	time.Sleep(2 * time.Second)
-	obs1, rep1 := c.Server.Compute.ObserveCounts()
+	obs1, rep1, part1 := c.Server.Compute.ObserveCounts()
 	t.Logf("in 2 s of a steady host: %d reports observed, %d repeats skipped", obs1-obs0, rep1-rep0)
 	if rep1-rep0 < 5 || obs1-obs0 > 2 {
 		t.Fatalf("steady host: %d observed, %d skipped; want most skipped", obs1-obs0, rep1-rep0)
@@ -37,7 +38,7 @@ func TestRepeatedReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if obs, _ := c.Server.Compute.ObserveCounts(); obs > obs1 {
+		if obs, _, part := c.Server.Compute.ObserveCounts(); obs > obs1 || part > part1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -111,5 +112,65 @@ func TestReportCompletesStep(t *testing.T) {
 	}
 	if vm, err := c.cl.GetVM(ctx, id); err != nil || vm.State != api.VMStarted {
 		t.Fatalf("after start: %+v %v", vm, err)
+	}
+}
+
+// TestPartialReports: after a change, the agent reports only what changed
+// (the controller's desired state says it takes partial reports), and the
+// changes land: a start completes. A partial report changes only the VMs
+// it lists: one listed Gone is no longer present, one not listed stays
+// as it was; a full report's silence about a VM is "not present".
+func TestPartialReports(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{})
+	var ids []string
+	for _, name := range []string{"a", "b", "c"} {
+		ids = append(ids, c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec(name))).Entity.ID)
+	}
+	_, _, part0 := c.Server.Compute.ObserveCounts()
+	c.done(t)(c.cl.StartVM(ctx, ids[1]))
+	if _, _, part := c.Server.Compute.ObserveCounts(); part == part0 {
+		t.Fatal("no partial report observed after a start")
+	}
+
+	// The agent stops: only the reports below reach the controller.
+	ag := c.agents[0]
+	ag.Stop()
+	host, err := client.New(c.URL, client.WithCACertFile(c.CACert), client.WithToken(ag.Credential()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(r api.HostStatusReport) {
+		t.Helper()
+		if err := host.Do(ctx, "POST", "/v1/agent/hosts/"+ag.HostID()+"/status", &r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	present := func(id string) bool {
+		t.Helper()
+		var v struct {
+			Present bool `json:"present"`
+		}
+		if _, err := c.Server.Store.Get(ctx, store.Key("vms", id), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Present
+	}
+	for _, id := range ids {
+		if !present(id) {
+			t.Fatalf("VM %s not present before the reports", id)
+		}
+	}
+	vmB, err := c.cl.GetVM(ctx, ids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(api.HostStatusReport{Partial: true, VMs: []api.VMObserved{{ID: ids[0], Gone: true}}})
+	if present(ids[0]) || !present(ids[1]) || !present(ids[2]) {
+		t.Fatalf("after a partial report of a gone: present = %v %v %v, want false true true", present(ids[0]), present(ids[1]), present(ids[2]))
+	}
+	// A full report that lists only b: c is not present either.
+	report(api.HostStatusReport{VMs: []api.VMObserved{{ID: ids[1], State: vmB.State, Generation: 2}}})
+	if present(ids[2]) || !present(ids[1]) {
+		t.Fatalf("after a full report of b alone: present b %v, c %v; want true false", present(ids[1]), present(ids[2]))
 	}
 }

@@ -38,7 +38,8 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if err != nil {
 		return nil, err
 	}
-	ds := &api.HostDesiredState{HostID: hostID, Revision: rev, VMs: vms, Images: []string{}, Consoles: consoles, DeleteDisks: gone}
+	ds := &api.HostDesiredState{HostID: hostID, Revision: rev, VMs: vms, Images: []string{}, Consoles: consoles, DeleteDisks: gone,
+		PartialReports: true}
 	if images != nil {
 		if ds.Images, err = images(ctx); err != nil {
 			return nil, err

@@ -268,7 +268,7 @@ func (s *Server) agentStatus(r *http.Request) (int, any, error) {
 	if err := s.Hosts.Heartbeat(r.Context(), id); err != nil {
 		return 0, nil, err
 	}
-	if err := s.Compute.Observe(r.Context(), id, rep.VMs); err != nil {
+	if err := s.Compute.Observe(r.Context(), id, rep.VMs, rep.Partial); err != nil {
 		return 0, nil, err
 	}
 	if err := s.Hosts.ForgetDeletedDisks(r.Context(), id, rep.DeletedDisks); err != nil {
