@@ -25,16 +25,23 @@ type Hub struct {
 	start   int64            // revision the watches started from (0: not up)
 	last    map[string]int64 // id -> revision of its last change
 	floor   int64            // changes up to floor are forgotten
-	waiters map[string][]chan struct{}
+	waiters map[string][]*waiter
 	all     int64 // revision of the last change that concerns every id
 	// maxTracked bounds the ids remembered (see Hub).
 	maxTracked int
 }
 
+// waiter is one wait; a change closes ch, having set ev (the change to
+// the id's key that woke it; none when every id was woken).
+type waiter struct {
+	ch chan struct{}
+	ev *Event
+}
+
 // NewHub returns a hub over the keys under prefixes (names as given to
 // Prefix); Run feeds it.
 func (s *Store) NewHub(prefixes ...string) *Hub {
-	return &Hub{st: s, prefixes: prefixes, last: map[string]int64{}, waiters: map[string][]chan struct{}{}, maxTracked: 1 << 16}
+	return &Hub{st: s, prefixes: prefixes, last: map[string]int64{}, waiters: map[string][]*waiter{}, maxTracked: 1 << 16}
 }
 
 // Run watches until ctx ends, starting the watches again (and waking every
@@ -70,8 +77,8 @@ func (h *Hub) Run(ctx context.Context) {
 		for open := true; open; {
 			select {
 			case evs := <-merged:
-				for _, ev := range evs {
-					h.bump(h.idOf(ev.Key), ev.Rev)
+				for i := range evs {
+					h.bump(&evs[i])
 				}
 			case <-done:
 				open = false
@@ -91,7 +98,8 @@ func (h *Hub) idOf(key string) string {
 	return ""
 }
 
-func (h *Hub) bump(id string, rev int64) {
+func (h *Hub) bump(ev *Event) {
+	id, rev := h.idOf(ev.Key), ev.Rev
 	h.mu.Lock()
 	if rev > h.last[id] {
 		if _, ok := h.last[id]; !ok && len(h.last) >= h.maxTracked {
@@ -106,7 +114,8 @@ func (h *Hub) bump(id string, rev int64) {
 	delete(h.waiters, id)
 	h.mu.Unlock()
 	for _, w := range ws {
-		close(w)
+		w.ev = ev
+		close(w.ch)
 	}
 }
 
@@ -118,11 +127,11 @@ func (h *Hub) BumpAll(rev int64) {
 		h.all = rev
 	}
 	ws := h.waiters
-	h.waiters = map[string][]chan struct{}{}
+	h.waiters = map[string][]*waiter{}
 	h.mu.Unlock()
 	for _, l := range ws {
 		for _, w := range l {
-			close(w)
+			close(w.ch)
 		}
 	}
 }
@@ -141,28 +150,37 @@ func (h *Hub) Version(id string) int64 {
 // ChangedSince reports whether id may have changed after revision rev, or
 // else returns a channel closed when it does.
 func (h *Hub) ChangedSince(id string, rev int64) (bool, <-chan struct{}) {
+	changed, w := h.register(id, rev)
+	if changed {
+		return true, nil
+	}
+	return false, w.ch
+}
+
+func (h *Hub) register(id string, rev int64) (bool, *waiter) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.start == 0 || rev < h.start || rev < h.floor || h.last[id] > rev || h.all > rev {
 		return true, nil
 	}
-	w := make(chan struct{})
+	w := &waiter{ch: make(chan struct{})}
 	h.waiters[id] = append(h.waiters[id], w)
 	return false, w
 }
 
 // Wait returns once id may have changed after rev, after d, or when ctx
-// ends, whichever comes first.
-func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) {
-	changed, ch := h.ChangedSince(id, rev)
+// ends, whichever comes first. Woken by a change to one of the id's keys,
+// it returns that change (the key's value at its revision).
+func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) *Event {
+	changed, w := h.register(id, rev)
 	if changed {
-		return
+		return nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-ch:
-		return
+	case <-w.ch:
+		return w.ev
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -171,8 +189,8 @@ func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ws := h.waiters[id]
-	for i, w := range ws {
-		if w == ch {
+	for i, o := range ws {
+		if o == w {
 			ws = append(ws[:i], ws[i+1:]...)
 			break
 		}
@@ -182,4 +200,5 @@ func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) {
 	} else {
 		h.waiters[id] = ws
 	}
+	return nil
 }

@@ -593,14 +593,18 @@ func testHub(t *testing.T, s *store.Store) {
 
 	// Wait: woken by the change, or given up on at its timeout, with the
 	// channel taken back.
-	done := make(chan struct{})
-	go func() { h.Wait(ctx, "c", aRev, time.Minute); close(done) }()
+	done := make(chan *store.Event, 1)
+	go func() { done <- h.Wait(ctx, "c", aRev, time.Minute) }()
 	for store.Waiting(h, "c") == 0 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	put("c/x")
+	cRev := put("c/x")
 	select {
-	case <-done:
+	case ev := <-done:
+		// It says what changed: the key, its value and revision.
+		if ev == nil || ev.Key != store.Prefix("hubtest")+"c/x" || string(ev.Value) != `{"n":1}` || ev.Rev != cRev {
+			t.Fatalf("Wait(c) woken with %+v, want c/x = {\"n\":1} at %d", ev, cRev)
+		}
 	case <-ctx.Done():
 		t.Fatal("Wait(c) not woken by a change to c")
 	}
