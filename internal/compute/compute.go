@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -82,6 +83,7 @@ type Service struct {
 	placer Placer
 	batch  batcher
 	seen   seenCache
+	owners owners
 	log    *slog.Logger
 	cfg    Config
 	now    func() time.Time
@@ -101,6 +103,38 @@ func New(st *store.Store, engine *tasks.Engine, h *hosts.Service, images ImageUs
 		return nil, err
 	}
 	return s, nil
+}
+
+// owners remembers each project's tenant (a project never changes
+// tenant), for the tasks of operations on the project's VMs and disks.
+type owners struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// maxOwners bounds the projects remembered; beyond, it starts over.
+const maxOwners = 1 << 16
+
+// tenantOf returns the tenant of project id ("" if it cannot be read: the
+// task then names no tenant, as before it had one).
+func (s *Service) tenantOf(ctx context.Context, projectID string) string {
+	s.owners.mu.Lock()
+	t, ok := s.owners.m[projectID]
+	s.owners.mu.Unlock()
+	if ok {
+		return t
+	}
+	var p api.Project
+	if _, err := s.st.Get(ctx, store.Key("projects", projectID), &p); err != nil {
+		return ""
+	}
+	s.owners.mu.Lock()
+	defer s.owners.mu.Unlock()
+	if s.owners.m == nil || len(s.owners.m) >= maxOwners {
+		s.owners.m = map[string]string{}
+	}
+	s.owners.m[projectID] = p.TenantID
+	return p.TenantID
 }
 
 // SetImages sets the image service once it exists.

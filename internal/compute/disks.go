@@ -167,9 +167,7 @@ func (s *Service) DeleteDisk(ctx context.Context, id string) (*api.Task, error) 
 	if err != nil {
 		return nil, err
 	}
-	var p api.Project
-	_, _ = s.st.Get(ctx, store.Key("projects", d.ProjectID), &p)
-	return s.submit(ctx, OpDeleteDisk, api.Entity{ID: id, Kind: api.KindPersistentDisk}, p.TenantID, d.ProjectID, 1, func(tx *store.Txn, t *api.Task) error {
+	return s.submit(ctx, OpDeleteDisk, api.Entity{ID: id, Kind: api.KindPersistentDisk}, s.tenantOf(ctx, d.ProjectID), d.ProjectID, 1, func(tx *store.Txn, t *api.Task) error {
 		d, err := s.getDisk(ctx, tx, id)
 		if err != nil {
 			return err

@@ -135,9 +135,17 @@ func lockKey(id string) string { return store.Key("locks", id) }
 // observeSome records the report for ids in one transaction and returns
 // the tasks to kick.
 func (s *Service) observeSome(ctx context.Context, hostID string, byID map[string]api.VMObserved, ids []string, seen *seenHost) ([]kick, error) {
-	keys := make([]string, len(ids))
+	keys := make([]string, len(ids), 2*len(ids))
 	for i, id := range ids {
 		keys[i] = vmKey(id)
+	}
+	// With nothing known of the VMs' last observation (a partial report,
+	// which lists changes only), most will change: their locks come in the
+	// same round trip.
+	if seen.last == nil {
+		for _, id := range ids {
+			keys = append(keys, lockKey(id))
+		}
 	}
 	var kicks []string
 	var last *store.Txn
@@ -149,6 +157,9 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 		kvs, err := s.st.GetMany(ctx, keys)
 		if err != nil {
 			return err
+		}
+		for _, kv := range kvs[len(ids):] {
+			tx.SeedKV(kv.Key, kv.Value, kv.Rev)
 		}
 		// The VMs the report changes; only their locks are read (a second
 		// round trip, for a few keys instead of one per VM of the host).

@@ -29,9 +29,7 @@ func (s *Service) vmOp(ctx context.Context, id, op string, syncSteps int, check 
 	if err != nil {
 		return nil, err
 	}
-	var p api.Project
-	_, _ = s.st.Get(ctx, store.Key("projects", v.ProjectID), &p)
-	return s.submitSeeded(ctx, pre, op, api.Entity{ID: id, Kind: api.KindVM}, p.TenantID, v.ProjectID, syncSteps, func(tx *store.Txn, t *api.Task) error {
+	return s.submitSeeded(ctx, pre, op, api.Entity{ID: id, Kind: api.KindVM}, s.tenantOf(ctx, v.ProjectID), v.ProjectID, syncSteps, func(tx *store.Txn, t *api.Task) error {
 		v, err := s.getVM(ctx, tx, id)
 		if err != nil {
 			return err
