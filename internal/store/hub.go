@@ -25,23 +25,16 @@ type Hub struct {
 	start   int64            // revision the watches started from (0: not up)
 	last    map[string]int64 // id -> revision of its last change
 	floor   int64            // changes up to floor are forgotten
-	waiters map[string][]*waiter
+	waiters map[string][]chan struct{}
 	all     int64 // revision of the last change that concerns every id
 	// maxTracked bounds the ids remembered (see Hub).
 	maxTracked int
 }
 
-// waiter is one wait; a change closes ch, having set ev (the change to
-// the id's key that woke it; none when every id was woken).
-type waiter struct {
-	ch chan struct{}
-	ev *Event
-}
-
 // NewHub returns a hub over the keys under prefixes (names as given to
 // Prefix); Run feeds it.
 func (s *Store) NewHub(prefixes ...string) *Hub {
-	return &Hub{st: s, prefixes: prefixes, last: map[string]int64{}, waiters: map[string][]*waiter{}, maxTracked: 1 << 16}
+	return &Hub{st: s, prefixes: prefixes, last: map[string]int64{}, waiters: map[string][]chan struct{}{}, maxTracked: 1 << 16}
 }
 
 // Run watches until ctx ends, starting the watches again (and waking every
@@ -77,8 +70,8 @@ func (h *Hub) Run(ctx context.Context) {
 		for open := true; open; {
 			select {
 			case evs := <-merged:
-				for i := range evs {
-					h.bump(&evs[i])
+				for _, ev := range evs {
+					h.bump(h.idOf(ev.Key), ev.Rev)
 				}
 			case <-done:
 				open = false
@@ -98,8 +91,7 @@ func (h *Hub) idOf(key string) string {
 	return ""
 }
 
-func (h *Hub) bump(ev *Event) {
-	id, rev := h.idOf(ev.Key), ev.Rev
+func (h *Hub) bump(id string, rev int64) {
 	h.mu.Lock()
 	if rev > h.last[id] {
 		if _, ok := h.last[id]; !ok && len(h.last) >= h.maxTracked {
@@ -114,8 +106,7 @@ func (h *Hub) bump(ev *Event) {
 	delete(h.waiters, id)
 	h.mu.Unlock()
 	for _, w := range ws {
-		w.ev = ev
-		close(w.ch)
+		close(w)
 	}
 }
 
@@ -127,11 +118,11 @@ func (h *Hub) BumpAll(rev int64) {
 		h.all = rev
 	}
 	ws := h.waiters
-	h.waiters = map[string][]*waiter{}
+	h.waiters = map[string][]chan struct{}{}
 	h.mu.Unlock()
 	for _, l := range ws {
 		for _, w := range l {
-			close(w.ch)
+			close(w)
 		}
 	}
 }
@@ -150,37 +141,28 @@ func (h *Hub) Version(id string) int64 {
 // ChangedSince reports whether id may have changed after revision rev, or
 // else returns a channel closed when it does.
 func (h *Hub) ChangedSince(id string, rev int64) (bool, <-chan struct{}) {
-	changed, w := h.register(id, rev)
-	if changed {
-		return true, nil
-	}
-	return false, w.ch
-}
-
-func (h *Hub) register(id string, rev int64) (bool, *waiter) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.start == 0 || rev < h.start || rev < h.floor || h.last[id] > rev || h.all > rev {
 		return true, nil
 	}
-	w := &waiter{ch: make(chan struct{})}
+	w := make(chan struct{})
 	h.waiters[id] = append(h.waiters[id], w)
 	return false, w
 }
 
 // Wait returns once id may have changed after rev, after d, or when ctx
-// ends, whichever comes first. Woken by a change to one of the id's keys,
-// it returns that change (the key's value at its revision).
-func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) *Event {
-	changed, w := h.register(id, rev)
+// ends, whichever comes first.
+func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) {
+	changed, ch := h.ChangedSince(id, rev)
 	if changed {
-		return nil
+		return
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-w.ch:
-		return w.ev
+	case <-ch:
+		return
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -189,8 +171,8 @@ func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) *
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ws := h.waiters[id]
-	for i, o := range ws {
-		if o == w {
+	for i, w := range ws {
+		if w == ch {
 			ws = append(ws[:i], ws[i+1:]...)
 			break
 		}
@@ -200,5 +182,4 @@ func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) *
 	} else {
 		h.waiters[id] = ws
 	}
-	return nil
 }

@@ -286,17 +286,9 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Tas
 	if err != nil || t.Done() || d <= 0 {
 		return t, err
 	}
-	ev := e.hub.Wait(ctx, id, rev, min(d, MaxWait))
+	e.hub.Wait(ctx, id, rev, min(d, MaxWait))
 	if ctx.Err() != nil {
 		return t, nil // the request is over; this answer goes nowhere
-	}
-	if ev != nil && !ev.Delete && ev.Rev > rev {
-		// The change that woke us is the task as committed then: no
-		// need to read it again.
-		var nt api.Task
-		if store.Decode(ev.Value, &nt) == nil {
-			return &nt, nil
-		}
 	}
 	return e.Get(ctx, id)
 }
