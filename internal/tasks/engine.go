@@ -290,6 +290,11 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Tas
 	if ctx.Err() != nil {
 		return t, nil // the request is over; this answer goes nowhere
 	}
+	// Read again, linearizably, rather than answer with the change that
+	// woke us: etcd notifies watchers before a write is visible to reads,
+	// and a client told "COMPLETED" that then asks for the next operation
+	// must find what the task did (a serializable read right after the
+	// notification can still see the VM CREATING).
 	return e.Get(ctx, id)
 }
 
