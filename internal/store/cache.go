@@ -171,8 +171,9 @@ func (c *Cache) fill(gen uint64, kvs []KV) {
 // seeded with: from the cache, and the others from etcd in one round trip
 // (filling the cache). tx's commit is then conditioned on their
 // revisions, so a value the watch has not dropped yet only makes it
-// conflict, and a conflicting commit drops every key it read from the
-// cache (see conflicted): the next attempt reads them from etcd.
+// conflict (as does one read just before a change became visible: etcd
+// notifies watchers first), and a conflicting commit drops every key it
+// read from the cache: the next attempt reads them from etcd.
 func (c *Cache) Seed(ctx context.Context, tx *Txn, keys ...string) error {
 	var miss []string
 	c.mu.Lock()
