@@ -324,13 +324,17 @@ func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snap
 	if len(ok) == 0 {
 		return nil, retry
 	}
-	if tx.Empty() {
-		close(p.done) // every item failed: nothing to make atomic
-		return p, retry
-	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		p.rev, p.err = tx.Commit(ctx)
+		if tx.Empty() {
+			// Every item failed: nothing to write, but their refusals
+			// rest on what they read (from the carry too, which a change
+			// outside the batches, e.g. a host's report, makes stale).
+			// They stand only if those reads are current.
+			p.err = tx.Verify(ctx)
+		} else {
+			p.rev, p.err = tx.Commit(ctx)
+		}
 		cancel()
 		close(p.done)
 	}()

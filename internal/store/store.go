@@ -535,6 +535,45 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 	if len(t.order) == 0 {
 		return 0, nil // read-only: nothing to make atomic
 	}
+	ops := make([]clientv3.Op, 0, len(t.order))
+	for _, k := range t.order {
+		if v := t.writes[k]; v == nil {
+			ops = append(ops, clientv3.OpDelete(k))
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(v)))
+		}
+	}
+	resp, err := t.s.c.Txn(ctx).If(t.conditions()...).Then(ops...).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	if !resp.Succeeded {
+		return 0, t.conflicted()
+	}
+	t.s.committed(t.order)
+	return resp.Header.Revision, nil
+}
+
+// Verify checks, without writing, that every read of t is still current:
+// ErrConflict if not. A refusal that rests on what t read (e.g. a VM's
+// state) is confirmed this way when there is nothing to commit. It is a
+// read-only etcd transaction: no raft proposal.
+func (t *Txn) Verify(ctx context.Context) error {
+	if len(t.reads) == 0 {
+		return nil
+	}
+	resp, err := t.s.c.Txn(ctx).If(t.conditions()...).Commit()
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if !resp.Succeeded {
+		return t.conflicted()
+	}
+	return nil
+}
+
+// conditions are t's reads as commit conditions.
+func (t *Txn) conditions() []clientv3.Cmp {
 	cmps := make([]clientv3.Cmp, 0, len(t.reads))
 	for k, rev := range t.reads {
 		switch {
@@ -546,30 +585,19 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 			cmps = append(cmps, clientv3.Compare(clientv3.Value(k), "=", string(t.cache[k])))
 		}
 	}
-	ops := make([]clientv3.Op, 0, len(t.order))
-	for _, k := range t.order {
-		if v := t.writes[k]; v == nil {
-			ops = append(ops, clientv3.OpDelete(k))
-		} else {
-			ops = append(ops, clientv3.OpPut(k, string(v)))
-		}
+	return cmps
+}
+
+// conflicted tells the caches that one of t's reads changed (they drop
+// them all: a cached value the watch has not dropped yet would make every
+// retry conflict) and returns ErrConflict.
+func (t *Txn) conflicted() error {
+	read := make([]string, 0, len(t.reads))
+	for k := range t.reads {
+		read = append(read, k)
 	}
-	resp, err := t.s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	if err != nil {
-		return 0, fmt.Errorf("commit: %w", err)
-	}
-	if !resp.Succeeded {
-		// One of the reads changed: caches drop them all (a cached value
-		// the watch has not dropped yet would make every retry conflict).
-		read := make([]string, 0, len(t.reads))
-		for k := range t.reads {
-			read = append(read, k)
-		}
-		t.s.committed(read)
-		return 0, ErrConflict
-	}
-	t.s.committed(t.order)
-	return resp.Header.Revision, nil
+	t.s.committed(read)
+	return ErrConflict
 }
 
 // Event is one change seen by Watch.

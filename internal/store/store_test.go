@@ -80,8 +80,14 @@ func testConflict(t *testing.T, s *store.Store) {
 	if err := tx.MustGet(ctx, key, &c); err != nil {
 		t.Fatal(err)
 	}
+	if err := tx.Verify(ctx); err != nil {
+		t.Fatalf("Verify with nothing changed: %v", err)
+	}
 	// Someone else writes in between.
 	s.Update(ctx, func(tx *store.Txn) error { return tx.Put(key, counter{100}) })
+	if err := tx.Verify(ctx); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Verify of a stale read: %v, want ErrConflict", err)
+	}
 	tx.Put(key, counter{c.N + 1})
 	if _, err := tx.Commit(ctx); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale commit: %v, want ErrConflict", err)
