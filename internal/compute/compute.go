@@ -308,20 +308,9 @@ func (s *Service) Counts(ctx context.Context) (int, error) {
 // one transaction, then runs the task as far as it goes now.
 func (s *Service) submit(ctx context.Context, op string, entity api.Entity, tenantID, projectID string, syncSteps int,
 	fn func(tx *store.Txn, t *api.Task) error) (*api.Task, error) {
-	return s.submitSeeded(ctx, nil, op, entity, tenantID, projectID, syncSteps, fn)
-}
-
-// submitSeeded is submit whose first attempt reads what pre read (e.g.
-// the VM its caller checked) instead of reading it again.
-func (s *Service) submitSeeded(ctx context.Context, pre *store.Txn, op string, entity api.Entity, tenantID, projectID string, syncSteps int,
-	fn func(tx *store.Txn, t *api.Task) error) (*api.Task, error) {
 	var task *api.Task
 	var waiting bool
 	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
-		if pre != nil {
-			tx.Seed(pre)
-			pre = nil
-		}
 		var err error
 		if task, err = s.tasks.NewTask(op, entity, tenantID, projectID); err != nil {
 			return err
@@ -329,13 +318,7 @@ func (s *Service) submitSeeded(ctx context.Context, pre *store.Txn, op string, e
 		if err := fn(tx, task); err != nil {
 			return err
 		}
-		for i := 0; i < syncSteps; i++ {
-			s.tasks.CompleteStep(task, i)
-		}
-		// A step that sets what the host should do and waits for it (a
-		// power change, a delete) starts in this transaction; Observe
-		// kicks the task when the host has acted.
-		if waiting, err = s.tasks.StartInline(ctx, tx, task); err != nil {
+		if waiting, err = s.begin(ctx, tx, task, syncSteps); err != nil {
 			return err
 		}
 		return s.tasks.Submit(ctx, tx, task)
@@ -343,14 +326,31 @@ func (s *Service) submitSeeded(ctx context.Context, pre *store.Txn, op string, e
 	if err != nil {
 		return nil, err
 	}
+	return s.carryOn(ctx, task, waiting), nil
+}
+
+// begin marks done the first syncSteps steps of t (the request did them
+// in tx) and, if the next one only sets what the host should do and waits
+// for it (a power change, a delete), starts it in tx too: Observe kicks
+// the task when the host has acted. It reports whether t now waits.
+func (s *Service) begin(ctx context.Context, tx *store.Txn, t *api.Task, syncSteps int) (bool, error) {
+	for i := 0; i < syncSteps; i++ {
+		s.tasks.CompleteStep(t, i)
+	}
+	return s.tasks.StartInline(ctx, tx, t)
+}
+
+// carryOn runs a submitted task as far as it goes now, unless it is done
+// or waits for its host, and returns it as it then is.
+func (s *Service) carryOn(ctx context.Context, task *api.Task, waiting bool) *api.Task {
 	if task.Done() || waiting {
-		return task, nil
+		return task
 	}
 	t, err := s.tasks.Run(ctx, task.ID)
 	if err != nil || t == nil {
-		return task, nil // persisted; the engine carries it on
+		return task // persisted; the engine carries it on
 	}
-	return t, nil
+	return t
 }
 
 // waitHost is the common end of a step that waits for the VM's host to

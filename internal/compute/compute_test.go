@@ -264,6 +264,60 @@ func TestCreateStorm(t *testing.T) {
 	c.deleteAll(t, ok, 50, c.cl)
 }
 
+// TestConcurrentPowerOps: power operations are group-committed; racing
+// starts of one VM (several in one batch, or in batches in a row) still
+// let exactly one task hold the VM, the others refused ConcurrentTask,
+// and starts of different VMs committed together all run.
+func TestConcurrentPowerOps(t *testing.T) {
+	c := newCloud(t, "vm 20 COUNT, vm.cpu 20 COUNT, vm.memory 20 GB", fake.Config{Latency: 500 * time.Millisecond})
+	const vms, racers = 10, 4
+	ids := make([]string, vms)
+	for i := range ids {
+		ids[i] = c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec(fmt.Sprintf("p%d", i)))).Entity.ID
+	}
+	var mu sync.Mutex
+	accepted := map[string][]*api.Task{}
+	var other []error
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, id := range ids {
+		for range racers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				task, err := c.cl.StartVM(ctx, id)
+				mu.Lock()
+				defer mu.Unlock()
+				var ae *api.Error
+				switch {
+				case err == nil:
+					accepted[id] = append(accepted[id], task)
+				case errors.As(err, &ae) && ae.Code == api.CodeConcurrentTask:
+				default:
+					other = append(other, err)
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	if len(other) > 0 {
+		t.Fatalf("starts failed other than ConcurrentTask: %v", other)
+	}
+	for _, id := range ids {
+		if n := len(accepted[id]); n != 1 {
+			t.Fatalf("VM %s: %d of %d racing starts accepted, want 1 (the host takes 500 ms)", id, n, racers)
+		}
+		if _, err := c.wait(accepted[id][0], nil); err != nil {
+			t.Fatalf("start of %s: %v", id, err)
+		}
+		if vm, err := c.cl.GetVM(ctx, id); err != nil || vm.State != api.VMStarted {
+			t.Fatalf("VM %s after its start: %+v, %v", id, vm, err)
+		}
+	}
+}
+
 // deleteAll checks the project's VMs are those created (not ERROR) and
 // ones refused a host (ERROR, holding nothing), deletes them all, workers
 // at a time through clients in turn, and checks nothing is held.

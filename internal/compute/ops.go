@@ -24,23 +24,33 @@ var powerFrom = map[string][]string{
 // the submitting transaction.
 // Pairs in opts ("diskId", id, ...) go into the task's step options.
 func (s *Service) vmOp(ctx context.Context, id, op string, syncSteps int, check func(tx *store.Txn, v *vmRecord) error, opts ...string) (*api.Task, error) {
-	pre := s.st.Txn()
-	v, err := s.getVM(ctx, pre, id)
-	if err != nil {
-		return nil, err
-	}
-	return s.submitSeeded(ctx, pre, op, api.Entity{ID: id, Kind: api.KindVM}, s.tenantOf(ctx, v.ProjectID), v.ProjectID, syncSteps, func(tx *store.Txn, t *api.Task) error {
+	// Group-committed like creates: concurrent operations on VMs (a
+	// thousand clients starting what they created) share transactions
+	// instead of one raft proposal each, and a refusal (the VM's state,
+	// another task holding it) stands only once the batch's commit has
+	// confirmed the reads it rests on.
+	var waiting bool
+	task, err := s.submitBatched(ctx, op, api.Entity{ID: id, Kind: api.KindVM}, "", "", func(tx *store.Txn, t *api.Task, _ bool) error {
 		v, err := s.getVM(ctx, tx, id)
 		if err != nil {
 			return err
 		}
+		t.ProjectID, t.TenantID = v.ProjectID, s.tenantOf(ctx, v.ProjectID)
 		for i := range t.Steps {
 			for j := 0; j+1 < len(opts); j += 2 {
 				t.Steps[i].Options[opts[j]] = opts[j+1]
 			}
 		}
-		return check(tx, v)
+		if err := check(tx, v); err != nil {
+			return err
+		}
+		waiting, err = s.begin(ctx, tx, t, syncSteps)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return s.carryOn(ctx, task, waiting), nil
 }
 
 // hostUsable refuses operations that need a host that is down.
