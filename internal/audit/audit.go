@@ -64,7 +64,7 @@ func (l *Log) Append(ctx context.Context, e *api.AuditEntry) error {
 		e.Time = l.Now().UnixMilli()
 	}
 	e.ID = uuid.Must(uuid.NewV7()).String()
-	b, err := json.Marshal(e)
+	b, err := store.Encode(e)
 	if err != nil {
 		return err
 	}

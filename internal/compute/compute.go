@@ -16,7 +16,6 @@ package compute
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"github.com/google/uuid"
 	"log/slog"
@@ -206,7 +205,7 @@ func (v *vmRecord) desiredJSON() ([]byte, bool) {
 	if v.HostID == "" || !v.Reserved {
 		return nil, false
 	}
-	b, err := json.Marshal(v.desired())
+	b, err := store.Encode(v.desired())
 	return b, err == nil
 }
 

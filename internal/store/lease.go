@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -16,7 +15,7 @@ type Lease int64
 
 // PutWithLease grants a lease of ttlSeconds and puts v at key under it.
 func (s *Store) PutWithLease(ctx context.Context, key string, v any, ttlSeconds int64) (Lease, error) {
-	b, err := json.Marshal(v)
+	b, err := Encode(v)
 	if err != nil {
 		return 0, fmt.Errorf("encode %s: %w", key, err)
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -477,7 +476,7 @@ func (t *Txn) Exists(ctx context.Context, key string) (bool, error) {
 
 // Put writes v (as JSON) at key on commit.
 func (t *Txn) Put(key string, v any) error {
-	b, err := json.Marshal(v)
+	b, err := Encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
