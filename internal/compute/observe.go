@@ -79,11 +79,15 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 }
 
 // observePartial records a partial report: only the VMs it lists. The
-// host's seen cache (for its full reports) is left as it is: a VM the
-// report changes has a new record revision or a new observation there,
-// so the next full report reads it again.
+// host's per-VM seen cache (for its full reports) is left as it is: a VM
+// the report changes has a new record revision or a new observation
+// there, so the next full report reads it again. Its last full report no
+// longer says what etcd holds, though: the next full report is observed
+// even if it repeats it (e.g. a VM that crashed, reported in a partial
+// report, and came back).
 func (s *Service) observePartial(ctx context.Context, hostID string, observed []api.VMObserved) error {
 	s.seen.partial.Add(1)
+	s.seen.changed(hostID)
 	byID := make(map[string]api.VMObserved, len(observed))
 	ids := make([]string, 0, len(observed))
 	for _, o := range observed {
@@ -315,6 +319,16 @@ const observeEvery = 30 * time.Second
 func (c *seenCache) repeats(hostID string, ver int64, sum uint64, now time.Time) bool {
 	h := c.get(hostID)
 	return h != nil && ver != 0 && h.ver == ver && h.sum == sum && now.Sub(h.at) < observeEvery
+}
+
+// changed marks the host's last full report as no longer what etcd holds
+// (a partial report changed it): the next one is not a repeat.
+func (c *seenCache) changed(hostID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h := c.hosts[hostID]; h != nil && h.ver != 0 {
+		c.hosts[hostID] = &seenHost{last: h.last, now: h.now, at: h.at} // ver 0: never a repeat
+	}
 }
 
 func (c *seenCache) get(hostID string) *seenHost {

@@ -145,32 +145,43 @@ func TestPartialReports(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	present := func(id string) bool {
+	type record struct {
+		State    string `json:"state"`
+		Observed int64  `json:"observed"`
+		Present  bool   `json:"present"`
+	}
+	read := func(id string) record {
 		t.Helper()
-		var v struct {
-			Present bool `json:"present"`
-		}
+		var v record
 		if _, err := c.Server.Store.Get(ctx, store.Key("vms", id), &v); err != nil {
 			t.Fatal(err)
 		}
-		return v.Present
+		return v
 	}
+	present := func(id string) bool { t.Helper(); return read(id).Present }
+	// The full report the host would send now.
+	var full api.HostStatusReport
 	for _, id := range ids {
-		if !present(id) {
+		r := read(id)
+		if !r.Present {
 			t.Fatalf("VM %s not present before the reports", id)
 		}
+		full.VMs = append(full.VMs, api.VMObserved{ID: id, State: r.State, Generation: r.Observed})
 	}
-	vmB, err := c.cl.GetVM(ctx, ids[1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	report(full)
+	report(full) // a repeat: skipped
 	report(api.HostStatusReport{Partial: true, VMs: []api.VMObserved{{ID: ids[0], Gone: true}}})
 	if present(ids[0]) || !present(ids[1]) || !present(ids[2]) {
 		t.Fatalf("after a partial report of a gone: present = %v %v %v, want false true true", present(ids[0]), present(ids[1]), present(ids[2]))
 	}
-	// A full report that lists only b: c is not present either.
-	report(api.HostStatusReport{VMs: []api.VMObserved{{ID: ids[1], State: vmB.State, Generation: 2}}})
-	if present(ids[2]) || !present(ids[1]) {
-		t.Fatalf("after a full report of b alone: present b %v, c %v; want true false", present(ids[1]), present(ids[2]))
+	// The same full report again: no longer a repeat of what etcd holds.
+	report(full)
+	if !present(ids[0]) {
+		t.Fatal("a full report listing a VM, after a partial report said it was gone: still not present (skipped as a repeat?)")
+	}
+	// A full report that lists only b: a and c are not present.
+	report(api.HostStatusReport{VMs: []api.VMObserved{full.VMs[1]}})
+	if present(ids[0]) || present(ids[2]) || !present(ids[1]) {
+		t.Fatalf("after a full report of b alone: present %v %v %v; want false true false", present(ids[0]), present(ids[1]), present(ids[2]))
 	}
 }
