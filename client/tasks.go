@@ -91,14 +91,14 @@ func (c *Client) WatchTask(ctx context.Context, task *api.Task, progress func(*a
 		if err != nil {
 			if ctx.Err() == nil && transient(err) && failures < maxPollFailures {
 				failures++
-				delay = min(max(delay*3/2, pollMin), pollMax)
+				delay = backoff(delay)
 				continue
 			}
 			return task, err
 		}
 		failures = 0
 		if !changed(task, t) && time.Since(asked) < wait/2 {
-			delay = min(max(delay*3/2, pollMin), pollMax) // answered at once: poll
+			delay = backoff(delay) // answered at once: poll
 		} else {
 			delay = 0
 		}
@@ -109,6 +109,9 @@ func (c *Client) WatchTask(ctx context.Context, task *api.Task, progress func(*a
 	}
 	return task, task.Err()
 }
+
+// backoff is the delay after d before a task is read again.
+func backoff(d time.Duration) time.Duration { return min(max(d*3/2, pollMin), pollMax) }
 
 // changed reports whether b shows progress over a: its state or a step's.
 func changed(a, b *api.Task) bool {

@@ -37,12 +37,7 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 		return nil
 	}
 	s.seen.observed.Add(1)
-	byID := make(map[string]api.VMObserved, len(observed))
-	for _, o := range observed {
-		if !o.Gone {
-			byID[o.ID] = o
-		}
-	}
+	byID := presentByID(observed)
 	// The VMs the host should run: the keys under its desired prefix
 	// (hosts.DesiredKey) name them; their values are not needed here.
 	prefix := hosts.DesiredPrefix(hostID)
@@ -88,20 +83,27 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 func (s *Service) observePartial(ctx context.Context, hostID string, observed []api.VMObserved) error {
 	s.seen.partial.Add(1)
 	s.seen.changed(hostID)
-	byID := make(map[string]api.VMObserved, len(observed))
-	ids := make([]string, 0, len(observed))
-	for _, o := range observed {
-		ids = append(ids, o.ID)
-		if !o.Gone {
-			byID[o.ID] = o
-		}
+	ids := make([]string, len(observed))
+	for i, o := range observed {
+		ids[i] = o.ID
 	}
-	kicks, err := s.observeAll(ctx, hostID, byID, ids, &seenHost{now: map[string]seenVM{}})
+	kicks, err := s.observeAll(ctx, hostID, presentByID(observed), ids, &seenHost{now: map[string]seenVM{}})
 	if err != nil {
 		return err
 	}
 	s.kick(kicks)
 	return nil
+}
+
+// presentByID indexes the VMs a report says the host holds (not Gone).
+func presentByID(observed []api.VMObserved) map[string]api.VMObserved {
+	byID := make(map[string]api.VMObserved, len(observed))
+	for _, o := range observed {
+		if !o.Gone {
+			byID[o.ID] = o
+		}
+	}
+	return byID
 }
 
 // observeAll records the report (byID: the VMs it says are present) for

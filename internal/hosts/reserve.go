@@ -129,8 +129,12 @@ func (s *Service) addDatastoreUsage(ctx context.Context, tx *store.Txn, id strin
 	return tx.Put(dsUsageKey(id), du)
 }
 
-// HostOf reads, in tx, a host's record (e.g. to check it is alive or sees a datastore).
+// HostOf reads, in tx, a host's record (e.g. to check it is alive or sees
+// a datastore), through the cache Reserve reads it through.
 func (s *Service) HostOf(ctx context.Context, tx *store.Txn, id string) (*Record, error) {
+	if err := s.records.Seed(ctx, tx, hostKey(id)); err != nil {
+		return nil, err
+	}
 	var h Record
 	if err := tx.MustGet(ctx, hostKey(id), &h); err != nil {
 		return nil, notFound(id)
