@@ -180,6 +180,29 @@ type VMCreateSpec struct {
 	PlacementStrategy string `json:"placementStrategy,omitempty"`
 }
 
+// VMBatchCreateSpec (ours) creates Count VMs from one spec, named
+// "<name>-1" … "<name>-<count>" (POST /v1/projects/{id}/vms/batch), e.g.
+// {"name": "web", "flavor": "small", "attachedDisks": [...], "count": 10}.
+// Each VM is created as a single create would make it, with its own task.
+type VMBatchCreateSpec struct {
+	VMCreateSpec
+	Count int `json:"count"`
+}
+
+// VMBatch answers a batch create: one item per VM, in name order.
+type VMBatch struct {
+	Items []VMBatchItem `json:"items"`
+}
+
+// VMBatchItem is one VM of a batch create: its create task (ERROR when
+// placement refused it, like a single create's), or why it was refused at
+// once (e.g. QuotaError, NameTaken).
+type VMBatchItem struct {
+	Name  string `json:"name"`
+	Task  *Task  `json:"task,omitempty"`
+	Error *Error `json:"error,omitempty"`
+}
+
 // Placement group policies and scopes.
 const (
 	PlacementAntiAffinity = "anti-affinity"

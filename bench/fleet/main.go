@@ -2,8 +2,9 @@
 // a controller (`photond controller` with its embedded etcd, as a child
 // process; or, with --in-process, inside this process), joins --hosts
 // simulated hosts (the fake driver behind the real agent and its protocol)
-// to it, then --clients concurrent API clients create --vms VMs (and, with
-// --start, start each once created). It reports placements/s, latencies
+// to it, then --clients concurrent API clients create --vms VMs, one per
+// request or --batch per batch create (and, with --start, start each once
+// created). It reports placements/s, latencies
 // from create to placed, created (STOPPED) and STARTED, the controller's
 // CPU and RSS, this process's (agents and clients), and the etcd size, and
 // ends with
@@ -48,6 +49,7 @@ import (
 
 type config struct {
 	hosts, vms, clients, waiters int
+	batch                        int
 	cpus                         int
 	memGB                        int
 	start                        bool
@@ -71,6 +73,7 @@ func main() {
 	flag.IntVar(&cfg.hosts, "hosts", 200, "simulated hosts")
 	flag.IntVar(&cfg.vms, "vms", 2000, "VMs to create")
 	flag.IntVar(&cfg.clients, "clients", 64, "concurrent API clients creating VMs")
+	flag.IntVar(&cfg.batch, "batch", 1, "VMs per create request (above 1: batch creates, POST /v1/projects/{id}/vms/batch)")
 	flag.IntVar(&cfg.waiters, "waiters", 256, "concurrent waiters following create (and start) tasks")
 	flag.IntVar(&cfg.cpus, "host-cpus", 64, "CPUs per host")
 	flag.IntVar(&cfg.memGB, "host-mem-gb", 256, "memory per host, GB")
@@ -116,8 +119,8 @@ func raiseFileLimit() {
 
 func run(ctx context.Context, cfg config) error {
 	raiseFileLimit()
-	if cfg.hosts <= 0 || cfg.vms <= 0 || cfg.clients <= 0 || cfg.waiters <= 0 {
-		return errors.New("--hosts, --vms, --clients and --waiters must be positive")
+	if cfg.hosts <= 0 || cfg.vms <= 0 || cfg.clients <= 0 || cfg.waiters <= 0 || cfg.batch <= 0 {
+		return errors.New("--hosts, --vms, --clients, --waiters and --batch must be positive")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -234,27 +237,45 @@ func run(ctx context.Context, cfg config) error {
 			defer created.Done()
 			cl := clients[w/8]
 			for {
-				i := int(next.Add(1)) - 1
+				i := int(next.Add(int64(cfg.batch))) - cfg.batch
 				if i >= cfg.vms {
 					return
 				}
+				n := min(cfg.batch, cfg.vms-i)
+				spec := api.VMCreateSpec{Name: fmt.Sprintf("vm-%06d", i), Flavor: "bench",
+					AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: api.KindEphemeralDisk, Flavor: "bench-disk", CapacityGB: 1, BootDisk: true}}}
 				t := time.Now()
-				task, err := cl.CreateVM(ctx, project, &api.VMCreateSpec{Name: fmt.Sprintf("vm-%06d", i), Flavor: "bench",
-					AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: api.KindEphemeralDisk, Flavor: "bench-disk", CapacityGB: 1, BootDisk: true}}})
-				lat[i].begin = t
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
+				tasks := make([]*api.Task, n)
+				errs := make([]error, n)
+				if cfg.batch == 1 {
+					tasks[0], errs[0] = cl.CreateVM(ctx, project, &spec)
+				} else if b, err := cl.CreateVMs(ctx, project, &api.VMBatchCreateSpec{VMCreateSpec: spec, Count: n}); err != nil {
+					for k := range errs {
+						errs[k] = err
+					}
+				} else {
+					for k, it := range b.Items {
+						if tasks[k] = it.Task; it.Error != nil {
+							errs[k] = it.Error
+						}
+					}
 				}
-				if task.State == api.TaskError {
-					refused.Add(1)
-					firstErr.CompareAndSwap(nil, task.Err())
-					continue
+				placed := time.Since(t)
+				for k := range n {
+					s := &lat[i+k]
+					s.begin = t
+					switch task, err := tasks[k], errs[k]; {
+					case err != nil:
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+					case task.State == api.TaskError:
+						refused.Add(1)
+						firstErr.CompareAndSwap(nil, task.Err())
+					default:
+						s.placed, s.task = placed, task
+						waitq <- i + k
+					}
 				}
-				lat[i].placed = time.Since(t)
-				lat[i].task = task
-				waitq <- i
 			}
 		}()
 	}
@@ -328,7 +349,8 @@ func run(ctx context.Context, cfg config) error {
 	rss, hwm := memory(os.Getpid())
 	n := len(placed)
 	rate := float64(n) / placedAll.Seconds()
-	fmt.Printf("clients %d, waiters %d, hosts %d x %d CPU / %d GB, GOMAXPROCS %d\n", cfg.clients, cfg.waiters, cfg.hosts, cfg.cpus, cfg.memGB, runtime.GOMAXPROCS(0))
+	fmt.Printf("clients %d (%d VMs per create request), waiters %d, hosts %d x %d CPU / %d GB, GOMAXPROCS %d\n",
+		cfg.clients, cfg.batch, cfg.waiters, cfg.hosts, cfg.cpus, cfg.memGB, runtime.GOMAXPROCS(0))
 	fmt.Printf("placed %d, refused %d, failed %d", n, refused.Load(), failed.Load())
 	if err, _ := firstErr.Load().(error); err != nil {
 		fmt.Printf(" (first: %v)", err)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -84,8 +86,9 @@ const disksHelp = `disks, "NAME FLAVOR [boot=true] [GB] [ephemeral-disk|persiste
 func (a *app) vmCreateCmd() *cobra.Command {
 	var name, flavor, image, disks, affinities, env, tags, subnets string
 	var start bool
+	var count int
 	cmd := &cobra.Command{
-		Use:   "create -n NAME -f FLAVOR -d DISKS [-i IMAGE] [-a AFFINITIES] [-e ENV] [--start]",
+		Use:   "create -n NAME -f FLAVOR -d DISKS [-i IMAGE] [-a AFFINITIES] [-e ENV] [--count N] [--start]",
 		Short: "Create a VM in the current project (or -p); --start also boots it",
 		Long: `Create a VM in a project: the current one (photon project set) or -p.
 The VM is placed on a host, its disks are made and the capacity it needs is
@@ -102,13 +105,19 @@ entry to choose when a flavor name exists for both.
 that sees the disk's datastore), vm:ID (the same host as that VM), host:ID or
 host:ADDRESS, datastore:ID.
 
+--count N creates N VMs from the one spec in one request, named NAME-1 …
+NAME-N (at most 1000; our extension). Each is created (and with --start
+started) on its own: one refused does not stop the others. The command waits
+for them all and prints one line per VM; it exits 1 if any was not created.
+
 Here -n is the VM's name and -d its disks; the global -n and -d may be given
 before the command word (photon -n vm create ...) or as --non-interactive
 and --detail.`,
 		Example: `  photon vm create -n web-1 -f small -i ubuntu -d "boot eph-small boot=true" --start
   photon vm create -n db-1 -f large -i ubuntu -d "disk-1 eph-small boot=true, data pd-fast 50" \
       -a "host:10.0.0.5" -e "ROLE=db,ZONE=a" -p p1 -t t1
-  photon -n vm create -n web-2 -f small -i ubuntu -d "boot eph-small boot=true"   # prints only the id`,
+  photon -n vm create -n web-2 -f small -i ubuntu -d "boot eph-small boot=true"   # prints only the id
+  photon vm create -n web -f small -i ubuntu -d "boot eph-small boot=true" --count 10 --start   # web-1 … web-10`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	s := a.projectFlags(cmd, true)
@@ -128,6 +137,9 @@ and --detail.`,
 		aff, err := parseAffinities(affinities)
 		if err != nil {
 			return err
+		}
+		if count < 1 || count > 1000 {
+			return usagef("--count: want 1 to 1000 VMs, got %d", count)
 		}
 		c, err := a.client()
 		if err != nil {
@@ -152,6 +164,9 @@ and --detail.`,
 		}
 		if spec.Affinities, err = a.resolveAffinities(ctx, c, s, aff); err != nil {
 			return err
+		}
+		if count > 1 {
+			return a.createVMs(ctx, c, pid, &api.VMBatchCreateSpec{VMCreateSpec: *spec, Count: count}, start)
 		}
 		t, err := c.CreateVM(ctx, pid, spec)
 		if t, err = a.wait(ctx, c, t, err); err != nil {
@@ -180,9 +195,105 @@ and --detail.`,
 	f.StringVar(&tags, "tags", "", "comma-separated tags")
 	f.StringVarP(&subnets, "subnets", "w", "", "comma-separated subnet ids")
 	f.BoolVar(&start, "start", false, "start the VM once it is created")
+	f.IntVar(&count, "count", 1, "create this many VMs, named NAME-1 … NAME-N")
 	_ = cmd.MarkFlagRequired("flavor")
 	_ = cmd.MarkFlagRequired("disks")
 	return cmd
+}
+
+// createVMs is vm create --count: one batch request, then each VM's task
+// (and with start its start) followed at once. It prints the batch with
+// each VM's last task (-o json), the ids made (-n) or a line per VM, and
+// fails if any VM was not made (or not started).
+func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec *api.VMBatchCreateSpec, start bool) error {
+	b, err := c.CreateVMs(ctx, pid, spec)
+	if err != nil {
+		return err
+	}
+	outcome := make([]string, len(b.Items))
+	var wg sync.WaitGroup
+	for i := range b.Items {
+		it := &b.Items[i]
+		wg.Go(func() {
+			outcome[i] = a.createdOne(ctx, c, it, start)
+		})
+	}
+	wg.Wait()
+	made, failed := 0, 0
+	rows := make([][]string, len(b.Items))
+	for i, it := range b.Items {
+		id := ""
+		if it.Task != nil {
+			id = it.Task.Entity.ID
+		}
+		if outcome[i] != "" {
+			failed++
+		} else {
+			made++
+		}
+		rows[i] = []string{it.Name, id, cmp.Or(outcome[i], "OK")}
+	}
+	switch {
+	case a.jsonOut():
+		if err := a.printJSON(b); err != nil {
+			return err
+		}
+	case a.plain():
+		for i, it := range b.Items {
+			if outcome[i] == "" {
+				a.line("%s", it.Task.Entity.ID)
+			}
+		}
+	default:
+		if err := a.table([]string{"NAME", "ID", "RESULT"}, rows); err != nil {
+			return err
+		}
+		kind := "Created"
+		if start {
+			kind = "Created and started"
+		}
+		a.line("%s %d of %d VMs", kind, made, len(b.Items))
+	}
+	if failed > 0 {
+		what := "created"
+		if start {
+			what = "created and started"
+		}
+		return fmt.Errorf("%d of %d VMs were not %s", failed, len(b.Items), what)
+	}
+	return nil
+}
+
+// createdOne follows one VM of a batch create (and starts it): "" when
+// it is done, else why not. it.Task becomes its last task.
+func (a *app) createdOne(ctx context.Context, c *client.Client, it *api.VMBatchItem, start bool) string {
+	if it.Error != nil {
+		return it.Error.Error()
+	}
+	t, err := c.WaitTask(ctx, it.Task)
+	if t != nil {
+		it.Task = t
+	}
+	if err == nil {
+		err = t.Err()
+	}
+	if err != nil {
+		return err.Error()
+	}
+	if !start {
+		return ""
+	}
+	st, err := c.StartVM(ctx, t.Entity.ID)
+	if err == nil {
+		st, err = c.WaitTask(ctx, st)
+	}
+	if err == nil {
+		it.Task, err = st, st.Err()
+	}
+	if err != nil {
+		return "created, not started: " + err.Error()
+	}
+	return ""
 }
 
 // parseDisks parses vm create -d. A disk's kind stays "" unless the entry

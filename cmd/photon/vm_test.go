@@ -54,6 +54,39 @@ func (x *infraFake) task(op, kind, id string) http.HandlerFunc {
 	}
 }
 
+// batch answers a batch create: VM NAME-i gets id vm-i and a task that
+// ends at the first poll, ERROR when fail holds "task NAME-i"; "refuse
+// NAME-i" refuses it at once instead.
+func (x *infraFake) batch(w http.ResponseWriter, r *http.Request) {
+	var spec api.VMBatchCreateSpec
+	body, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(body, &spec)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	call := r.Method + " " + r.URL.Path
+	x.calls = append(x.calls, call)
+	x.bodies[call] = body
+	var out api.VMBatch
+	for i := 1; i <= spec.Count; i++ {
+		name := fmt.Sprintf("%s-%d", spec.Name, i)
+		if e, ok := x.fail["refuse "+name]; ok {
+			out.Items = append(out.Items, api.VMBatchItem{Name: name, Error: &e})
+			continue
+		}
+		x.n++
+		t := api.Task{Base: api.Base{ID: fmt.Sprintf("task-%d", x.n), Kind: api.KindTask}, Operation: "CREATE_VM",
+			State: api.TaskQueued, Entity: api.Entity{ID: fmt.Sprintf("vm-%d", i), Kind: api.KindVM}}
+		out.Items = append(out.Items, api.VMBatchItem{Name: name, Task: &t})
+		final := t
+		final.State = api.TaskCompleted
+		if e, ok := x.fail["task "+name]; ok {
+			final.State, final.Steps = api.TaskError, []api.Step{{Operation: "CREATE_VM", State: api.TaskError, Errors: []api.Error{e}}}
+		}
+		x.final[t.ID] = final
+	}
+	writeJSON(w, 201, out)
+}
+
 // body decodes the body of call into v.
 func (x *infraFake) body(t *testing.T, call string, v any) {
 	t.Helper()
@@ -163,23 +196,24 @@ func computeFake(t *testing.T, x *infraFake) *fake {
 	vmID := func(v api.VM) string { return v.ID }
 	diskName := func(d api.PersistentDisk) string { return d.Name }
 	return newFake(t, map[string]http.HandlerFunc{
-		"GET /v1/tasks/{id}":             x.getTask,
-		"GET /v1/projects/p-1/vms":       list(testVMs, vmName),
-		"GET /v1/projects/p-1/disks":     list(testDisks, diskName),
-		"GET /v1/projects/p-1/images":    list([]api.Image{}, nil),
-		"GET /v1/images":                 list(testImages, func(i api.Image) string { return i.Name }),
-		"GET /v1/flavors":                list(testFlavors, func(f api.Flavor) string { return f.Name }),
-		"GET /v1/vms/{id}":               byID(testVMs, vmID, codeVMNotFound),
-		"GET /v1/disks/{id}":             byID(testDisks, func(d api.PersistentDisk) string { return d.ID }, codeDiskNotFound),
-		"POST /v1/projects/p-1/vms":      x.task("CREATE_VM", api.KindVM, "vm-1"),
-		"POST /v1/projects/p-1/disks":    x.task("CREATE_DISK", api.KindPersistentDisk, "disk-1"),
-		"POST /v1/vms/{id}/{op}":         x.task("VM_OPERATION", api.KindVM, "vm-1"),
-		"DELETE /v1/vms/{id}":            x.task("DELETE_VM", api.KindVM, "vm-1"),
-		"DELETE /v1/disks/{id}":          x.task("DELETE_DISK", api.KindPersistentDisk, "disk-1"),
-		"GET /v1/vms/{id}/tasks":         list([]api.Task{{Base: api.Base{ID: "task-9"}, Operation: "CREATE_VM", State: api.TaskCompleted}}, nil),
-		"GET /v1/projects/{id}":          byID([]api.Project{{Base: api.Base{ID: "p-1"}, Name: "p1", TenantID: "ten-1"}}, func(p api.Project) string { return p.ID }, api.CodeProjectNotFound),
-		"GET /v1/tenants/ten-1/projects": list([]api.Project{{Base: api.Base{ID: "p-1"}, Name: "p1", TenantID: "ten-1"}}, func(p api.Project) string { return p.Name }),
-		"GET /v1/tenants":                list([]api.Tenant{{Base: api.Base{ID: "ten-1"}, Name: "t1"}}, func(t api.Tenant) string { return t.Name }),
+		"GET /v1/tasks/{id}":              x.getTask,
+		"GET /v1/projects/p-1/vms":        list(testVMs, vmName),
+		"GET /v1/projects/p-1/disks":      list(testDisks, diskName),
+		"GET /v1/projects/p-1/images":     list([]api.Image{}, nil),
+		"GET /v1/images":                  list(testImages, func(i api.Image) string { return i.Name }),
+		"GET /v1/flavors":                 list(testFlavors, func(f api.Flavor) string { return f.Name }),
+		"GET /v1/vms/{id}":                byID(testVMs, vmID, codeVMNotFound),
+		"GET /v1/disks/{id}":              byID(testDisks, func(d api.PersistentDisk) string { return d.ID }, codeDiskNotFound),
+		"POST /v1/projects/p-1/vms":       x.task("CREATE_VM", api.KindVM, "vm-1"),
+		"POST /v1/projects/p-1/vms/batch": x.batch,
+		"POST /v1/projects/p-1/disks":     x.task("CREATE_DISK", api.KindPersistentDisk, "disk-1"),
+		"POST /v1/vms/{id}/{op}":          x.task("VM_OPERATION", api.KindVM, "vm-1"),
+		"DELETE /v1/vms/{id}":             x.task("DELETE_VM", api.KindVM, "vm-1"),
+		"DELETE /v1/disks/{id}":           x.task("DELETE_DISK", api.KindPersistentDisk, "disk-1"),
+		"GET /v1/vms/{id}/tasks":          list([]api.Task{{Base: api.Base{ID: "task-9"}, Operation: "CREATE_VM", State: api.TaskCompleted}}, nil),
+		"GET /v1/projects/{id}":           byID([]api.Project{{Base: api.Base{ID: "p-1"}, Name: "p1", TenantID: "ten-1"}}, func(p api.Project) string { return p.ID }, api.CodeProjectNotFound),
+		"GET /v1/tenants/ten-1/projects":  list([]api.Project{{Base: api.Base{ID: "p-1"}, Name: "p1", TenantID: "ten-1"}}, func(p api.Project) string { return p.Name }),
+		"GET /v1/tenants":                 list([]api.Tenant{{Base: api.Base{ID: "ten-1"}, Name: "t1"}}, func(t api.Tenant) string { return t.Name }),
 	})
 }
 
@@ -370,5 +404,42 @@ func TestParseDisksAffinitiesKV(t *testing.T) {
 	}
 	if kvString(m) != "a=1, b=x=y, c=" || kvString(nil) != "-" {
 		t.Errorf("kvString = %q", kvString(m))
+	}
+}
+
+// TestVMCreateCount: --count sends one batch request, follows every VM's
+// task, prints a line per VM (ids with -n) and exits 1 when any VM was not
+// made, naming why.
+func TestVMCreateCount(t *testing.T) {
+	args := []string{"vm", "create", "-n", "web", "-f", "small", "-d", "boot eph boot=true", "--count", "3"}
+	x := newInfraFake()
+	f := computeFake(t, x)
+	stdout, stderr, code := runInProject(t, f, true, append([]string{"-n"}, args...)...)
+	if code != 0 || stdout != "vm-1\nvm-2\nvm-3\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	var spec api.VMBatchCreateSpec
+	x.body(t, "POST /v1/projects/p-1/vms/batch", &spec)
+	if spec.Count != 3 || spec.Name != "web" || spec.Flavor != "small" || len(spec.AttachedDisks) != 1 {
+		t.Errorf("batch spec %+v", spec)
+	}
+
+	x = newInfraFake()
+	x.fail["refuse web-2"] = api.Error{Code: api.CodeQuotaError, Message: "vm.cpu: 1 more than the limit"}
+	x.fail["task web-3"] = api.Error{Code: "NoHostAvailable", Message: "no host fits"}
+	f = computeFake(t, x)
+	stdout, stderr, code = runInProject(t, f, true, args...)
+	for _, want := range []string{"web-1", "vm-1", "OK", "web-2", "QuotaError", "web-3", "NoHostAvailable", "Created 1 of 3 VMs"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code != exitError || stderr != "photon: 2 of 3 VMs were not created\n" {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	for _, bad := range []string{"0", "1001"} {
+		if _, stderr, code := runInProject(t, f, true, append(args[:len(args)-1:len(args)-1], bad)...); code != exitUsage || !strings.Contains(stderr, "--count") {
+			t.Errorf("--count %s: exit %d, %q", bad, code, stderr)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/compute"
 	"github.com/photon-cloud/photon/internal/controller"
 	"github.com/photon-cloud/photon/internal/driver/fake"
 	"github.com/photon-cloud/photon/internal/photontest"
@@ -502,4 +503,104 @@ func TestVMWithPersistentDisk(t *testing.T) {
 	}
 	c.done(t)(c.cl.DeleteDisk(ctx, disks[0].ID))
 	c.assertNothingHeld(t)
+}
+
+// TestBatchCreate: a batch create makes each VM as a single create would
+// (its own task, quota, name and placement checks), answers each in name
+// order, and refuses a bad spec or count as a whole, before making any.
+func TestBatchCreate(t *testing.T) {
+	c := newCloud(t, "vm 7 COUNT, vm.cpu 7 COUNT, vm.memory 7 GB", fake.Config{}, fake.Config{})
+	batch := func(name string, count int, edit func(*api.VMCreateSpec)) (*api.VMBatch, error) {
+		spec := api.VMBatchCreateSpec{VMCreateSpec: *vmSpec(name), Count: count}
+		if edit != nil {
+			edit(&spec.VMCreateSpec)
+		}
+		return c.cl.CreateVMs(ctx, c.project, &spec)
+	}
+	for _, tc := range []struct {
+		name, vm, field string
+		count           int
+		edit            func(*api.VMCreateSpec)
+	}{
+		{"no VMs", "z", "count", 0, nil},
+		{"too many", "z", "count", compute.MaxBatchCount + 1, nil},
+		{"the last name too long", strings.Repeat("z", 61), "name", 10, nil}, // z…z-1 fits, z…z-10 does not
+		{"no flavor", "z", "flavor", 3, func(s *api.VMCreateSpec) { s.Flavor = "" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := batch(tc.vm, tc.count, tc.edit)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.HTTPStatus != 400 || ae.Data["field"] != tc.field {
+				t.Fatalf("batch = %+v, %v; want 400 naming field %s", b, err, tc.field)
+			}
+		})
+	}
+	if vms, err := c.cl.ListVMs(ctx, c.project, ""); err != nil || len(vms) != 0 {
+		t.Fatalf("refused batches made VMs: %d, %v", len(vms), err)
+	}
+
+	// Placement: a strict anti-affinity group of 3 on 2 hosts. Two are
+	// placed apart; the third's task ends ERROR, its VM holding nothing.
+	b, err := batch("g", 3, func(s *api.VMCreateSpec) {
+		s.PlacementGroup = &api.PlacementGroupSpec{Name: "g", Policy: api.PlacementAntiAffinity, Scope: api.PlacementScopeHost, Strict: true}
+	})
+	if err != nil || len(b.Items) != 3 {
+		t.Fatalf("group batch = %+v, %v", b, err)
+	}
+	hostsUsed := map[string]bool{}
+	refused := 0
+	for i, it := range b.Items {
+		if want := fmt.Sprintf("g-%d", i+1); it.Name != want || it.Task == nil || it.Error != nil {
+			t.Fatalf("item %d = %+v, want %s with a task", i, it, want)
+		}
+		task, err := c.wait(it.Task, nil)
+		if err != nil {
+			if !strings.Contains(err.Error(), "anti-affinity") {
+				t.Errorf("%s refused: %v, want the anti-affinity reason", it.Name, err)
+			}
+			refused++
+			continue
+		}
+		vm, err := c.cl.GetVM(ctx, task.Entity.ID)
+		if err != nil || vm.Name != it.Name || vm.State != api.VMStopped || hostsUsed[vm.HostID] {
+			t.Fatalf("%s: %+v, %v (hosts used %v)", it.Name, vm, err, hostsUsed)
+		}
+		hostsUsed[vm.HostID] = true
+	}
+	if refused != 1 || len(hostsUsed) != 2 {
+		t.Fatalf("group of 3 on 2 hosts: %d refused, %d hosts used; want 1 and 2", refused, len(hostsUsed))
+	}
+
+	// Quota and names: 2 VMs held, "b-3" taken, 7 allowed. Of b-1..b-6,
+	// b-3 is NameTaken and the other 5 race for 4: exactly one QuotaError.
+	c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec("b-3")))
+	if b, err = batch("b", 6, nil); err != nil || len(b.Items) != 6 {
+		t.Fatalf("batch = %+v, %v", b, err)
+	}
+	made, quota := 0, 0
+	for i, it := range b.Items {
+		var ae *api.Error
+		switch {
+		case it.Name != fmt.Sprintf("b-%d", i+1):
+			t.Fatalf("item %d named %s", i, it.Name)
+		case i == 2:
+			if it.Error == nil || it.Error.Code != api.CodeNameTaken {
+				t.Fatalf("b-3 = %+v, want NameTaken", it)
+			}
+		case it.Error != nil && errors.As(it.Error, &ae) && ae.Code == api.CodeQuotaError:
+			quota++
+		case it.Error != nil || it.Task == nil:
+			t.Fatalf("%s = %+v", it.Name, it)
+		default:
+			c.done(t)(it.Task, nil)
+			made++
+		}
+	}
+	q, err := c.cl.GetProjectQuota(ctx, c.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if made != 4 || quota != 1 || q.QuotaItems["vm"].Usage != 7 {
+		t.Fatalf("made %d, QuotaError %d, usage %v; want 4, 1, 7", made, quota, q.QuotaItems["vm"].Usage)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -108,6 +109,39 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 	}
 	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn)
 }
+
+// MaxBatchCount bounds the VMs one batch create makes.
+const MaxBatchCount = 1000
+
+// CreateVMs creates count VMs from spec, named "<name>-1" …
+// "<name>-<count>", each as CreateVM makes it: its own task, placed and
+// committed with the creates waiting at the moment (see batcher). One
+// refused does not stop the others: it answers each VM's task or error,
+// in name order. A bad spec or count is refused as a whole, before any VM
+// is made.
+func (s *Service) CreateVMs(ctx context.Context, projectID string, spec *api.VMCreateSpec, count int) ([]*api.Task, []error, error) {
+	if count < 1 || count > MaxBatchCount {
+		return nil, nil, api.FieldError("count", "want 1 to %d VMs, got %d", MaxBatchCount, count)
+	}
+	// The longest name made is the one to check.
+	last := *spec
+	last.Name = BatchVMName(spec.Name, count)
+	if err := ValidateVMSpec(&last); err != nil {
+		return nil, nil, err
+	}
+	ts, errs := make([]*api.Task, count), make([]error, count)
+	var wg sync.WaitGroup
+	for i := range count {
+		one := *spec
+		one.Name = BatchVMName(spec.Name, i+1)
+		wg.Go(func() { ts[i], errs[i] = s.CreateVM(ctx, projectID, &one) })
+	}
+	wg.Wait()
+	return ts, errs, nil
+}
+
+// BatchVMName names the n-th VM (from 1) of a batch create.
+func BatchVMName(name string, n int) string { return name + "-" + strconv.Itoa(n) }
 
 // createVMTxn checks a create and returns the VM's id and the transaction
 // that places and records it (and sets the task's tenant: the project is

@@ -37,6 +37,7 @@ func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) R
 
 		r("GET", "/v1/projects/{id}/vms", PermProjectRead, s.listVMs),
 		r("POST", "/v1/projects/{id}/vms", PermProjectWrite, s.createVM),
+		r("POST", "/v1/projects/{id}/vms/batch", PermProjectWrite, s.createVMs),
 		r("GET", "/v1/vms/{id}", PermObjectRead, s.getVM),
 		r("DELETE", "/v1/vms/{id}", PermObjectWrite, s.deleteVM),
 		r("POST", "/v1/vms/{id}/start", PermObjectWrite, s.vmPower(compute.OpStartVM)),
@@ -322,6 +323,34 @@ func (s *Server) createVM(r *http.Request) (int, any, error) {
 	}
 	t, err := s.Compute.CreateVM(r.Context(), r.PathValue("id"), &spec)
 	return taskAnswer(r, t, err)
+}
+
+// createVMs is a batch create: one item per VM, each its task or its
+// refusal (mapped like any error answer).
+func (s *Server) createVMs(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	var spec api.VMBatchCreateSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	ts, errs, err := s.Compute.CreateVMs(r.Context(), r.PathValue("id"), &spec.VMCreateSpec, spec.Count)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := &api.VMBatch{Items: make([]api.VMBatchItem, len(ts))}
+	for i, t := range ts {
+		it := &out.Items[i]
+		it.Name = compute.BatchVMName(spec.Name, i+1)
+		if errs[i] != nil {
+			it.Error = s.answerError(r, errs[i])
+			continue
+		}
+		links(r).task(t)
+		it.Task = t
+	}
+	return http.StatusCreated, out, nil
 }
 
 func (s *Server) getVM(r *http.Request) (int, any, error) {

@@ -299,6 +299,15 @@ func toAPIError(err error) (*api.Error, bool) {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	ae := s.answerError(r, err)
+	code := ae.Status()
+	writeJSON(w, code, ae)
+	return code
+}
+
+// answerError is the API error that answers err (toAPIError), logging the
+// cause of an internal one.
+func (s *Server) answerError(r *http.Request, err error) *api.Error {
 	ae, internal := toAPIError(err)
 	switch {
 	case internal && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
@@ -307,9 +316,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 	case internal:
 		s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
-	code := ae.Status()
-	writeJSON(w, code, ae)
-	return code
+	return ae
 }
 
 // decode reads a JSON body into v. Malformed JSON is InvalidJson naming
