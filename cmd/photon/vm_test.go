@@ -84,7 +84,7 @@ func (x *infraFake) batch(w http.ResponseWriter, r *http.Request) {
 		}
 		x.final[t.ID] = final
 	}
-	writeJSON(w, 201, out)
+	writeJSON(w, 200, out)
 }
 
 // body decodes the body of call into v.

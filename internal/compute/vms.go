@@ -120,13 +120,7 @@ const MaxBatchCount = 1000
 // in name order. A bad spec or count is refused as a whole, before any VM
 // is made.
 func (s *Service) CreateVMs(ctx context.Context, projectID string, spec *api.VMCreateSpec, count int) ([]*api.Task, []error, error) {
-	if count < 1 || count > MaxBatchCount {
-		return nil, nil, api.FieldError("count", "want 1 to %d VMs, got %d", MaxBatchCount, count)
-	}
-	// The longest name made is the one to check.
-	last := *spec
-	last.Name = BatchVMName(spec.Name, count)
-	if err := ValidateVMSpec(&last); err != nil {
+	if err := ValidateVMBatch(spec, count); err != nil {
 		return nil, nil, err
 	}
 	ts, errs := make([]*api.Task, count), make([]error, count)
@@ -138,6 +132,17 @@ func (s *Service) CreateVMs(ctx context.Context, projectID string, spec *api.VMC
 	}
 	wg.Wait()
 	return ts, errs, nil
+}
+
+// ValidateVMBatch checks a batch create of count VMs from spec.
+func ValidateVMBatch(spec *api.VMCreateSpec, count int) error {
+	if count < 1 || count > MaxBatchCount {
+		return api.FieldError("count", "want 1 to %d VMs, got %d", MaxBatchCount, count)
+	}
+	// The longest name made is the one to check.
+	last := *spec
+	last.Name = BatchVMName(spec.Name, count)
+	return ValidateVMSpec(&last)
 }
 
 // BatchVMName names the n-th VM (from 1) of a batch create.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/compute"
 	"github.com/photon-cloud/photon/internal/httpapi"
 	"github.com/photon-cloud/photon/internal/tenancy"
 )
@@ -44,6 +45,20 @@ var decoders = []func([]byte) error{
 		_, err := api.ParseLimits(string(b))
 		return err
 	},
+	func(b []byte) error {
+		var s api.VMCreateSpec
+		if err := httpapi.DecodeBody(b, &s); err != nil {
+			return err
+		}
+		return compute.ValidateVMSpec(&s)
+	},
+	func(b []byte) error {
+		var s api.VMBatchCreateSpec
+		if err := httpapi.DecodeBody(b, &s); err != nil {
+			return err
+		}
+		return compute.ValidateVMBatch(&s.VMCreateSpec, s.Count)
+	},
 }
 
 // FuzzDecoders: no body makes a decoder panic or yield anything but nil or
@@ -55,6 +70,8 @@ func FuzzDecoders(f *testing.F) {
 		`{"name":"small","kind":"vm","cost":[{"key":"vm.cpu","value":1,"unit":"COUNT"},{"key":"vm.memory","value":2,"unit":"GB"}]}`,
 		`{"quotaItems":{"vm.memory":{"limit":1e400,"unit":"GB"}}}`,
 		`vm 10 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB`,
+		`{"name":"web","flavor":"small","attachedDisks":[{"name":"boot","kind":"ephemeral-disk","flavor":"eph","bootDisk":true}],"count":10}`,
+		`{"name":"web","flavor":"small","attachedDisks":[{"name":"boot","kind":"ephemeral-disk","flavor":"eph","capacityGb":-1}],"count":-5}`,
 		`{"name":`, `[]`, `null`, ``, `{"name":"a"} {}`,
 	} {
 		for i := range decoders {

@@ -350,7 +350,8 @@ func (s *Server) createVMs(r *http.Request) (int, any, error) {
 		links(r).task(t)
 		it.Task = t
 	}
-	return http.StatusCreated, out, nil
+	// 200, not 201: the items say what was created, possibly nothing.
+	return http.StatusOK, out, nil
 }
 
 func (s *Server) getVM(r *http.Request) (int, any, error) {
