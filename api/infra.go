@@ -186,8 +186,11 @@ type VMCreateSpec struct {
 // Each VM is created as a single create would make it, with its own task.
 type VMBatchCreateSpec struct {
 	VMCreateSpec
-	Count int `json:"count"`
+	Count int `json:"count"` // 1 to MaxVMBatch
 }
+
+// MaxVMBatch bounds the VMs one batch create makes.
+const MaxVMBatch = 1000
 
 // VMBatch answers a batch create: one item per VM, in name order.
 type VMBatch struct {

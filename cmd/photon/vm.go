@@ -138,8 +138,8 @@ and --detail.`,
 		if err != nil {
 			return err
 		}
-		if count < 1 || count > 1000 {
-			return usagef("--count: want 1 to 1000 VMs, got %d", count)
+		if count < 1 || count > api.MaxVMBatch {
+			return usagef("--count: want 1 to %d VMs, got %d", api.MaxVMBatch, count)
 		}
 		c, err := a.client()
 		if err != nil {
@@ -219,7 +219,7 @@ func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec 
 		})
 	}
 	wg.Wait()
-	made, failed := 0, 0
+	failed := 0
 	rows := make([][]string, len(b.Items))
 	for i, it := range b.Items {
 		id := ""
@@ -228,8 +228,6 @@ func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec 
 		}
 		if outcome[i] != "" {
 			failed++
-		} else {
-			made++
 		}
 		rows[i] = []string{it.Name, id, cmp.Or(outcome[i], "OK")}
 	}
@@ -252,7 +250,7 @@ func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec 
 		if start {
 			kind = "Created and started"
 		}
-		a.line("%s %d of %d VMs", kind, made, len(b.Items))
+		a.line("%s %d of %d VMs", kind, len(b.Items)-failed, len(b.Items))
 	}
 	if failed > 0 {
 		what := "created"

@@ -12,7 +12,6 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
-	"github.com/photon-cloud/photon/internal/compute"
 	"github.com/photon-cloud/photon/internal/controller"
 	"github.com/photon-cloud/photon/internal/driver/fake"
 	"github.com/photon-cloud/photon/internal/photontest"
@@ -523,9 +522,10 @@ func TestBatchCreate(t *testing.T) {
 		edit            func(*api.VMCreateSpec)
 	}{
 		{"no VMs", "z", "count", 0, nil},
-		{"too many", "z", "count", compute.MaxBatchCount + 1, nil},
+		{"too many", "z", "count", api.MaxVMBatch + 1, nil},
 		{"the last name too long", strings.Repeat("z", 61), "name", 10, nil}, // z…z-1 fits, z…z-10 does not
 		{"no flavor", "z", "flavor", 3, func(s *api.VMCreateSpec) { s.Flavor = "" }},
+		{"affinity to no VM", "z", "affinities[0].id", 3, func(s *api.VMCreateSpec) { s.Affinities = []api.LocalitySpec{{Kind: "vm", ID: "nope"}} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := batch(tc.vm, tc.count, tc.edit)
@@ -534,6 +534,10 @@ func TestBatchCreate(t *testing.T) {
 				t.Fatalf("batch = %+v, %v; want 400 naming field %s", b, err, tc.field)
 			}
 		})
+	}
+	var ae *api.Error
+	if _, err := c.cl.CreateVMs(ctx, "no-such-project", &api.VMBatchCreateSpec{VMCreateSpec: *vmSpec("z"), Count: 3}); !errors.As(err, &ae) || ae.Code != api.CodeProjectNotFound || ae.HTTPStatus != 404 {
+		t.Errorf("batch in a missing project: %v, want 404 ProjectNotFound", err)
 	}
 	if vms, err := c.cl.ListVMs(ctx, c.project, ""); err != nil || len(vms) != 0 {
 		t.Fatalf("refused batches made VMs: %d, %v", len(vms), err)

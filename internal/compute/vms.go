@@ -110,24 +110,35 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn)
 }
 
-// MaxBatchCount bounds the VMs one batch create makes.
-const MaxBatchCount = 1000
-
 // CreateVMs creates count VMs from spec, named "<name>-1" …
 // "<name>-<count>", each as CreateVM makes it: its own task, placed and
 // committed with the creates waiting at the moment (see batcher). One
 // refused does not stop the others: it answers each VM's task or error,
-// in name order. A bad spec or count is refused as a whole, before any VM
-// is made.
+// in name order. A bad spec or count, a missing project or an affinity to
+// an object not there is refused as a whole, before any VM is made.
 func (s *Service) CreateVMs(ctx context.Context, projectID string, spec *api.VMCreateSpec, count int) ([]*api.Task, []error, error) {
 	if err := ValidateVMBatch(spec, count); err != nil {
+		return nil, nil, err
+	}
+	if !validID(projectID) {
+		return nil, nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+	}
+	if _, err := s.st.Get(ctx, tenancy.ProjectKey(projectID), &api.Project{}); errors.Is(err, store.ErrNotFound) {
+		return nil, nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	// Resolved once: a resolved affinity (host, datastore) resolves to
+	// itself without a read, so each create below reads nothing for it.
+	affinities, err := s.resolveAffinities(ctx, projectID, spec.Affinities)
+	if err != nil {
 		return nil, nil, err
 	}
 	ts, errs := make([]*api.Task, count), make([]error, count)
 	var wg sync.WaitGroup
 	for i := range count {
 		one := *spec
-		one.Name = BatchVMName(spec.Name, i+1)
+		one.Name, one.Affinities = BatchVMName(spec.Name, i+1), affinities
 		wg.Go(func() { ts[i], errs[i] = s.CreateVM(ctx, projectID, &one) })
 	}
 	wg.Wait()
@@ -136,8 +147,8 @@ func (s *Service) CreateVMs(ctx context.Context, projectID string, spec *api.VMC
 
 // ValidateVMBatch checks a batch create of count VMs from spec.
 func ValidateVMBatch(spec *api.VMCreateSpec, count int) error {
-	if count < 1 || count > MaxBatchCount {
-		return api.FieldError("count", "want 1 to %d VMs, got %d", MaxBatchCount, count)
+	if count < 1 || count > api.MaxVMBatch {
+		return api.FieldError("count", "want 1 to %d VMs, got %d", api.MaxVMBatch, count)
 	}
 	// The longest name made is the one to check.
 	last := *spec
