@@ -81,11 +81,14 @@ type Service struct {
 	images ImageUser
 	placer Placer
 	batch  batcher
-	seen   seenCache
-	owners owners
-	log    *slog.Logger
-	cfg    Config
-	now    func() time.Time
+	// reports group-commits hosts' reports (Observe): each writes its
+	// own VMs and their tasks.
+	reports *store.Group
+	seen    seenCache
+	owners  owners
+	log     *slog.Logger
+	cfg     Config
+	now     func() time.Time
 }
 
 // New returns the service and registers its operations. images may be nil
@@ -97,7 +100,8 @@ func New(st *store.Store, engine *tasks.Engine, h *hosts.Service, images ImageUs
 	if cfg.MaxTxnOps <= 0 {
 		cfg.MaxTxnOps = 128
 	}
-	s := &Service{st: st, tasks: engine, hosts: h, images: images, log: log, cfg: cfg, now: time.Now, batch: batcher{st: st, maxOps: cfg.MaxTxnOps, id: uuid.NewString()}}
+	s := &Service{st: st, tasks: engine, hosts: h, images: images, log: log, cfg: cfg, now: time.Now, batch: batcher{st: st, maxOps: cfg.MaxTxnOps, id: uuid.NewString()},
+		reports: st.NewGroup(cfg.MaxTxnOps, reportCommits)}
 	if err := engine.Register(s.operations()...); err != nil {
 		return nil, err
 	}

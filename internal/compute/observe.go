@@ -132,6 +132,10 @@ func (s *Service) kick(kicks []kick) {
 	}
 }
 
+// reportCommits bounds the group commits of reports under way at once
+// (see store.Group): the reports that come meanwhile join the next.
+const reportCommits = 2
+
 // observeChunk bounds the VMs one transaction of Observe updates (a few
 // conditions each: the VM, its lock, the task waiting).
 const observeChunk = 50
@@ -156,7 +160,7 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 	var kicks []string
 	var last *store.Txn
 	attempts := 0
-	rev, err := s.st.Update(ctx, func(tx *store.Txn) error {
+	rev, err := s.reports.Update(ctx, func(tx *store.Txn) error {
 		last = tx
 		kicks = kicks[:0]
 		attempts++

@@ -119,6 +119,9 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		c.Etcd = []string{e.Endpoint} // for tools; the controller calls it in process
 		maxTxnOps = store.EmbeddedMaxTxnOps
 		st, err = store.ConnectClient(ctx, e.Client(), "embedded")
+		if err == nil {
+			st.SingleMember()
+		}
 	} else {
 		st, err = store.Connect(ctx, c.Etcd)
 	}

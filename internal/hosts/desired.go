@@ -24,17 +24,20 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if after > 0 {
 		s.hub.Wait(ctx, hostID, after, wait)
 	}
-	vms, rev, err := store.ListRev[api.VMDesired](ctx, s.st, DesiredPrefix(hostID))
+	// One read, at one revision, that the next poll waits after.
+	lists, rev, err := s.st.Lists(ctx, DesiredPrefix(hostID), consolePrefix(hostID), DiskGCPrefix(hostID))
 	if err != nil {
 		return nil, err
 	}
-	// Sessions are read after the VMs, so rev (the earlier read) is safe
-	// to wait after: a change between the reads wakes the next poll.
-	consoles, _, err := store.ListRev[api.ConsoleSession](ctx, s.st, consolePrefix(hostID))
+	vms, err := store.DecodeAll[api.VMDesired](lists[0])
 	if err != nil {
 		return nil, err
 	}
-	gone, _, err := store.ListRev[api.DiskDesired](ctx, s.st, DiskGCPrefix(hostID))
+	consoles, err := store.DecodeAll[api.ConsoleSession](lists[1])
+	if err != nil {
+		return nil, err
+	}
+	gone, err := store.DecodeAll[api.DiskDesired](lists[2])
 	if err != nil {
 		return nil, err
 	}

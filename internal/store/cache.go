@@ -131,7 +131,7 @@ func (c *Cache) Get(ctx context.Context, key string, v any) error {
 	c.mu.Unlock()
 	val := e.val
 	if !hit {
-		resp, err := c.s.c.Get(ctx, key)
+		resp, err := c.s.get1(ctx, key)
 		if err != nil {
 			return fmt.Errorf("get %s: %w", key, err)
 		}

@@ -1,5 +1,7 @@
 package store
 
+import "context"
+
 // SetMaxTracked lowers how many ids h remembers, to test forgetting.
 func SetMaxTracked(h *Hub, n int) { h.maxTracked = n }
 
@@ -8,4 +10,23 @@ func Waiting(h *Hub, id string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.waiters[id])
+}
+
+// CommitTogether commits txs as one merged commit of g (as if gathered
+// together) and returns each one's outcome.
+func CommitTogether(g *Group, txs ...*Txn) []error {
+	var m merge
+	batch := make([]*grouped, len(txs))
+	for i, tx := range txs {
+		batch[i] = &grouped{ctx: context.Background(), tx: tx, done: make(chan struct{})}
+		if !m.add(batch[i], g.maxOps) {
+			panic("CommitTogether: transactions share keys")
+		}
+	}
+	g.run(batch, &m)
+	errs := make([]error, len(txs))
+	for i, it := range batch {
+		errs[i] = it.err
+	}
+	return errs
 }

@@ -51,7 +51,7 @@ func (s *Store) Revoke(ctx context.Context, l Lease) error {
 
 // Rev returns the store's current revision.
 func (s *Store) Rev(ctx context.Context) (int64, error) {
-	resp, err := s.c.Get(ctx, "/photon/v1/\x00")
+	resp, err := s.get1(ctx, "/photon/v1/\x00")
 	if err != nil {
 		return 0, err
 	}
@@ -60,17 +60,43 @@ func (s *Store) Rev(ctx context.Context) (int64, error) {
 
 // ListRev reads every object under prefix and the revision it read at.
 func ListRev[T any](ctx context.Context, s *Store, prefix string) ([]T, int64, error) {
-	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix())
+	vals, rev, err := s.Lists(ctx, prefix)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+		return nil, 0, err
 	}
-	out := make([]T, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var v T
-		if err := Decode(kv.Value, &v); err != nil {
-			return nil, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
+	out, err := DecodeAll[T](vals[0])
+	return out, rev, err
+}
+
+// Lists reads every key under each of prefixes in one round trip, at one
+// revision: their values, per prefix in key order, and that revision.
+func (s *Store) Lists(ctx context.Context, prefixes ...string) ([][]KV, int64, error) {
+	ops := make([]clientv3.Op, len(prefixes))
+	for i, p := range prefixes {
+		ops[i] = clientv3.OpGet(p, s.readOpts(clientv3.WithPrefix())...)
+	}
+	resp, err := s.c.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %v: %w", prefixes, err)
+	}
+	out := make([][]KV, len(prefixes))
+	for i, r := range resp.Responses {
+		kvs := r.GetResponseRange().GetKvs()
+		out[i] = make([]KV, len(kvs))
+		for j, kv := range kvs {
+			out[i][j] = KV{Key: string(kv.Key), Value: kv.Value, Rev: kv.ModRevision}
 		}
-		out = append(out, v)
 	}
 	return out, resp.Header.Revision, nil
+}
+
+// DecodeAll decodes each of kvs' values into a new T.
+func DecodeAll[T any](kvs []KV) ([]T, error) {
+	out := make([]T, len(kvs))
+	for i, kv := range kvs {
+		if err := Decode(kv.Value, &out[i]); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+	}
+	return out, nil
 }

@@ -38,6 +38,9 @@ type Store struct {
 	c *clientv3.Client
 	// MaxAttempts bounds Update's retries on conflict.
 	MaxAttempts int
+	// local: the client is the only member of its cluster, in this
+	// process (see SingleMember).
+	local bool
 
 	obsMu     sync.Mutex
 	observers []func(keys []string) // see onCommit
@@ -68,6 +71,28 @@ func ConnectClient(ctx context.Context, c *clientv3.Client, name string) (*Store
 	return &Store{c: c, MaxAttempts: 1000}, nil
 }
 
+// SingleMember tells the store that its client is the only member of a
+// one-member cluster (Embedded.Client): its plain reads (Get, List, Keys,
+// Page, Count, Rev, Cache) are then served from the member's applied
+// state, without the linearizable read's round through raft. They lose
+// nothing: the member applies every write before it acknowledges it, so
+// a read sees every write acknowledged before it began. (Against a
+// cluster a member may lag the leader: reads stay linearizable there.)
+func (s *Store) SingleMember() { s.local = true }
+
+// get1 is a plain read (see SingleMember).
+func (s *Store) get1(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	return s.c.Get(ctx, key, s.readOpts(opts...)...)
+}
+
+// readOpts are the options of a plain read (see SingleMember).
+func (s *Store) readOpts(opts ...clientv3.OpOption) []clientv3.OpOption {
+	if s.local {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	return opts
+}
+
 // Client is the underlying etcd client (for leases and status).
 func (s *Store) Client() *clientv3.Client { return s.c }
 
@@ -89,7 +114,7 @@ func (s *Store) GetAt(ctx context.Context, key string, v any) (int64, error) {
 }
 
 func (s *Store) get(ctx context.Context, key string, v any) (mod, at int64, err error) {
-	resp, err := s.c.Get(ctx, key)
+	resp, err := s.get1(ctx, key)
 	if err != nil {
 		return 0, 0, fmt.Errorf("get %s: %w", key, err)
 	}
@@ -104,7 +129,7 @@ func (s *Store) get(ctx context.Context, key string, v any) (mod, at int64, err 
 
 // Count returns the number of keys under prefix.
 func (s *Store) Count(ctx context.Context, prefix string) (int, error) {
-	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := s.get1(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, fmt.Errorf("count %s: %w", prefix, err)
 	}
@@ -130,7 +155,7 @@ func (s *Store) Page(ctx context.Context, prefix, pageToken string, limit int) (
 		}
 		start = string(b) + "\x00"
 	}
-	resp, err := s.c.Get(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(int64(limit)))
+	resp, err := s.get1(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(int64(limit)))
 	if err != nil {
 		return nil, "", fmt.Errorf("list %s: %w", prefix, err)
 	}
@@ -150,24 +175,13 @@ var ErrBadPageToken = errors.New("bad page token")
 
 // List reads every object under prefix, decoding each into a new T.
 func List[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
-	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix())
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", prefix, err)
-	}
-	out := make([]T, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var v T
-		if err := Decode(kv.Value, &v); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	out, _, err := ListRev[T](ctx, s, prefix)
+	return out, err
 }
 
 // Keys lists the keys under prefix (without their values).
 func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
-	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := s.get1(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
@@ -183,13 +197,18 @@ func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
 // MaxAttempts times. fn must have no
 // effects other than on tx. It returns the revision of the commit.
 func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) (int64, error) {
+	return s.update(ctx, fn, func(ctx context.Context, tx *Txn) (int64, error) { return tx.Commit(ctx) })
+}
+
+// update is Update, committing with commit.
+func (s *Store) update(ctx context.Context, fn func(tx *Txn) error, commit func(context.Context, *Txn) (int64, error)) (int64, error) {
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
 		tx := s.Txn()
 		var rev int64
 		err := fn(tx)
 		if err == nil {
-			rev, err = tx.Commit(ctx)
+			rev, err = commit(ctx, tx)
 		}
 		// fn returns ErrConflict when it finds that what it read outside
 		// tx (e.g. a cached view) is stale: it runs again too.
@@ -534,15 +553,7 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 	if len(t.order) == 0 {
 		return 0, nil // read-only: nothing to make atomic
 	}
-	ops := make([]clientv3.Op, 0, len(t.order))
-	for _, k := range t.order {
-		if v := t.writes[k]; v == nil {
-			ops = append(ops, clientv3.OpDelete(k))
-		} else {
-			ops = append(ops, clientv3.OpPut(k, string(v)))
-		}
-	}
-	resp, err := t.s.c.Txn(ctx).If(t.conditions()...).Then(ops...).Commit()
+	resp, err := t.s.c.Txn(ctx).If(t.conditions()...).Then(t.ops()...).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}
@@ -569,6 +580,19 @@ func (t *Txn) Verify(ctx context.Context) error {
 		return t.conflicted()
 	}
 	return nil
+}
+
+// ops are t's writes as etcd operations.
+func (t *Txn) ops() []clientv3.Op {
+	ops := make([]clientv3.Op, 0, len(t.order))
+	for _, k := range t.order {
+		if v := t.writes[k]; v == nil {
+			ops = append(ops, clientv3.OpDelete(k))
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(v)))
+		}
+	}
+	return ops
 }
 
 // conditions are t's reads as commit conditions.

@@ -35,6 +35,7 @@ func TestStore(t *testing.T) {
 		{"cache", testCache},
 		{"pending", testPending},
 		{"hub", testHub},
+		{"group-commit", testGroup},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -42,6 +43,9 @@ func TestStore(t *testing.T) {
 			for _, sc := range scenarios {
 				t.Run(sc.name, func(t *testing.T) {
 					s := photontest.Store(t, ep)
+					if mode.Name == "embedded" {
+						s.SingleMember() // its plain reads serializable
+					}
 					sc.run(t, s)
 				})
 			}
@@ -628,5 +632,91 @@ func testHub(t *testing.T, s *store.Store) {
 	}
 	if changed, _ := h.ChangedSince("f", eRev); changed {
 		t.Fatal("an id with no change after the last one seen: changed")
+	}
+}
+
+// testGroup: concurrent updates through a Group, on keys of their own and
+// on one shared key, lose nothing and share commits; in a merged commit a
+// transaction whose read is stale conflicts alone.
+func testGroup(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	g := s.NewGroup(128, 1)
+	own := func(i int) string { return store.Key("test", t.Name(), fmt.Sprint("own-", i)) }
+	hot := store.Key("test", t.Name(), "hot")
+	incr := func(key string) error {
+		_, err := g.Update(ctx, func(tx *store.Txn) error {
+			var c counter
+			if _, err := tx.Get(ctx, key, &c); err != nil {
+				return err
+			}
+			c.N++
+			return tx.Put(key, c)
+		})
+		return err
+	}
+	const writers, rounds = 32, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*writers*rounds)
+	for i := range writers {
+		wg.Go(func() {
+			for range rounds {
+				errs <- incr(own(i))
+				errs <- incr(hot)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range writers {
+		var c counter
+		if _, err := s.Get(ctx, own(i), &c); err != nil || c.N != rounds {
+			t.Fatalf("%s = %d (%v), want %d", own(i), c.N, err, rounds)
+		}
+	}
+	var c counter
+	if _, err := s.Get(ctx, hot, &c); err != nil || c.N != writers*rounds {
+		t.Fatalf("hot = %d (%v), want %d", c.N, err, writers*rounds)
+	}
+	commits, txns, _ := g.Counts()
+	if txns < 2*writers*rounds || commits >= txns {
+		t.Fatalf("%d commits for %d transactions: none shared", commits, txns)
+	}
+	t.Logf("%d transactions in %d commits", txns, commits)
+
+	// One of three transactions read a key that changed since: it alone
+	// conflicts, the others commit.
+	tx := make([]*store.Txn, 3)
+	for i := range tx {
+		tx[i] = s.Txn()
+		var c counter
+		if _, err := tx[i].Get(ctx, own(i), &c); err != nil {
+			t.Fatal(err)
+		}
+		c.N = 100 + i
+		if err := tx[i].Put(own(i), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := incr(own(1)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, split0 := g.Counts()
+	got := store.CommitTogether(g, tx...)
+	if got[0] != nil || !errors.Is(got[1], store.ErrConflict) || got[2] != nil {
+		t.Fatalf("merged commit with a stale read: %v, want nil, ErrConflict, nil", got)
+	}
+	for i, want := range []int{100, rounds + 1, 102} {
+		var c counter
+		if _, err := s.Get(ctx, own(i), &c); err != nil || c.N != want {
+			t.Fatalf("%s = %d (%v), want %d", own(i), c.N, err, want)
+		}
+	}
+	if _, _, split := g.Counts(); split != split0+1 {
+		t.Fatalf("%d merged commits split, want 1", split-split0)
 	}
 }

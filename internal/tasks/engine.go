@@ -290,11 +290,14 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Tas
 	if ctx.Err() != nil {
 		return t, nil // the request is over; this answer goes nowhere
 	}
-	// Read again, linearizably, rather than answer with the change that
-	// woke us: etcd notifies watchers before a write is visible to reads,
-	// and a client told "COMPLETED" that then asks for the next operation
-	// must find what the task did (a serializable read right after the
-	// notification can still see the VM CREATING).
+	// Read again rather than answer with the change that woke us: etcd
+	// notifies watchers before a write is visible to reads, and a client
+	// told "COMPLETED" that then asks for the next operation must find
+	// what the task did (a serializable read right after the notification
+	// can still see the VM CREATING). A read is never ahead of what later
+	// reads see; one that runs before the change is visible (serializable,
+	// see store.SingleMember) answers the task as it was, and the client
+	// asks again.
 	return e.Get(ctx, id)
 }
 
