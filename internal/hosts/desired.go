@@ -8,9 +8,10 @@ import (
 	"github.com/photon-cloud/photon/internal/store"
 )
 
-// hubPrefixes are the per-host records whose changes wake the host's long
-// poll (through the store.Hub, one watch each, whatever the number of
-// hosts): desired/<host>/..., consolereq/<host>/..., diskgc/<host>/....
+// hubPrefixes are the per-host records that make up a host's desired
+// state: desired/<host>/..., consolereq/<host>/..., diskgc/<host>/....
+// They are mirrored in memory (store.Mirror, one watch whatever the
+// number of hosts), whose changes wake the host's long poll.
 var hubPrefixes = []string{"desired", "consolereq", "diskgc"}
 
 // DesiredVersion is a number that grows whenever the host's desired state
@@ -24,8 +25,9 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if after > 0 {
 		s.hub.Wait(ctx, hostID, after, wait)
 	}
-	// One read, at one revision, that the next poll waits after.
-	lists, rev, err := s.st.Lists(ctx, DesiredPrefix(hostID), consolePrefix(hostID), DiskGCPrefix(hostID))
+	// From the mirror (or, while its watch is down, etcd), at one
+	// revision, that the next poll waits after.
+	lists, rev, err := s.hostLists(ctx, hostID)
 	if err != nil {
 		return nil, err
 	}
@@ -51,17 +53,14 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	return ds, nil
 }
 
-// NotifyAll wakes every agent's long poll (e.g. a new EAGER image).
-func (s *Service) NotifyAll(ctx context.Context) {
-	if rev, err := s.st.Rev(ctx); err == nil {
-		s.hub.BumpAll(rev)
-	}
-}
-
 // Assigned reports whether a VM the host should run boots from image
 // (its credential may then fetch the image).
 func (s *Service) Assigned(ctx context.Context, hostID, imageID string) (bool, error) {
-	vms, _, err := store.ListRev[api.VMDesired](ctx, s.st, DesiredPrefix(hostID))
+	lists, _, err := s.hostLists(ctx, hostID)
+	if err != nil {
+		return false, err
+	}
+	vms, err := store.DecodeAll[api.VMDesired](lists[0])
 	if err != nil {
 		return false, err
 	}
@@ -73,6 +72,20 @@ func (s *Service) Assigned(ctx context.Context, hostID, imageID string) (bool, e
 		}
 	}
 	return false, nil
+}
+
+// hostLists reads the host's records under each of hubPrefixes, in that
+// order, and the revision they are at: from the mirror, or etcd while its
+// watch is down.
+func (s *Service) hostLists(ctx context.Context, hostID string) ([][]store.KV, int64, error) {
+	if lists, rev, ok := s.mirror.Read(hostID, hubPrefixes...); ok {
+		return lists, rev, nil
+	}
+	prefixes := make([]string, len(hubPrefixes))
+	for i, p := range hubPrefixes {
+		prefixes[i] = store.Prefix(p, hostID)
+	}
+	return s.st.Lists(ctx, prefixes...)
 }
 
 // DiskGCPrefix holds the persistent disks a host should delete from its

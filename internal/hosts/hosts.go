@@ -128,6 +128,7 @@ type Service struct {
 	leases   map[string]store.Lease // host -> its liveness lease, in this process
 	lastSeen map[string]int64       // host -> last heartbeat seen by this process (ms)
 	hub      *store.Hub
+	mirror   *store.Mirror // of hubPrefixes, feeding hub
 	// records caches host and datastore records for Reserve.
 	records  *store.Cache
 	consoles map[string]*ConsoleWait // session -> the GET waiting in this process
@@ -171,7 +172,8 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	}
 	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}, lastSeen: map[string]int64{},
 		images: map[string]imagesSeen{}}
-	s.hub = st.NewHub(hubPrefixes...)
+	s.mirror = st.NewMirror(hubPrefixes...)
+	s.hub = s.mirror.Hub()
 	s.records = st.NewCache(maxCachedRecords, store.Prefix("hosts"), store.Prefix("datastores"))
 	var ops []*tasks.Operation
 	for _, op := range []string{OpCreateHost, OpDeleteHost, OpSuspendHost, OpResumeHost, OpEnterMaintenance, OpExitMaintenance} {
@@ -183,9 +185,9 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	return s, nil
 }
 
-// Run keeps liveness and the desired-state hub current until ctx ends.
+// Run keeps liveness and the desired-state mirror current until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	go s.hub.Run(ctx)
+	go s.mirror.Run(ctx)
 	go s.records.Run(ctx, s.log)
 	s.watchLiveness(ctx)
 }

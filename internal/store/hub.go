@@ -46,11 +46,7 @@ func (h *Hub) Run(ctx context.Context) {
 			time.Sleep(time.Second)
 			continue
 		}
-		h.mu.Lock()
-		h.start = rev
-		h.mu.Unlock()
-		// Any change before the watch started counts as new for everyone.
-		h.BumpAll(rev)
+		h.restart(rev)
 		wctx, cancel := context.WithCancel(ctx)
 		merged := make(chan []Event)
 		var ended sync.Once
@@ -79,6 +75,15 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		cancel() // one watch ended: start them all again
 	}
+}
+
+// restart marks the hub's feed (re)started at rev: any change before it
+// counts as new for everyone.
+func (h *Hub) restart(rev int64) {
+	h.mu.Lock()
+	h.start = rev
+	h.mu.Unlock()
+	h.BumpAll(rev)
 }
 
 func (h *Hub) idOf(key string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,7 @@ func TestStore(t *testing.T) {
 		{"pending", testPending},
 		{"hub", testHub},
 		{"group-commit", testGroup},
+		{"mirror", testMirror},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -718,5 +720,107 @@ func testGroup(t *testing.T, s *store.Store) {
 	}
 	if _, _, split := g.Counts(); split != split0+1 {
 		t.Fatalf("%d merged commits split, want 1", split-split0)
+	}
+}
+
+// testMirror: a Mirror lists its range, follows changes, groups keys by
+// id and prefix (skipping keys in its range under none of them), and
+// wakes an id's waiters only once the change is in what Read returns.
+func testMirror(t *testing.T, s *store.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b, between := "mirrortest-a", "mirrortest-b", "mirrortest-ab"
+	put := func(key string, n int) int64 {
+		t.Helper()
+		rev, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Key(key), counter{n}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	put(a+"/h1/y", 2)
+	put(a+"/h1/x", 1)
+	put(b+"/h1/z", 3)
+	put(a+"/h2/w", 4)
+	last := put(between+"/h1/q", 5)
+	m := s.NewMirror(b, a)
+	if _, _, ok := m.Read("h1", a); ok {
+		t.Fatal("Read before Run: ready")
+	}
+	go m.Run(ctx)
+	var rev int64
+	for ok := false; !ok; {
+		if ctx.Err() != nil {
+			t.Fatal("the mirror never got ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+		_, rev, ok = m.Read("h1", a)
+	}
+	if rev < last {
+		t.Fatalf("listed at %d, before the last write (%d)", rev, last)
+	}
+	// values lists what Read returns for h1 under a and b.
+	values := func() (string, int64) {
+		t.Helper()
+		lists, rev, ok := m.Read("h1", a, b)
+		if !ok {
+			t.Fatal("mirror not ready")
+		}
+		var out []string
+		for _, l := range lists {
+			var vs []string
+			for _, kv := range l {
+				var c counter
+				if err := store.Decode(kv.Value, &c); err != nil {
+					t.Fatal(err)
+				}
+				vs = append(vs, fmt.Sprintf("%s=%d", kv.Key[strings.LastIndex(kv.Key, "/")+1:], c.N))
+			}
+			out = append(out, strings.Join(vs, ","))
+		}
+		return strings.Join(out, " | "), rev
+	}
+	if got, _ := values(); got != "x=1,y=2 | z=3" {
+		t.Fatalf("h1 = %q, want %q", got, "x=1,y=2 | z=3")
+	}
+	h := m.Hub()
+	for _, step := range []struct {
+		change func() int64
+		want   string
+	}{
+		{func() int64 { return put(a+"/h1/v", 6) }, "v=6,x=1,y=2 | z=3"},
+		{func() int64 {
+			r, err := s.Update(ctx, func(tx *store.Txn) error { tx.Delete(store.Key(a + "/h1/x")); return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}, "v=6,y=2 | z=3"},
+		{func() int64 { return put(b+"/h1/z", 7) }, "v=6,y=2 | z=7"},
+	} {
+		_, rev := values()
+		changed, ch := h.ChangedSince("h1", rev)
+		if changed {
+			t.Fatal("ChangedSince(h1) with no change: changed")
+		}
+		// Changes to another id, or in the range under neither prefix,
+		// do not wake h1.
+		put(a+"/h2/w", 8)
+		put(between+"/h1/q", 9)
+		select {
+		case <-ch:
+			t.Fatal("h1 woken by another id's change")
+		case <-time.After(50 * time.Millisecond):
+		}
+		at := step.change()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal("h1 not woken by its change")
+		}
+		got, rev := values()
+		if got != step.want || rev < at {
+			t.Fatalf("after the change at %d: h1 = %q at %d, want %q", at, got, rev, step.want)
+		}
 	}
 }
