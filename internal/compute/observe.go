@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,7 +33,8 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	// A heartbeat that repeats the host's last report, its desired state
 	// unchanged since, would change nothing: skip its reads (every host
 	// reports every few seconds). Once in a while one is observed anyway.
-	ver, sum, now := s.hosts.DesiredVersion(hostID), digest(observed), time.Now()
+	ver, now := s.hosts.DesiredVersion(hostID), time.Now()
+	sum, items := digest(observed)
 	if s.seen.repeats(hostID, ver, sum, now) {
 		s.seen.repeated.Add(1)
 		return nil
@@ -64,7 +67,7 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	if err != nil {
 		return err
 	}
-	last.ver, last.sum, last.at = ver, sum, now
+	last.ver, last.sum, last.at, last.items = ver, sum, now, items
 	if prev := s.seen.get(hostID); prev != nil && prev.ver == ver && prev.sum == sum {
 		last.at = prev.at // a repeat observed anyway: the period runs from the first
 	}
@@ -77,11 +80,14 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 // host's per-VM seen cache (for its full reports) is left as it is: a VM
 // the report changes has a new record revision or a new observation
 // there, so the next full report reads it again. Its last full report no
-// longer says what etcd holds, though: the next full report is observed
-// even if it repeats it (e.g. a VM that crashed, reported in a partial
-// report, and came back).
+// longer says what etcd holds, though: recorded, the partial report
+// patches it (seenCache.patch), and the next full report is a repeat only
+// if it is the last one with the partial reports' changes, the desired
+// state unchanged since the last of them (e.g. a VM that crashed,
+// reported in a partial report, and came back is observed).
 func (s *Service) observePartial(ctx context.Context, hostID string, observed []api.VMObserved) error {
 	s.seen.partial.Add(1)
+	ver := s.hosts.DesiredVersion(hostID)
 	s.seen.changed(hostID)
 	ids := make([]string, len(observed))
 	for i, o := range observed {
@@ -91,6 +97,7 @@ func (s *Service) observePartial(ctx context.Context, hostID string, observed []
 	if err != nil {
 		return err
 	}
+	s.seen.patch(hostID, ver, observed)
 	s.kick(kicks)
 	return nil
 }
@@ -311,10 +318,12 @@ type seenHost struct {
 	last map[string]seenVM // from the host's previous report
 	now  map[string]seenVM // this report's
 	// The report as a whole: the host's desired state version when it was
-	// observed, the digest of what it said, and when.
-	ver int64
-	sum uint64
-	at  time.Time
+	// observed, the digest of what it said (the sum of items, each VM's
+	// digest), and when.
+	ver   int64
+	sum   uint64
+	items map[string]uint64
+	at    time.Time
 }
 
 // observeEvery bounds how long repeats of a report go unobserved.
@@ -333,8 +342,34 @@ func (c *seenCache) changed(hostID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h := c.hosts[hostID]; h != nil && h.ver != 0 {
-		c.hosts[hostID] = &seenHost{last: h.last, now: h.now, at: h.at} // ver 0: never a repeat
+		c.hosts[hostID] = &seenHost{last: h.last, now: h.now, items: h.items, at: h.at} // ver 0: never a repeat
 	}
+}
+
+// patch applies a partial report, recorded at desired state version ver,
+// to the host's last full report: the full report that repeats the
+// result, the desired state still at ver, changes nothing. The period of
+// observeEvery still runs from the last full report observed.
+func (c *seenCache) patch(hostID string, ver int64, observed []api.VMObserved) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.hosts[hostID]
+	if h == nil || h.items == nil || ver == 0 {
+		return // no full report to patch: the next one is observed
+	}
+	items := maps.Clone(h.items)
+	for _, o := range observed {
+		if o.Gone {
+			delete(items, o.ID)
+		} else {
+			items[o.ID] = vmDigest(o)
+		}
+	}
+	var sum uint64
+	for _, d := range items {
+		sum += d
+	}
+	c.hosts[hostID] = &seenHost{last: h.last, now: h.now, ver: ver, sum: sum, items: items, at: h.at}
 }
 
 func (c *seenCache) get(hostID string) *seenHost {
@@ -343,12 +378,32 @@ func (c *seenCache) get(hostID string) *seenHost {
 	return c.hosts[hostID]
 }
 
-// digest sums a report's VMs (in the order the host lists them).
-func digest(vms []api.VMObserved) uint64 {
-	h := fnv.New64a()
+// digest sums a report's VMs, whatever their order: the sum of each one's
+// digest (vmDigest), and those.
+func digest(vms []api.VMObserved) (uint64, map[string]uint64) {
+	items := make(map[string]uint64, len(vms))
+	var sum uint64
 	for _, v := range vms {
-		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00", v.ID, v.State, v.Generation, v.Error)
+		d := vmDigest(v)
+		if old, dup := items[v.ID]; dup {
+			sum -= old
+		}
+		items[v.ID] = d
+		sum += d
 	}
+	return sum, items
+}
+
+// vmDigest sums what observe reads of a VM's observation.
+func vmDigest(v api.VMObserved) uint64 {
+	h := fnv.New64a()
+	var b []byte
+	b = append(append(b, v.ID...), 0)
+	b = append(append(b, v.State...), 0)
+	b = append(strconv.AppendInt(b, v.Generation, 10), 0)
+	b = append(append(b, v.Error...), 0)
+	b = strconv.AppendBool(b, v.Gone)
+	h.Write(b)
 	return h.Sum64()
 }
 

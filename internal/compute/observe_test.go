@@ -183,6 +183,23 @@ func TestPartialReports(t *testing.T) {
 	if !present(ids[0]) {
 		t.Fatal("a full report listing a VM, after a partial report said it was gone: still not present (skipped as a repeat?)")
 	}
+	// A partial report patches the last full report: the full report
+	// that repeats the result (c gone) is skipped as a repeat, and c
+	// stays not present; one that lists c again is observed.
+	report(api.HostStatusReport{Partial: true, VMs: []api.VMObserved{{ID: ids[2], Gone: true}}})
+	obs0, rep0, _ := c.Server.Compute.ObserveCounts()
+	report(api.HostStatusReport{VMs: full.VMs[:2]})
+	obs1, rep1, _ := c.Server.Compute.ObserveCounts()
+	if obs1 != obs0 || rep1 != rep0+1 {
+		t.Fatalf("full report repeating the last one with a partial report's change: %d observed, %d skipped; want 0, 1", obs1-obs0, rep1-rep0)
+	}
+	if !present(ids[0]) || !present(ids[1]) || present(ids[2]) {
+		t.Fatalf("after a partial report of c gone: present = %v %v %v, want true true false", present(ids[0]), present(ids[1]), present(ids[2]))
+	}
+	report(full)
+	if obs, _, _ := c.Server.Compute.ObserveCounts(); obs != obs1+1 || !present(ids[2]) {
+		t.Fatalf("a full report listing c again: %d observed, c present %v; want 1, true", obs-obs1, present(ids[2]))
+	}
 	// A full report that lists only b: a and c are not present.
 	report(api.HostStatusReport{VMs: []api.VMObserved{full.VMs[1]}})
 	if present(ids[0]) || present(ids[2]) || !present(ids[1]) {
