@@ -66,6 +66,7 @@ type config struct {
 	gogc                         string
 	ctlProfile                   string
 	ctlProfileSecs               int
+	ctlHeap                      string
 }
 
 func main() {
@@ -92,6 +93,7 @@ func main() {
 	flag.StringVar(&cfg.gogc, "controller-gogc", "", "GOGC for the controller process (default: photond's own)")
 	flag.StringVar(&cfg.ctlProfile, "controller-cpuprofile", "", "write a CPU profile of the controller process (the first --controller-profile-seconds of the load) to this file")
 	flag.IntVar(&cfg.ctlProfileSecs, "controller-profile-seconds", 20, "how long --controller-cpuprofile samples")
+	flag.StringVar(&cfg.ctlHeap, "controller-heapprofile", "", "write a heap profile of the controller process, taken when every VM is placed (and created or started), to this file")
 	flag.Parse()
 	if cfg.pprof != "" {
 		go func() { _ = http.ListenAndServe(cfg.pprof, nil) }()
@@ -222,7 +224,7 @@ func run(ctx context.Context, cfg config) error {
 	cpu0, ccpu0 := cpuTime(), c.cpu()
 	ctlProfile := func() error { return nil }
 	if cfg.ctlProfile != "" {
-		ctlProfile = c.profile(cfg.ctlProfile, cfg.ctlProfileSecs)
+		ctlProfile = c.profile(cfg.ctlProfile, fmt.Sprintf("profile?seconds=%d", cfg.ctlProfileSecs))
 	}
 	lat := make([]sample, cfg.vms)
 	waitq := make(chan int, cfg.vms)
@@ -327,6 +329,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if err := ctlProfile(); err != nil {
 		return fmt.Errorf("controller profile: %w", err)
+	}
+	if cfg.ctlHeap != "" {
+		if err := c.profile(cfg.ctlHeap, "heap")(); err != nil {
+			return fmt.Errorf("controller heap profile: %w", err)
+		}
 	}
 
 	var placed, made, started []time.Duration
@@ -556,15 +563,16 @@ type target struct {
 	close              func()
 }
 
-// profile fetches a CPU profile of the controller process into file; the
+// profile fetches a profile of the controller process (name: the path
+// under /debug/pprof/, e.g. "heap", "profile?seconds=20") into file; the
 // returned function waits for it.
-func (t *target) profile(file string, secs int) func() error {
+func (t *target) profile(file string, name string) func() error {
 	if t.pprof == "" {
-		return func() error { return errors.New("--controller-cpuprofile needs the controller in its own process") }
+		return func() error { return errors.New("controller profiles need the controller in its own process") }
 	}
 	done := make(chan error, 1)
 	go func() {
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.pprof, secs))
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", t.pprof, name))
 		if err != nil {
 			done <- err
 			return
@@ -616,7 +624,7 @@ func startProcess(ctx context.Context, cfg config, dir string) (*target, error) 
 		args = append(args, "--placement-sample", strconv.Itoa(cfg.sample))
 	}
 	var pprofAddr string
-	if cfg.ctlProfile != "" {
+	if cfg.ctlProfile != "" || cfg.ctlHeap != "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for its profiler
 		if err != nil {
 			return nil, err

@@ -26,6 +26,10 @@ type Embedded struct {
 // transaction (etcd's default is 128), room for group commits.
 const EmbeddedMaxTxnOps = 1024
 
+// embeddedSnapshotCount bounds the raft entries the embedded member keeps
+// in memory (see StartEmbedded).
+const embeddedSnapshotCount = 1000
+
 // StartEmbedded starts a single-member etcd with its data in dir, listening on
 // loopback ports chosen by the kernel. It returns when the member is ready.
 func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded, error) {
@@ -48,6 +52,14 @@ func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded
 	cfg.AutoCompactionRetention = "1h"
 	cfg.QuotaBackendBytes = 8 << 30
 	cfg.MaxTxnOps = EmbeddedMaxTxnOps
+	// etcd keeps the raft log's last SnapshotCount entries, plus
+	// SnapshotCatchUpEntries for slow followers, in memory. Group commits
+	// make entries large (a batch of creates is hundreds of KB): with
+	// etcd's defaults (10,000 and 5,000) they held gigabytes. A
+	// single member has no follower to catch up, and its snapshots are
+	// cheap (the backend is already on disk).
+	cfg.SnapshotCount = embeddedSnapshotCount
+	cfg.SnapshotCatchUpEntries = embeddedSnapshotCount
 	// The logger is a no-op, but etcd formats every request slower than
 	// these (the text of a whole group commit) before logging it: under
 	// load that was 2% of the process's CPU for nothing.
