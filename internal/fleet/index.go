@@ -171,7 +171,7 @@ func (x *Index) run(ctx context.Context) error {
 			}
 			x.apply(string(e.Kv.Key), val, e.Kv.CreateRevision, e.Kv.ModRevision)
 		}
-		x.setRev(resp.Header.Revision)
+		x.setRev(store.WatchedRev(resp))
 		x.mu.Unlock()
 	}
 	if ctx.Err() != nil {

@@ -102,10 +102,7 @@ func (m *Mirror) run(ctx context.Context) {
 			}
 			m.apply(string(e.Kv.Key), val, e.Kv.ModRevision)
 		}
-		// The last event's revision, not the response's: a watcher
-		// catching up gets its events in chunks, each response carrying
-		// the store's current revision.
-		m.rev = resp.Events[len(resp.Events)-1].Kv.ModRevision
+		m.rev = WatchedRev(resp)
 		m.mu.Unlock()
 		for _, e := range resp.Events {
 			m.hub.bump(m.hub.idOf(string(e.Kv.Key)), e.Kv.ModRevision)
@@ -156,4 +153,17 @@ func (m *Mirror) Read(id string, prefixes ...string) ([][]KV, int64, bool) {
 		slices.SortFunc(out[i], func(a, b KV) int { return strings.Compare(a.Key, b.Key) })
 	}
 	return out, m.rev, true
+}
+
+// WatchedRev is the revision up to which a watch response shows every
+// change in the watched range: its last event's, or, for a progress
+// notification (no events; etcd sends one only to a watcher that is
+// caught up), the response's. Not the response's revision when it has
+// events: a watcher catching up on more than etcd sends at once gets its
+// events in chunks, each carrying the store's current revision.
+func WatchedRev(resp clientv3.WatchResponse) int64 {
+	if n := len(resp.Events); n > 0 {
+		return resp.Events[n-1].Kv.ModRevision
+	}
+	return resp.Header.Revision
 }
