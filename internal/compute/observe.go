@@ -33,8 +33,7 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	// A heartbeat that repeats the host's last report, its desired state
 	// unchanged since, would change nothing: skip its reads (every host
 	// reports every few seconds). Once in a while one is observed anyway.
-	ver, now := s.hosts.DesiredVersion(hostID), time.Now()
-	sum, items := digest(observed)
+	ver, sum, now := s.hosts.DesiredVersion(hostID), digest(observed), time.Now()
 	if s.seen.repeats(hostID, ver, sum, now) {
 		s.seen.repeated.Add(1)
 		return nil
@@ -67,7 +66,7 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	if err != nil {
 		return err
 	}
-	last.ver, last.sum, last.at, last.items = ver, sum, now, items
+	last.ver, last.sum, last.at, last.items = ver, sum, now, vmDigests(observed)
 	if prev := s.seen.get(hostID); prev != nil && prev.ver == ver && prev.sum == sum {
 		last.at = prev.at // a repeat observed anyway: the period runs from the first
 	}
@@ -379,19 +378,23 @@ func (c *seenCache) get(hostID string) *seenHost {
 }
 
 // digest sums a report's VMs, whatever their order: the sum of each one's
-// digest (vmDigest), and those.
-func digest(vms []api.VMObserved) (uint64, map[string]uint64) {
-	items := make(map[string]uint64, len(vms))
+// digest (vmDigest). (A report listing a VM twice sums it twice: it
+// repeats no patched report, and is observed.)
+func digest(vms []api.VMObserved) uint64 {
 	var sum uint64
 	for _, v := range vms {
-		d := vmDigest(v)
-		if old, dup := items[v.ID]; dup {
-			sum -= old
-		}
-		items[v.ID] = d
-		sum += d
+		sum += vmDigest(v)
 	}
-	return sum, items
+	return sum
+}
+
+// vmDigests are a report's VMs' digests, by id (kept for patch).
+func vmDigests(vms []api.VMObserved) map[string]uint64 {
+	items := make(map[string]uint64, len(vms))
+	for _, v := range vms {
+		items[v.ID] = vmDigest(v)
+	}
+	return items
 }
 
 // vmDigest sums what observe reads of a VM's observation.

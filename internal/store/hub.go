@@ -20,6 +20,7 @@ import (
 type Hub struct {
 	st       *Store
 	prefixes []string
+	full     []string // Prefix(p) of each, for idOf
 
 	mu      sync.Mutex
 	start   int64            // revision the watches started from (0: not up)
@@ -34,7 +35,11 @@ type Hub struct {
 // NewHub returns a hub over the keys under prefixes (names as given to
 // Prefix); Run feeds it.
 func (s *Store) NewHub(prefixes ...string) *Hub {
-	return &Hub{st: s, prefixes: prefixes, last: map[string]int64{}, waiters: map[string][]chan struct{}{}, maxTracked: 1 << 16}
+	full := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		full[i] = Prefix(p)
+	}
+	return &Hub{st: s, prefixes: prefixes, full: full, last: map[string]int64{}, waiters: map[string][]chan struct{}{}, maxTracked: 1 << 16}
 }
 
 // Run watches until ctx ends, starting the watches again (and waking every
@@ -87,8 +92,8 @@ func (h *Hub) restart(rev int64) {
 }
 
 func (h *Hub) idOf(key string) string {
-	for _, p := range h.prefixes {
-		if rest, ok := strings.CutPrefix(key, Prefix(p)); ok {
+	for _, p := range h.full {
+		if rest, ok := strings.CutPrefix(key, p); ok {
 			id, _, _ := strings.Cut(rest, "/")
 			return id
 		}

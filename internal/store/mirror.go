@@ -27,8 +27,7 @@ import (
 // caller reads etcd.
 type Mirror struct {
 	st         *Store
-	prefixes   []string // full prefixes (Prefix(p)), sorted
-	start, end string
+	start, end string // the watched range
 	hub        *Hub
 
 	mu    sync.RWMutex
@@ -41,13 +40,9 @@ type Mirror struct {
 // Prefix); Run keeps it.
 func (s *Store) NewMirror(prefixes ...string) *Mirror {
 	m := &Mirror{st: s, hub: s.NewHub(prefixes...), ids: map[string]map[string]KV{}}
-	for _, p := range prefixes {
-		m.prefixes = append(m.prefixes, Prefix(p))
-	}
-	slices.Sort(m.prefixes)
-	m.start = m.prefixes[0]
-	last := m.prefixes[len(m.prefixes)-1]
-	m.end = strings.TrimSuffix(last, "/") + "0" // '0' follows '/'
+	sorted := slices.Sorted(slices.Values(m.hub.full))
+	m.start = sorted[0]
+	m.end = strings.TrimSuffix(sorted[len(sorted)-1], "/") + "0" // '0' follows '/'
 	return m
 }
 
@@ -94,27 +89,31 @@ func (m *Mirror) run(ctx context.Context) {
 		if len(resp.Events) == 0 {
 			continue
 		}
+		ids := make([]string, len(resp.Events))
 		m.mu.Lock()
-		for _, e := range resp.Events {
+		for i, e := range resp.Events {
 			var val []byte
 			if e.Type != clientv3.EventTypeDelete {
 				val = e.Kv.Value
 			}
-			m.apply(string(e.Kv.Key), val, e.Kv.ModRevision)
+			ids[i] = m.apply(string(e.Kv.Key), val, e.Kv.ModRevision)
 		}
 		m.rev = WatchedRev(resp)
 		m.mu.Unlock()
-		for _, e := range resp.Events {
-			m.hub.bump(m.hub.idOf(string(e.Kv.Key)), e.Kv.ModRevision)
+		for i, e := range resp.Events {
+			if ids[i] != "" {
+				m.hub.bump(ids[i], e.Kv.ModRevision)
+			}
 		}
 	}
 }
 
-// apply sets (val nil: deletes) key (mu held).
-func (m *Mirror) apply(key string, val []byte, rev int64) {
+// apply sets (val nil: deletes) key (mu held) and returns its id ("" for
+// a key in the range under none of the prefixes: skipped).
+func (m *Mirror) apply(key string, val []byte, rev int64) string {
 	id := m.hub.idOf(key)
 	if id == "" {
-		return // in the range, under none of the prefixes
+		return ""
 	}
 	keys := m.ids[id]
 	if val == nil {
@@ -122,13 +121,14 @@ func (m *Mirror) apply(key string, val []byte, rev int64) {
 		if len(keys) == 0 {
 			delete(m.ids, id)
 		}
-		return
+		return id
 	}
 	if keys == nil {
 		keys = map[string]KV{}
 		m.ids[id] = keys
 	}
 	keys[key] = KV{Key: key, Value: val, Rev: rev}
+	return id
 }
 
 // Read returns id's keys under each of prefixes (names as given to Prefix;
