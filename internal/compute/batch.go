@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/stackgrow"
 	"github.com/photon-cloud/photon/internal/store"
 )
 
@@ -257,6 +258,7 @@ func (g *gathering) add(it *batchItem) {
 	g.scratch = append(g.scratch, tx)
 	g.fetching++
 	go func() {
+		stackgrow.Grow()
 		_ = it.fn(tx, true)
 		g.fetched <- struct{}{}
 	}()

@@ -24,6 +24,7 @@ import (
 	"github.com/photon-cloud/photon/internal/compute"
 	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/images"
+	"github.com/photon-cloud/photon/internal/stackgrow"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
 	"github.com/photon-cloud/photon/internal/tenancy"
@@ -220,6 +221,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // body limit, authentication, and encoding of the answer.
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stackgrow.Grow() // a fresh goroutine per request (HTTP/2), bound for etcd
 		start := time.Now()
 		status := 0
 		info := &requestInfo{}
