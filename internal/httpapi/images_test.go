@@ -262,6 +262,11 @@ func testSlowUpload(t *testing.T, c *photontest.Cloud) {
 }
 
 func testSDKUpload(t *testing.T, c *photontest.Cloud) {
+	// A listing of EAGER images from before the upload (no host polls this
+	// controller: nothing else lists them).
+	if eager, err := c.Server.Images.ListEagerWithin(ctx(), 0); err != nil || len(eager) != 0 {
+		t.Fatalf("ListEagerWithin(0) before the upload = %v, %v; want []", eager, err)
+	}
 	iso := newGen("", 3<<20, 2)
 	// An ISO 9660 volume descriptor at 32769.
 	head := make([]byte, 40000)
@@ -290,6 +295,17 @@ func testSDKUpload(t *testing.T, c *photontest.Cloud) {
 	eager, err := c.Server.Images.ListEager(ctx())
 	if err != nil || len(eager) != 1 || eager[0] != img.ID {
 		t.Errorf("ListEager = %v, %v; want [%s]", eager, err, img.ID)
+	}
+	// The listing hosts' answers carry: from the last one while it is
+	// young enough, read again once it is not.
+	if eager, err := c.Server.Images.ListEagerWithin(ctx(), time.Hour); err != nil || len(eager) != 0 {
+		t.Errorf("ListEagerWithin(1h) = %v, %v; want the listing from before the upload, []", eager, err)
+	}
+	if eager, err := c.Server.Images.ListEagerWithin(ctx(), 0); err != nil || len(eager) != 1 || eager[0] != img.ID {
+		t.Errorf("ListEagerWithin(0) = %v, %v; want [%s]", eager, err, img.ID)
+	}
+	if eager, err := c.Server.Images.ListEagerWithin(ctx(), time.Hour); err != nil || len(eager) != 1 || eager[0] != img.ID {
+		t.Errorf("ListEagerWithin(1h) after a fresh listing = %v, %v; want [%s]", eager, err, img.ID)
 	}
 	// Delete of an unused image: gone with its file at once.
 	waitFor(t, c.Client)(c.Client.DeleteImage(ctx(), img.ID))

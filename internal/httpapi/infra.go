@@ -247,12 +247,16 @@ func (s *Server) agentDesired(r *http.Request) (int, any, error) {
 	return http.StatusOK, ds, nil
 }
 
+// eagerImagesMaxAge bounds how old the list of EAGER images in a host's
+// desired state may be (see images.Service.ListEagerWithin).
+const eagerImagesMaxAge = time.Second
+
 // eagerImages lists the images every host should hold (EAGER replication).
 func (s *Server) eagerImages(ctx context.Context) ([]string, error) {
 	if s.Images == nil {
 		return nil, nil
 	}
-	return s.Images.ListEager(ctx)
+	return s.Images.ListEagerWithin(ctx, eagerImagesMaxAge)
 }
 
 func (s *Server) agentStatus(r *http.Request) (int, any, error) {

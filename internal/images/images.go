@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +77,11 @@ type Service struct {
 
 	mu       sync.Mutex
 	inflight map[string]*upload // uploads received by this process
+
+	// eager is the last listing of ListEagerWithin, and when it was read.
+	eagerMu sync.Mutex
+	eager   []string
+	eagerAt time.Time
 }
 
 // New returns the service storing image files in dir (made if missing) and
@@ -181,6 +187,27 @@ func (s *Service) ListEager(ctx context.Context) ([]string, error) {
 		}
 	}
 	return ids, nil
+}
+
+// ListEagerWithin is ListEager, answered from its last listing while
+// that is younger than maxAge. Every answer of a host's desired state
+// carries the list: with thousands of hosts, listing (and decoding) every
+// image for each answer was 2% of the controller's CPU (bench/fleet, 5,000
+// hosts). A host learns of a new EAGER image at its next answer anyway,
+// so a listing maxAge old delays nothing that matters.
+func (s *Service) ListEagerWithin(ctx context.Context, maxAge time.Duration) ([]string, error) {
+	s.eagerMu.Lock()
+	defer s.eagerMu.Unlock()
+	if s.eager != nil && time.Since(s.eagerAt) < maxAge {
+		return slices.Clone(s.eager), nil
+	}
+	at := time.Now()
+	ids, err := s.ListEager(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.eager, s.eagerAt = ids, at
+	return slices.Clone(ids), nil
 }
 
 // Open opens the file of an image that hosts may pull (READY, or

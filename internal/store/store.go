@@ -16,9 +16,23 @@ import (
 // Root is the prefix of every key Photon writes.
 const Root = "/photon/v1/"
 
-// Key builds "/photon/v1/<part>/<part>...".
+// Key builds "/photon/v1/<part>/<part>...", in one allocation (keys are
+// built on every request's path: Root + strings.Join was two).
 func Key(parts ...string) string {
-	return Root + strings.Join(parts, "/")
+	n := len(Root) + max(len(parts)-1, 0)
+	for _, p := range parts {
+		n += len(p)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(Root)
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 // Prefix builds a key prefix ending in '/'.
