@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -61,6 +62,12 @@ type batcher struct {
 	// the turn).
 	id   string
 	wait time.Duration
+	// committed is the revision of this batcher's latest commit: a copy
+	// of the hosts' usage (usageCopier) is used only from a view that has
+	// seen it. catchUp (the placer's) brings that view up to date after a
+	// commit conflicted, which a stale copy may have caused.
+	committed atomic.Int64
+	catchUp   func(context.Context) error
 }
 
 // Several controllers committing batches on the same hot records (a
@@ -335,12 +342,23 @@ func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snap
 			// They stand only if those reads are current.
 			p.err = tx.Verify(ctx)
 		} else {
-			p.rev, p.err = tx.Commit(ctx)
+			if p.rev, p.err = tx.Commit(ctx); p.err == nil {
+				raise(&b.committed, p.rev)
+			}
 		}
 		cancel()
 		close(p.done)
 	}()
 	return p, retry
+}
+
+// raise sets a to v if v is greater.
+func raise(a *atomic.Int64, v int64) {
+	for cur := a.Load(); v > cur; cur = a.Load() {
+		if a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
 }
 
 // settle ends a batch whose commit is done: its items get their answers,
@@ -370,6 +388,11 @@ func (b *batcher) settle(p *pending) []*batchItem {
 	if len(again) > 0 {
 		if slices.ContainsFunc(again, func(it *batchItem) bool { return it.commits >= claimAfter }) {
 			b.takeTurn()
+		}
+		if b.catchUp != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = b.catchUp(ctx)
+			cancel()
 		}
 		// Spread out from whatever conflicts with us.
 		time.Sleep(time.Millisecond/2 + rand.N(time.Millisecond))

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/scheduler"
 	"github.com/photon-cloud/photon/internal/store"
 )
@@ -19,7 +20,38 @@ type Placer interface {
 
 // SetPlacer makes placements use p (the fleet index) instead of reading
 // the whole fleet from etcd for each.
-func (s *Service) SetPlacer(p Placer) { s.placer = p }
+func (s *Service) SetPlacer(p Placer) {
+	s.placer = p
+	s.batch.catchUp = p.CatchUp
+}
+
+// usageCopier is a Placer that also holds the hosts' usage records (the
+// fleet index): see fleet.Index.Copy.
+type usageCopier interface {
+	Copy(key string, atLeast int64) ([]byte, int64, bool)
+}
+
+// seedUsage seeds tx with the usage records Reserve reads for d from the
+// placer's copies, when its view has seen the batcher's latest commit:
+// most creates' scratch runs then read nothing of the host from etcd (with
+// 5,000 hosts, a batch's hosts are rarely the batch before's). A copy
+// stale after all (a delete, another controller) makes the batch's commit
+// conflict; the view then catches up before the batch runs again.
+func (s *Service) seedUsage(tx *store.Txn, d scheduler.Decision) {
+	c, ok := s.placer.(usageCopier)
+	at := s.batch.committed.Load()
+	if !ok || at == 0 || d.HostID == "" {
+		return
+	}
+	for _, k := range hosts.UsageKeys(d) {
+		if tx.Knows(k) {
+			continue
+		}
+		if val, rev, ok := c.Copy(k, at); ok {
+			tx.SeedKV(k, val, rev)
+		}
+	}
+}
 
 // place chooses a host for req. On a refusal from a possibly stale view it
 // catches up and tries again, so that a refusal is never due to lag.

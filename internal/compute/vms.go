@@ -307,6 +307,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		if hint.HostID != "" && pv == nil {
 			// The hint that no longer fits is no evidence of a stale view:
 			// the placement below decides as if it were not tried.
+			s.seedUsage(tx, hint)
 			err := s.hosts.Reserve(ctx, tx, hint, req)
 			if _, ok := err.(*api.Error); err != nil && !ok {
 				return err
@@ -319,6 +320,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 			if d, perr = s.place(ctx, req); perr != nil || pv != nil {
 				break
 			}
+			s.seedUsage(tx, d)
 			err := s.hosts.Reserve(ctx, tx, d, req)
 			if err == nil {
 				hint, reserved = d, true

@@ -86,8 +86,17 @@ type Index struct {
 	// (then they live in the host's Images).
 	early  map[string][]string
 	intern map[string]string
+	// copies: the hosts' and datastores' usage records as stored, by key
+	// (see Copy).
+	copies map[string]copyKV
 
 	progress func(context.Context) error
+}
+
+// copyKV is a record as stored, and the revision it was last written at.
+type copyKV struct {
+	val []byte
+	rev int64
 }
 
 // pendingImage is an image placed on a host, with the creation revision
@@ -185,6 +194,7 @@ func (x *Index) reset() {
 	x.fleet = scheduler.Fleet{ByID: map[string]int{}}
 	x.usage, x.dss, x.intern = map[string]hosts.Usage{}, map[string]*dsEntry{}, map[string]string{}
 	x.pending, x.early = map[string][]pendingImage{}, map[string][]string{}
+	x.copies = map[string]copyKV{}
 }
 
 // setRev records that every change up to rev is applied (mu held).
@@ -219,6 +229,13 @@ func (x *Index) strs(l []string) []string {
 // those revisions, mu held.
 func (x *Index) apply(key string, val []byte, created, modified int64) {
 	kind, rest, _ := strings.Cut(strings.TrimPrefix(key, store.Root), "/")
+	if kind == "hostusage" || kind == "dsusage" {
+		if val == nil {
+			delete(x.copies, key)
+		} else {
+			x.copies[key] = copyKV{val, modified}
+		}
+	}
 	switch kind {
 	case "hosts":
 		if val == nil {
@@ -451,6 +468,21 @@ func (x *Index) Place(ctx context.Context, r *scheduler.Request) (scheduler.Deci
 	f := x.fleet
 	f.Sample = x.Sample
 	return scheduler.Place(&f, r)
+}
+
+// Copy returns a host's or a datastore's usage record (hosts.UsageKeys)
+// as stored, and the revision it was last written at, if the index has
+// applied every change up to atLeast and holds the record. A transaction
+// seeded with it (store.Txn.SeedKV) reads it from memory instead of etcd;
+// a copy that is stale after all only makes its commit conflict.
+func (x *Index) Copy(key string, atLeast int64) ([]byte, int64, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if !x.ready || x.rev < atLeast {
+		return nil, 0, false
+	}
+	c, ok := x.copies[key]
+	return c.val, c.rev, ok
 }
 
 // Rev is the revision the index has caught up with.

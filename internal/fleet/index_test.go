@@ -138,6 +138,52 @@ func TestIndexFollowsEtcd(t *testing.T) {
 	}
 }
 
+// TestIndexCopy: the index holds the hosts' and datastores' usage
+// records as etcd does (bytes and revision), answers for them only once
+// it has seen the revision asked for, and drops a deleted one.
+func TestIndexCopy(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := etcd(t)
+	put(t, st, store.Key("hosts", "h1"), record("h1", 8, 8192, api.HostReady, "h1.local"))
+	put(t, st, store.Key("hostusage", "h1"), hosts.Usage{CPU: 2, MemoryMB: 1024, VMs: 1})
+	x := newIndex(t, st, hosts.Config{})
+	go x.Run(ctx)
+	put(t, st, store.Key("dsusage", "h1.local"), hosts.DatastoreUsage{UsedGB: 7})
+	if err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := hosts.UsageKeys(scheduler.Decision{HostID: "h1", DatastoreID: "h1.local"})
+	kvs, err := st.GetMany(ctx, append(keys, store.Key("hosts", "h1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range kvs {
+		val, rev, ok := x.Copy(want.Key, x.Rev())
+		if i == len(keys) {
+			if ok {
+				t.Errorf("Copy(%s) = %s: the index copies only usage records", want.Key, val)
+			}
+			continue
+		}
+		if !ok || string(val) != string(want.Value) || rev != want.Rev {
+			t.Errorf("Copy(%s) = %s at %d, %v; etcd has %s at %d", want.Key, val, rev, ok, want.Value, want.Rev)
+		}
+		if _, _, ok := x.Copy(want.Key, x.Rev()+1); ok {
+			t.Errorf("Copy(%s) past the index's revision answered", want.Key)
+		}
+	}
+	if _, err := st.Update(ctx, func(tx *store.Txn) error { tx.Delete(keys[0]); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if val, _, ok := x.Copy(keys[0], x.Rev()); ok {
+		t.Errorf("Copy of a deleted usage record = %s", val)
+	}
+}
+
 // TestIndexImages: a host's images are what it reports cached plus the
 // boot images of VMs placed there since its reported set last changed;
 // a report settles those (listed: kept; not: dropped); an eviction drops

@@ -11,6 +11,15 @@ import (
 	"github.com/photon-cloud/photon/internal/store"
 )
 
+// UsageKeys are the usage records Reserve reads and writes for d: the
+// host's, and its datastore's if d names one.
+func UsageKeys(d scheduler.Decision) []string {
+	if d.DatastoreID == "" {
+		return []string{usageKey(d.HostID)}
+	}
+	return []string{usageKey(d.HostID), dsUsageKey(d.DatastoreID)}
+}
+
 // Reserve re-checks, inside tx, that req fits on the chosen host (and
 // datastore) with the same Fit the scheduler used, on the records tx reads,
 // and adds req to their usage. A host that no longer fits is a placement
@@ -19,9 +28,9 @@ func (s *Service) Reserve(ctx context.Context, tx *store.Txn, d scheduler.Decisi
 	// The host's and datastore's records (rarely written) from the cache,
 	// their usage (written by every placement there) from etcd: at most
 	// two round trips, none when the batch before read or wrote them.
-	records, usage := []string{hostKey(d.HostID)}, []string{usageKey(d.HostID)}
+	records, usage := []string{hostKey(d.HostID)}, UsageKeys(d)
 	if d.DatastoreID != "" {
-		records, usage = append(records, dsKey(d.DatastoreID)), append(usage, dsUsageKey(d.DatastoreID))
+		records = append(records, dsKey(d.DatastoreID))
 	}
 	if err := s.records.Seed(ctx, tx, records...); err != nil {
 		return err

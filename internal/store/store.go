@@ -452,6 +452,10 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]KV, error) {
 	return out, nil
 }
 
+// Knows reports whether t has read, written or been seeded with key: a
+// read of it needs no round trip.
+func (t *Txn) Knows(key string) bool { return t.knows(key) }
+
 // knows reports whether t has read, written or been seeded with key.
 func (t *Txn) knows(key string) bool {
 	if _, ok := t.writes[key]; ok {
