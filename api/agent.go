@@ -50,6 +50,13 @@ type HostDesiredState struct {
 	// PartialReports says the controller takes partial status reports
 	// (HostStatusReport.Partial).
 	PartialReports bool `json:"partialReports,omitempty"`
+	// ReportOnPoll says the controller takes a status report with the
+	// long poll: POST /v1/agent/hosts/{id}/desired?after=<revision> with a
+	// HostStatusReport body records the report as POST .../status does,
+	// answers 200 (its headers) as soon as it is recorded, and sends this
+	// desired state (the body) when it is due, as GET does. A host whose
+	// change is ready when it polls again saves a request.
+	ReportOnPoll bool `json:"reportOnPoll,omitempty"`
 }
 
 // ConsoleSession asks a host for a VM's serial console: a user's

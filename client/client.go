@@ -194,6 +194,14 @@ func (c *Client) resolve(path string) (*url.URL, error) {
 // returned as *api.Error. Typed methods are built on it; use it for
 // endpoints the SDK does not wrap yet.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	return c.DoAck(ctx, method, path, in, out, nil)
+}
+
+// DoAck is Do that calls ack (if not nil) as soon as a 2xx status arrives,
+// before the body is read: for a server that acknowledges a request at
+// once and answers it later (a host's report with its long poll,
+// api.HostDesiredState.ReportOnPoll).
+func (c *Client) DoAck(ctx context.Context, method, path string, in, out any, ack func()) error {
 	u, err := c.resolve(path)
 	if err != nil {
 		return err
@@ -225,6 +233,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	defer resp.Body.Close()
+	if ack != nil && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		ack()
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return fmt.Errorf("%s %s: read response: %w", method, u.Path, err)

@@ -106,11 +106,28 @@ type Agent struct {
 	// partial report lists the changes since (nil: send a full one).
 	partialOK atomic.Bool
 	sent      map[string]api.VMObserved
+	// sentImages: the images of the last report the controller accepted.
+	sentImages []string
+	// pollReports: the controller takes a report with the long poll (its
+	// desired state said so). reportMu orders reports: one is built, sent
+	// and accepted (or not) before the next is built, so that the
+	// controller never records an older observation after a newer one.
+	pollReports atomic.Bool
+	reportMu    sync.Mutex
+	// idle is closed when no VM is being acted on any more (busy empties).
+	idle chan struct{}
+	// Reports the controller accepted: with a long poll, on their own.
+	onPoll, alone atomic.Int64
 	// deletedDisks are disks deleted since the last report.
 	deletedDisks []string
 	fetches      atomic.Int64
 	sessions     map[string]bool // console sessions being (or already) served (console.go)
 }
+
+// Reports counts the status reports the controller accepted: those that
+// rode a long poll (api.HostDesiredState.ReportOnPoll) and those sent on
+// their own (heartbeats, changes no poll carried).
+func (a *Agent) Reports() (onPoll, alone int64) { return a.onPoll.Load(), a.alone.Load() }
 
 // Fetches counts image downloads from the controller (each image once per
 // host and datastore, however many VMs need it at once).
@@ -128,7 +145,8 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Log = slog.Default()
 	}
 	return &Agent{cfg: cfg, log: cfg.Log, observed: map[string]api.VMObserved{}, busy: map[string]bool{},
-		again: map[string]bool{}, desired: map[string]api.VMDesired{}, report: make(chan struct{}, 1)}, nil
+		again: map[string]bool{}, desired: map[string]api.VMDesired{}, report: make(chan struct{}, 1),
+		idle: make(chan struct{})}, nil
 }
 
 // HostID is the host's id once joined.
@@ -271,7 +289,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		var ds api.HostDesiredState
 		path := "/v1/agent/hosts/" + a.id.HostID + "/desired?after=" + strconv.FormatInt(rev, 10)
-		if err := a.c.Do(ctx, http.MethodGet, path, nil, &ds); err != nil {
+		if err := a.poll(ctx, path, &ds); err != nil {
 			if refused(err) {
 				return fmt.Errorf("agent: the controller refuses this host's credential: %w", err)
 			}
@@ -288,10 +306,68 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 		backoff = 100 * time.Millisecond
 		rev = ds.Revision
 		a.partialOK.Store(ds.PartialReports)
+		a.pollReports.Store(ds.ReportOnPoll && ds.PartialReports)
 		a.converge(ctx, &ds)
 		a.serveConsoles(ctx, ds.Consoles)
 	}
 	return nil
+}
+
+// settleWait bounds how long a poll waits for the VMs the last answer set
+// on their way (a simulated host's at once, a real one's in seconds) so
+// that their report can ride it.
+const settleWait = 10 * time.Millisecond
+
+// poll sends the long poll for the desired state: with the host's report
+// of what changed, when there is one and the controller takes it
+// (api.HostDesiredState.ReportOnPoll): a request less for each change.
+func (a *Agent) poll(ctx context.Context, path string, ds *api.HostDesiredState) error {
+	if !a.pollReports.Load() {
+		return a.c.Do(ctx, http.MethodGet, path, nil, ds)
+	}
+	a.waitIdle(ctx, settleWait)
+	a.reportMu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			a.reportMu.Unlock()
+		}
+	}
+	defer unlock()
+	r, all, ok, err := a.buildReport(ctx, false)
+	if err != nil || !ok {
+		unlock()
+		return a.c.Do(ctx, http.MethodGet, path, nil, ds)
+	}
+	// Accepted (the status came): the next report may be built.
+	err = a.c.DoAck(ctx, http.MethodPost, path, &r, ds, func() {
+		a.reportAccepted(&r, all)
+		a.onPoll.Add(1)
+		unlock()
+	})
+	if err != nil && locked {
+		a.reportLost()
+	}
+	return err
+}
+
+// waitIdle waits until no VM is being acted on, or d passed.
+func (a *Agent) waitIdle(ctx context.Context, d time.Duration) {
+	a.mu.Lock()
+	if len(a.busy) == 0 {
+		a.mu.Unlock()
+		return
+	}
+	ch := a.idle
+	a.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // converge compares desired with what the driver holds and sets each VM
@@ -392,6 +468,10 @@ func (a *Agent) act(ctx context.Context, id string) {
 			a.mu.Lock()
 			if !a.again[id] || ctx.Err() != nil {
 				delete(a.busy, id)
+				if len(a.busy) == 0 {
+					close(a.idle)
+					a.idle = make(chan struct{})
+				}
 				a.mu.Unlock()
 				a.kickReport()
 				return
@@ -460,9 +540,14 @@ func (a *Agent) kickReport() {
 	}
 }
 
+// reportDelay is how long a change waits before its own report, with a
+// controller that takes reports with the long poll: the poll that follows
+// the answer which caused it usually carries it first.
+const reportDelay = 20 * time.Millisecond
+
 // reportLoop sends the host's status: every HeartbeatInterval in full,
 // and after every change (only the changes, to a controller that takes
-// partial reports).
+// partial reports) that no poll carried.
 func (a *Agent) reportLoop(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
@@ -483,22 +568,51 @@ func (a *Agent) reportLoop(ctx context.Context) error {
 			full = true
 		case <-a.report:
 			full = false
+			if a.pollReports.Load() {
+				select {
+				case <-time.After(reportDelay):
+				case <-ctx.Done():
+					return nil
+				}
+			}
 		}
 	}
 }
 
+// sendReport sends the host's status (full, or the changes since the last
+// report accepted), unless it is partial and has nothing to say.
 func (a *Agent) sendReport(ctx context.Context, full bool) error {
+	a.reportMu.Lock()
+	defer a.reportMu.Unlock()
+	r, all, ok, err := a.buildReport(ctx, full)
+	if err != nil || !ok {
+		return err
+	}
+	if err := a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil); err != nil {
+		a.reportLost()
+		return err
+	}
+	a.reportAccepted(&r, all)
+	a.alone.Add(1)
+	return nil
+}
+
+// buildReport builds the host's status report (reportMu held): full, or
+// partial if asked and the controller takes it; all is every VM the host
+// holds. A partial report with nothing new to say (no VM changed, no disk
+// deleted, the same images) is not ok: there is nothing to send.
+func (a *Agent) buildReport(ctx context.Context, full bool) (r api.HostStatusReport, all []api.VMObserved, ok bool, err error) {
 	capa, err := a.cfg.Driver.Capacity(ctx)
 	if err != nil {
-		return err
+		return r, nil, false, err
 	}
 	have, err := a.cfg.Driver.List(ctx)
 	if err != nil {
-		return err
+		return r, nil, false, err
 	}
 	images := a.cachedImages(capa.Datastores)
 	a.mu.Lock()
-	r := api.HostStatusReport{Capacity: capa.HostResources, Datastores: capa.Datastores, VMs: make([]api.VMObserved, 0, len(have)), Images: images}
+	r = api.HostStatusReport{Capacity: capa.HostResources, Datastores: capa.Datastores, VMs: make([]api.VMObserved, 0, len(have)), Images: images}
 	for _, h := range have {
 		o, ok := a.observed[h.ID]
 		if ok && o.Generation > h.Generation {
@@ -532,27 +646,37 @@ func (a *Agent) sendReport(ctx context.Context, full bool) error {
 	}
 	a.mu.Lock()
 	r.DeletedDisks = a.deletedDisks
-	sent := a.sent
+	sent, sentImages := a.sent, a.sentImages
 	a.mu.Unlock()
-	all := r.VMs
+	all = r.VMs
 	if !full && sent != nil && a.partialOK.Load() {
 		r.VMs, r.Partial = changes(sent, all), true
+		if len(r.VMs) == 0 && len(r.DeletedDisks) == 0 && slices.Equal(r.Images, sentImages) {
+			return r, all, false, nil
+		}
 	}
-	if err := a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil); err != nil {
-		a.mu.Lock()
-		a.sent = nil // what the controller holds is unknown: the next report is full
-		a.mu.Unlock()
-		return err
-	}
+	return r, all, true, nil
+}
+
+// reportAccepted records that the controller accepted r (all: every VM
+// the host held): the next partial report lists the changes since.
+func (a *Agent) reportAccepted(r *api.HostStatusReport, all []api.VMObserved) {
 	now := make(map[string]api.VMObserved, len(all))
 	for _, o := range all {
 		now[o.ID] = o
 	}
 	a.mu.Lock()
 	a.deletedDisks = a.deletedDisks[len(r.DeletedDisks):]
-	a.sent = now
+	a.sent, a.sentImages = now, r.Images
 	a.mu.Unlock()
-	return nil
+}
+
+// reportLost records that a report may not have been recorded: what the
+// controller holds is unknown, so the next report is full.
+func (a *Agent) reportLost() {
+	a.mu.Lock()
+	a.sent = nil
+	a.mu.Unlock()
 }
 
 // changes lists the VMs of all whose observation differs from sent's, and

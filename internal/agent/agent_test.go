@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -26,6 +29,12 @@ import (
 // ends.
 func startAgent(t *testing.T, c *photontest.Cloud, dir, address string) *agent.Agent {
 	t.Helper()
+	return startAgentBeating(t, c, dir, address, 200*time.Millisecond)
+}
+
+// startAgentBeating is startAgent with full reports every heartbeat.
+func startAgentBeating(t *testing.T, c *photontest.Cloud, dir, address string, heartbeat time.Duration) *agent.Agent {
+	t.Helper()
 	drv, err := fake.New(fake.Config{CPUCount: 8, MemoryMB: 16384, DataDir: filepath.Join(dir, "fake")})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +44,7 @@ func startAgent(t *testing.T, c *photontest.Cloud, dir, address string) *agent.A
 		t.Fatal(err)
 	}
 	a, err := agent.New(agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, JoinToken: jt.Token, DataDir: dir,
-		Driver: drv, Address: address, HeartbeatInterval: 200 * time.Millisecond, Log: photontest.Logger(t)})
+		Driver: drv, Address: address, HeartbeatInterval: heartbeat, Log: photontest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,4 +160,105 @@ func TestReportsCachedImages(t *testing.T) {
 	eventually("A evicted the image", func(_ string, score map[string]float64) bool {
 		return len(score) == 2 && math.Abs(score[a.HostID()]-score[b.HostID()]) < 1e-9
 	})
+}
+
+// TestReportsRidePolls: with a controller that takes a report with the
+// long poll, the report of a VM the last answer created rides the poll
+// that follows (one request instead of two), and the VMs' creates complete
+// on it (their tasks wait for the host to report the VM).
+func TestReportsRidePolls(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := photontest.NewController(t, "")
+	cl := c.Client
+	wait := photontest.Done(t, ctx, cl)
+	lim, _ := api.ParseLimits("vm 20 COUNT, vm.cpu 20 COUNT, vm.memory 20 GB")
+	tt := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "t", Quota: api.QuotaSpecFromItems(lim)}))
+	project := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "p", Quota: api.QuotaSpecFromItems(lim)})).Entity.ID
+	wait(cl.CreateFlavor(ctx, &api.FlavorCreateSpec{Name: "tiny", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"},
+		{Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}}))
+	wait(cl.CreateFlavor(ctx, &api.FlavorCreateSpec{Name: "eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}}))
+	// No heartbeat during the test: a report on its own is one no poll carried.
+	a := startAgentBeating(t, c, t.TempDir(), "10.0.9.3", time.Hour)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		h, err := cl.GetHost(ctx, a.HostID())
+		if err == nil && h.State == api.HostReady && h.Capacity.CPUCount > 0 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("host = %+v, %v; want READY with its capacity", h, err)
+		}
+	}
+	const n = 8 // the host's CPUs
+	for i := range n {
+		task, err := cl.CreateVM(ctx, project, &api.VMCreateSpec{Name: fmt.Sprintf("vm-%d", i), Flavor: "tiny",
+			AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "eph", BootDisk: true}}})
+		vm := wait(task, err)
+		got, err := cl.GetVM(ctx, vm.Entity.ID)
+		if err != nil || got.State != api.VMStopped || got.Host == "" {
+			t.Fatalf("VM %d after its create = %+v, %v; want STOPPED on the host", i, got, err)
+		}
+	}
+	onPoll, alone := a.Reports()
+	t.Logf("%d VMs created: %d reports rode a poll, %d went alone", n, onPoll, alone)
+	if onPoll < n/2 {
+		t.Errorf("%d of %d VMs' reports rode a poll (%d alone); want most", onPoll, n, alone)
+	}
+
+	// The route itself, with the host's credential.
+	host, err := client.New(c.URL, client.WithCACertFile(c.CACert), client.WithToken(a.Credential()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/v1/agent/hosts/" + a.HostID() + "/desired"
+	var ds api.HostDesiredState
+	if err := host.Do(ctx, http.MethodPost, path+"?after=0", &api.HostStatusReport{Partial: true}, &ds); err != nil ||
+		!ds.ReportOnPoll || len(ds.VMs) != n || ds.Revision == 0 {
+		t.Fatalf("report and poll (after=0) = %d VMs at %d, reportOnPoll %v, %v; want the %d VMs at once", len(ds.VMs), ds.Revision, ds.ReportOnPoll, err, n)
+	}
+	for _, tc := range []struct {
+		name, path string
+		body       any
+		code       string
+	}{
+		{"bad after", path + "?after=-1", &api.HostStatusReport{Partial: true}, api.CodeInvalidQuery},
+		{"not a report", path, map[string]any{"vms": "all of them"}, api.CodeInvalidJSON},
+		{"another host", "/v1/agent/hosts/not-this-host/desired", &api.HostStatusReport{Partial: true}, "HostNotFound"},
+	} {
+		err := host.Do(ctx, http.MethodPost, tc.path, tc.body, nil)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != tc.code {
+			t.Errorf("%s: %v; want %s", tc.name, err, tc.code)
+		}
+	}
+	// The status comes once the report is recorded, the body once the
+	// desired state changes: here, a VM deleted.
+	acked := make(chan struct{})
+	answered := make(chan error, 1)
+	var next api.HostDesiredState
+	go func() {
+		answered <- host.DoAck(ctx, http.MethodPost, path+"?after="+strconv.FormatInt(ds.Revision, 10),
+			&api.HostStatusReport{Partial: true}, &next, func() { close(acked) })
+	}()
+	select {
+	case <-acked:
+	case err := <-answered:
+		t.Fatalf("the poll ended (%v) before its report was acknowledged", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no acknowledgement of the report in 10 s")
+	}
+	select {
+	case err := <-answered:
+		t.Fatalf("the poll answered (%v, revision %d) before the desired state changed", err, next.Revision)
+	case <-time.After(200 * time.Millisecond):
+	}
+	wait(cl.DeleteVM(ctx, ds.VMs[0].ID))
+	select {
+	case err := <-answered:
+		if err != nil || next.Revision <= ds.Revision {
+			t.Fatalf("poll after the delete = revision %d, %v; want past %d", next.Revision, err, ds.Revision)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the poll did not answer the delete in 10 s")
+	}
 }

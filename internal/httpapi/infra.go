@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -32,6 +33,7 @@ func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) R
 
 		r("POST", "/v1/agent/join", PermPublic, s.agentJoin),
 		r("GET", "/v1/agent/hosts/{id}/desired", PermHost, s.agentDesired),
+		rs("POST", "/v1/agent/hosts/{id}/desired", PermHost, s.agentReportAndPoll),
 		r("POST", "/v1/agent/hosts/{id}/status", PermHost, s.agentStatus),
 		rs("POST", "/v1/agent/hosts/{id}/console/{session}", PermHost, s.agentConsole),
 
@@ -232,19 +234,79 @@ func (s *Server) agentDesired(r *http.Request) (int, any, error) {
 	if s.Hosts == nil {
 		return 0, nil, unavailable("hosts")
 	}
-	var after int64
-	if v := r.URL.Query().Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return 0, nil, api.Errorf(api.CodeInvalidQuery, "after: want a revision, got %q", v)
-		}
-		after = n
+	after, err := afterParam(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	ds, err := s.Hosts.Desired(r.Context(), r.PathValue("id"), after, AgentPollWait, s.eagerImages)
+	ds, err := s.desired(r.Context(), r.PathValue("id"), after)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, ds, nil
+}
+
+// afterParam is a long poll's ?after=<revision> (0 if absent).
+func afterParam(r *http.Request) (int64, error) {
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, api.Errorf(api.CodeInvalidQuery, "after: want a revision, got %q", v)
+	}
+	return n, nil
+}
+
+// desired answers a host's long poll.
+func (s *Server) desired(ctx context.Context, hostID string, after int64) (*api.HostDesiredState, error) {
+	ds, err := s.Hosts.Desired(ctx, hostID, after, AgentPollWait, s.eagerImages)
+	if err != nil {
+		return nil, err
+	}
+	ds.ReportOnPoll = s.Compute != nil
+	return ds, nil
+}
+
+// agentReportAndPoll is a status report and the long poll that follows it
+// in one request (api.HostDesiredState.ReportOnPoll): the report is
+// recorded as agentStatus records it, the status (200) sent at once, so
+// that the host knows its report is in before it sends another, and the
+// desired state, the body, when it is due. Failing after the status is
+// sent, it ends the body early: the host polls again.
+func (s *Server) agentReportAndPoll(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	if s.Hosts == nil || s.Compute == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	after, err := afterParam(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	// A Stream route: wrap sets neither bound.
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	var rep api.HostStatusReport
+	if err := decode(r, &rep); err != nil {
+		return 0, nil, err
+	}
+	id := r.PathValue("id")
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	err = s.report(ctx, id, &rep)
+	cancel()
+	if err != nil {
+		return 0, nil, err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = http.NewResponseController(w).Flush()
+	ds, err := s.desired(r.Context(), id, after)
+	if err != nil {
+		if r.Context().Err() == nil {
+			s.Log.Warn("desired state after a report", "host", id, "error", err)
+		}
+		return 0, nil, nil
+	}
+	_ = json.NewEncoder(w).Encode(ds)
+	return 0, nil, nil
 }
 
 // eagerImagesMaxAge bounds how old the list of EAGER images in a host's
@@ -267,22 +329,26 @@ func (s *Server) agentStatus(r *http.Request) (int, any, error) {
 	if err := decode(r, &rep); err != nil {
 		return 0, nil, err
 	}
-	// No read of the host: only its own credential reaches here (PermHost),
-	// and deleting the host deletes the credential in the same transaction.
-	id := r.PathValue("id")
-	if err := s.Hosts.Heartbeat(r.Context(), id); err != nil {
-		return 0, nil, err
-	}
-	if err := s.Compute.Observe(r.Context(), id, rep.VMs, rep.Partial); err != nil {
-		return 0, nil, err
-	}
-	if err := s.Hosts.ForgetDeletedDisks(r.Context(), id, rep.DeletedDisks); err != nil {
-		return 0, nil, err
-	}
-	if err := s.Hosts.ReportImages(r.Context(), id, rep.Images); err != nil {
+	if err := s.report(r.Context(), r.PathValue("id"), &rep); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, struct{}{}, nil
+}
+
+// report records a host's status report.
+func (s *Server) report(ctx context.Context, id string, rep *api.HostStatusReport) error {
+	// No read of the host: only its own credential reaches here (PermHost),
+	// and deleting the host deletes the credential in the same transaction.
+	if err := s.Hosts.Heartbeat(ctx, id); err != nil {
+		return err
+	}
+	if err := s.Compute.Observe(ctx, id, rep.VMs, rep.Partial); err != nil {
+		return err
+	}
+	if err := s.Hosts.ForgetDeletedDisks(ctx, id, rep.DeletedDisks); err != nil {
+		return err
+	}
+	return s.Hosts.ReportImages(ctx, id, rep.Images)
 }
 
 // VMs.
