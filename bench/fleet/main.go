@@ -188,6 +188,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	var joinOnce sync.Once
 	var joinErr error
+	agents := make([]*agent.Agent, cfg.hosts)
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
 	for range 16 {
@@ -199,10 +200,12 @@ func run(ctx context.Context, cfg config) error {
 				if i >= cfg.hosts {
 					return
 				}
-				if err := startAgent(ctx, cl, c, dir, i, drivers[i], cfg.heartbeat, quiet); err != nil {
+				a, err := startAgent(ctx, cl, c, dir, i, drivers[i], cfg.heartbeat, quiet)
+				if err != nil {
 					joinOnce.Do(func() { joinErr = fmt.Errorf("host %d: %w", i, err) })
 					return
 				}
+				agents[i] = a
 			}
 		}()
 	}
@@ -235,6 +238,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	cpu0, ccpu0 := cpuTime(), c.cpu()
+	onPoll0, alone0 := reports(agents)
 	ctlProfile := func() error { return nil }
 	if cfg.ctlProfile != "" {
 		ctlProfile = c.profile(cfg.ctlProfile, fmt.Sprintf("profile?seconds=%d", cfg.ctlProfileSecs))
@@ -392,6 +396,8 @@ func run(ctx context.Context, cfg config) error {
 		fmt.Printf("process CPU %.1f s over %.1f s (%.2f cores; controller, etcd, %d agents and the clients share it), RSS %d MB (peak %d MB), etcd db %d MB\n",
 			cpu.Seconds(), doneAll.Seconds(), cpu.Seconds()/doneAll.Seconds(), cfg.hosts, rss>>20, hwm>>20, dbSize>>20)
 	}
+	onPoll, alone := reports(agents)
+	fmt.Printf("host reports: %d rode a long poll, %d went alone (heartbeats included)\n", onPoll-onPoll0, alone-alone0)
 	fmt.Printf("placed %d VMs on %d hosts in %.1f s: %.0f placements/s\n", n, cfg.hosts, placedAll.Seconds(), rate)
 	return nil
 }
@@ -486,26 +492,35 @@ func setup(ctx context.Context, cl *client.Client, cfg config) (string, error) {
 	return pt.Entity.ID, nil
 }
 
-func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, hb time.Duration, log *slog.Logger) error {
+// reports sums the agents' reports accepted (agent.Agent.Reports).
+func reports(agents []*agent.Agent) (onPoll, alone int64) {
+	for _, a := range agents {
+		p, l := a.Reports()
+		onPoll, alone = onPoll+p, alone+l
+	}
+	return onPoll, alone
+}
+
+func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, hb time.Duration, log *slog.Logger) (*agent.Agent, error) {
 	jt, err := cl.CreateJoinToken(ctx, "")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	adir := filepath.Join(dir, "hosts", fmt.Sprintf("host-%05d", i))
 	a, err := agent.New(agent.Config{ControllerURL: c.url, CACertFile: c.caCert, JoinToken: jt.Token, DataDir: adir, Driver: drv,
 		Address: fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), Zone: fmt.Sprintf("zone-%d", i%8),
 		HeartbeatInterval: hb, Log: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.MkdirAll(adir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	if err := a.Join(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	go func() { _ = a.Run(ctx) }()
-	return nil
+	return a, nil
 }
 
 func waitReady(ctx context.Context, cl *client.Client, n int) error {

@@ -59,16 +59,23 @@ func startAgentBeating(t *testing.T, c *photontest.Cloud, dir, address string, h
 	return a
 }
 
+// newController starts a controller for a test of at most 2 minutes, and
+// returns what waits for its tasks.
+func newController(t *testing.T) (context.Context, *photontest.Cloud, func(*api.Task, error) *api.Task) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	c := photontest.NewController(t, "")
+	return ctx, c, photontest.Done(t, ctx, c.Client)
+}
+
 // TestReportsCachedImages: an agent reports the images complete in its
 // cache; the controller stores them and the fleet index counts them, so a
 // placement of a VM from that image prefers the host (image locality); an
 // image removed from the cache stops counting after the next report.
 func TestReportsCachedImages(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := photontest.NewController(t, "")
+	ctx, c, wait := newController(t)
 	cl := c.Client
-	wait := photontest.Done(t, ctx, cl)
 	content := bytes.Repeat([]byte("photon-image-"), 1000)
 	sum := sha256.Sum256(content)
 	img := wait(cl.UploadImage(ctx, bytes.NewReader(content), int64(len(content)),
@@ -167,11 +174,8 @@ func TestReportsCachedImages(t *testing.T) {
 // that follows (one request instead of two), and the VMs' creates complete
 // on it (their tasks wait for the host to report the VM).
 func TestReportsRidePolls(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := photontest.NewController(t, "")
+	ctx, c, wait := newController(t)
 	cl := c.Client
-	wait := photontest.Done(t, ctx, cl)
 	lim, _ := api.ParseLimits("vm 20 COUNT, vm.cpu 20 COUNT, vm.memory 20 GB")
 	tt := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "t", Quota: api.QuotaSpecFromItems(lim)}))
 	project := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "p", Quota: api.QuotaSpecFromItems(lim)})).Entity.ID
