@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -125,8 +126,9 @@ type Service struct {
 	cfg    Config
 
 	mu       sync.Mutex
-	leases   map[string]store.Lease // host -> its liveness lease, in this process
-	lastSeen map[string]int64       // host -> last heartbeat seen by this process (ms)
+	leases   map[string]hostLease // host -> its liveness lease, in this process
+	renewals atomic.Int64         // lease renewals sent to etcd (LeaseRenewals)
+	lastSeen map[string]int64     // host -> last heartbeat seen by this process (ms)
 	hub      *store.Hub
 	mirror   *store.Mirror // of hubPrefixes, feeding hub
 	// records caches host and datastore records for Reserve.
@@ -170,7 +172,7 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	if cfg.MemoryOvercommit <= 0 {
 		cfg.MemoryOvercommit = 1
 	}
-	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]store.Lease{}, lastSeen: map[string]int64{},
+	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]hostLease{}, lastSeen: map[string]int64{},
 		images: map[string]imagesSeen{}}
 	s.mirror = st.NewMirror(hubPrefixes...)
 	s.hub = s.mirror.Hub()
@@ -425,29 +427,50 @@ func (s *Service) putDatastores(ctx context.Context, tx *store.Txn, h *Record, r
 	return nil
 }
 
-// Heartbeat records that a host is alive, keeping its liveness lease.
+// LeaseRenewals counts the liveness lease renewals this process sent to
+// etcd: a host's heartbeats renew its lease at most every quarter TTL.
+func (s *Service) LeaseRenewals() int64 { return s.renewals.Load() }
+
+// hostLease is a host's liveness lease and when this process last renewed
+// it.
+type hostLease struct {
+	lease   store.Lease
+	renewed time.Time
+}
+
+// Heartbeat records that a host is alive, keeping its liveness lease. A
+// lease renewed less than a quarter of its TTL ago is left as it is: a
+// host's reports ride its long polls, one per change, and renewing the
+// lease for each was an etcd lease stream per report.
 func (s *Service) Heartbeat(ctx context.Context, hostID string) error {
+	ttl := max(int64(s.cfg.HeartbeatTimeout.Seconds()), 2)
+	now := time.Now()
 	s.mu.Lock()
-	l, ok := s.leases[hostID]
-	s.lastSeen[hostID] = time.Now().UnixMilli()
+	hl, ok := s.leases[hostID]
+	s.lastSeen[hostID] = now.UnixMilli()
 	s.mu.Unlock()
+	if ok && now.Sub(hl.renewed) < time.Duration(ttl)*time.Second/4 {
+		return nil
+	}
 	if ok {
-		if err := s.st.KeepAlive(ctx, l); err == nil {
+		s.renewals.Add(1)
+		if err := s.st.KeepAlive(ctx, hl.lease); err == nil {
+			s.mu.Lock()
+			if cur, still := s.leases[hostID]; still && cur.lease == hl.lease {
+				s.leases[hostID] = hostLease{hl.lease, now}
+			}
+			s.mu.Unlock()
 			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 	}
-	ttl := int64(s.cfg.HeartbeatTimeout.Seconds())
-	if ttl < 2 {
-		ttl = 2
-	}
-	l, err := s.st.PutWithLease(ctx, aliveKey(hostID), time.Now().UnixMilli(), ttl)
+	l, err := s.st.PutWithLease(ctx, aliveKey(hostID), now.UnixMilli(), ttl)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.leases[hostID] = l
+	s.leases[hostID] = hostLease{l, now}
 	s.mu.Unlock()
 	return s.setAlive(ctx, hostID, true)
 }
@@ -628,12 +651,12 @@ func (s *Service) Delete(ctx context.Context, id string) (*api.Task, error) {
 	})
 	if err == nil {
 		s.mu.Lock()
-		l, ok := s.leases[id]
+		hl, ok := s.leases[id]
 		delete(s.leases, id)
 		delete(s.images, id)
 		s.mu.Unlock()
 		if ok {
-			_ = s.st.Revoke(context.WithoutCancel(ctx), l)
+			_ = s.st.Revoke(context.WithoutCancel(ctx), hl.lease)
 		}
 	}
 	return task, err

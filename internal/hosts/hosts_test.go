@@ -97,6 +97,29 @@ func TestHostModes(t *testing.T) {
 	}
 }
 
+// TestHeartbeatRenewals: a host reporting every 200 ms keeps its 2 s
+// liveness lease with a renewal at most every quarter TTL (not one per
+// report), stays READY for several TTLs, and turns ERROR once silent.
+func TestHeartbeatRenewals(t *testing.T) {
+	c := photontest.NewController(t, "", func(cfg *controller.Config) { cfg.HeartbeatTimeout = 2 * time.Second })
+	cl := c.Client
+	a := photontest.NewAgent(t, c, fake.Config{CPUCount: 4, MemoryMB: 8192})
+	id := a.HostID()
+	waitState(t, cl, id, api.HostReady)
+	r0 := c.Server.Hosts.LeaseRenewals()
+	for range 10 { // 5 s: 25 reports, 2.5 TTLs
+		time.Sleep(500 * time.Millisecond)
+		if h, err := cl.GetHost(ctx, id); err != nil || h.State != api.HostReady {
+			t.Fatalf("host while reporting = %+v, %v; want READY", h, err)
+		}
+	}
+	if n := c.Server.Hosts.LeaseRenewals() - r0; n < 5 || n > 12 {
+		t.Errorf("%d lease renewals in 5 s of reports every 200 ms with a 2 s TTL; want one per 0.5 s (about 10)", n)
+	}
+	a.Stop()
+	waitState(t, cl, id, api.HostError)
+}
+
 // credential reads the agent's stored identity.
 func credential(t *testing.T, a *photontest.Agent) string {
 	t.Helper()
