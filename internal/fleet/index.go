@@ -77,7 +77,6 @@ type Index struct {
 	advance chan struct{} // closed (and replaced) when rev moves
 	ready   bool
 	fleet   scheduler.Fleet
-	usage   map[string]hosts.Usage
 	dss     map[string]*dsEntry
 	// pending: host -> boot images of VMs placed there since its reported
 	// set last changed, and not in that set (see the package doc).
@@ -87,7 +86,7 @@ type Index struct {
 	early  map[string][]string
 	intern map[string]string
 	// copies: the hosts' and datastores' usage records as stored, by key
-	// (see Copy).
+	// (see Copy); a host's view decodes its usage from them.
 	copies map[string]copyKV
 
 	progress func(context.Context) error
@@ -192,7 +191,7 @@ func (x *Index) run(ctx context.Context) error {
 // reset empties the index (mu held).
 func (x *Index) reset() {
 	x.fleet = scheduler.Fleet{ByID: map[string]int{}}
-	x.usage, x.dss, x.intern = map[string]hosts.Usage{}, map[string]*dsEntry{}, map[string]string{}
+	x.dss, x.intern = map[string]*dsEntry{}, map[string]string{}
 	x.pending, x.early = map[string][]pendingImage{}, map[string][]string{}
 	x.copies = map[string]copyKV{}
 }
@@ -250,11 +249,6 @@ func (x *Index) apply(key string, val []byte, created, modified int64) {
 		var u hosts.Usage
 		if val != nil && store.Decode(val, &u) != nil {
 			return
-		}
-		if val == nil {
-			delete(x.usage, rest)
-		} else {
-			x.usage[rest] = u
 		}
 		if i, ok := x.fleet.ByID[rest]; ok {
 			h := &x.fleet.Hosts[i]
@@ -394,7 +388,11 @@ func (x *Index) reportImages(host string, images []string, rev int64) {
 }
 
 func (x *Index) putHost(r *hosts.Record) {
-	h := x.hosts.HostView(r, x.usage[r.ID])
+	var u hosts.Usage
+	if c, ok := x.copies[store.Key("hostusage", r.ID)]; ok {
+		_ = store.Decode(c.val, &u) // (undecodable: none)
+	}
+	h := x.hosts.HostView(r, u)
 	h.Zone, h.State, h.Tags = x.str(h.Zone), x.str(h.State), x.strs(h.Tags)
 	h.Datastores = make([]scheduler.Datastore, 0, len(r.DatastoreIDs))
 	for _, id := range r.DatastoreIDs {
@@ -437,7 +435,6 @@ func (x *Index) removeHost(id string) {
 	x.fleet.Hosts[last] = scheduler.Host{}
 	x.fleet.Hosts = x.fleet.Hosts[:last]
 	delete(x.fleet.ByID, id)
-	delete(x.usage, id)
 	delete(x.pending, id)
 }
 
