@@ -111,10 +111,9 @@ func main() {
 // simGOGC is this process's garbage collector target by default. Its
 // simulated hosts and clients share the machine's cores with the
 // controller; at Go's default (100) the collector took about 18% of their
-// CPU (5,000 hosts, 30,000 VMs), CPU the controller then lacks. At 400:
-// 0.64 instead of 0.67 ms of this process's CPU per VM, RSS 1.5 GB
-// instead of 0.86 (medians of 3 runs). It is the
-// controller's own (photond's controllerGOGC).
+// CPU (5,000 hosts, 30,000 VMs), CPU the controller then lacks. At 400
+// (photond's controllerGOGC too): 0.64 instead of 0.67 ms of this
+// process's CPU per VM, RSS 1.5 GB instead of 0.86 (medians of 3 runs).
 const simGOGC = 400
 
 // raiseFileLimit lifts the open files limit (inherited by the controller

@@ -44,14 +44,21 @@ func done(t *testing.T, cl *client.Client) func(*api.Task, error) *api.Task {
 	return photontest.Done(t, ctx, cl)
 }
 
+// readyHost starts a controller whose hosts go ERROR after 2 s of silence
+// and one fake host (4 CPUs, 8 GB), READY.
+func readyHost(t *testing.T) (*photontest.Cloud, *photontest.Agent) {
+	t.Helper()
+	c := photontest.NewController(t, "", func(cfg *controller.Config) { cfg.HeartbeatTimeout = 2 * time.Second })
+	a := photontest.NewAgent(t, c, fake.Config{CPUCount: 4, MemoryMB: 8192})
+	waitState(t, c.Client, a.HostID(), api.HostReady)
+	return c, a
+}
+
 // TestHostModes: suspend, maintenance (only from SUSPENDED and without
 // VMs), exit, resume, and delete (only from MAINTENANCE), through the API.
 func TestHostModes(t *testing.T) {
-	c := photontest.NewController(t, "", func(cfg *controller.Config) { cfg.HeartbeatTimeout = 2 * time.Second })
-	cl := c.Client
-	a := photontest.NewAgent(t, c, fake.Config{CPUCount: 4, MemoryMB: 8192})
-	id := a.HostID()
-	waitState(t, cl, id, api.HostReady)
+	c, a := readyHost(t)
+	cl, id := c.Client, a.HostID()
 	h, err := cl.GetHost(ctx, id)
 	if err != nil || h.Capacity.CPUCount != 4 || h.Capacity.MemoryMB != 8192 || len(h.Datastores) != 1 || h.EsxVersion != "fake" {
 		t.Fatalf("host = %+v, %v", h, err)
@@ -101,11 +108,8 @@ func TestHostModes(t *testing.T) {
 // liveness lease with a renewal at most every quarter TTL (not one per
 // report), stays READY for several TTLs, and turns ERROR once silent.
 func TestHeartbeatRenewals(t *testing.T) {
-	c := photontest.NewController(t, "", func(cfg *controller.Config) { cfg.HeartbeatTimeout = 2 * time.Second })
-	cl := c.Client
-	a := photontest.NewAgent(t, c, fake.Config{CPUCount: 4, MemoryMB: 8192})
-	id := a.HostID()
-	waitState(t, cl, id, api.HostReady)
+	c, a := readyHost(t)
+	cl, id := c.Client, a.HostID()
 	r0 := c.Server.Hosts.LeaseRenewals()
 	for range 10 { // 5 s: 25 reports, 2.5 TTLs
 		time.Sleep(500 * time.Millisecond)
