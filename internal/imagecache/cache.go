@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Fetcher opens an image's bytes for reading.
@@ -44,7 +45,25 @@ type Cache struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight
+	// listed remembers each datastore's last listing (ListIn), read again
+	// once the cache itself changed the datastore (gen) or once older
+	// than listMaxAge: a host reports its images with every change of
+	// its VMs, and reading the directory each time cost the agent about
+	// 5% of its CPU (bench/fleet).
+	listed map[string]listing
+	gen    map[string]uint64
 }
+
+// listing is one datastore's listing as of its cache generation.
+type listing struct {
+	ids []string
+	gen uint64
+	at  time.Time
+}
+
+// listMaxAge bounds how long a change made behind the cache's back (a file
+// removed by hand) can go unlisted; the cache's own changes show at once.
+const listMaxAge = time.Second
 
 // flight is one transfer and the callers waiting for it.
 type flight struct {
@@ -65,7 +84,7 @@ func New(dir string, fetch Fetcher) (*Cache, error) {
 	for _, p := range tmps {
 		_ = os.Remove(p)
 	}
-	return &Cache{dir: dir, fetch: fetch, flights: map[string]*flight{}}, nil
+	return &Cache{dir: dir, fetch: fetch, flights: map[string]*flight{}, listed: map[string]listing{}, gen: map[string]uint64{}}, nil
 }
 
 // validName rejects datastore names and image ids that could leave the cache directory.
@@ -195,7 +214,9 @@ func (c *Cache) fetchInto(ctx context.Context, datastore, id, sum string) (_ str
 		return "", fmt.Errorf("image cache: %w", err)
 	}
 	path := c.path(datastore, id)
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	err = os.Rename(tmp.Name(), path)
+	c.changed(datastore)
+	if err != nil {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
 	if d, derr := os.Open(dir); derr == nil {
@@ -241,6 +262,14 @@ func (c *Cache) ListIn(datastore string) []string {
 	if !validName(datastore) {
 		return ids
 	}
+	c.mu.Lock()
+	l, ok := c.listed[datastore]
+	gen := c.gen[datastore]
+	c.mu.Unlock()
+	if ok && l.gen == gen && time.Since(l.at) < listMaxAge {
+		return append(ids, l.ids...)
+	}
+	at := time.Now()
 	es, _ := os.ReadDir(filepath.Join(c.dir, datastore))
 	for _, e := range es {
 		if e.Type().IsRegular() && validName(e.Name()) {
@@ -248,7 +277,19 @@ func (c *Cache) ListIn(datastore string) []string {
 		}
 	}
 	slices.Sort(ids)
-	return ids
+	c.mu.Lock()
+	if c.gen[datastore] == gen { // not changed while listing
+		c.listed[datastore] = listing{ids: slices.Clip(ids), gen: gen, at: at}
+	}
+	c.mu.Unlock()
+	return slices.Clone(ids)
+}
+
+// changed marks a datastore's listing out of date.
+func (c *Cache) changed(datastore string) {
+	c.mu.Lock()
+	c.gen[datastore]++
+	c.mu.Unlock()
 }
 
 // Remove drops an image from a datastore's cache; a missing one is not an error.
@@ -256,7 +297,9 @@ func (c *Cache) Remove(datastore, id string) error {
 	if !validName(datastore) || !validName(id) {
 		return fmt.Errorf("image cache: bad name %q/%q", datastore, id)
 	}
-	if err := os.Remove(c.path(datastore, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	err := os.Remove(c.path(datastore, id))
+	c.changed(datastore)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil

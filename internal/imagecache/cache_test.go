@@ -301,3 +301,48 @@ func TestListsOnlyVerified(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestListingRemembered: ListIn remembers a datastore's listing (no
+// directory read per status report), shows the cache's own changes (a
+// fetched image, a removed one) at once, and a change made behind its back
+// within listMaxAge.
+func TestListingRemembered(t *testing.T) {
+	data := []byte("image bytes")
+	dir := t.TempDir()
+	c, err := New(dir, func(ctx context.Context, id string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func() []string { return c.ListIn("local") }
+	if got := list(); len(got) != 0 {
+		t.Fatalf("ListIn of an empty cache = %q", got)
+	}
+	for _, id := range []string{"img-a", "img-b"} {
+		if _, err := c.Get(context.Background(), "local", id, sum(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := list(); len(got) != 2 || got[0] != "img-a" || got[1] != "img-b" {
+		t.Fatalf("ListIn after two fetches = %q, want [img-a img-b]", got)
+	}
+	list()[0] = "scribbled" // a caller's copy: the remembered listing is not touched
+	if got := list(); got[0] != "img-a" {
+		t.Fatalf("ListIn after a caller wrote its result = %q", got)
+	}
+	if err := c.Remove("local", "img-a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); len(got) != 1 || got[0] != "img-b" {
+		t.Fatalf("ListIn right after Remove = %q, want [img-b]", got)
+	}
+	// Behind the cache's back: remembered for a while, then read again.
+	if err := os.Remove(filepath.Join(dir, "local", "img-b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); len(got) != 1 {
+		t.Fatalf("ListIn right after a removal by hand = %q: the listing was not remembered", got)
+	}
+	waitFor(t, "the removal by hand to show", func() bool { return len(list()) == 0 })
+}
