@@ -54,7 +54,7 @@ type config struct {
 	cpus                         int
 	memGB                        int
 	start                        bool
-	heartbeat                    time.Duration
+	heartbeat, fullReport        time.Duration
 	sample                       int
 	dir                          string
 	keep                         bool
@@ -82,6 +82,7 @@ func main() {
 	flag.IntVar(&cfg.memGB, "host-mem-gb", 256, "memory per host, GB")
 	flag.BoolVar(&cfg.start, "start", true, "start each VM once created (measure create to STARTED)")
 	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval")
+	flag.DurationVar(&cfg.fullReport, "full-report", agent.DefaultFullReportInterval, "at least this often an agent's heartbeat is a full report")
 	flag.IntVar(&cfg.sample, "sample", 0, "feasible hosts a placement scores (0: the controller's default, -1: all)")
 	flag.StringVar(&cfg.dir, "data-dir", "", "data dir (default: a temporary one, removed at the end)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the data dir")
@@ -199,7 +200,7 @@ func run(ctx context.Context, cfg config) error {
 				if i >= cfg.hosts {
 					return
 				}
-				a, err := startAgent(ctx, cl, c, dir, i, drivers[i], cfg.heartbeat, quiet)
+				a, err := startAgent(ctx, cl, c, dir, i, drivers[i], cfg, quiet)
 				if err != nil {
 					joinOnce.Do(func() { joinErr = fmt.Errorf("host %d: %w", i, err) })
 					return
@@ -500,7 +501,7 @@ func reports(agents []*agent.Agent) (onPoll, alone int64) {
 	return onPoll, alone
 }
 
-func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, hb time.Duration, log *slog.Logger) (*agent.Agent, error) {
+func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, cfg config, log *slog.Logger) (*agent.Agent, error) {
 	jt, err := cl.CreateJoinToken(ctx, "")
 	if err != nil {
 		return nil, err
@@ -508,7 +509,7 @@ func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i
 	adir := filepath.Join(dir, "hosts", fmt.Sprintf("host-%05d", i))
 	a, err := agent.New(agent.Config{ControllerURL: c.url, CACertFile: c.caCert, JoinToken: jt.Token, DataDir: adir, Driver: drv,
 		Address: fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), Zone: fmt.Sprintf("zone-%d", i%8),
-		HeartbeatInterval: hb, Log: log})
+		HeartbeatInterval: cfg.heartbeat, FullReportInterval: cfg.fullReport, Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,7 @@ a restarted agent re-adopts them and converges again.`,
 	f.StringVar(&cfg.Zone, "zone", "", "availability zone of the host")
 	f.StringSliceVar(&cfg.Tags, "tags", nil, "host usage tags, e.g. CLOUD")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 3*time.Second, "interval between status reports")
+	f.DurationVar(&cfg.FullReportInterval, "full-report", agent.DefaultFullReportInterval, "at least this often a heartbeat reports every VM the host holds, not only what changed")
 	ff.add(cmd)
 	qf.add(cmd)
 	_ = cmd.MarkFlagRequired("controller")

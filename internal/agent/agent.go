@@ -46,6 +46,14 @@ type Config struct {
 	Tags    []string
 	// HeartbeatInterval between status reports (default 3 s).
 	HeartbeatInterval time.Duration
+	// FullReportInterval: at least this often a heartbeat is a full
+	// report, every VM the host holds (default 60 s, at least
+	// HeartbeatInterval). The heartbeats between list only what changed
+	// since the last report the controller accepted, as the reports after
+	// each change do; a full one lets the controller correct what it
+	// holds of the host, whatever the cause (the first report, and the
+	// one after a report that may be lost, are full too).
+	FullReportInterval time.Duration
 	// Images resolves a disk's image to a local file (nil: an image cache
 	// in DataDir/images, fetching from the controller). If it is also an
 	// ImageLister, status reports list what it holds.
@@ -116,8 +124,10 @@ type Agent struct {
 	reportMu    sync.Mutex
 	// idle is closed when no VM is being acted on any more (busy empties).
 	idle chan struct{}
-	// Reports the controller accepted: with a long poll, on their own.
-	onPoll, alone atomic.Int64
+	// Reports the controller accepted: with a long poll, on their own;
+	// full ones, and when the last was.
+	onPoll, alone, fulls atomic.Int64
+	lastFull             time.Time
 	// deletedDisks are disks deleted since the last report.
 	deletedDisks []string
 	fetches      atomic.Int64
@@ -128,6 +138,9 @@ type Agent struct {
 // rode a long poll (api.HostDesiredState.ReportOnPoll) and those sent on
 // their own (heartbeats, changes no poll carried).
 func (a *Agent) Reports() (onPoll, alone int64) { return a.onPoll.Load(), a.alone.Load() }
+
+// FullReports counts the full status reports the controller accepted.
+func (a *Agent) FullReports() int64 { return a.fulls.Load() }
 
 // Fetches counts image downloads from the controller (each image once per
 // host and datastore, however many VMs need it at once).
@@ -141,6 +154,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 3 * time.Second
 	}
+	if cfg.FullReportInterval <= 0 {
+		cfg.FullReportInterval = DefaultFullReportInterval
+	}
+	cfg.FullReportInterval = max(cfg.FullReportInterval, cfg.HeartbeatInterval)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -335,7 +352,7 @@ func (a *Agent) poll(ctx context.Context, path string, ds *api.HostDesiredState)
 		}
 	}
 	defer unlock()
-	r, all, ok, err := a.buildReport(ctx, false)
+	r, all, ok, err := a.buildReport(ctx, reportChanges)
 	if err != nil || !ok {
 		unlock()
 		return a.c.Do(ctx, http.MethodGet, path, nil, ds)
@@ -545,15 +562,31 @@ func (a *Agent) kickReport() {
 // the answer which caused it usually carries it first.
 const reportDelay = 20 * time.Millisecond
 
-// reportLoop sends the host's status: every HeartbeatInterval in full,
-// and after every change (only the changes, to a controller that takes
-// partial reports) that no poll carried.
+// DefaultFullReportInterval is Config.FullReportInterval's default.
+const DefaultFullReportInterval = time.Minute
+
+// reportKind is what a status report says: the changes since the last
+// report accepted, if any; the same as a heartbeat, sent even if nothing
+// changed; or everything, a full report. A controller that does not take
+// partial reports gets full ones.
+type reportKind int
+
+const (
+	reportChanges reportKind = iota
+	reportBeat
+	reportFull
+)
+
+// reportLoop sends the host's status: every HeartbeatInterval (in full at
+// least every FullReportInterval), and after every change (only the
+// changes, to a controller that takes partial reports) that no poll
+// carried.
 func (a *Agent) reportLoop(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
-	full := true
+	kind := reportFull
 	for {
-		if err := a.sendReport(ctx, full); err != nil {
+		if err := a.sendReport(ctx, kind); err != nil {
 			if refused(err) {
 				return fmt.Errorf("agent: the controller refuses this host's credential: %w", err)
 			}
@@ -565,9 +598,14 @@ func (a *Agent) reportLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			full = true
+			kind = reportBeat
+			a.mu.Lock()
+			if time.Since(a.lastFull) >= a.cfg.FullReportInterval-a.cfg.HeartbeatInterval/2 {
+				kind = reportFull
+			}
+			a.mu.Unlock()
 		case <-a.report:
-			full = false
+			kind = reportChanges
 			if a.pollReports.Load() {
 				select {
 				case <-time.After(reportDelay):
@@ -579,12 +617,12 @@ func (a *Agent) reportLoop(ctx context.Context) error {
 	}
 }
 
-// sendReport sends the host's status (full, or the changes since the last
-// report accepted), unless it is partial and has nothing to say.
-func (a *Agent) sendReport(ctx context.Context, full bool) error {
+// sendReport sends the host's status (see reportKind), unless it is a
+// report of changes and nothing changed.
+func (a *Agent) sendReport(ctx context.Context, kind reportKind) error {
 	a.reportMu.Lock()
 	defer a.reportMu.Unlock()
-	r, all, ok, err := a.buildReport(ctx, full)
+	r, all, ok, err := a.buildReport(ctx, kind)
 	if err != nil || !ok {
 		return err
 	}
@@ -597,11 +635,11 @@ func (a *Agent) sendReport(ctx context.Context, full bool) error {
 	return nil
 }
 
-// buildReport builds the host's status report (reportMu held): full, or
-// partial if asked and the controller takes it; all is every VM the host
-// holds. A partial report with nothing new to say (no VM changed, no disk
-// deleted, the same images) is not ok: there is nothing to send.
-func (a *Agent) buildReport(ctx context.Context, full bool) (r api.HostStatusReport, all []api.VMObserved, ok bool, err error) {
+// buildReport builds the host's status report (reportMu held) of that
+// kind; all is every VM the host holds. A report of changes with nothing
+// new to say (no VM changed, no disk deleted, the same images) is not ok:
+// there is nothing to send.
+func (a *Agent) buildReport(ctx context.Context, kind reportKind) (r api.HostStatusReport, all []api.VMObserved, ok bool, err error) {
 	capa, err := a.cfg.Driver.Capacity(ctx)
 	if err != nil {
 		return r, nil, false, err
@@ -649,9 +687,9 @@ func (a *Agent) buildReport(ctx context.Context, full bool) (r api.HostStatusRep
 	sent, sentImages := a.sent, a.sentImages
 	a.mu.Unlock()
 	all = r.VMs
-	if !full && sent != nil && a.partialOK.Load() {
+	if kind != reportFull && sent != nil && a.partialOK.Load() {
 		r.VMs, r.Partial = changes(sent, all), true
-		if len(r.VMs) == 0 && len(r.DeletedDisks) == 0 && slices.Equal(r.Images, sentImages) {
+		if kind == reportChanges && len(r.VMs) == 0 && len(r.DeletedDisks) == 0 && slices.Equal(r.Images, sentImages) {
 			return r, all, false, nil
 		}
 	}
@@ -668,6 +706,10 @@ func (a *Agent) reportAccepted(r *api.HostStatusReport, all []api.VMObserved) {
 	a.mu.Lock()
 	a.deletedDisks = a.deletedDisks[len(r.DeletedDisks):]
 	a.sent, a.sentImages = now, r.Images
+	if !r.Partial {
+		a.lastFull = time.Now()
+		a.fulls.Add(1)
+	}
 	a.mu.Unlock()
 }
 

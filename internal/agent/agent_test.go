@@ -59,6 +59,32 @@ func startAgentBeating(t *testing.T, c *photontest.Cloud, dir, address string, h
 	return a
 }
 
+// newProject makes a tenant and a project with a quota of n VMs (1 CPU
+// and 1 GB each) and the flavors "small" (such a VM) and "eph" (a disk).
+func newProject(ctx context.Context, t *testing.T, c *photontest.Cloud, wait func(*api.Task, error) *api.Task, n int) string {
+	t.Helper()
+	lim, err := api.ParseLimits(fmt.Sprintf("vm %d COUNT, vm.cpu %d COUNT, vm.memory %d GB", n, n, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := c.Client
+	tt := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "t", Quota: api.QuotaSpecFromItems(lim)}))
+	project := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "p", Quota: api.QuotaSpecFromItems(lim)})).Entity.ID
+	for _, f := range []api.FlavorCreateSpec{
+		{Name: "small", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"}, {Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}},
+		{Name: "eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
+	} {
+		wait(cl.CreateFlavor(ctx, &f))
+	}
+	return project
+}
+
+// vmSpec is a VM of flavor "small" with a boot disk of flavor "eph".
+func vmSpec(name string) *api.VMCreateSpec {
+	return &api.VMCreateSpec{Name: name, Flavor: "small",
+		AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "eph", BootDisk: true}}}
+}
+
 // newController starts a controller for a test of at most 2 minutes, and
 // returns what waits for its tasks.
 func newController(t *testing.T) (context.Context, *photontest.Cloud, func(*api.Task, error) *api.Task) {
@@ -80,15 +106,7 @@ func TestReportsCachedImages(t *testing.T) {
 	sum := sha256.Sum256(content)
 	img := wait(cl.UploadImage(ctx, bytes.NewReader(content), int64(len(content)),
 		client.ImageUpload{Name: "disk", ReplicationType: api.ReplicationOnDemand, FileName: "disk.raw"})).Entity.ID
-	lim, _ := api.ParseLimits("vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB")
-	tt := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "t", Quota: api.QuotaSpecFromItems(lim)}))
-	project := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "p", Quota: api.QuotaSpecFromItems(lim)})).Entity.ID
-	for _, f := range []api.FlavorCreateSpec{
-		{Name: "small", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"}, {Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}},
-		{Name: "eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
-	} {
-		wait(cl.CreateFlavor(ctx, &f))
-	}
+	project := newProject(ctx, t, c, wait, 10)
 
 	dirA := t.TempDir()
 	a := startAgent(t, c, dirA, "10.0.9.1")
@@ -125,8 +143,8 @@ func TestReportsCachedImages(t *testing.T) {
 	// Where would a VM of the image go? The dry run scores both hosts.
 	scores := func() (string, map[string]float64) {
 		t.Helper()
-		spec := &api.VMCreateSpec{Name: "vm", Flavor: "small", SourceImageID: img,
-			AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "eph", BootDisk: true}}}
+		spec := vmSpec("vm")
+		spec.SourceImageID = img
 		var pv api.PlacementPreview
 		if err := cl.Do(ctx, http.MethodPost, "/v1/projects/"+project+"/vms?dryRun=true", spec, &pv); err != nil {
 			t.Fatal(err)
@@ -176,12 +194,7 @@ func TestReportsCachedImages(t *testing.T) {
 func TestReportsRidePolls(t *testing.T) {
 	ctx, c, wait := newController(t)
 	cl := c.Client
-	lim, _ := api.ParseLimits("vm 20 COUNT, vm.cpu 20 COUNT, vm.memory 20 GB")
-	tt := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "t", Quota: api.QuotaSpecFromItems(lim)}))
-	project := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "p", Quota: api.QuotaSpecFromItems(lim)})).Entity.ID
-	wait(cl.CreateFlavor(ctx, &api.FlavorCreateSpec{Name: "tiny", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"},
-		{Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}}))
-	wait(cl.CreateFlavor(ctx, &api.FlavorCreateSpec{Name: "eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}}))
+	project := newProject(ctx, t, c, wait, 20)
 	// No heartbeat during the test: a report on its own is one no poll carried.
 	a := startAgentBeating(t, c, t.TempDir(), "10.0.9.3", time.Hour)
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
@@ -195,9 +208,7 @@ func TestReportsRidePolls(t *testing.T) {
 	}
 	const n = 8 // the host's CPUs
 	for i := range n {
-		task, err := cl.CreateVM(ctx, project, &api.VMCreateSpec{Name: fmt.Sprintf("vm-%d", i), Flavor: "tiny",
-			AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "eph", BootDisk: true}}})
-		vm := wait(task, err)
+		vm := wait(cl.CreateVM(ctx, project, vmSpec(fmt.Sprintf("vm-%d", i))))
 		got, err := cl.GetVM(ctx, vm.Entity.ID)
 		if err != nil || got.State != api.VMStopped || got.Host == "" {
 			t.Fatalf("VM %d after its create = %+v, %v; want STOPPED on the host", i, got, err)
@@ -264,5 +275,67 @@ func TestReportsRidePolls(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the poll did not answer the delete in 10 s")
+	}
+}
+
+// TestHeartbeatsListChanges: between full reports (every
+// FullReportInterval), a host's heartbeats list only what changed: they
+// keep it READY, carry a change on the host (a VM that crashed) to the
+// controller, and a full report still comes every FullReportInterval.
+func TestHeartbeatsListChanges(t *testing.T) {
+	ctx, c, wait := newController(t)
+	project := newProject(ctx, t, c, wait, 10)
+	const beat = 100 * time.Millisecond
+	rare := photontest.NewAgent(t, c, fake.Config{}, func(cfg *agent.Config) {
+		cfg.HeartbeatInterval, cfg.FullReportInterval = beat, time.Hour
+	})
+	often := photontest.NewAgent(t, c, fake.Config{}, func(cfg *agent.Config) {
+		cfg.HeartbeatInterval, cfg.FullReportInterval = beat, 500*time.Millisecond
+	})
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		hs, err := c.Client.ListHosts(ctx)
+		if err == nil && len(hs) == 2 && hs[0].State == api.HostReady && hs[1].State == api.HostReady {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("hosts = %+v, %v; want 2 READY", hs, err)
+		}
+	}
+	spec := vmSpec("vm")
+	spec.Affinities = []api.LocalitySpec{{Kind: "host", ID: rare.HostID()}}
+	id := wait(c.Client.CreateVM(ctx, project, spec)).Entity.ID
+
+	_, alone0 := rare.Reports()
+	rare0, often0 := rare.FullReports(), often.FullReports()
+	time.Sleep(2 * time.Second)
+	_, alone1 := rare.Reports()
+	rare1, often1 := rare.FullReports(), often.FullReports()
+	t.Logf("in 2 s: host with full reports every hour sent %d reports, %d full; every 0.5 s: %d full", alone1-alone0, rare1-rare0, often1-often0)
+	if alone1-alone0 < 10 || rare1 != rare0 {
+		t.Errorf("heartbeats every %s for 2 s: %d reports, %d of them full; want about 20, none full", beat, alone1-alone0, rare1-rare0)
+	}
+	if d := often1 - often0; d < 3 || d > 5 {
+		t.Errorf("full reports every 0.5 s for 2 s: %d; want about 4", d)
+	}
+	if h, err := c.Client.GetHost(ctx, rare.HostID()); err != nil || h.State != api.HostReady {
+		t.Fatalf("host beating partial reports = %+v, %v; want READY", h, err)
+	}
+
+	// A VM that crashes on the host (no poll answer caused it, no full
+	// report due): the next heartbeat says so.
+	if err := rare.Driver.Crash(id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		vm, err := c.Client.GetVM(ctx, id)
+		if err == nil && vm.State == api.VMError {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("VM crashed on its host = %+v, %v; want ERROR", vm, err)
+		}
+	}
+	if n := rare.FullReports(); n != rare0 {
+		t.Errorf("%d full reports meanwhile; want none", n-rare0)
 	}
 }

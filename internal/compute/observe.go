@@ -86,6 +86,9 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 // reported in a partial report, and came back is observed).
 func (s *Service) observePartial(ctx context.Context, hostID string, observed []api.VMObserved) error {
 	s.seen.partial.Add(1)
+	if len(observed) == 0 {
+		return nil // a heartbeat with nothing new: nothing to record
+	}
 	ver := s.hosts.DesiredVersion(hostID)
 	s.seen.changed(hostID)
 	ids := make([]string, len(observed))

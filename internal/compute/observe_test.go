@@ -7,8 +7,10 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/agent"
 	"github.com/photon-cloud/photon/internal/driver/fake"
 	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/photontest"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
 )
@@ -18,7 +20,12 @@ import (
 // changes still is, at once: a VM that crashes on its host is reported;
 // a power change still completes.
 func TestRepeatedReports(t *testing.T) {
-	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{})
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB")
+	// Every heartbeat a full report, the kind a repeat is.
+	c.agents = append(c.agents, photontest.NewAgent(t, c.Cloud, fake.Config{}, func(cfg *agent.Config) {
+		cfg.FullReportInterval = cfg.HeartbeatInterval
+	}))
+	c.waitHosts(t, 1)
 	task := c.done(t)(c.cl.CreateVM(ctx, c.project, vmSpec("steady")))
 	id := task.Entity.ID
 	c.done(t)(c.cl.StartVM(ctx, id))
