@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -19,9 +20,18 @@ var hubPrefixes = []string{"desired", "consolereq", "diskgc"}
 // watch is not up).
 func (s *Service) DesiredVersion(host string) int64 { return s.hub.Version(host) }
 
+// DesiredState is a host's desired state as Desired answers it, encoded as
+// api.HostDesiredState is: its VMs are their records as stored (each the
+// JSON of an api.VMDesired), carried as they are rather than decoded and
+// encoded again for every answer (a host's answer lists all its VMs).
+type DesiredState struct {
+	api.HostDesiredState
+	VMs []json.RawMessage `json:"vms"` // stands for HostDesiredState.VMs, left nil
+}
+
 // Desired answers an agent's long poll: the host's desired state once it
 // has changed after revision after (0: at once), or as it stands after wait.
-func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait time.Duration, images func(context.Context) ([]string, error)) (*api.HostDesiredState, error) {
+func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait time.Duration, images func(context.Context) ([]string, error)) (*DesiredState, error) {
 	if after > 0 {
 		s.hub.Wait(ctx, hostID, after, wait)
 	}
@@ -31,9 +41,9 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if err != nil {
 		return nil, err
 	}
-	vms, err := store.DecodeAll[api.VMDesired](lists[0])
-	if err != nil {
-		return nil, err
+	vms := make([]json.RawMessage, len(lists[0]))
+	for i, kv := range lists[0] {
+		vms[i] = kv.Value
 	}
 	consoles, err := store.DecodeAll[api.ConsoleSession](lists[1])
 	if err != nil {
@@ -43,8 +53,8 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if err != nil {
 		return nil, err
 	}
-	ds := &api.HostDesiredState{HostID: hostID, Revision: rev, VMs: vms, Images: []string{}, Consoles: consoles, DeleteDisks: gone,
-		PartialReports: true}
+	ds := &DesiredState{HostDesiredState: api.HostDesiredState{HostID: hostID, Revision: rev, Images: []string{}, Consoles: consoles,
+		DeleteDisks: gone, PartialReports: true}, VMs: vms}
 	if images != nil {
 		if ds.Images, err = images(ctx); err != nil {
 			return nil, err

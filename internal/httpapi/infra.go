@@ -259,7 +259,7 @@ func afterParam(r *http.Request) (int64, error) {
 }
 
 // desired answers a host's long poll.
-func (s *Server) desired(ctx context.Context, hostID string, after int64) (*api.HostDesiredState, error) {
+func (s *Server) desired(ctx context.Context, hostID string, after int64) (*hosts.DesiredState, error) {
 	ds, err := s.Hosts.Desired(ctx, hostID, after, AgentPollWait, s.eagerImages)
 	if err != nil {
 		return nil, err
