@@ -3,6 +3,7 @@ package hosts
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -20,13 +21,40 @@ var hubPrefixes = []string{"desired", "consolereq", "diskgc"}
 // watch is not up).
 func (s *Service) DesiredVersion(host string) int64 { return s.hub.Version(host) }
 
-// DesiredState is a host's desired state as Desired answers it, encoded as
-// api.HostDesiredState is: its VMs are their records as stored (each the
-// JSON of an api.VMDesired), carried as they are rather than decoded and
-// encoded again for every answer (a host's answer lists all its VMs).
+// DesiredState is a host's desired state as Desired answers it. Its VMs
+// are their records as stored (each the JSON of an api.VMDesired, as the
+// controller wrote it), carried as they are rather than decoded and
+// encoded again for every answer: a host's answer lists all its VMs.
 type DesiredState struct {
 	api.HostDesiredState
-	VMs []json.RawMessage `json:"vms"` // stands for HostDesiredState.VMs, left nil
+	VMs [][]byte `json:"-"` // stand for HostDesiredState.VMs, left nil
+}
+
+// AppendJSON appends the desired state's JSON (an api.HostDesiredState) to
+// b. The VMs' records go in as they are: encoding/json would scan each
+// again (json.RawMessage is compacted), costing what decoding it does.
+func (d *DesiredState) AppendJSON(b []byte) ([]byte, error) {
+	rest, err := json.Marshal(struct {
+		*api.HostDesiredState
+		VMs []api.VMDesired `json:"vms,omitempty"` // hides the embedded field: the records go first
+	}{HostDesiredState: &d.HostDesiredState})
+	if err != nil {
+		return b, err
+	}
+	n := len(rest) + len(`{"vms":[],`)
+	for _, v := range d.VMs {
+		n += len(v) + 1
+	}
+	b = slices.Grow(b, n)
+	b = append(b, `{"vms":[`...)
+	for i, v := range d.VMs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, v...)
+	}
+	b = append(b, "],"...)
+	return append(b, rest[1:]...), nil // rest is {"hostId":...}
 }
 
 // Desired answers an agent's long poll: the host's desired state once it
@@ -41,7 +69,7 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if err != nil {
 		return nil, err
 	}
-	vms := make([]json.RawMessage, len(lists[0]))
+	vms := make([][]byte, len(lists[0]))
 	for i, kv := range lists[0] {
 		vms[i] = kv.Value
 	}

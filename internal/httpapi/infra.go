@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -305,7 +304,7 @@ func (s *Server) agentReportAndPoll(w http.ResponseWriter, r *http.Request) (int
 		}
 		return 0, nil, nil
 	}
-	_ = json.NewEncoder(w).Encode(ds)
+	writeBody(w, ds)
 	return 0, nil, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -277,8 +278,24 @@ func (s *Server) wrap(rt Route) http.Handler {
 func writeJSON(w http.ResponseWriter, code int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	_ = enc.Encode(body)
+	writeBody(w, body)
+}
+
+// jsonAppender is a body that encodes itself (e.g. hosts.DesiredState,
+// with records carried as stored).
+type jsonAppender interface {
+	AppendJSON(b []byte) ([]byte, error)
+}
+
+// writeBody writes body's JSON and a newline, as json.Encoder does.
+func writeBody(w io.Writer, body any) {
+	if a, ok := body.(jsonAppender); ok {
+		if b, err := a.AppendJSON(nil); err == nil {
+			_, _ = w.Write(append(b, '\n'))
+		}
+		return
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // toAPIError maps any error to the API error to send. This is the one place

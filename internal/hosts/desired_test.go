@@ -1,0 +1,62 @@
+package hosts_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/hosts"
+)
+
+// TestDesiredStateJSON: a desired state whose VMs are records as stored
+// encodes as the api.HostDesiredState they make up would.
+func TestDesiredStateJSON(t *testing.T) {
+	vms := []api.VMDesired{
+		{ID: "vm-1", Name: "a <b> & c", CPUCount: 2, MemoryMB: 2048, Power: api.VMStarted, Generation: 3,
+			Disks:       []api.DiskDesired{{ID: "d-1", Kind: api.KindEphemeralDisk, CapacityGB: 1, BootDisk: true}},
+			Environment: map[string]string{"k": "v"}},
+		{ID: "vm-2", Name: "second", CPUCount: 1, MemoryMB: 512, Power: api.VMStopped, Generation: 1, Disks: []api.DiskDesired{}},
+	}
+	for _, tc := range []struct {
+		name string
+		want api.HostDesiredState
+	}{
+		{"no VMs", api.HostDesiredState{HostID: "h-1", Revision: 7, VMs: []api.VMDesired{}, Images: []string{}, PartialReports: true}},
+		{"one VM", api.HostDesiredState{HostID: "h-1", Revision: 8, VMs: vms[:1], Images: []string{"img-1"}}},
+		{"everything", api.HostDesiredState{HostID: "h-2", Revision: 9, VMs: vms, Images: []string{"img-1", "img-2"},
+			Consoles:    []api.ConsoleSession{{Session: "s-1", VMID: "vm-1", Follow: true}},
+			DeleteDisks: []api.DiskDesired{{ID: "d-9", Kind: api.KindPersistentDisk, CapacityGB: 5}}, PartialReports: true, ReportOnPoll: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &hosts.DesiredState{HostDesiredState: tc.want}
+			d.HostDesiredState.VMs = nil
+			for _, v := range tc.want.VMs {
+				b, err := json.Marshal(v) // a record as stored
+				if err != nil {
+					t.Fatal(err)
+				}
+				d.VMs = append(d.VMs, b)
+			}
+			b, err := d.AppendJSON([]byte("prefix:"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, ok := bytes.CutPrefix(b, []byte("prefix:"))
+			if !ok {
+				t.Fatalf("AppendJSON overwrote what it appends to: %q", b)
+			}
+			if !json.Valid(out) {
+				t.Fatalf("not JSON: %s", out)
+			}
+			var got api.HostDesiredState
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("decoded %+v\nwant    %+v\nfrom %s", got, tc.want, out)
+			}
+		})
+	}
+}
