@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -607,7 +608,9 @@ func (t *Txn) ops() []clientv3.Op {
 		if v := t.writes[k]; v == nil {
 			ops = append(ops, clientv3.OpDelete(k))
 		} else {
-			ops = append(ops, clientv3.OpPut(k, string(v)))
+			// OpPut copies the value (to []byte): no need to copy it
+			// to a string first. v is not written to after Put.
+			ops = append(ops, clientv3.OpPut(k, unsafe.String(unsafe.SliceData(v), len(v))))
 		}
 	}
 	return ops
