@@ -7,9 +7,12 @@
 // Keys (under store.Prefix):
 //
 //	tasks/<id>                      the task (api.Task)
-//	taskqueue/<id>                  present while the task is unfinished
+//	taskqueue/<id>                  present while a task on no entity is unfinished
 //	tasks-by-entity/<entity>/<id>   index for GET /v1/tasks?entityId=
 //	locks/<entity>                  the unfinished task holding the entity
+//
+// An unfinished task is found again (the engine's scan) by its entity's
+// lock, or, on no entity, by its queue entry.
 //
 // Tests inject crashes with PHOTON_FAILPOINTS="OPERATION/STEP=crash,...":
 // the process kills itself (SIGKILL) just before running that step.

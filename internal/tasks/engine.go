@@ -243,12 +243,14 @@ func (e *Engine) Submit(ctx context.Context, tx *store.Txn, t *api.Task) error {
 		}
 	}
 	if !t.Done() {
+		// Unfinished, it is found again (scan) by its entity's lock, or,
+		// with no entity, its queue entry: two keys less to write and
+		// delete per task on an entity.
+		k := queueKey(t.ID)
 		if t.Entity.ID != "" {
-			if err := tx.Put(lockKey(t.Entity.ID), t.ID); err != nil {
-				return err
-			}
+			k = lockKey(t.Entity.ID)
 		}
-		if err := tx.Put(queueKey(t.ID), t.ID); err != nil {
+		if err := tx.Put(k, t.ID); err != nil {
 			return err
 		}
 	}
@@ -546,11 +548,12 @@ func (e *Engine) failTask(ctx context.Context, id string, sf *errStepFailed) (*a
 	return &t, false, nil
 }
 
-// release drops the queue entry and the entity lock of a finished task.
+// release drops the entity lock, or the queue entry, of a finished task.
 func (e *Engine) release(tx *store.Txn, t *api.Task) {
-	tx.Delete(queueKey(t.ID))
 	if t.Entity.ID != "" {
 		tx.Delete(lockKey(t.Entity.ID))
+	} else {
+		tx.Delete(queueKey(t.ID))
 	}
 }
 
@@ -593,17 +596,32 @@ func (e *Engine) Loop(ctx context.Context) {
 }
 
 func (e *Engine) scan(ctx context.Context, all bool) {
+	for _, prefix := range []string{"locks", "taskqueue"} {
+		if !e.scanUnder(ctx, prefix, all) {
+			return
+		}
+	}
+}
+
+// scanUnder resumes the unfinished tasks named under prefix: "locks" (the
+// task holding each entity) or "taskqueue" (tasks with no entity, keyed
+// by id). It returns false if it could not read them all.
+func (e *Engine) scanUnder(ctx context.Context, prefix string, all bool) bool {
 	token := ""
 	for {
-		kvs, next, err := e.st.Page(ctx, store.Prefix("taskqueue"), token, 500)
+		kvs, next, err := e.st.Page(ctx, store.Prefix(prefix), token, 500)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.log.Warn("task scan", "error", err)
 			}
-			return
+			return false
 		}
 		for _, kv := range kvs {
-			id := kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]
+			var id string
+			if err := store.Decode(kv.Value, &id); err != nil || id == "" {
+				e.log.Warn("task scan: not a task id", "key", kv.Key, "error", err)
+				continue
+			}
 			e.mu.Lock()
 			_, busy := e.running[id]
 			e.mu.Unlock()
@@ -617,13 +635,23 @@ func (e *Engine) scan(ctx context.Context, all bool) {
 			}
 			e.log.Info("resuming task", "task", id)
 			go func() {
-				if _, err := e.Run(ctx, id); err != nil && ctx.Err() == nil {
+				t, err := e.Run(ctx, id)
+				if err != nil && ctx.Err() == nil {
 					e.log.Warn("resume task", "task", id, "error", err)
+				}
+				if err == nil && t.Done() && prefix == "taskqueue" {
+					// An entry an older controller wrote for a task on an
+					// entity (which its lock now stands for): ended, its
+					// end did not delete it.
+					_, _ = e.st.Update(ctx, func(tx *store.Txn) error {
+						tx.Delete(queueKey(id))
+						return nil
+					})
 				}
 			}()
 		}
 		if next == "" {
-			return
+			return true
 		}
 		token = next
 	}

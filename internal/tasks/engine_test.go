@@ -285,22 +285,59 @@ func TestEngine(t *testing.T) {
 				}
 			})
 
-			t.Run("the loop resumes tasks left queued", func(t *testing.T) {
-				task, _ := submit(t, st, e, "d")
+			t.Run("the loop resumes tasks left unfinished", func(t *testing.T) {
+				keys := func(prefix string) map[string]bool {
+					t.Helper()
+					ks, err := st.Keys(ctx, store.Prefix(prefix))
+					if err != nil {
+						t.Fatal(err)
+					}
+					m := map[string]bool{}
+					for _, k := range ks {
+						m[k] = true
+					}
+					return m
+				}
+				// A task on an entity is found by the entity's lock, one
+				// with none by its queue entry; an older controller queued
+				// tasks on entities too.
+				onEntity, _ := submit(t, st, e, "d")
+				noEntity, _ := submit(t, st, e, "")
+				older, _ := submit(t, st, e, "d2")
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Key("taskqueue", older.ID), older.ID) }); err != nil {
+					t.Fatal(err)
+				}
+				q := keys("taskqueue")
+				if q[store.Key("taskqueue", onEntity.ID)] || !q[store.Key("taskqueue", noEntity.ID)] || !keys("locks")[store.Key("locks", "d")] {
+					t.Fatalf("queued %v, locks %v: want the lock of the task on an entity, the queue entry of the one with none", q, keys("locks"))
+				}
 				e2, _ := tasks.New(st, photontest.Logger(t), counterOp("COUNT"))
 				lctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				go e2.Loop(lctx)
-				deadline := time.Now().Add(20 * time.Second)
-				for {
-					got, err := e2.Get(ctx, task.ID)
-					if err == nil && got.State == api.TaskCompleted {
+				for _, task := range []*api.Task{onEntity, noEntity, older} {
+					deadline := time.Now().Add(20 * time.Second)
+					for {
+						got, err := e2.Get(ctx, task.ID)
+						if err == nil && got.State == api.TaskCompleted {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("task on %q not resumed: %+v %v", task.Entity.ID, got, err)
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				// Ended, they hold nothing: no lock, no queue entry (the
+				// older controller's removed once its task ended).
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					q, l := keys("taskqueue"), keys("locks")
+					if len(q) == 0 && !l[store.Key("locks", "d")] && !l[store.Key("locks", "d2")] {
 						break
 					}
 					if time.Now().After(deadline) {
-						t.Fatalf("task not resumed: %+v %v", got, err)
+						t.Fatalf("after the tasks ended: queued %v, locks %v", q, l)
 					}
-					time.Sleep(20 * time.Millisecond)
 				}
 			})
 		})
