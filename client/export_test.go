@@ -1,0 +1,4 @@
+package client
+
+// DecodeBody is decodeBody, for tests.
+var DecodeBody = decodeBody
