@@ -1,8 +1,11 @@
 package client_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
 
+	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
 	"github.com/photon-cloud/photon/internal/photontest"
 )
@@ -11,4 +14,33 @@ import (
 // encoding/json would, and refuses what it refuses.
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
 	photontest.CheckDecoder(t, client.DecodeBody)
+}
+
+// BenchmarkDecodeDesiredState: a host agent decoding an answer with 20
+// VMs, with the client's decoder and with encoding/json.
+func BenchmarkDecodeDesiredState(b *testing.B) {
+	ds := api.HostDesiredState{HostID: "h-1", Revision: 5, Images: []string{}, PartialReports: true, ReportOnPoll: true}
+	for i := range 20 {
+		ds.VMs = append(ds.VMs, api.VMDesired{ID: fmt.Sprintf("0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d%02d", i), Name: fmt.Sprintf("vm-%06d", i),
+			CPUCount: 1, MemoryMB: 1024, Power: api.VMStarted, Generation: 2,
+			Disks: []api.DiskDesired{{ID: "0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4dff", Kind: api.KindEphemeralDisk, CapacityGB: 1, BootDisk: true, Datastore: "local"}}})
+	}
+	body, err := json.Marshal(&ds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range []struct {
+		name string
+		fn   func([]byte, any) error
+	}{{"client", client.DecodeBody}, {"encoding-json", json.Unmarshal}} {
+		b.Run(d.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				var got api.HostDesiredState
+				if err := d.fn(body, &got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

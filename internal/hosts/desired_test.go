@@ -3,11 +3,14 @@ package hosts_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"reflect"
 	"testing"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/store"
 )
 
 // TestDesiredStateJSON: a desired state whose VMs are records as stored
@@ -59,4 +62,38 @@ func TestDesiredStateJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkDesiredStateJSON: a host's answer with 20 VMs, its records
+// spliced in as stored (AppendJSON) against decoding them and encoding
+// the api.HostDesiredState with encoding/json, as answers were made before.
+func BenchmarkDesiredStateJSON(b *testing.B) {
+	d := &hosts.DesiredState{HostDesiredState: api.HostDesiredState{HostID: "h-1", Revision: 5, Images: []string{}, PartialReports: true}}
+	for i := range 20 {
+		rec, _ := json.Marshal(api.VMDesired{ID: fmt.Sprintf("0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d%02d", i), Name: fmt.Sprintf("vm-%06d", i),
+			CPUCount: 1, MemoryMB: 1024, Power: api.VMStarted, Generation: 2,
+			Disks: []api.DiskDesired{{ID: "0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4dff", Kind: api.KindEphemeralDisk, CapacityGB: 1, BootDisk: true, Datastore: "local"}}})
+		d.VMs = append(d.VMs, rec)
+	}
+	b.Run("AppendJSON", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := d.AppendJSON(nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode+encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			ds := d.HostDesiredState
+			ds.VMs = make([]api.VMDesired, len(d.VMs))
+			for i, rec := range d.VMs {
+				if err := store.Decode(rec, &ds.VMs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := json.NewEncoder(io.Discard).Encode(&ds); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
