@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"testing"
 
 	"github.com/photon-cloud/photon/api"
@@ -19,12 +18,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 // BenchmarkDecodeDesiredState: a host agent decoding an answer with 20
 // VMs, with the client's decoder and with encoding/json.
 func BenchmarkDecodeDesiredState(b *testing.B) {
-	ds := api.HostDesiredState{HostID: "h-1", Revision: 5, Images: []string{}, PartialReports: true, ReportOnPoll: true}
-	for i := range 20 {
-		ds.VMs = append(ds.VMs, api.VMDesired{ID: fmt.Sprintf("0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d%02d", i), Name: fmt.Sprintf("vm-%06d", i),
-			CPUCount: 1, MemoryMB: 1024, Power: api.VMStarted, Generation: 2,
-			Disks: []api.DiskDesired{{ID: "0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4dff", Kind: api.KindEphemeralDisk, CapacityGB: 1, BootDisk: true, Datastore: "local"}}})
-	}
+	ds := api.HostDesiredState{HostID: "h-1", Revision: 5, VMs: photontest.DesiredVMs(20), Images: []string{}, PartialReports: true, ReportOnPoll: true}
 	body, err := json.Marshal(&ds)
 	if err != nil {
 		b.Fatal(err)

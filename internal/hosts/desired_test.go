@@ -3,13 +3,13 @@ package hosts_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"reflect"
 	"testing"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/photontest"
 	"github.com/photon-cloud/photon/internal/store"
 )
 
@@ -69,10 +69,8 @@ func TestDesiredStateJSON(t *testing.T) {
 // the api.HostDesiredState with encoding/json, as answers were made before.
 func BenchmarkDesiredStateJSON(b *testing.B) {
 	d := &hosts.DesiredState{HostDesiredState: api.HostDesiredState{HostID: "h-1", Revision: 5, Images: []string{}, PartialReports: true}}
-	for i := range 20 {
-		rec, _ := json.Marshal(api.VMDesired{ID: fmt.Sprintf("0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4d%02d", i), Name: fmt.Sprintf("vm-%06d", i),
-			CPUCount: 1, MemoryMB: 1024, Power: api.VMStarted, Generation: 2,
-			Disks: []api.DiskDesired{{ID: "0193c9b2-7d1e-7c4a-9f00-3b5e2a1c4dff", Kind: api.KindEphemeralDisk, CapacityGB: 1, BootDisk: true, Datastore: "local"}}})
+	for _, v := range photontest.DesiredVMs(20) {
+		rec, _ := json.Marshal(v)
 		d.VMs = append(d.VMs, rec)
 	}
 	b.Run("AppendJSON", func(b *testing.B) {

@@ -2,6 +2,7 @@ package photontest
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -74,4 +75,16 @@ func CheckDecoder(t *testing.T, decode func([]byte, any) error) {
 			}
 		})
 	}
+}
+
+// DesiredVMs is n VMs' desired states as a host with n VMs gets them,
+// e.g. for benchmarks of its answer.
+func DesiredVMs(n int) []api.VMDesired {
+	vms := make([]api.VMDesired, n)
+	for i := range vms {
+		vms[i] = api.VMDesired{ID: fmt.Sprintf("0193c9b2-7d1e-7c4a-9f00-3b5e2a1c%04d", i), Name: fmt.Sprintf("vm-%06d", i),
+			CPUCount: 1, MemoryMB: 1024, Power: api.VMStarted, Generation: 2,
+			Disks: []api.DiskDesired{{ID: fmt.Sprintf("0193c9b2-7d1e-7c4a-9f00-3b5e2a1d%04d", i), Kind: api.KindEphemeralDisk, CapacityGB: 1, BootDisk: true, Datastore: "local"}}}
+	}
+	return vms
 }
