@@ -50,7 +50,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -261,7 +262,7 @@ func (d *Driver) List(ctx context.Context) ([]driver.VMStatus, error) {
 		out = append(out, d.observe(v, now))
 	}
 	d.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b driver.VMStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
