@@ -306,7 +306,11 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		var ds api.HostDesiredState
 		path := "/v1/agent/hosts/" + a.id.HostID + "/desired?after=" + strconv.FormatInt(rev, 10)
-		if err := a.poll(ctx, path, &ds); err != nil {
+		err := a.poll(ctx, path, &ds)
+		if err == nil {
+			err = a.checkAnswer(&ds)
+		}
+		if err != nil {
 			if refused(err) {
 				return fmt.Errorf("agent: the controller refuses this host's credential: %w", err)
 			}
@@ -326,6 +330,16 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 		a.pollReports.Store(ds.ReportOnPoll && ds.PartialReports)
 		a.converge(ctx, &ds)
 		a.serveConsoles(ctx, ds.Consoles)
+	}
+	return nil
+}
+
+// checkAnswer refuses an answer that is not this host's desired state: an
+// empty one (a response cut short after its status) would otherwise read
+// as "no VM desired here", and the host would delete every VM it runs.
+func (a *Agent) checkAnswer(ds *api.HostDesiredState) error {
+	if ds.HostID != a.id.HostID || ds.Revision <= 0 {
+		return fmt.Errorf("agent: desired state answer for host %q at revision %d, not this host's (%s): ignored", ds.HostID, ds.Revision, a.id.HostID)
 	}
 	return nil
 }

@@ -5,20 +5,26 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
 	"github.com/photon-cloud/photon/internal/agent"
+	"github.com/photon-cloud/photon/internal/driver"
 	"github.com/photon-cloud/photon/internal/driver/fake"
 	"github.com/photon-cloud/photon/internal/imagecache"
 	"github.com/photon-cloud/photon/internal/photontest"
@@ -338,4 +344,61 @@ func TestHeartbeatsListChanges(t *testing.T) {
 	if n := rare.FullReports(); n != rare0 {
 		t.Errorf("%d full reports meanwhile; want none", n-rare0)
 	}
+}
+
+// TestEmptyAnswerChangesNothing: an answer to the long poll that is not
+// this host's desired state (here an empty 200, as a response cut short
+// after its status reads) is ignored: the host does not take it for "no
+// VM desired" and delete the VMs it runs.
+func TestEmptyAnswerChangesNothing(t *testing.T) {
+	var polls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/desired") {
+			polls.Add(1)
+			w.WriteHeader(http.StatusOK) // and no body
+			return
+		}
+		_, _ = io.WriteString(w, "{}") // status reports: accepted
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	id, _ := json.Marshal(agent.Identity{HostID: "h-1", Credential: "secret", Controller: srv.URL})
+	if err := os.WriteFile(filepath.Join(dir, "agent.json"), id, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	drv, err := fake.New(fake.Config{DataDir: filepath.Join(dir, "fake")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := drv.Ensure(ctx, driver.VMSpec{VMDesired: api.VMDesired{ID: "vm-1", Name: "vm-1", CPUCount: 1, MemoryMB: 512,
+		Power: api.VMStarted, Generation: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{ControllerURL: srv.URL, DataDir: dir, Driver: drv, Address: "10.0.9.9",
+		HeartbeatInterval: time.Hour, Images: noImages{}, Log: photontest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	for start := time.Now(); polls.Load() < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("%d polls in 10 s", polls.Load())
+		}
+	}
+	cancel()
+	<-done
+	vms, err := drv.List(context.Background())
+	if err != nil || len(vms) != 1 || vms[0].ID != "vm-1" {
+		t.Fatalf("after %d empty answers the host holds %+v, %v; want vm-1 still", polls.Load(), vms, err)
+	}
+}
+
+// noImages is an image source with nothing to fetch.
+type noImages struct{}
+
+func (noImages) Get(context.Context, string, string, string) (string, error) {
+	return "", errors.New("no images here")
 }

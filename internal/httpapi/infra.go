@@ -272,7 +272,8 @@ func (s *Server) desired(ctx context.Context, hostID string, after int64) (*host
 // recorded as agentStatus records it, the status (200) sent at once, so
 // that the host knows its report is in before it sends another, and the
 // desired state, the body, when it is due. Failing after the status is
-// sent, it ends the body early: the host polls again.
+// sent, it aborts the response: the host sees an error, not an empty
+// answer (which would read as "no VM desired"), and polls again.
 func (s *Server) agentReportAndPoll(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	if s.Hosts == nil || s.Compute == nil {
 		return 0, nil, unavailable("hosts")
@@ -302,7 +303,7 @@ func (s *Server) agentReportAndPoll(w http.ResponseWriter, r *http.Request) (int
 		if r.Context().Err() == nil {
 			s.Log.Warn("desired state after a report", "host", id, "error", err)
 		}
-		return 0, nil, nil
+		panic(http.ErrAbortHandler) // wrap lets it through: net/http resets the stream
 	}
 	writeBody(w, ds)
 	return 0, nil, nil

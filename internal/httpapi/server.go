@@ -228,6 +228,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 		info := &requestInfo{}
 		defer func() {
 			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler { // a response cut short on purpose
+					s.recordAudit(r, rt, info, status)
+					panic(p)
+				}
 				s.Log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
 				status = s.writeError(w, r, fmt.Errorf("panic: %v", p))
 			}
