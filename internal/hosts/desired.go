@@ -27,8 +27,14 @@ func (s *Service) DesiredVersion(host string) int64 { return s.hub.Version(host)
 // encoded again for every answer: a host's answer lists all its VMs.
 type DesiredState struct {
 	api.HostDesiredState
-	VMs [][]byte `json:"-"` // stand for HostDesiredState.VMs, left nil
+	VMs [][]byte // stand for HostDesiredState.VMs, left nil
 }
+
+// MarshalJSON is AppendJSON for encoding/json, so that no encoder can send
+// the embedded, empty VM list instead: an agent would take it for "no VM
+// desired" and delete every VM it runs. (Slower: encoding/json scans what
+// it returns again; the API server calls AppendJSON.)
+func (d *DesiredState) MarshalJSON() ([]byte, error) { return d.AppendJSON(nil) }
 
 // AppendJSON appends the desired state's JSON (an api.HostDesiredState) to
 // b. The VMs' records go in as they are: encoding/json would scan each

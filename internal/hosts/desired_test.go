@@ -53,6 +53,10 @@ func TestDesiredStateJSON(t *testing.T) {
 			if !json.Valid(out) {
 				t.Fatalf("not JSON: %s", out)
 			}
+			// Any encoder gives the same: encoding/json through MarshalJSON.
+			if viaJSON, err := json.Marshal(d); err != nil || !bytes.Equal(viaJSON, out) {
+				t.Fatalf("json.Marshal = %s, %v\nAppendJSON    %s", viaJSON, err, out)
+			}
 			var got api.HostDesiredState
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatal(err)

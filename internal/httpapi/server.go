@@ -291,12 +291,17 @@ type jsonAppender interface {
 	AppendJSON(b []byte) ([]byte, error)
 }
 
-// writeBody writes body's JSON and a newline, as json.Encoder does.
+// writeBody writes body's JSON and a newline, as json.Encoder does. A body
+// that cannot encode itself aborts the response (wrap lets the panic
+// through; net/http resets the stream): the status is already sent, and an
+// empty answer must not pass for one.
 func writeBody(w io.Writer, body any) {
 	if a, ok := body.(jsonAppender); ok {
-		if b, err := a.AppendJSON(nil); err == nil {
-			_, _ = w.Write(append(b, '\n'))
+		b, err := a.AppendJSON(nil)
+		if err != nil {
+			panic(http.ErrAbortHandler)
 		}
+		_, _ = w.Write(append(b, '\n'))
 		return
 	}
 	_ = json.NewEncoder(w).Encode(body)
