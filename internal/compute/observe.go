@@ -38,7 +38,6 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 		s.seen.repeated.Add(1)
 		return nil
 	}
-	s.seen.observed.Add(1)
 	byID := presentByID(observed)
 	// The VMs the host should run: the keys under its desired prefix
 	// (hosts.DesiredKey) name them; their values are not needed here.
@@ -71,6 +70,7 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 		last.at = prev.at // a repeat observed anyway: the period runs from the first
 	}
 	s.seen.set(hostID, last)
+	s.seen.observed.Add(1) // counted once recorded: a read after sees it
 	s.kick(kicks)
 	return nil
 }
@@ -310,7 +310,8 @@ type seenCache struct {
 }
 
 // ObserveCounts returns how many full host reports this controller
-// observed, how many it skipped as repeats, and how many partial reports
+// observed (recorded in etcd: a read after the count grows sees what the
+// report said), how many it skipped as repeats, and how many partial reports
 // it observed (see Observe).
 func (s *Service) ObserveCounts() (observed, repeated, partial int64) {
 	return s.seen.observed.Load(), s.seen.repeated.Load(), s.seen.partial.Load()

@@ -26,10 +26,16 @@ type Hub struct {
 	start   int64            // revision the watches started from (0: not up)
 	last    map[string]int64 // id -> revision of its last change
 	floor   int64            // changes up to floor are forgotten
-	waiters map[string][]chan struct{}
+	waiters map[string][]waiter
 	all     int64 // revision of the last change that concerns every id
 	// maxTracked bounds the ids remembered (see Hub).
 	maxTracked int
+}
+
+// waiter is a long poll waiting for a change to its id after rev.
+type waiter struct {
+	rev int64
+	ch  chan struct{}
 }
 
 // NewHub returns a hub over the keys under prefixes (names as given to
@@ -39,7 +45,7 @@ func (s *Store) NewHub(prefixes ...string) *Hub {
 	for i, p := range prefixes {
 		full[i] = Prefix(p)
 	}
-	return &Hub{st: s, prefixes: prefixes, full: full, last: map[string]int64{}, waiters: map[string][]chan struct{}{}, maxTracked: 1 << 16}
+	return &Hub{st: s, prefixes: prefixes, full: full, last: map[string]int64{}, waiters: map[string][]waiter{}, maxTracked: 1 << 16}
 }
 
 // Run watches until ctx ends, starting the watches again (and waking every
@@ -112,11 +118,28 @@ func (h *Hub) bump(id string, rev int64) {
 		}
 		h.last[id] = rev
 	}
-	ws := h.waiters[id]
-	delete(h.waiters, id)
+	// Only the waiters that read before this change: the watch can lag
+	// behind reads, and one that read at or after rev has seen it.
+	var wake []waiter
+	if ws := h.waiters[id]; len(ws) > 0 {
+		keep := ws[:0]
+		for _, w := range ws {
+			if w.rev < rev {
+				wake = append(wake, w)
+			} else {
+				keep = append(keep, w)
+			}
+		}
+		clear(ws[len(keep):])
+		if len(keep) == 0 {
+			delete(h.waiters, id)
+		} else {
+			h.waiters[id] = keep
+		}
+	}
 	h.mu.Unlock()
-	for _, w := range ws {
-		close(w)
+	for _, w := range wake {
+		close(w.ch)
 	}
 }
 
@@ -128,11 +151,11 @@ func (h *Hub) BumpAll(rev int64) {
 		h.all = rev
 	}
 	ws := h.waiters
-	h.waiters = map[string][]chan struct{}{}
+	h.waiters = map[string][]waiter{}
 	h.mu.Unlock()
 	for _, l := range ws {
 		for _, w := range l {
-			close(w)
+			close(w.ch)
 		}
 	}
 }
@@ -156,9 +179,9 @@ func (h *Hub) ChangedSince(id string, rev int64) (bool, <-chan struct{}) {
 	if h.start == 0 || rev < h.start || rev < h.floor || h.last[id] > rev || h.all > rev {
 		return true, nil
 	}
-	w := make(chan struct{})
+	w := waiter{rev: rev, ch: make(chan struct{})}
 	h.waiters[id] = append(h.waiters[id], w)
-	return false, w
+	return false, w.ch
 }
 
 // Wait returns once id may have changed after rev, after d, or when ctx
@@ -182,7 +205,7 @@ func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) {
 	defer h.mu.Unlock()
 	ws := h.waiters[id]
 	for i, w := range ws {
-		if w == ch {
+		if w.ch == ch {
 			ws = append(ws[:i], ws[i+1:]...)
 			break
 		}

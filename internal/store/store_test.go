@@ -549,9 +549,9 @@ func testPending(t *testing.T, s *store.Store) {
 	}
 }
 
-// testHub: a Hub wakes a waiter on a change to its id only, tells one that
-// read before a change at once, takes back the channel of one that timed
-// out, and once it forgets ids, says "changed" rather than sleep through
+// testHub: a Hub wakes a waiter on a change to its id after its read
+// only, tells one that read before a change at once, takes back the
+// channel of one that timed out, and once it forgets ids, says "changed" rather than sleep through
 // a change.
 func testHub(t *testing.T, s *store.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -619,6 +619,27 @@ func testHub(t *testing.T, s *store.Store) {
 	h.Wait(ctx, "d", aRev, 20*time.Millisecond)
 	if n := store.Waiting(h, "d"); n != 0 {
 		t.Fatalf("%d waiters left for d after a Wait timed out", n)
+	}
+
+	// A watch that lags behind reads: a waiter that read at gRev, a
+	// change the watch delivers only then, is not woken by it (a long
+	// poll answered with what its client has); by the next change it is.
+	gRev := put("g/x")
+	changed, ch = h.ChangedSince("g", gRev)
+	if changed {
+		t.Fatalf("ChangedSince(g, %d) with no change after it: changed", gRev)
+	}
+	store.Deliver(h, "g", gRev)
+	select {
+	case <-ch:
+		t.Fatal("a change at the revision g's waiter read at woke it")
+	default:
+	}
+	put("g/x")
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatal("a change to g after its waiter's read did not wake it")
 	}
 
 	// Forgetting: with room for 2 ids, a new one makes the hub forget a,
