@@ -399,6 +399,9 @@ func TestTaskLongPoll(t *testing.T) {
 	if task.Done() {
 		t.Fatalf("create answered %s: the host's 300 ms should leave it not done", task.State)
 	}
+	if s := task.Steps; len(s) != 2 || s[0].State != api.TaskCompleted || s[1].State != api.TaskStarted || s[1].StartedTime == 0 {
+		t.Fatalf("create answered steps %+v: want the reservation COMPLETED, the host's step STARTED", s)
+	}
 	got, err := c.cl.GetTaskWait(ctx, task.ID, 40*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -166,14 +166,14 @@ func (e *Engine) CompleteStep(t *api.Task, i int) {
 // so that the submitter need not run the task once only to start it.
 func (e *Engine) StartStep(t *api.Task, i int) { e.startStep(t, i) }
 
-// startStep marks t and its step i started (now, unless they were) and
-// returns now.
+// startStep marks t and its step i STARTED (since now, unless they were)
+// and returns now.
 func (e *Engine) startStep(t *api.Task, i int) int64 {
 	now := e.now().UnixMilli()
 	if t.StartedTime == 0 {
 		t.StartedTime = now
 	}
-	t.State = api.TaskStarted
+	t.State, t.Steps[i].State = api.TaskStarted, api.TaskStarted
 	if t.Steps[i].StartedTime == 0 {
 		t.Steps[i].StartedTime = now
 	}
