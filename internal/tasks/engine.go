@@ -639,10 +639,11 @@ func (e *Engine) scanUnder(ctx context.Context, prefix string, all bool) bool {
 				if err != nil && ctx.Err() == nil {
 					e.log.Warn("resume task", "task", id, "error", err)
 				}
-				if err == nil && t.Done() && prefix == "taskqueue" {
+				if err == nil && t != nil && t.Done() && t.Entity.ID != "" && prefix == "taskqueue" {
 					// An entry an older controller wrote for a task on an
 					// entity (which its lock now stands for): ended, its
-					// end did not delete it.
+					// end did not delete it. (A task on no entity's end
+					// did.)
 					_, _ = e.st.Update(ctx, func(tx *store.Txn) error {
 						tx.Delete(queueKey(id))
 						return nil
