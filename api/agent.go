@@ -57,6 +57,31 @@ type HostDesiredState struct {
 	// desired state (the body) when it is due, as GET does. A host whose
 	// change is ready when it polls again saves a request.
 	ReportOnPoll bool `json:"reportOnPoll,omitempty"`
+	// Stream says the controller takes the host's stream: one long
+	// request, POST /v1/agent/hosts/{id}/stream?after=<revision>, whose
+	// body carries the host's reports (HostStreamReport, one JSON object
+	// per line) and whose answer carries, one per line, an
+	// acknowledgement of each report once it is recorded and the host's
+	// desired state whenever it changes (HostStreamMessage). It replaces
+	// the long polls and the reports of their own: a message costs a
+	// fraction of a request's headers, stream and handler.
+	Stream bool `json:"stream,omitempty"`
+}
+
+// HostStreamReport is a host's report on its stream. Seq numbers the
+// host's reports on the stream; the acknowledgement names it.
+type HostStreamReport struct {
+	Seq    int64            `json:"seq"`
+	Report HostStatusReport `json:"report"`
+}
+
+// HostStreamMessage is one line of the controller's side of a host's
+// stream: an acknowledgement (Ack, the report's Seq: recorded, or, with
+// Error, refused as POST .../status would be) or a desired state.
+type HostStreamMessage struct {
+	Ack     int64             `json:"ack,omitempty"`
+	Error   *Error            `json:"error,omitempty"`
+	Desired *HostDesiredState `json:"desired,omitempty"`
 }
 
 // ConsoleSession asks a host for a VM's serial console: a user's

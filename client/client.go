@@ -266,6 +266,10 @@ func decodeBody(data []byte, out any) error {
 	return gojson.Unmarshal(data, out)
 }
 
+// DecodeJSON decodes data into out as the client decodes a response body
+// (for bodies read some other way: a stream's messages).
+func DecodeJSON(data []byte, out any) error { return decodeBody(data, out) }
+
 // decodeError turns an error response into an *api.Error. A body that is not
 // an api.Error gets a code derived from the status and the status text.
 func decodeError(status int, body []byte) error {

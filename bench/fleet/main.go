@@ -53,7 +53,7 @@ type config struct {
 	batch                        int
 	cpus                         int
 	memGB                        int
-	start                        bool
+	start, noStream              bool
 	heartbeat, fullReport        time.Duration
 	sample                       int
 	dir                          string
@@ -82,6 +82,7 @@ func main() {
 	flag.IntVar(&cfg.memGB, "host-mem-gb", 256, "memory per host, GB")
 	flag.BoolVar(&cfg.start, "start", true, "start each VM once created (measure create to STARTED)")
 	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval")
+	flag.BoolVar(&cfg.noStream, "no-stream", false, "the simulated hosts poll and report on their own instead of using their streams (the agent protocol before streams)")
 	flag.DurationVar(&cfg.fullReport, "full-report", agent.DefaultFullReportInterval, "at least this often an agent's heartbeat is a full report")
 	flag.IntVar(&cfg.sample, "sample", 0, "feasible hosts a placement scores (0: the controller's default, -1: all)")
 	flag.StringVar(&cfg.dir, "data-dir", "", "data dir (default: a temporary one, removed at the end)")
@@ -238,7 +239,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	cpu0, ccpu0 := cpuTime(), c.cpu()
-	onPoll0, alone0 := reports(agents)
+	onPoll0, alone0, onStream0 := reports(agents)
 	ctlProfile := func() error { return nil }
 	if cfg.ctlProfile != "" {
 		ctlProfile = c.profile(cfg.ctlProfile, fmt.Sprintf("profile?seconds=%d", cfg.ctlProfileSecs))
@@ -396,8 +397,8 @@ func run(ctx context.Context, cfg config) error {
 		fmt.Printf("process CPU %.1f s over %.1f s (%.2f cores; controller, etcd, %d agents and the clients share it), RSS %d MB (peak %d MB), etcd db %d MB\n",
 			cpu.Seconds(), doneAll.Seconds(), cpu.Seconds()/doneAll.Seconds(), cfg.hosts, rss>>20, hwm>>20, dbSize>>20)
 	}
-	onPoll, alone := reports(agents)
-	fmt.Printf("host reports: %d rode a long poll, %d went alone (heartbeats included)\n", onPoll-onPoll0, alone-alone0)
+	onPoll, alone, onStream := reports(agents)
+	fmt.Printf("host reports: %d on streams, %d rode a long poll, %d went alone (heartbeats included)\n", onStream-onStream0, onPoll-onPoll0, alone-alone0)
 	fmt.Printf("placed %d VMs on %d hosts in %.1f s: %.0f placements/s\n", n, cfg.hosts, placedAll.Seconds(), rate)
 	return nil
 }
@@ -493,12 +494,12 @@ func setup(ctx context.Context, cl *client.Client, cfg config) (string, error) {
 }
 
 // reports sums the agents' reports accepted (agent.Agent.Reports).
-func reports(agents []*agent.Agent) (onPoll, alone int64) {
+func reports(agents []*agent.Agent) (onPoll, alone, onStream int64) {
 	for _, a := range agents {
 		p, l := a.Reports()
-		onPoll, alone = onPoll+p, alone+l
+		onPoll, alone, onStream = onPoll+p, alone+l, onStream+a.StreamReports()
 	}
-	return onPoll, alone
+	return onPoll, alone, onStream
 }
 
 func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, cfg config, log *slog.Logger) (*agent.Agent, error) {
@@ -509,7 +510,7 @@ func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i
 	adir := filepath.Join(dir, "hosts", fmt.Sprintf("host-%05d", i))
 	a, err := agent.New(agent.Config{ControllerURL: c.url, CACertFile: c.caCert, JoinToken: jt.Token, DataDir: adir, Driver: drv,
 		Address: fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), Zone: fmt.Sprintf("zone-%d", i%8),
-		HeartbeatInterval: cfg.heartbeat, FullReportInterval: cfg.fullReport, Log: log})
+		HeartbeatInterval: cfg.heartbeat, FullReportInterval: cfg.fullReport, NoStream: cfg.noStream, Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,11 @@ type Config struct {
 	// ImageLister, status reports list what it holds.
 	Images ImageSource
 	Log    *slog.Logger
+	// NoStream: poll the desired state and send reports on their own even
+	// where the controller takes the host's stream
+	// (api.HostDesiredState.Stream), e.g. behind a proxy that buffers
+	// request bodies.
+	NoStream bool
 }
 
 // ImageSource makes an image available on a datastore and returns its path.
@@ -137,6 +142,10 @@ type Agent struct {
 	// full ones, and when the last was.
 	onPoll, alone, fulls atomic.Int64
 	lastFull             time.Time
+	// streaming is the host's stream while it is up (stream.go); reports
+	// go on it. onStream counts those the controller accepted.
+	streaming atomic.Pointer[hostStream]
+	onStream  atomic.Int64
 	// deletedDisks are disks deleted since the last report.
 	deletedDisks []string
 	fetches      atomic.Int64
@@ -147,6 +156,10 @@ type Agent struct {
 // rode a long poll (api.HostDesiredState.ReportOnPoll) and those sent on
 // their own (heartbeats, changes no poll carried).
 func (a *Agent) Reports() (onPoll, alone int64) { return a.onPoll.Load(), a.alone.Load() }
+
+// StreamReports counts the status reports the controller accepted on the
+// host's stream (api.HostDesiredState.Stream).
+func (a *Agent) StreamReports() int64 { return a.onStream.Load() }
 
 // FullReports counts the full status reports the controller accepted.
 func (a *Agent) FullReports() int64 { return a.fulls.Load() }
@@ -312,7 +325,30 @@ func refused(err error) bool {
 func (a *Agent) watchLoop(ctx context.Context) error {
 	var rev int64
 	backoff := 100 * time.Millisecond
+	stream, noStreamUntil := false, time.Time{}
 	for ctx.Err() == nil {
+		if stream && !a.cfg.NoStream && time.Now().After(noStreamUntil) {
+			var err error
+			opened := time.Now()
+			if rev, err = a.stream(ctx, rev); err == nil {
+				continue // the controller ended it (its lifetime): open another
+			}
+			if refused(err) {
+				return fmt.Errorf("agent: the controller refuses this host's credential: %w", err)
+			}
+			if time.Since(opened) >= streamLived && ctx.Err() == nil {
+				a.log.Debug("host stream ended; opening another", "error", err)
+				continue // up for a while (ended at its lifetime, or a controller's restart): at once
+			}
+			var ae *api.Error
+			if errors.As(err, &ae) && (ae.Status() == http.StatusNotFound || ae.Status() == http.StatusMethodNotAllowed) {
+				noStreamUntil = time.Now().Add(noStreamFor) // a controller without the route
+			}
+			if ctx.Err() == nil {
+				a.log.Info("host stream ended; polling", "error", err)
+			}
+			stream = false // until an answer says the controller takes it
+		}
 		var ds api.HostDesiredState
 		path := "/v1/agent/hosts/" + a.id.HostID + "/desired?after=" + strconv.FormatInt(rev, 10)
 		err := a.poll(ctx, path, &ds)
@@ -334,13 +370,19 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		rev = ds.Revision
-		a.partialOK.Store(ds.PartialReports)
-		a.pollReports.Store(ds.ReportOnPoll && ds.PartialReports)
-		a.converge(ctx, &ds)
-		a.serveConsoles(ctx, ds.Consoles)
+		rev, stream = ds.Revision, ds.Stream
+		a.answered(ctx, &ds)
 	}
 	return nil
+}
+
+// answered acts on an answer of the desired state (a poll's or the
+// stream's).
+func (a *Agent) answered(ctx context.Context, ds *api.HostDesiredState) {
+	a.partialOK.Store(ds.PartialReports)
+	a.pollReports.Store(ds.ReportOnPoll && ds.PartialReports)
+	a.converge(ctx, ds)
+	a.serveConsoles(ctx, ds.Consoles)
 }
 
 // checkAnswer refuses an answer that is not this host's desired state: an
@@ -630,7 +672,9 @@ func (a *Agent) reportLoop(ctx context.Context) error {
 			a.mu.Unlock()
 		case <-a.report:
 			kind = reportChanges
-			if a.pollReports.Load() {
+			if a.streaming.Load() != nil {
+				a.waitIdle(ctx, settleWait) // one report for the changes of one answer
+			} else if a.pollReports.Load() {
 				select {
 				case <-time.After(reportDelay):
 				case <-ctx.Done():
@@ -650,12 +694,18 @@ func (a *Agent) sendReport(ctx context.Context, kind reportKind) error {
 	if err != nil || !ok {
 		return err
 	}
-	if err := a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil); err != nil {
+	count := &a.alone
+	if s := a.streaming.Load(); s != nil {
+		err, count = s.send(ctx, &r), &a.onStream
+	} else {
+		err = a.c.Do(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/status", &r, nil)
+	}
+	if err != nil {
 		a.reportLost()
 		return err
 	}
 	a.reportAccepted(&r, all)
-	a.alone.Add(1)
+	count.Add(1)
 	return nil
 }
 

@@ -203,6 +203,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	c.srv.RegisterOnShutdown(c.Server.StopStreams)
 	loopCtx, cancelLoop := context.WithCancel(context.Background())
 	loopDone := make(chan struct{})
 	imgsDone := make(chan struct{})

@@ -33,6 +33,7 @@ func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) R
 		r("POST", "/v1/agent/join", PermPublic, s.agentJoin),
 		r("GET", "/v1/agent/hosts/{id}/desired", PermHost, s.agentDesired),
 		rs("POST", "/v1/agent/hosts/{id}/desired", PermHost, s.agentReportAndPoll),
+		rs("POST", "/v1/agent/hosts/{id}/stream", PermHost, s.agentStream),
 		r("POST", "/v1/agent/hosts/{id}/status", PermHost, s.agentStatus),
 		rs("POST", "/v1/agent/hosts/{id}/console/{session}", PermHost, s.agentConsole),
 
@@ -264,6 +265,7 @@ func (s *Server) desired(ctx context.Context, hostID string, after int64) (*host
 		return nil, err
 	}
 	ds.ReportOnPoll = s.Compute != nil
+	ds.Stream = s.Compute != nil
 	return ds, nil
 }
 

@@ -60,6 +60,9 @@ type Server struct {
 	Deps
 	mux    *http.ServeMux
 	routes []Route
+	// streams ends the hosts' streams (StopStreams).
+	streams     context.Context
+	stopStreams context.CancelFunc
 }
 
 // Perm is what a route needs of the caller. The path's {id} names the
@@ -107,12 +110,18 @@ func New(d Deps) *Server {
 		d.Log = slog.Default()
 	}
 	s := &Server{Deps: d, mux: http.NewServeMux()}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.routes = append(s.routeTable(), s.objectIAMRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
 	return s
 }
+
+// StopStreams ends the hosts' streams (at shutdown: http.Server.Shutdown
+// waits for requests, and a stream lasts StreamLifetime); their hosts
+// open them again, or poll, elsewhere.
+func (s *Server) StopStreams() { s.stopStreams() }
 
 // Routes returns the route table.
 func (s *Server) Routes() []Route { return s.routes }

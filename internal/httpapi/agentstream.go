@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/photon-cloud/photon/api"
+)
+
+// StreamLifetime bounds a host's stream (api.HostDesiredState.Stream):
+// the controller ends it then, and the host opens another, its credential
+// checked again (a deleted host's stops working at the latest then; its
+// reports are refused at once).
+const StreamLifetime = 10 * time.Minute
+
+// agentStream serves a host's stream: the reports it reads, each recorded
+// as POST .../status records one and acknowledged in order, and the desired
+// state, sent as GET .../desired would answer it, one after the other, from
+// ?after=. One request instead of one per report and per answer: a
+// message costs no headers, no stream set up and torn down, no handler.
+func (s *Server) agentStream(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	if s.Hosts == nil || s.Compute == nil {
+		return 0, nil, unavailable("hosts")
+	}
+	after, err := afterParam(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	id := r.PathValue("id")
+	rc := http.NewResponseController(w)
+	// The server's bounds on a request's reads and writes are for
+	// requests; StreamLifetime bounds this one.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.EnableFullDuplex() // HTTP/1.1 only; HTTP/2 streams are
+	ctx, cancel := context.WithTimeout(r.Context(), StreamLifetime)
+	defer cancel()
+	defer context.AfterFunc(s.streams, cancel)()
+	// Ended (its lifetime, shutdown, a broken half), a read of the next
+	// report or a write the host does not take must not hold the handler:
+	// their deadlines pass (while the handler runs: rc is invalid after).
+	var deadlines sync.Mutex
+	running := true
+	stop := context.AfterFunc(ctx, func() {
+		deadlines.Lock()
+		defer deadlines.Unlock()
+		if running {
+			now := time.Now()
+			_ = rc.SetReadDeadline(now)
+			_ = rc.SetWriteDeadline(now)
+		}
+	})
+	defer func() {
+		stop()
+		deadlines.Lock()
+		running = false
+		deadlines.Unlock()
+	}()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	var mu sync.Mutex
+	send := func(b []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if err := send(nil); err != nil {
+		return 0, nil, nil // the host went away
+	}
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		defer cancel()
+		for ctx.Err() == nil {
+			ds, err := s.desired(ctx, id, after)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.Log.Warn("desired state on a host's stream", "host", id, "error", err)
+				}
+				return
+			}
+			b, err := ds.AppendJSON(append(make([]byte, 0, 4096), `{"desired":`...))
+			if err != nil || send(append(b, "}\n"...)) != nil {
+				return
+			}
+			after = ds.Revision
+		}
+	}()
+	s.streamReports(ctx, r, id, bufio.NewReaderSize(r.Body, 16<<10), send)
+	cancel()
+	<-answered
+	return 0, nil, nil
+}
+
+// streamReports records the reports on a host's stream until it ends, and
+// acknowledges each; one that cannot be read ends the stream after an
+// acknowledgement saying why.
+func (s *Server) streamReports(ctx context.Context, r *http.Request, id string, br *bufio.Reader, send func([]byte) error) {
+	for ctx.Err() == nil {
+		line, err := readLine(br, MaxBodyBytes)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				s.ackError(r, send, 0, err)
+			}
+			return
+		}
+		var m api.HostStreamReport
+		if err := json.Unmarshal(line, &m); err != nil || m.Seq <= 0 {
+			s.ackError(r, send, 0, api.Errorf(api.CodeInvalidJSON, "a report on the stream: want {\"seq\": n > 0, \"report\": {...}} on one line"))
+			return
+		}
+		rctx, rcancel := context.WithTimeout(ctx, RequestTimeout)
+		err = s.report(rctx, id, &m.Report)
+		rcancel()
+		if err != nil {
+			if s.ackError(r, send, m.Seq, err) != nil || ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if send(append(ackLine(m.Seq), '\n')) != nil {
+			return
+		}
+	}
+}
+
+// ackError acknowledges report seq (0: none read) with the error that
+// refused it.
+func (s *Server) ackError(r *http.Request, send func([]byte) error, seq int64, err error) error {
+	b, merr := json.Marshal(api.HostStreamMessage{Ack: seq, Error: s.answerError(r, err)})
+	if merr != nil {
+		return merr
+	}
+	return send(append(b, '\n'))
+}
+
+func ackLine(seq int64) []byte {
+	b, _ := json.Marshal(api.HostStreamMessage{Ack: seq})
+	return b
+}
+
+// readLine reads one line of at most max bytes (its newline included).
+func readLine(br *bufio.Reader, max int64) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		switch {
+		case err == nil && line == nil:
+			return frag, nil
+		case err == nil:
+			return append(line, frag...), nil
+		case !errors.Is(err, bufio.ErrBufferFull):
+			if err == io.EOF && (len(line) > 0 || len(frag) > 0) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		line = append(line, frag...)
+		if int64(len(line)) > max {
+			return nil, &http.MaxBytesError{Limit: max}
+		}
+	}
+}
