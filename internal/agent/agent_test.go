@@ -197,6 +197,28 @@ func TestReportsCachedImages(t *testing.T) {
 	})
 }
 
+// createOn waits for a's host to be READY, then creates n VMs one after
+// the other, each STOPPED on the host once its create completed.
+func createOn(ctx context.Context, t *testing.T, cl *client.Client, wait func(*api.Task, error) *api.Task, a *agent.Agent, project string, n int) {
+	t.Helper()
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		h, err := cl.GetHost(ctx, a.HostID())
+		if err == nil && h.State == api.HostReady && h.Capacity.CPUCount > 0 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("host = %+v, %v; want READY with its capacity", h, err)
+		}
+	}
+	for i := range n {
+		vm := wait(cl.CreateVM(ctx, project, vmSpec(fmt.Sprintf("vm-%d", i))))
+		got, err := cl.GetVM(ctx, vm.Entity.ID)
+		if err != nil || got.State != api.VMStopped || got.Host == "" {
+			t.Fatalf("VM %d after its create = %+v, %v; want STOPPED on the host", i, got, err)
+		}
+	}
+}
+
 // TestReportsRidePolls: with a controller that takes a report with the
 // long poll, the report of a VM the last answer created rides the poll
 // that follows (one request instead of two), and the VMs' creates complete
@@ -207,23 +229,8 @@ func TestReportsRidePolls(t *testing.T) {
 	project := newProject(ctx, t, c, wait, 20)
 	// No heartbeat during the test: a report on its own is one no poll carried.
 	a := startAgentBeating(t, c, t.TempDir(), "10.0.9.3", time.Hour, func(cfg *agent.Config) { cfg.NoStream = true })
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		h, err := cl.GetHost(ctx, a.HostID())
-		if err == nil && h.State == api.HostReady && h.Capacity.CPUCount > 0 {
-			break
-		}
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("host = %+v, %v; want READY with its capacity", h, err)
-		}
-	}
 	const n = 8 // the host's CPUs
-	for i := range n {
-		vm := wait(cl.CreateVM(ctx, project, vmSpec(fmt.Sprintf("vm-%d", i))))
-		got, err := cl.GetVM(ctx, vm.Entity.ID)
-		if err != nil || got.State != api.VMStopped || got.Host == "" {
-			t.Fatalf("VM %d after its create = %+v, %v; want STOPPED on the host", i, got, err)
-		}
-	}
+	createOn(ctx, t, cl, wait, a, project, n)
 	onPoll, alone := a.Reports()
 	t.Logf("%d VMs created: %d reports rode a poll, %d went alone", n, onPoll, alone)
 	if onPoll < n/2 {

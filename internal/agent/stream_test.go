@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -28,23 +27,8 @@ func TestHostStream(t *testing.T) {
 	cl := c.Client
 	project := newProject(ctx, t, c, wait, 20)
 	a := startAgentBeating(t, c, t.TempDir(), "10.0.9.4", time.Hour)
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		h, err := cl.GetHost(ctx, a.HostID())
-		if err == nil && h.State == api.HostReady && h.Capacity.CPUCount > 0 {
-			break
-		}
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("host = %+v, %v; want READY with its capacity", h, err)
-		}
-	}
 	const n = 8
-	for i := range n {
-		vm := wait(cl.CreateVM(ctx, project, vmSpec(fmt.Sprintf("vm-%d", i))))
-		got, err := cl.GetVM(ctx, vm.Entity.ID)
-		if err != nil || got.State != api.VMStopped || got.Host == "" {
-			t.Fatalf("VM %d after its create = %+v, %v; want STOPPED on the host", i, got, err)
-		}
-	}
+	createOn(ctx, t, cl, wait, a, project, n)
 	onPoll, alone := a.Reports()
 	onStream := a.StreamReports()
 	t.Logf("%d VMs created: %d reports on the stream, %d rode a poll, %d went alone", n, onStream, onPoll, alone)
