@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/store"
 )
 
 // StreamLifetime bounds a host's stream (api.HostDesiredState.Stream):
@@ -114,7 +115,7 @@ func (s *Server) streamReports(ctx context.Context, r *http.Request, id string, 
 			return
 		}
 		var m api.HostStreamReport
-		if err := json.Unmarshal(line, &m); err != nil || m.Seq <= 0 {
+		if err := store.Decode(line, &m); err != nil || m.Seq <= 0 {
 			s.ackError(r, send, 0, api.Errorf(api.CodeInvalidJSON, "a report on the stream: want {\"seq\": n > 0, \"report\": {...}} on one line"))
 			return
 		}
