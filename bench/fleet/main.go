@@ -239,7 +239,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	cpu0, ccpu0 := cpuTime(), c.cpu()
-	onPoll0, alone0, onStream0 := reports(agents)
+	onPoll0, alone0, onStream0, streams0 := reports(agents)
 	ctlProfile := func() error { return nil }
 	if cfg.ctlProfile != "" {
 		ctlProfile = c.profile(cfg.ctlProfile, fmt.Sprintf("profile?seconds=%d", cfg.ctlProfileSecs))
@@ -397,8 +397,9 @@ func run(ctx context.Context, cfg config) error {
 		fmt.Printf("process CPU %.1f s over %.1f s (%.2f cores; controller, etcd, %d agents and the clients share it), RSS %d MB (peak %d MB), etcd db %d MB\n",
 			cpu.Seconds(), doneAll.Seconds(), cpu.Seconds()/doneAll.Seconds(), cfg.hosts, rss>>20, hwm>>20, dbSize>>20)
 	}
-	onPoll, alone, onStream := reports(agents)
-	fmt.Printf("host reports: %d on streams, %d rode a long poll, %d went alone (heartbeats included)\n", onStream-onStream0, onPoll-onPoll0, alone-alone0)
+	onPoll, alone, onStream, streams := reports(agents)
+	fmt.Printf("host reports: %d on streams (%d opened), %d rode a long poll, %d went alone (heartbeats included)\n",
+		onStream-onStream0, streams-streams0, onPoll-onPoll0, alone-alone0)
 	fmt.Printf("placed %d VMs on %d hosts in %.1f s: %.0f placements/s\n", n, cfg.hosts, placedAll.Seconds(), rate)
 	return nil
 }
@@ -494,12 +495,12 @@ func setup(ctx context.Context, cl *client.Client, cfg config) (string, error) {
 }
 
 // reports sums the agents' reports accepted (agent.Agent.Reports).
-func reports(agents []*agent.Agent) (onPoll, alone, onStream int64) {
+func reports(agents []*agent.Agent) (onPoll, alone, onStream, streams int64) {
 	for _, a := range agents {
 		p, l := a.Reports()
-		onPoll, alone, onStream = onPoll+p, alone+l, onStream+a.StreamReports()
+		onPoll, alone, onStream, streams = onPoll+p, alone+l, onStream+a.StreamReports(), streams+a.Streams()
 	}
-	return onPoll, alone, onStream
+	return onPoll, alone, onStream, streams
 }
 
 func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, cfg config, log *slog.Logger) (*agent.Agent, error) {

@@ -146,6 +146,7 @@ type Agent struct {
 	// go on it. onStream counts those the controller accepted.
 	streaming atomic.Pointer[hostStream]
 	onStream  atomic.Int64
+	streams   atomic.Int64 // opened
 	// deletedDisks are disks deleted since the last report.
 	deletedDisks []string
 	fetches      atomic.Int64
@@ -160,6 +161,9 @@ func (a *Agent) Reports() (onPoll, alone int64) { return a.onPoll.Load(), a.alon
 // StreamReports counts the status reports the controller accepted on the
 // host's stream (api.HostDesiredState.Stream).
 func (a *Agent) StreamReports() int64 { return a.onStream.Load() }
+
+// Streams counts the streams the agent opened.
+func (a *Agent) Streams() int64 { return a.streams.Load() }
 
 // FullReports counts the full status reports the controller accepted.
 func (a *Agent) FullReports() int64 { return a.fulls.Load() }

@@ -100,16 +100,19 @@ func (s *hostStream) send(ctx context.Context, r *api.HostStatusReport) error {
 // on every desired state it brings. It returns the revision of the last
 // one, and nil if the controller ended the stream (its lifetime).
 func (a *Agent) stream(ctx context.Context, rev int64) (int64, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	// The request ends with the stream; what an answer set going (the
+	// VMs' actions, consoles) does not.
+	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	s := &hostStream{w: pw, acks: make(chan api.HostStreamMessage, 1), done: make(chan struct{}), cancel: cancel}
-	resp, err := a.c.Stream(ctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/stream?after="+strconv.FormatInt(rev, 10), "application/x-ndjson", pr)
+	resp, err := a.c.Stream(sctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/stream?after="+strconv.FormatInt(rev, 10), "application/x-ndjson", pr)
 	if err != nil {
 		s.end(err)
 		return rev, err
 	}
 	defer resp.Body.Close()
+	a.streams.Add(1)
 	a.streaming.Store(s)
 	defer a.streaming.CompareAndSwap(s, nil)
 	err = a.readStream(ctx, bufio.NewReaderSize(resp.Body, 64<<10), s, &rev)
