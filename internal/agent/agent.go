@@ -121,15 +121,6 @@ type Agent struct {
 	sent      map[string]api.VMObserved
 	// sentImages: the images of the last report the controller accepted.
 	sentImages []string
-	// acted counts the agent's actions on its VMs (each a change the
-	// driver's list may show); built is its value when the report being
-	// sent was built, sentActed when the last accepted one was. A report
-	// of changes with none since is not built: no List of every VM the
-	// host holds after each answer and each action, most of which a poll
-	// already reported (a simulated host's List was a sixth of bench/fleet's
-	// agents' CPU). A change behind the agent's back (a VM that crashed)
-	// shows in the next heartbeat, as it did.
-	acted, built, sentActed uint64
 	// pollReports: the controller takes a report with the long poll (its
 	// desired state said so). reportMu orders reports: one is built, sent
 	// and accepted (or not) before the next is built, so that the
@@ -552,7 +543,6 @@ func (a *Agent) act(ctx context.Context, id string) {
 		for {
 			a.actOnce(ctx, id)
 			a.mu.Lock()
-			a.acted++
 			if !a.again[id] || ctx.Err() != nil {
 				delete(a.busy, id)
 				if len(a.busy) == 0 {
@@ -722,19 +712,11 @@ func (a *Agent) buildReport(ctx context.Context, kind reportKind) (r api.HostSta
 	if err != nil {
 		return r, nil, false, err
 	}
-	images := a.cachedImages(capa.Datastores)
-	a.mu.Lock()
-	if kind == reportChanges && a.sent != nil && a.partialOK.Load() && a.acted == a.sentActed &&
-		len(a.deletedDisks) == 0 && slices.Equal(images, a.sentImages) {
-		a.mu.Unlock()
-		return r, nil, false, nil // nothing the agent did since: nothing new to say
-	}
-	a.built = a.acted // before List: an action after makes the next report look again
-	a.mu.Unlock()
 	have, err := a.cfg.Driver.List(ctx)
 	if err != nil {
 		return r, nil, false, err
 	}
+	images := a.cachedImages(capa.Datastores)
 	a.mu.Lock()
 	r = api.HostStatusReport{Capacity: capa.HostResources, Datastores: capa.Datastores, VMs: make([]api.VMObserved, 0, len(have)), Images: images}
 	for _, h := range have {
@@ -776,12 +758,6 @@ func (a *Agent) buildReport(ctx context.Context, kind reportKind) (r api.HostSta
 	if kind != reportFull && sent != nil && a.partialOK.Load() {
 		r.VMs, r.Partial = changes(sent, all), true
 		if kind == reportChanges && len(r.VMs) == 0 && len(r.DeletedDisks) == 0 && slices.Equal(r.Images, sentImages) {
-			// What the controller accepted is still so, as of built.
-			a.mu.Lock()
-			if a.sent != nil {
-				a.sentActed = a.built
-			}
-			a.mu.Unlock()
 			return r, all, false, nil
 		}
 	}
@@ -797,7 +773,7 @@ func (a *Agent) reportAccepted(r *api.HostStatusReport, all []api.VMObserved) {
 	}
 	a.mu.Lock()
 	a.deletedDisks = a.deletedDisks[len(r.DeletedDisks):]
-	a.sent, a.sentImages, a.sentActed = now, r.Images, a.built
+	a.sent, a.sentImages = now, r.Images
 	if !r.Partial {
 		a.lastFull = time.Now()
 		a.fulls.Add(1)
