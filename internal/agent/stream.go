@@ -115,7 +115,7 @@ func (a *Agent) stream(ctx context.Context, rev int64) (int64, error) {
 	a.streams.Add(1)
 	a.streaming.Store(s)
 	defer a.streaming.CompareAndSwap(s, nil)
-	err = a.readStream(ctx, bufio.NewReaderSize(resp.Body, 64<<10), s, &rev)
+	err = a.readStream(ctx, bufio.NewReader(resp.Body), s, &rev)
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}

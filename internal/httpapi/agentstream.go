@@ -96,7 +96,7 @@ func (s *Server) agentStream(w http.ResponseWriter, r *http.Request) (int, any, 
 			after = ds.Revision
 		}
 	}()
-	s.streamReports(ctx, r, id, bufio.NewReaderSize(r.Body, 16<<10), send)
+	s.streamReports(ctx, r, id, bufio.NewReader(r.Body), send)
 	cancel()
 	<-answered
 	return 0, nil, nil
