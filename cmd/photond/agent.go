@@ -102,6 +102,7 @@ a restarted agent re-adopts them and converges again.`,
 	f.StringSliceVar(&cfg.Tags, "tags", nil, "host usage tags, e.g. CLOUD")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 3*time.Second, "interval between status reports")
 	f.DurationVar(&cfg.FullReportInterval, "full-report", agent.DefaultFullReportInterval, "at least this often a heartbeat reports every VM the host holds, not only what changed")
+	f.BoolVar(&cfg.NoStream, "no-stream", false, "long-poll the desired state and send each report as a request of its own, not on the host's stream (e.g. behind a proxy that buffers request bodies)")
 	ff.add(cmd)
 	qf.add(cmd)
 	_ = cmd.MarkFlagRequired("controller")
