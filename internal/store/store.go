@@ -432,12 +432,26 @@ const maxGetMany = 128
 // its mod revision (nil and 0 for an absent key). The reads are no
 // condition of any commit; seed a Txn (SeedKV) with those that must be.
 func (s *Store) GetMany(ctx context.Context, keys []string) ([]KV, error) {
+	return s.getMany(ctx, keys, clientv3.WithSerializable())
+}
+
+// GetManyLinearizable is GetMany with linearizable reads: they see every
+// write whose watch event was delivered before they began. A serializable
+// read may not, even on a single member: etcd notifies watchers of a
+// write before the write is visible to reads (a host that learns of a VM
+// from a watch-fed answer can report it before a serializable read of the
+// VM's record finds it).
+func (s *Store) GetManyLinearizable(ctx context.Context, keys []string) ([]KV, error) {
+	return s.getMany(ctx, keys)
+}
+
+func (s *Store) getMany(ctx context.Context, keys []string, opts ...clientv3.OpOption) ([]KV, error) {
 	out := make([]KV, len(keys))
 	for lo := 0; lo < len(keys); lo += maxGetMany {
 		hi := min(lo+maxGetMany, len(keys))
 		ops := make([]clientv3.Op, 0, hi-lo)
 		for _, k := range keys[lo:hi] {
-			ops = append(ops, clientv3.OpGet(k, clientv3.WithSerializable()))
+			ops = append(ops, clientv3.OpGet(k, opts...))
 		}
 		resp, err := s.c.Txn(ctx).Then(ops...).Commit()
 		if err != nil {

@@ -288,13 +288,18 @@ func testGetManyPrefetchCommitted(t *testing.T, s *store.Store) {
 			t.Fatal(err)
 		}
 	}
-	kvs, err := s.GetMany(ctx, keys)
-	if err != nil || len(kvs) != len(keys) {
-		t.Fatalf("GetMany: %d kvs, %v", len(kvs), err)
-	}
-	for i, kv := range kvs {
-		if kv.Key != keys[i] || (i%2 == 0) != (kv.Value != nil) || (kv.Rev == 0) != (kv.Value == nil) {
-			t.Fatalf("kv %d = %q %q rev %d", i, kv.Key, kv.Value, kv.Rev)
+	for _, get := range []struct {
+		name string
+		get  func(context.Context, []string) ([]store.KV, error)
+	}{{"GetMany", s.GetMany}, {"GetManyLinearizable", s.GetManyLinearizable}} {
+		kvs, err := get.get(ctx, keys)
+		if err != nil || len(kvs) != len(keys) {
+			t.Fatalf("%s: %d kvs, %v", get.name, len(kvs), err)
+		}
+		for i, kv := range kvs {
+			if kv.Key != keys[i] || (i%2 == 0) != (kv.Value != nil) || (kv.Rev == 0) != (kv.Value == nil) {
+				t.Fatalf("%s: kv %d = %q %q rev %d", get.name, i, kv.Key, kv.Value, kv.Rev)
+			}
 		}
 	}
 
