@@ -12,7 +12,7 @@ import (
 // TestDecodeMatchesEncodingJSON: the client decodes a response as
 // encoding/json would, and refuses what it refuses.
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
-	photontest.CheckDecoder(t, client.DecodeBody)
+	photontest.CheckDecoder(t, client.DecodeJSON)
 }
 
 // BenchmarkDecodeDesiredState: a host agent decoding an answer with 20
@@ -26,7 +26,7 @@ func BenchmarkDecodeDesiredState(b *testing.B) {
 	for _, d := range []struct {
 		name string
 		fn   func([]byte, any) error
-	}{{"client", client.DecodeBody}, {"encoding-json", json.Unmarshal}} {
+	}{{"client", client.DecodeJSON}, {"encoding-json", json.Unmarshal}} {
 		b.Run(d.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {

@@ -116,10 +116,10 @@ func (a *Agent) stream(ctx context.Context, rev int64) (int64, error) {
 	a.streaming.Store(s)
 	defer a.streaming.CompareAndSwap(s, nil)
 	err = a.readStream(ctx, bufio.NewReader(resp.Body), s, &rev)
+	s.end(fmt.Errorf("agent: the stream ended: %w", err))
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
-	s.end(fmt.Errorf("agent: the stream ended: %v", err))
 	return rev, err
 }
 

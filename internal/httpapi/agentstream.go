@@ -110,43 +110,35 @@ func (s *Server) streamReports(ctx context.Context, r *http.Request, id string, 
 		line, err := readLine(br, MaxBodyBytes)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
-				s.ackError(r, send, 0, err)
+				_ = ack(send, 0, s.answerError(r, err))
 			}
 			return
 		}
 		var m api.HostStreamReport
 		if err := store.Decode(line, &m); err != nil || m.Seq <= 0 {
-			s.ackError(r, send, 0, api.Errorf(api.CodeInvalidJSON, "a report on the stream: want {\"seq\": n > 0, \"report\": {...}} on one line"))
+			_ = ack(send, 0, api.Errorf(api.CodeInvalidJSON, "a report on the stream: want {\"seq\": n > 0, \"report\": {...}} on one line"))
 			return
 		}
 		rctx, rcancel := context.WithTimeout(ctx, RequestTimeout)
 		err = s.report(rctx, id, &m.Report)
 		rcancel()
+		var refused *api.Error
 		if err != nil {
-			if s.ackError(r, send, m.Seq, err) != nil || ctx.Err() != nil {
-				return
-			}
-			continue
+			refused = s.answerError(r, err)
 		}
-		if send(append(ackLine(m.Seq), '\n')) != nil {
+		if ack(send, m.Seq, refused) != nil {
 			return
 		}
 	}
 }
 
-// ackError acknowledges report seq (0: none read) with the error that
-// refused it.
-func (s *Server) ackError(r *http.Request, send func([]byte) error, seq int64, err error) error {
-	b, merr := json.Marshal(api.HostStreamMessage{Ack: seq, Error: s.answerError(r, err)})
-	if merr != nil {
-		return merr
+// ack acknowledges report seq (0: none read), refused with e if not nil.
+func ack(send func([]byte) error, seq int64, e *api.Error) error {
+	b, err := json.Marshal(api.HostStreamMessage{Ack: seq, Error: e})
+	if err != nil {
+		return err
 	}
 	return send(append(b, '\n'))
-}
-
-func ackLine(seq int64) []byte {
-	b, _ := json.Marshal(api.HostStreamMessage{Ack: seq})
-	return b
 }
 
 // readLine reads one line of at most max bytes (its newline included).

@@ -1,4 +1,0 @@
-package client
-
-// DecodeBody is decodeBody, for tests.
-var DecodeBody = decodeBody
