@@ -38,6 +38,14 @@ type HostDesiredState struct {
 	// Revision orders answers; pass it back as ?after= to wait for a change.
 	Revision int64       `json:"revision"`
 	VMs      []VMDesired `json:"vms"`
+	// Changes says VMs lists only the VMs whose desired state changed
+	// since the last desired state sent on the same stream, and RemovedVMs
+	// those no longer desired on the host; the other fields are whole. A
+	// host's stream sends such desired states when it asks for them
+	// (?changes=true), after the first, which is whole. Never on a long
+	// poll's answer.
+	Changes    bool     `json:"changes,omitempty"`
+	RemovedVMs []string `json:"removedVms,omitempty"`
 	// Images to hold in the host's cache (EAGER replication), by id.
 	Images []string `json:"images"`
 	// Consoles are console sessions waiting for the host: for each, the

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,7 +109,7 @@ func (a *Agent) stream(ctx context.Context, rev int64) (int64, error) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	s := &hostStream{w: pw, acks: make(chan api.HostStreamMessage, 1), done: make(chan struct{}), cancel: cancel}
-	resp, err := a.c.Stream(sctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/stream?after="+strconv.FormatInt(rev, 10), "application/x-ndjson", pr)
+	resp, err := a.c.Stream(sctx, http.MethodPost, "/v1/agent/hosts/"+a.id.HostID+"/stream?changes=true&after="+strconv.FormatInt(rev, 10), "application/x-ndjson", pr)
 	if err != nil {
 		s.end(err)
 		return rev, err
@@ -126,6 +129,7 @@ func (a *Agent) stream(ctx context.Context, rev int64) (int64, error) {
 // readStream reads the controller's side of the stream: desired states
 // (converged on, in order) and acknowledgements (passed to send).
 func (a *Agent) readStream(ctx context.Context, br *bufio.Reader, s *hostStream, rev *int64) error {
+	var vms map[string]api.VMDesired // the VMs desired, as the stream has told
 	for {
 		line, err := br.ReadBytes('\n')
 		if err != nil {
@@ -152,9 +156,40 @@ func (a *Agent) readStream(ctx context.Context, br *bufio.Reader, s *hostStream,
 		if err := a.checkAnswer(ds); err != nil {
 			return err
 		}
+		if vms, err = applyChanges(vms, ds); err != nil {
+			return err
+		}
 		*rev = ds.Revision
 		a.answered(ctx, ds)
 	}
+}
+
+// applyChanges applies a desired state from the stream to vms, the VMs
+// desired as the stream told them so far (nil before its first), and
+// makes ds whole: a desired state of changes (api.HostDesiredState.Changes)
+// then lists every VM desired, by id, like one that is whole.
+func applyChanges(vms map[string]api.VMDesired, ds *api.HostDesiredState) (map[string]api.VMDesired, error) {
+	if !ds.Changes {
+		vms = make(map[string]api.VMDesired, len(ds.VMs))
+		for _, v := range ds.VMs {
+			vms[v.ID] = v
+		}
+		return vms, nil
+	}
+	if vms == nil {
+		// Changes against nothing: taken for all, the host would delete
+		// the VMs not listed.
+		return nil, fmt.Errorf("agent: the stream's first desired state (revision %d) lists changes, not the whole state", ds.Revision)
+	}
+	for _, id := range ds.RemovedVMs {
+		delete(vms, id)
+	}
+	for _, v := range ds.VMs {
+		vms[v.ID] = v
+	}
+	ds.VMs = slices.SortedFunc(maps.Values(vms), func(a, b api.VMDesired) int { return strings.Compare(a.ID, b.ID) })
+	ds.Changes, ds.RemovedVMs = false, nil
+	return vms, nil
 }
 
 // maxStreamLine bounds one message from the controller (a desired state of

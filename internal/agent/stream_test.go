@@ -7,26 +7,31 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
+	"github.com/photon-cloud/photon/internal/agent"
+	"github.com/photon-cloud/photon/internal/driver"
 )
 
 // TestHostStream: with a controller that takes the host's stream, the
 // agent opens it and sends every report on it (no poll, no report on its
 // own after the first), and the VMs' creates complete on it. The route
-// itself: the desired state at once (after=0) and on every change, each
-// report acknowledged once recorded, a line that is not a report refused
+// itself: the desired state at once (after=0) and on every change (with
+// changes=true, after the first, only the VMs that changed), each report
+// acknowledged once recorded, a line that is not a report refused
 // and the stream ended, another host's stream refused; and a controller
 // shutting down ends the streams open on it at once.
 func TestHostStream(t *testing.T) {
 	ctx, c, wait := newController(t)
 	cl := c.Client
 	project := newProject(ctx, t, c, wait, 20)
-	a := startAgentBeating(t, c, t.TempDir(), "10.0.9.4", time.Hour)
+	var drv driver.Driver
+	a := startAgentBeating(t, c, t.TempDir(), "10.0.9.4", time.Hour, func(cfg *agent.Config) { drv = cfg.Driver })
 	const n = 8
 	createOn(ctx, t, cl, wait, a, project, n)
 	onPoll, alone := a.Reports()
@@ -111,6 +116,53 @@ func TestHostStream(t *testing.T) {
 		t.Fatalf("after a refused line the stream goes on (%q); want it ended", l)
 	}
 	closeStream()
+
+	// ?changes=true (as the agent asks): the first desired state whole,
+	// then each lists only what changed. The agent's own stream, taking
+	// them too, deletes and starts the VMs and keeps the others.
+	_, br, closeStream = open(t, path+"?changes=true&after=0")
+	m = next(t, br)
+	if d := m.Desired; d == nil || d.Changes || len(d.VMs) != n-1 || len(d.RemovedVMs) > 0 {
+		t.Fatalf("first message with changes=true: %+v; want the whole desired state, %d VMs", m, n-1)
+	}
+	rev = m.Desired.Revision
+	gone, started := m.Desired.VMs[0].ID, m.Desired.VMs[1].ID
+	wait(cl.DeleteVM(ctx, gone))
+	wait(cl.StartVM(ctx, started))
+	for removed, on := false, false; !removed || !on; {
+		d := next(t, br).Desired
+		if d == nil || !d.Changes || d.Revision <= rev {
+			t.Fatalf("next message: %+v; want changes past revision %d", d, rev)
+		}
+		rev = d.Revision
+		for _, v := range d.VMs {
+			if v.ID != gone && v.ID != started {
+				t.Errorf("changes at revision %d list VM %s, which did not change", rev, v.ID)
+			}
+			on = on || v.ID == started && v.Power == api.VMStarted
+		}
+		if len(d.RemovedVMs) > 0 && !slices.Equal(d.RemovedVMs, []string{gone}) {
+			t.Errorf("changes at revision %d remove %v; want only %s", rev, d.RemovedVMs, gone)
+		}
+		removed = removed || len(d.RemovedVMs) > 0
+	}
+	closeStream()
+	vms, err := drv.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, v := range vms {
+		if v.ID == gone {
+			t.Errorf("the host still has VM %s, deleted", gone)
+		}
+		if v.State == api.VMStarted {
+			running++
+		}
+	}
+	if len(vms) != n-2 || running != 1 {
+		t.Errorf("the host has %d VMs, %d running; want %d, 1 running", len(vms), running, n-2)
+	}
 
 	for _, tc := range []struct {
 		name, path string

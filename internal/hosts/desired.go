@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -28,6 +29,40 @@ func (s *Service) DesiredVersion(host string) int64 { return s.hub.Version(host)
 type DesiredState struct {
 	api.HostDesiredState
 	VMs [][]byte // stand for HostDesiredState.VMs, left nil
+	// vmIDs and vmRevs are, for each of VMs, the VM and the mod revision
+	// of its record.
+	vmIDs  []string
+	vmRevs []int64
+}
+
+// Diff makes d a desired state of changes (api.HostDesiredState.Changes)
+// against the one last sent, whose VMs' records' revisions sent holds (by
+// VM id): VMs keeps only those whose record is not the one sent, and
+// RemovedVMs names those sent that d no longer lists. It returns the
+// revisions of d's VMs, all of them, for the next call. With sent nil
+// (none sent yet), d stays whole.
+func (d *DesiredState) Diff(sent map[string]int64) map[string]int64 {
+	now := make(map[string]int64, len(d.vmIDs))
+	for i, id := range d.vmIDs {
+		now[id] = d.vmRevs[i]
+	}
+	if sent == nil {
+		return now
+	}
+	changed := d.VMs[:0:0]
+	for i, id := range d.vmIDs {
+		if rev, ok := sent[id]; !ok || rev != d.vmRevs[i] {
+			changed = append(changed, d.VMs[i])
+		}
+	}
+	for id := range sent {
+		if _, ok := now[id]; !ok {
+			d.RemovedVMs = append(d.RemovedVMs, id)
+		}
+	}
+	slices.Sort(d.RemovedVMs)
+	d.VMs, d.vmIDs, d.vmRevs, d.Changes = changed, nil, nil, true
+	return now
 }
 
 // MarshalJSON is AppendJSON for encoding/json, so that no encoder can send
@@ -76,8 +111,10 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 		return nil, err
 	}
 	vms := make([][]byte, len(lists[0]))
+	ids := make([]string, len(lists[0]))
+	revs := make([]int64, len(lists[0]))
 	for i, kv := range lists[0] {
-		vms[i] = kv.Value
+		vms[i], ids[i], revs[i] = kv.Value, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:], kv.Rev
 	}
 	consoles, err := store.DecodeAll[api.ConsoleSession](lists[1])
 	if err != nil {
@@ -88,7 +125,7 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 		return nil, err
 	}
 	ds := &DesiredState{HostDesiredState: api.HostDesiredState{HostID: hostID, Revision: rev, Images: []string{}, Consoles: consoles,
-		DeleteDisks: gone, PartialReports: true}, VMs: vms}
+		DeleteDisks: gone, PartialReports: true}, VMs: vms, vmIDs: ids, vmRevs: revs}
 	if images != nil {
 		if ds.Images, err = images(ctx); err != nil {
 			return nil, err

@@ -23,13 +23,18 @@ const StreamLifetime = 10 * time.Minute
 // agentStream serves a host's stream: the reports it reads, each recorded
 // as POST .../status records one and acknowledged in order, and the desired
 // state, sent as GET .../desired would answer it, one after the other, from
-// ?after=. One request instead of one per report and per answer: a
+// ?after= (with ?changes=true, each after the first lists only the VMs
+// that changed: api.HostDesiredState.Changes). One request instead of one per report and per answer: a
 // message costs no headers, no stream set up and torn down, no handler.
 func (s *Server) agentStream(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	if s.Hosts == nil || s.Compute == nil {
 		return 0, nil, unavailable("hosts")
 	}
 	after, err := afterParam(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	changes, err := boolParam(r, "changes")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -81,6 +86,7 @@ func (s *Server) agentStream(w http.ResponseWriter, r *http.Request) (int, any, 
 	go func() {
 		defer close(answered)
 		defer cancel()
+		var sent map[string]int64 // the VMs' records' revisions as last sent
 		for ctx.Err() == nil {
 			ds, err := s.desired(ctx, id, after)
 			if err != nil {
@@ -88,6 +94,9 @@ func (s *Server) agentStream(w http.ResponseWriter, r *http.Request) (int, any, 
 					s.Log.Warn("desired state on a host's stream", "host", id, "error", err)
 				}
 				return
+			}
+			if changes {
+				sent = ds.Diff(sent)
 			}
 			b, err := ds.AppendJSON(append(make([]byte, 0, 4096), `{"desired":`...))
 			if err != nil || send(append(b, "}\n"...)) != nil {

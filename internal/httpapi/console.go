@@ -30,13 +30,9 @@ func (s *Server) vmConsole(w http.ResponseWriter, r *http.Request) (int, any, er
 	if s.Compute == nil || s.Hosts == nil {
 		return 0, nil, unavailable("VMs")
 	}
-	follow := false
-	switch v := r.URL.Query().Get("follow"); v {
-	case "", "false":
-	case "true":
-		follow = true
-	default:
-		return 0, nil, api.Errorf(api.CodeInvalidQuery, "follow: want true or false, got %q", v)
+	follow, err := boolParam(r, "follow")
+	if err != nil {
+		return 0, nil, err
 	}
 	ctx := r.Context()
 	vm, err := s.Compute.GetVM(ctx, r.PathValue("id"))

@@ -258,6 +258,18 @@ func afterParam(r *http.Request) (int64, error) {
 	return n, nil
 }
 
+// boolParam reads query parameter name: true or false, false if absent.
+func boolParam(r *http.Request, name string) (bool, error) {
+	switch v := r.URL.Query().Get(name); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, api.Errorf(api.CodeInvalidQuery, "%s: want true or false, got %q", name, v)
+	}
+}
+
 // desired answers a host's long poll.
 func (s *Server) desired(ctx context.Context, hostID string, after int64) (*hosts.DesiredState, error) {
 	ds, err := s.Hosts.Desired(ctx, hostID, after, AgentPollWait, s.eagerImages)
@@ -381,17 +393,14 @@ func (s *Server) createVM(r *http.Request) (int, any, error) {
 	if err := decode(r, &spec); err != nil {
 		return 0, nil, err
 	}
-	if dry := r.URL.Query().Get("dryRun"); dry != "" {
-		if dry != "true" && dry != "false" {
-			return 0, nil, api.Errorf(api.CodeInvalidQuery, "dryRun: want true or false, got %q", dry)
+	if dry, err := boolParam(r, "dryRun"); err != nil {
+		return 0, nil, err
+	} else if dry {
+		pv, err := s.Compute.PreviewVM(r.Context(), r.PathValue("id"), &spec)
+		if err != nil {
+			return 0, nil, err
 		}
-		if dry == "true" {
-			pv, err := s.Compute.PreviewVM(r.Context(), r.PathValue("id"), &spec)
-			if err != nil {
-				return 0, nil, err
-			}
-			return http.StatusOK, pv, nil
-		}
+		return http.StatusOK, pv, nil
 	}
 	t, err := s.Compute.CreateVM(r.Context(), r.PathValue("id"), &spec)
 	return taskAnswer(r, t, err)
