@@ -2,7 +2,6 @@ package hosts
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -75,7 +74,7 @@ func (d *DesiredState) MarshalJSON() ([]byte, error) { return d.AppendJSON(nil) 
 // b. The VMs' records go in as they are: encoding/json would scan each
 // again (json.RawMessage is compacted), costing what decoding it does.
 func (d *DesiredState) AppendJSON(b []byte) ([]byte, error) {
-	rest, err := json.Marshal(struct {
+	rest, err := store.Encode(struct {
 		*api.HostDesiredState
 		VMs []api.VMDesired `json:"vms,omitempty"` // hides the embedded field: the records go first
 	}{HostDesiredState: &d.HostDesiredState})

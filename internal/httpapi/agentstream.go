@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -143,7 +142,7 @@ func (s *Server) streamReports(ctx context.Context, r *http.Request, id string, 
 
 // ack acknowledges report seq (0: none read), refused with e if not nil.
 func ack(send func([]byte) error, seq int64, e *api.Error) error {
-	b, err := json.Marshal(api.HostStreamMessage{Ack: seq, Error: e})
+	b, err := store.Encode(api.HostStreamMessage{Ack: seq, Error: e})
 	if err != nil {
 		return err
 	}

@@ -300,20 +300,23 @@ type jsonAppender interface {
 	AppendJSON(b []byte) ([]byte, error)
 }
 
-// writeBody writes body's JSON and a newline, as json.Encoder does. A body
-// that cannot encode itself aborts the response (wrap lets the panic
-// through; net/http resets the stream): the status is already sent, and an
-// empty answer must not pass for one.
+// writeBody writes body's JSON and a newline, as json.Encoder does (with
+// store.Encode: encoding/json's bytes in less time). A body that cannot be
+// encoded aborts the response (wrap lets the panic through; net/http
+// resets the stream): the status is already sent, and an empty answer
+// must not pass for one.
 func writeBody(w io.Writer, body any) {
+	var b []byte
+	var err error
 	if a, ok := body.(jsonAppender); ok {
-		b, err := a.AppendJSON(nil)
-		if err != nil {
-			panic(http.ErrAbortHandler)
-		}
-		_, _ = w.Write(append(b, '\n'))
-		return
+		b, err = a.AppendJSON(nil)
+	} else {
+		b, err = store.Encode(body)
 	}
-	_ = json.NewEncoder(w).Encode(body)
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // toAPIError maps any error to the API error to send. This is the one place
