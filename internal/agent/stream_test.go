@@ -169,6 +169,7 @@ func TestHostStream(t *testing.T) {
 		code       string
 	}{
 		{"bad after", path + "?after=-1", api.CodeInvalidQuery},
+		{"bad changes", path + "?changes=yes", api.CodeInvalidQuery},
 		{"another host", "/v1/agent/hosts/not-this-host/stream", "HostNotFound"},
 	} {
 		_, err := host.Stream(ctx, http.MethodPost, tc.path, "application/x-ndjson", http.NoBody)

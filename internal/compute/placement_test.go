@@ -36,6 +36,10 @@ func TestPlacementGroupThroughAPI(t *testing.T) {
 	if !pv.Placed || pv.HostID == "" || pv.Host == "" || pv.Feasible != 8 || len(pv.Candidates) == 0 {
 		t.Fatalf("dry run = %+v", pv)
 	}
+	var ae *api.Error
+	if err := c.cl.Do(ctx, "POST", "/v1/projects/"+c.project+"/vms?dryRun=yes", spec("dry"), &pv); !errors.As(err, &ae) || ae.Code != api.CodeInvalidQuery {
+		t.Fatalf("dryRun=yes: %v; want InvalidQuery", err)
+	}
 	if vms, err := c.cl.ListVMs(ctx, c.project, ""); err != nil || len(vms) != 0 {
 		t.Fatalf("dry run made VMs: %v %v", vms, err)
 	}
