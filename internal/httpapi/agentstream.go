@@ -23,8 +23,9 @@ const StreamLifetime = 10 * time.Minute
 // as POST .../status records one and acknowledged in order, and the desired
 // state, sent as GET .../desired would answer it, one after the other, from
 // ?after= (with ?changes=true, each after the first lists only the VMs
-// that changed: api.HostDesiredState.Changes). One request instead of one per report and per answer: a
-// message costs no headers, no stream set up and torn down, no handler.
+// that changed: api.HostDesiredState.Changes). One request instead of one
+// per report and per answer: a message costs no headers, no stream set up
+// and torn down, no handler.
 func (s *Server) agentStream(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	if s.Hosts == nil || s.Compute == nil {
 		return 0, nil, unavailable("hosts")
