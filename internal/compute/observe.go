@@ -173,7 +173,14 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 		last = tx
 		kicks = kicks[:0]
 		attempts++
-		kvs, err := s.st.GetMany(ctx, keys)
+		// The records as this controller last wrote them, where it did
+		// (mostly: the create or start the report shows); the commit is
+		// conditioned on them. Again (a conflict), from etcd.
+		getMany := s.st.GetManyRecent
+		if attempts > 1 {
+			getMany = s.st.GetMany
+		}
+		kvs, err := getMany(ctx, keys)
 		if err != nil {
 			return err
 		}

@@ -36,6 +36,10 @@ const (
 	URLFile        = "controller.url"
 )
 
+// recentKeys bounds the records a controller keeps of its own commits
+// (store.KeepRecent): about 1 KB each, the VMs under way a few thousand.
+const recentKeys = 1 << 18
+
 // Config configures a controller.
 type Config struct {
 	// DataDir holds etcd data (unless EtcdEndpoints), certificates, the admin token.
@@ -129,6 +133,10 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		return nil, err
 	}
 	c.closers = append(c.closers, func() { _ = st.Close() })
+	// A VM's record, its lock and its task are read back soon after this
+	// controller wrote them (a host's report of the VM, the task it
+	// completes): their reads in transactions come from its own commits.
+	st.KeepRecent(recentKeys, "vms", "locks", "tasks")
 
 	tlsConf, err := certs.Ensure(cfg.DataDir, cfg.TLSSANs)
 	if err != nil {

@@ -136,11 +136,13 @@ func (g *Group) run(batch []*grouped, m *merge) {
 	switch {
 	case err != nil:
 		for _, it := range batch {
+			g.s.recent.drop(it.tx.order) // written or not: unknown
 			it.err = fmt.Errorf("commit: %w", err)
 		}
 	case resp.Succeeded:
 		for _, it := range batch {
 			it.rev = resp.Header.Revision
+			g.s.recent.wrote(it.tx, it.rev)
 			g.s.committed(it.tx.order)
 		}
 	case len(batch) == 1:

@@ -59,6 +59,8 @@ type Store struct {
 
 	obsMu     sync.Mutex
 	observers []func(keys []string) // see onCommit
+
+	recent *recent // see KeepRecent; nil: none kept
 }
 
 // Connect opens a client to the given etcd endpoints and checks it answers.
@@ -407,6 +409,10 @@ func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
 		}
 		return s.val, nil
 	}
+	if kv, ok := t.s.recent.get(key); ok {
+		t.reads[key], t.cache[key] = kv.rev, kv.val
+		return kv.val, nil
+	}
 	// Serializable: no round through raft. The commit is conditioned on
 	// the revision read, so a stale read only makes it retry.
 	resp, err := t.s.c.Get(ctx, key, clientv3.WithSerializable())
@@ -500,9 +506,14 @@ func (t *Txn) seed(key string) (seed, bool) {
 func (t *Txn) Prefetch(ctx context.Context, keys ...string) error {
 	var need []string
 	for _, k := range keys {
-		if !t.knows(k) {
-			need = append(need, k)
+		if t.knows(k) {
+			continue
 		}
+		if kv, ok := t.s.recent.get(k); ok {
+			t.SeedKV(k, kv.val, kv.rev)
+			continue
+		}
+		need = append(need, k)
 	}
 	if len(need) < 2 {
 		return nil // one key costs a round trip either way
@@ -588,11 +599,13 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 	}
 	resp, err := t.s.c.Txn(ctx).If(t.conditions()...).Then(t.ops()...).Commit()
 	if err != nil {
+		t.s.recent.drop(t.order) // written or not: unknown
 		return 0, fmt.Errorf("commit: %w", err)
 	}
 	if !resp.Succeeded {
 		return 0, t.conflicted()
 	}
+	t.s.recent.wrote(t, resp.Header.Revision)
 	t.s.committed(t.order)
 	return resp.Header.Revision, nil
 }
@@ -654,6 +667,7 @@ func (t *Txn) conflicted() error {
 	for k := range t.reads {
 		read = append(read, k)
 	}
+	t.s.recent.drop(read)
 	t.s.committed(read)
 	return ErrConflict
 }

@@ -38,6 +38,7 @@ func TestStore(t *testing.T) {
 		{"hub", testHub},
 		{"group-commit", testGroup},
 		{"mirror", testMirror},
+		{"recent", testRecent},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
