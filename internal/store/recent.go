@@ -17,7 +17,9 @@ import (
 // submitted.
 //
 // It may be stale (another controller, or a write whose outcome was not
-// known, changed a key since): a transaction that read a stale value
+// known, changed a key since, or a commit's answer is still on its way
+// while a watch already woke the client that reads next): a transaction
+// that read a stale value
 // conflicts, which drops every key it read from here, and runs again on
 // etcd's. Only reads that become commit conditions use it, never a plain
 // read (Get, GetMany, List), which must not go back in time.
