@@ -473,11 +473,11 @@ func (s *Store) getMany(ctx context.Context, keys []string, opts ...clientv3.OpO
 	return out, nil
 }
 
-// Knows reports whether t has read, written or been seeded with key: a
-// read of it needs no round trip.
+// Knows reports whether t has read, written or been seeded with key, or
+// the Store keeps it (KeepRecent): a read of it needs no round trip.
 func (t *Txn) Knows(key string) bool { return t.knows(key) }
 
-// knows reports whether t has read, written or been seeded with key.
+// knows is Knows.
 func (t *Txn) knows(key string) bool {
 	if _, ok := t.writes[key]; ok {
 		return true
@@ -485,7 +485,10 @@ func (t *Txn) knows(key string) bool {
 	if _, ok := t.cache[key]; ok {
 		return true
 	}
-	_, ok := t.seed(key)
+	if _, ok := t.seed(key); ok {
+		return true
+	}
+	_, ok := t.s.recent.get(key)
 	return ok
 }
 
@@ -506,14 +509,9 @@ func (t *Txn) seed(key string) (seed, bool) {
 func (t *Txn) Prefetch(ctx context.Context, keys ...string) error {
 	var need []string
 	for _, k := range keys {
-		if t.knows(k) {
-			continue
+		if !t.knows(k) {
+			need = append(need, k)
 		}
-		if kv, ok := t.s.recent.get(k); ok {
-			t.SeedKV(k, kv.val, kv.rev)
-			continue
-		}
-		need = append(need, k)
 	}
 	if len(need) < 2 {
 		return nil // one key costs a round trip either way
