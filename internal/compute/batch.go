@@ -34,7 +34,10 @@ type batchItem struct {
 	// fn runs the request in tx; probe says it is the scratch run, which
 	// only learns what the request reads (see gathering.add): it may stop
 	// once it has read everything.
-	fn    func(tx *store.Txn, probe bool) error
+	fn func(tx *store.Txn, probe bool) error
+	// reads, when set, names every key fn reads in a transaction (beyond
+	// the store's caches): they are prefetched instead of a scratch run.
+	reads []string
 	err   error
 	tries int // stale fleet views
 	// commits counts the batch commits it was in that conflicted.
@@ -128,13 +131,13 @@ func (b *batcher) turn(tx *store.Txn) bool {
 }
 
 // do runs fn in a batch and returns once the batch committed (or fn's
-// own error).
-func (b *batcher) do(ctx context.Context, fn func(tx *store.Txn, probe bool) error) error {
+// own error). reads, when given, are the keys fn reads (see batchItem).
+func (b *batcher) do(ctx context.Context, fn func(tx *store.Txn, probe bool) error, reads ...string) error {
 	b.once.Do(func() {
 		b.ch = make(chan *batchItem, 4*maxBatch)
 		go b.loop()
 	})
-	it := &batchItem{ctx: ctx, fn: fn, done: make(chan struct{})}
+	it := &batchItem{ctx: ctx, fn: fn, reads: reads, done: make(chan struct{})}
 	select {
 	case b.ch <- it:
 	case <-ctx.Done():
@@ -252,7 +255,9 @@ type gathering struct {
 // no effect but on that transaction), seeded with the carry as it is now,
 // to learn what it reads: the real, sequential run is seeded with
 // everything the scratch runs read, so that it reads from memory instead
-// of waiting on etcd once per key.
+// of waiting on etcd once per key. A request that names its reads only
+// prefetches those the transaction does not know (none, when the store
+// keeps them: a VM's record and lock after its last operation).
 func (g *gathering) add(it *batchItem) {
 	g.batch = append(g.batch, it)
 	if it.ctx.Err() != nil {
@@ -262,9 +267,17 @@ func (g *gathering) add(it *batchItem) {
 	if g.b.carry != nil {
 		tx.SeedSnapshot(g.b.carry)
 	}
+	if it.reads != nil && !slices.ContainsFunc(it.reads, func(k string) bool { return !tx.Knows(k) }) {
+		return
+	}
 	g.scratch = append(g.scratch, tx)
 	g.fetching++
 	go func() {
+		if it.reads != nil {
+			_ = tx.Prefetch(it.ctx, it.reads...)
+			g.fetched <- struct{}{}
+			return
+		}
 		stackgrow.Grow()
 		_ = it.fn(tx, true)
 		g.fetched <- struct{}{}
@@ -400,9 +413,11 @@ func (b *batcher) settle(p *pending) []*batchItem {
 	return again
 }
 
-// submitBatched is submit through the group committer.
+// submitBatched is submit through the group committer; reads, when given,
+// are the keys fn reads (see batchItem), the entity's lock aside.
 func (s *Service) submitBatched(ctx context.Context, op string, entity api.Entity, tenantID, projectID string,
-	fn func(tx *store.Txn, t *api.Task, probe bool) error) (*api.Task, error) {
+	fn func(tx *store.Txn, t *api.Task, probe bool) error, reads ...string) (*api.Task, error) {
+	reads = readsWith(reads, lockKey(entity.ID))
 	var task *api.Task
 	err := s.batch.do(ctx, func(tx *store.Txn, probe bool) error {
 		var err error
@@ -413,7 +428,7 @@ func (s *Service) submitBatched(ctx context.Context, op string, entity api.Entit
 			return err
 		}
 		return s.tasks.Submit(ctx, tx, task)
-	})
+	}, reads...)
 	if err != nil {
 		return nil, err
 	}

@@ -239,7 +239,7 @@ func (s *Service) diskOp(ctx context.Context, vmID, diskID, op string, check fun
 	if diskID == "" {
 		return nil, api.FieldError("diskId", "is required")
 	}
-	return s.vmOp(ctx, vmID, op, 0, func(tx *store.Txn, v *vmRecord) error {
+	return s.vmOp(ctx, vmID, op, 0, nil, func(tx *store.Txn, v *vmRecord) error {
 		if err := s.hostUsable(ctx, tx, v); err != nil {
 			return err
 		}

@@ -21,9 +21,12 @@ var powerFrom = map[string][]string{
 }
 
 // vmOp submits an operation on a VM after check passes on the VM as read in
-// the submitting transaction.
+// the submitting transaction. reads, when not nil, are the keys the
+// operation reads besides the VM's record and lock (the host's record
+// comes from the hosts' cache); nil: unknown, the batch learns them on a
+// scratch run (see gathering.add).
 // Pairs in opts ("diskId", id, ...) go into the task's step options.
-func (s *Service) vmOp(ctx context.Context, id, op string, syncSteps int, check func(tx *store.Txn, v *vmRecord) error, opts ...string) (*api.Task, error) {
+func (s *Service) vmOp(ctx context.Context, id, op string, syncSteps int, reads []string, check func(tx *store.Txn, v *vmRecord) error, opts ...string) (*api.Task, error) {
 	// Group-committed like creates: concurrent operations on VMs (a
 	// thousand clients starting what they created) share transactions
 	// instead of one raft proposal each, and a refusal (the VM's state,
@@ -46,11 +49,19 @@ func (s *Service) vmOp(ctx context.Context, id, op string, syncSteps int, check 
 		}
 		waiting, err = s.begin(ctx, tx, t, syncSteps)
 		return err
-	})
+	}, readsWith(reads, vmKey(id))...)
 	if err != nil {
 		return nil, err
 	}
 	return s.carryOn(ctx, task, waiting), nil
+}
+
+// readsWith is reads and keys, or nil (unknown) if reads is.
+func readsWith(reads []string, keys ...string) []string {
+	if reads == nil {
+		return nil
+	}
+	return append(slices.Clip(reads), keys...)
 }
 
 // hostUsable refuses operations that need a host that is down.
@@ -75,7 +86,7 @@ func (s *Service) Power(ctx context.Context, id, op string) (*api.Task, error) {
 	if !ok {
 		return nil, api.Errorf(api.CodeInvalidEntity, "unknown operation %s", op)
 	}
-	return s.vmOp(ctx, id, op, 0, func(tx *store.Txn, v *vmRecord) error {
+	return s.vmOp(ctx, id, op, 0, []string{}, func(tx *store.Txn, v *vmRecord) error {
 		if !slices.Contains(from, v.State) {
 			return api.Errorf("InvalidVmState", "VM %s is %s; %s needs it %v", v.Name, v.State, op, from)
 		}
@@ -140,7 +151,7 @@ func stepIndex(t *api.Task) int {
 // DeleteVM deletes a STOPPED or ERROR VM: its host removes it, then what it
 // held is released. Attached persistent disks are detached.
 func (s *Service) DeleteVM(ctx context.Context, id string) (*api.Task, error) {
-	return s.vmOp(ctx, id, OpDeleteVM, 0, func(tx *store.Txn, v *vmRecord) error {
+	return s.vmOp(ctx, id, OpDeleteVM, 0, nil, func(tx *store.Txn, v *vmRecord) error {
 		if v.State != api.VMStopped && v.State != api.VMError && v.State != api.VMCreating {
 			return api.Errorf("InvalidVmState", "VM %s is %s; stop it before deleting", v.Name, v.State)
 		}
@@ -207,7 +218,7 @@ func (s *Service) SetMetadata(ctx context.Context, id string, md map[string]stri
 			return nil, api.FieldError("metadata", "bad key %q", k)
 		}
 	}
-	return s.vmOp(ctx, id, OpSetMetadata, 1, func(tx *store.Txn, v *vmRecord) error {
+	return s.vmOp(ctx, id, OpSetMetadata, 1, nil, func(tx *store.Txn, v *vmRecord) error {
 		v.Metadata = md
 		if v.Metadata == nil {
 			v.Metadata = map[string]string{}
@@ -221,7 +232,7 @@ func (s *Service) AddTag(ctx context.Context, id, tag string) (*api.Task, error)
 	if tag == "" || len(tag) > 256 {
 		return nil, api.FieldError("value", "a tag is 1-256 characters")
 	}
-	return s.vmOp(ctx, id, OpAddTag, 1, func(tx *store.Txn, v *vmRecord) error {
+	return s.vmOp(ctx, id, OpAddTag, 1, nil, func(tx *store.Txn, v *vmRecord) error {
 		if !slices.Contains(v.Tags, tag) {
 			v.Tags = append(v.Tags, tag)
 		}
