@@ -42,7 +42,7 @@ func (s *Service) Observe(ctx context.Context, hostID string, observed []api.VMO
 	// The VMs the host should run: the keys under its desired prefix
 	// (hosts.DesiredKey) name them; their values are not needed here.
 	prefix := hosts.DesiredPrefix(hostID)
-	desired, err := s.st.Keys(ctx, prefix)
+	desired, err := s.hosts.DesiredKeys(ctx, hostID)
 	if err != nil {
 		return err
 	}

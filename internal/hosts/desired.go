@@ -168,6 +168,21 @@ func (s *Service) hostLists(ctx context.Context, hostID string) ([][]store.KV, i
 	return s.st.Lists(ctx, prefixes...)
 }
 
+// DesiredKeys returns the keys under the host's desired prefix (see
+// DesiredKey; not only VMs'): from the mirror, or etcd while the mirror
+// is not up. The mirror's view is a read from a moment ago: a change it
+// has not seen yet is one a read just before that change would miss too.
+func (s *Service) DesiredKeys(ctx context.Context, hostID string) ([]string, error) {
+	if lists, _, ok := s.mirror.Read(hostID, "desired"); ok {
+		keys := make([]string, len(lists[0]))
+		for i, kv := range lists[0] {
+			keys[i] = kv.Key
+		}
+		return keys, nil
+	}
+	return s.st.Keys(ctx, DesiredPrefix(hostID))
+}
+
 // DiskGCPrefix holds the persistent disks a host should delete from its
 // datastores: deleted disks whose files it may hold.
 func DiskGCPrefix(host string) string { return store.Prefix("diskgc", host) }
