@@ -557,6 +557,20 @@ func (e *Engine) release(tx *store.Txn, t *api.Task) {
 	}
 }
 
+// queuedAt is when task id was queued: the time in its id (a version 7
+// UUID, see NewTask), without reading it; or its record's QueuedTime; or
+// the zero time if it cannot be read.
+func (e *Engine) queuedAt(ctx context.Context, id string) time.Time {
+	if u, err := uuid.Parse(id); err == nil && u.Version() == 7 {
+		return time.Unix(u.Time().UnixTime())
+	}
+	t, err := e.Get(ctx, id)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(t.QueuedTime)
+}
+
 func nextStep(t *api.Task) int {
 	for i := range t.Steps {
 		if t.Steps[i].State != api.TaskCompleted {
@@ -628,10 +642,8 @@ func (e *Engine) scanUnder(ctx context.Context, prefix string, all bool) bool {
 			if busy {
 				continue
 			}
-			if !all {
-				if t, err := e.Get(ctx, id); err == nil && e.now().UnixMilli()-t.QueuedTime < e.ScanInterval.Milliseconds() {
-					continue
-				}
+			if !all && e.now().Sub(e.queuedAt(ctx, id)) < e.ScanInterval {
+				continue
 			}
 			e.log.Info("resuming task", "task", id)
 			go func() {

@@ -285,6 +285,33 @@ func TestEngine(t *testing.T) {
 				}
 			})
 
+			t.Run("when a task was queued, from its id or its record", func(t *testing.T) {
+				before := time.Now().Truncate(time.Millisecond)
+				v7, _ := submit(t, st, e, "q")
+				after := time.Now()
+				// A task an older controller made, its id not a time.
+				old := &api.Task{Base: api.Base{ID: "6f1f8b0e-4bd4-4c0e-9a4e-2f1d1b3c5a7e", Kind: api.KindTask},
+					Operation: "COUNT", State: api.TaskQueued, QueuedTime: 1_700_000_000_000}
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return tx.Put(tasks.Key(old.ID), old) }); err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range []struct {
+					name, id      string
+					earliest, end time.Time
+				}{
+					{"version 7 id", v7.ID, before, after},
+					{"older id, from the record", old.ID, time.UnixMilli(old.QueuedTime), time.UnixMilli(old.QueuedTime)},
+					{"no such task", "0e6f0b8a-9d1c-4c55-8f0e-3b3f3c2a1d00", time.Time{}, time.Time{}},
+				} {
+					if got := e.QueuedAt(ctx, c.id); got.Before(c.earliest) || got.After(c.end) {
+						t.Errorf("%s: queued at %v, want in [%v, %v]", c.name, got, c.earliest, c.end)
+					}
+				}
+				if got := time.UnixMilli(v7.QueuedTime); got.Before(before) || got.After(after) {
+					t.Errorf("QueuedTime %v, want in [%v, %v]", got, before, after)
+				}
+			})
+
 			t.Run("the loop resumes tasks left unfinished", func(t *testing.T) {
 				keys := func(prefix string) map[string]bool {
 					t.Helper()
