@@ -409,6 +409,11 @@ func TestTaskLongPoll(t *testing.T) {
 	if got.State != api.TaskCompleted {
 		t.Fatalf("one read with wait after the create: %s, want COMPLETED (answered before the task changed)", got.State)
 	}
+	// Answered COMPLETED, the task's effects are visible to reads: the
+	// VM is no longer CREATING.
+	if vm, err := c.cl.GetVM(ctx, task.Entity.ID); err != nil || vm.State != api.VMStopped {
+		t.Fatalf("the VM right after its create task was answered COMPLETED: %+v, %v; want STOPPED", vm, err)
+	}
 	start := time.Now()
 	if got, err = c.cl.GetTaskWait(ctx, task.ID, 40*time.Second); err != nil || got.State != api.TaskCompleted {
 		t.Fatalf("read of a done task: %+v, %v", got, err)

@@ -9,6 +9,9 @@ func SetMaxTracked(h *Hub, n int) { h.maxTracked = n }
 // watch that lags behind reads.
 func Deliver(h *Hub, id string, rev int64) { h.bump(id, rev) }
 
+// SingleMembered reports whether SingleMember was called on s.
+func SingleMembered(s *Store) bool { return s.local }
+
 // Waiting is the number of waiters h holds for id.
 func Waiting(h *Hub, id string) int {
 	h.mu.Lock()

@@ -140,6 +140,7 @@ func (g *Group) run(batch []*grouped, m *merge) {
 			it.err = fmt.Errorf("commit: %w", err)
 		}
 	case resp.Succeeded:
+		g.s.saw(resp.Header.Revision)
 		for _, it := range batch {
 			it.rev = resp.Header.Revision
 			g.s.recent.wrote(it.tx, it.rev)

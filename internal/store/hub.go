@@ -30,6 +30,50 @@ type Hub struct {
 	all     int64 // revision of the last change that concerns every id
 	// maxTracked bounds the ids remembered (see Hub).
 	maxTracked int
+	// vals keeps the value of each id's last change (KeepValues): two
+	// generations of at most maxVals/2 ids each, the older dropped when
+	// the newer is full.
+	vals, oldVals map[string]hubValue
+	maxVals       int
+}
+
+// hubValue is the value of a key's change (nil: deleted) and its revision.
+type hubValue struct {
+	val []byte
+	rev int64
+}
+
+// KeepValues makes the hub keep the values of the last changes of up to
+// max ids (those changed most recently), for Latest. Each id must then
+// name one key (e.g. tasks/<id>). Call it before Run.
+func (h *Hub) KeepValues(max int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.maxVals, h.vals, h.oldVals = max, map[string]hubValue{}, map[string]hubValue{}
+}
+
+// Latest returns the value (nil: deleted) and revision of the last change
+// to id the hub has seen, if it keeps it (KeepValues). A later change may
+// not have reached the hub yet: a waiter after rev is woken by it.
+func (h *Hub) Latest(id string) ([]byte, int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.vals[id]
+	if !ok {
+		v, ok = h.oldVals[id]
+	}
+	return v.val, v.rev, ok
+}
+
+// keep records id's change (mu held).
+func (h *Hub) keep(id string, ev Event) {
+	if h.maxVals == 0 || id == "" {
+		return
+	}
+	if _, ok := h.vals[id]; !ok && len(h.vals) >= h.maxVals/2 {
+		h.oldVals, h.vals = h.vals, make(map[string]hubValue, len(h.vals))
+	}
+	h.vals[id] = hubValue{ev.Value, ev.Rev}
 }
 
 // waiter is a long poll waiting for a change to its id after rev.
@@ -78,7 +122,11 @@ func (h *Hub) Run(ctx context.Context) {
 			select {
 			case evs := <-merged:
 				for _, ev := range evs {
-					h.bump(h.idOf(ev.Key), ev.Rev)
+					id := h.idOf(ev.Key)
+					h.mu.Lock()
+					h.keep(id, ev)
+					h.mu.Unlock()
+					h.bump(id, ev.Rev)
 				}
 			case <-done:
 				open = false
@@ -93,6 +141,10 @@ func (h *Hub) Run(ctx context.Context) {
 func (h *Hub) restart(rev int64) {
 	h.mu.Lock()
 	h.start = rev
+	if h.maxVals > 0 { // changes may have been missed: the values may be stale
+		clear(h.vals)
+		clear(h.oldVals)
+	}
 	h.mu.Unlock()
 	h.BumpAll(rev)
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -61,7 +62,28 @@ type Store struct {
 	observers []func(keys []string) // see onCommit
 
 	recent *recent // see KeepRecent; nil: none kept
+
+	// answered is the highest revision of an etcd answer this Store has
+	// had (see Visible).
+	answered atomic.Int64
 }
+
+// saw records an answer of etcd's at revision rev.
+func (s *Store) saw(rev int64) {
+	for cur := s.answered.Load(); rev > cur; cur = s.answered.Load() {
+		if s.answered.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
+}
+
+// Visible reports whether a plain read now sees every change up to
+// revision rev: a change a watch delivered may not be yet (etcd notifies
+// watchers before a write is visible to reads) until an answer at rev or
+// later has come back (etcd answers once the write is visible). Against a
+// cluster (no SingleMember) reads are linearizable: they see every change
+// a watch has delivered.
+func (s *Store) Visible(rev int64) bool { return !s.local || s.answered.Load() >= rev }
 
 // Connect opens a client to the given etcd endpoints and checks it answers.
 func Connect(ctx context.Context, endpoints []string) (*Store, error) {
@@ -99,7 +121,11 @@ func (s *Store) SingleMember() { s.local = true }
 
 // get1 is a plain read (see SingleMember).
 func (s *Store) get1(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	return s.c.Get(ctx, key, s.readOpts(opts...)...)
+	resp, err := s.c.Get(ctx, key, s.readOpts(opts...)...)
+	if err == nil {
+		s.saw(resp.Header.Revision)
+	}
+	return resp, err
 }
 
 // readOpts are the options of a plain read (see SingleMember).
@@ -463,6 +489,7 @@ func (s *Store) getMany(ctx context.Context, keys []string, opts ...clientv3.OpO
 		if err != nil {
 			return nil, fmt.Errorf("get %d keys: %w", hi-lo, err)
 		}
+		s.saw(resp.Header.Revision)
 		for i, r := range resp.Responses {
 			out[lo+i].Key = keys[lo+i]
 			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
@@ -600,6 +627,7 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 		t.s.recent.drop(t.order) // written or not: unknown
 		return 0, fmt.Errorf("commit: %w", err)
 	}
+	t.s.saw(resp.Header.Revision)
 	if !resp.Succeeded {
 		return 0, t.conflicted()
 	}

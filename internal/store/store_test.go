@@ -39,6 +39,7 @@ func TestStore(t *testing.T) {
 		{"group-commit", testGroup},
 		{"mirror", testMirror},
 		{"recent", testRecent},
+		{"hub-values", testHubValues},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -848,6 +849,78 @@ func testMirror(t *testing.T, s *store.Store) {
 		got, rev := values()
 		if got != step.want || rev < at {
 			t.Fatalf("after the change at %d: h1 = %q at %d, want %q", at, got, rev, step.want)
+		}
+	}
+}
+
+// testHubValues: a hub that keeps values (KeepValues) gives each id's last
+// change, a delete as nil, and keeps the most recently changed ids only;
+// Visible says a change is visible to reads once an answer at its
+// revision came back (always, against a cluster: linearizable reads).
+func testHubValues(t *testing.T, s *store.Store) {
+	local := store.SingleMembered(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h := s.NewHub("hubvals")
+	h.KeepValues(4) // two generations of 2 ids
+	go h.Run(ctx)
+	for h.Version("a") == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the hub's watch did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// seen waits for the hub to see id's change at rev.
+	seen := func(id string, rev int64) []byte {
+		t.Helper()
+		for {
+			val, r, ok := h.Latest(id)
+			if ok && r == rev {
+				return val
+			}
+			if ok && r > rev || ctx.Err() != nil {
+				t.Fatalf("Latest(%s) = %q at %d, %v; want the change at %d", id, val, r, ok, rev)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	update := func(fn func(tx *store.Txn) error) int64 {
+		t.Helper()
+		rev, err := s.Update(ctx, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	put := func(id string, n int) int64 {
+		return update(func(tx *store.Txn) error { return tx.Put(store.Key("hubvals", id), counter{n}) })
+	}
+	if _, _, ok := h.Latest("a"); ok {
+		t.Fatal("Latest(a) before any change: kept")
+	}
+	ra := put("a", 1)
+	if got := string(seen("a", ra)); got != `{"n":1}` {
+		t.Errorf("Latest(a) = %s, want {\"n\":1}", got)
+	}
+	if !s.Visible(ra) {
+		t.Errorf("Visible(%d) after the commit at %d was answered: false", ra, ra)
+	}
+	if far := ra + 1_000_000; s.Visible(far) != !local {
+		t.Errorf("Visible(%d), a revision no answer has reached = %v, want %v (single member: %v)", far, s.Visible(far), !local, local)
+	}
+	rd := update(func(tx *store.Txn) error { tx.Delete(store.Key("hubvals", "a")); return nil })
+	if val := seen("a", rd); val != nil {
+		t.Errorf("Latest(a) after its delete = %q, want nil", val)
+	}
+	// b, c, d, e, f: a and b fall out with the older generation.
+	var last int64
+	for i, id := range []string{"b", "c", "d", "e", "f"} {
+		last = put(id, i)
+	}
+	seen("f", last)
+	for id, want := range map[string]bool{"a": false, "b": false, "c": true, "d": true, "e": true, "f": true} {
+		if _, _, ok := h.Latest(id); ok != want {
+			t.Errorf("Latest(%s) kept = %v, want %v", id, ok, want)
 		}
 	}
 }

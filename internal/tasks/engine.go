@@ -85,6 +85,7 @@ type Engine struct {
 func New(st *store.Store, log *slog.Logger, ops ...*Operation) (*Engine, error) {
 	e := &Engine{st: st, log: log, ops: map[string]*Operation{}, now: time.Now,
 		ScanInterval: 2 * time.Second, running: map[string]*runner{}, kick: make(chan struct{}, 1), hub: st.NewHub("tasks")}
+	e.hub.KeepValues(keptTasks)
 	if err := e.Register(ops...); err != nil {
 		return nil, err
 	}
@@ -278,29 +279,62 @@ func (e *Engine) get(ctx context.Context, id string) (*api.Task, int64, error) {
 // MaxWait bounds how long Wait holds a request.
 const MaxWait = 50 * time.Second
 
+// keptTasks bounds the task records Wait may answer from the watch that
+// wakes it (the last changes of at most this many tasks; about 1 KB each).
+const keptTasks = 1 << 15
+
 // Wait reads task id; if it is not done, it waits up to d (at most
 // MaxWait) for the task to change (a step starts or ends, the task ends)
 // and reads it again. A long poll: a client following a task makes one
 // request per change instead of polling on a timer. The engine's Loop
 // feeds the watch it waits on; without it Wait does not wait.
+//
+// Both reads take the task's last change from that watch when it is
+// visible to reads (store.Visible), and etcd otherwise. Not an invisible
+// one: etcd notifies watchers before a write is visible to reads, and a
+// client told "COMPLETED" that then asks for the next operation must find
+// what the task did (a serializable read right after the notification
+// can still see the VM CREATING). The first may be older than etcd's
+// value (the watch lags): then the change after it wakes the wait at
+// once. A read is never ahead of what later reads see; one that runs
+// before the change is visible (serializable, see store.SingleMember)
+// answers the task as it was, and the client asks again.
 func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Task, error) {
-	t, rev, err := e.get(ctx, id)
-	if err != nil || t.Done() || d <= 0 {
-		return t, err
+	if d <= 0 {
+		return e.Get(ctx, id)
+	}
+	t, rev, ok := e.seen(id, 0)
+	if !ok {
+		var err error
+		if t, rev, err = e.get(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	if t.Done() {
+		return t, nil
 	}
 	e.hub.Wait(ctx, id, rev, min(d, MaxWait))
 	if ctx.Err() != nil {
 		return t, nil // the request is over; this answer goes nowhere
 	}
-	// Read again rather than answer with the change that woke us: etcd
-	// notifies watchers before a write is visible to reads, and a client
-	// told "COMPLETED" that then asks for the next operation must find
-	// what the task did (a serializable read right after the notification
-	// can still see the VM CREATING). A read is never ahead of what later
-	// reads see; one that runs before the change is visible (serializable,
-	// see store.SingleMember) answers the task as it was, and the client
-	// asks again.
+	if t, _, ok := e.seen(id, rev); ok {
+		return t, nil
+	}
 	return e.Get(ctx, id)
+}
+
+// seen returns the task as the hub last saw it change after revision
+// after, if it keeps that change and it is visible to reads.
+func (e *Engine) seen(id string, after int64) (*api.Task, int64, bool) {
+	val, rev, ok := e.hub.Latest(id)
+	if !ok || val == nil || rev <= after || !e.st.Visible(rev) {
+		return nil, 0, false
+	}
+	var t api.Task
+	if err := store.Decode(val, &t); err != nil {
+		return nil, 0, false
+	}
+	return &t, rev, true
 }
 
 type runner struct {
