@@ -2,9 +2,6 @@ package store
 
 import "context"
 
-// SetMaxTracked lowers how many ids h remembers, to test forgetting.
-func SetMaxTracked(h *Hub, n int) { h.maxTracked = n }
-
 // Deliver feeds h a change to id at rev, as its watch does: to test a
 // watch that lags behind reads.
 func Deliver(h *Hub, id string, rev int64) { h.bump(id, rev) }

@@ -35,6 +35,9 @@ type Hub struct {
 	// the newer is full.
 	vals, oldVals map[string]hubValue
 	maxVals       int
+	// through is the revision of the last change the watch delivered:
+	// with one prefix, the hub has seen every change up to it.
+	through int64
 }
 
 // hubValue is the value of a key's change (nil: deleted) and its revision.
@@ -43,31 +46,49 @@ type hubValue struct {
 	rev int64
 }
 
+// SetMaxTracked bounds the ids the hub remembers (65,536 unless set; see
+// Hub): fewer, it forgets them sooner (tests lower it). Call it before Run.
+func (h *Hub) SetMaxTracked(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.maxTracked = n
+}
+
 // KeepValues makes the hub keep the values of the last changes of up to
-// max ids (those changed most recently), for Latest. Each id must then
-// name one key (e.g. tasks/<id>). Call it before Run.
+// max ids (those changed most recently), for Latest. The hub must watch
+// one prefix, and each id name one key under it (e.g. tasks/<id>). Call
+// it before Run.
 func (h *Hub) KeepValues(max int) {
+	if len(h.prefixes) != 1 {
+		panic("store: KeepValues on a hub of more than one prefix")
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.maxVals, h.vals, h.oldVals = max, map[string]hubValue{}, map[string]hubValue{}
 }
 
 // Latest returns the value (nil: deleted) and revision of the last change
-// to id the hub has seen, if it keeps it (KeepValues). A later change may
-// not have reached the hub yet: a waiter after rev is woken by it.
-func (h *Hub) Latest(id string) ([]byte, int64, bool) {
+// to id the hub has seen, if it keeps it (KeepValues), and the revision
+// through which the hub has seen every change: id did not change between
+// the two. A later change may not have reached the hub yet: a waiter
+// after through is woken by it.
+func (h *Hub) Latest(id string) (val []byte, rev, through int64, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v, ok := h.vals[id]
 	if !ok {
 		v, ok = h.oldVals[id]
 	}
-	return v.val, v.rev, ok
+	return v.val, v.rev, h.through, ok
 }
 
 // keep records id's change (mu held).
 func (h *Hub) keep(id string, ev Event) {
-	if h.maxVals == 0 || id == "" {
+	if h.maxVals == 0 {
+		return
+	}
+	h.through = max(h.through, ev.Rev)
+	if id == "" {
 		return
 	}
 	if _, ok := h.vals[id]; !ok && len(h.vals) >= h.maxVals/2 {

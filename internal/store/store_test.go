@@ -652,7 +652,7 @@ func testHub(t *testing.T, s *store.Store) {
 	// Forgetting: with room for 2 ids, a new one makes the hub forget a,
 	// b and c; a waiter that read a before its change (at bRev) must
 	// still be told it changed.
-	store.SetMaxTracked(h, 2)
+	h.SetMaxTracked(2)
 	eRev := put("e/x")
 	for h.Version("e") < eRev {
 		time.Sleep(5 * time.Millisecond)
@@ -874,8 +874,11 @@ func testHubValues(t *testing.T, s *store.Store) {
 	seen := func(id string, rev int64) []byte {
 		t.Helper()
 		for {
-			val, r, ok := h.Latest(id)
+			val, r, through, ok := h.Latest(id)
 			if ok && r == rev {
+				if through < rev {
+					t.Fatalf("Latest(%s): seen through %d, before its change at %d", id, through, rev)
+				}
 				return val
 			}
 			if ok && r > rev || ctx.Err() != nil {
@@ -895,7 +898,7 @@ func testHubValues(t *testing.T, s *store.Store) {
 	put := func(id string, n int) int64 {
 		return update(func(tx *store.Txn) error { return tx.Put(store.Key("hubvals", id), counter{n}) })
 	}
-	if _, _, ok := h.Latest("a"); ok {
+	if _, _, _, ok := h.Latest("a"); ok {
 		t.Fatal("Latest(a) before any change: kept")
 	}
 	ra := put("a", 1)
@@ -918,8 +921,13 @@ func testHubValues(t *testing.T, s *store.Store) {
 		last = put(id, i)
 	}
 	seen("f", last)
+	// Seen through f's change, e's value is still e's change: a wait for
+	// a change to e after f's revision sleeps through nothing.
+	if _, r, through, _ := h.Latest("e"); r >= last || through != last {
+		t.Errorf("Latest(e): change at %d, seen through %d; want before %d, through %d", r, through, last, last)
+	}
 	for id, want := range map[string]bool{"a": false, "b": false, "c": true, "d": true, "e": true, "f": true} {
-		if _, _, ok := h.Latest(id); ok != want {
+		if _, _, _, ok := h.Latest(id); ok != want {
 			t.Errorf("Latest(%s) kept = %v, want %v", id, ok, want)
 		}
 	}

@@ -324,9 +324,11 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Tas
 }
 
 // seen returns the task as the hub last saw it change after revision
-// after, if it keeps that change and it is visible to reads.
+// after, if it keeps that change and it is visible to reads, and the
+// revision through which the hub has seen every change (the task's is
+// the same at it: a wait is for a change after it).
 func (e *Engine) seen(id string, after int64) (*api.Task, int64, bool) {
-	val, rev, ok := e.hub.Latest(id)
+	val, rev, through, ok := e.hub.Latest(id)
 	if !ok || val == nil || rev <= after || !e.st.Visible(rev) {
 		return nil, 0, false
 	}
@@ -334,7 +336,7 @@ func (e *Engine) seen(id string, after int64) (*api.Task, int64, bool) {
 	if err := store.Decode(val, &t); err != nil {
 		return nil, 0, false
 	}
-	return &t, rev, true
+	return &t, through, true
 }
 
 type runner struct {

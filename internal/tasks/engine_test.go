@@ -312,6 +312,67 @@ func TestEngine(t *testing.T) {
 				}
 			})
 
+			t.Run("a long poll waits for the task's next change, even once the hub forgot the task", func(t *testing.T) {
+				lctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				e3, _ := tasks.New(st, photontest.Logger(t), counterOp("COUNT"), waitOp())
+				e3.TaskHub().SetMaxTracked(2)
+				go e3.Loop(lctx)
+				kept := func(id string) {
+					t.Helper()
+					for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+						if _, _, _, ok := e3.TaskHub().Latest(id); ok {
+							return
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("the hub never saw task %s", id)
+						}
+					}
+				}
+				task, _ := e3.NewTask("WAIT", api.Entity{ID: "lp", Kind: "test"}, "", "")
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return e3.Submit(ctx, tx, task) }); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := e3.Run(ctx, task.ID); err != nil || got.State != api.TaskStarted {
+					t.Fatalf("waiting task = %+v, %v", got, err)
+				}
+				kept(task.ID)
+				// Three tasks more: the hub, remembering 2, forgets the
+				// revisions of the ones before (the waiting task's too).
+				for _, entity := range []string{"lp1", "lp2", "lp3"} {
+					other, err := submit(t, st, e3, entity)
+					if err != nil {
+						t.Fatal(err)
+					}
+					kept(other.ID)
+				}
+				done := make(chan *api.Task, 1)
+				go func() {
+					got, err := e3.Wait(ctx, task.ID, 10*time.Second)
+					if err != nil {
+						t.Error(err)
+					}
+					done <- got
+				}()
+				select {
+				case got := <-done:
+					t.Fatalf("the long poll answered %s before the task changed", got.State)
+				case <-time.After(500 * time.Millisecond):
+				}
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Key("test", "lp", "ready"), true) }); err != nil {
+					t.Fatal(err)
+				}
+				e3.KickTask(task.ID)
+				select {
+				case got := <-done:
+					if got == nil || got.State != api.TaskCompleted {
+						t.Fatalf("the long poll answered %+v, want the task COMPLETED", got)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("the long poll did not answer the task's change")
+				}
+			})
+
 			t.Run("the loop resumes tasks left unfinished", func(t *testing.T) {
 				keys := func(prefix string) map[string]bool {
 					t.Helper()
