@@ -9,6 +9,9 @@ func Deliver(h *Hub, id string, rev int64) { h.bump(id, rev) }
 // SingleMembered reports whether SingleMember was called on s.
 func SingleMembered(s *Store) bool { return s.local }
 
+// DeliverEvent feeds h a change as its watch does (value included).
+func DeliverEvent(h *Hub, ev Event) { h.deliver(ev) }
+
 // Waiting is the number of waiters h holds for id.
 func Waiting(h *Hub, id string) int {
 	h.mu.Lock()

@@ -36,7 +36,8 @@ type Hub struct {
 	vals, oldVals map[string]hubValue
 	maxVals       int
 	// through is the revision of the last change the watch delivered:
-	// with one prefix, the hub has seen every change up to it.
+	// with one prefix, the hub has seen every change before it (the
+	// transaction that made it may have more to come).
 	through int64
 }
 
@@ -68,10 +69,12 @@ func (h *Hub) KeepValues(max int) {
 }
 
 // Latest returns the value (nil: deleted) and revision of the last change
-// to id the hub has seen, if it keeps it (KeepValues), and the revision
-// through which the hub has seen every change: id did not change between
-// the two. A later change may not have reached the hub yet: a waiter
-// after through is woken by it.
+// to id the hub has seen, if it keeps it (KeepValues), and a revision
+// through which id did not change after it: the hub has seen every change
+// before the revision of the last one it saw (that transaction may have
+// more to come), and a key changes once at most per revision. A later
+// change may not have reached the hub yet: a waiter after through is
+// woken by it.
 func (h *Hub) Latest(id string) (val []byte, rev, through int64, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -79,7 +82,9 @@ func (h *Hub) Latest(id string) (val []byte, rev, through int64, ok bool) {
 	if !ok {
 		v, ok = h.oldVals[id]
 	}
-	return v.val, v.rev, h.through, ok
+	// Every change before h.through is in, and id changes once at most
+	// per revision: id's next change, if any, is after this.
+	return v.val, v.rev, max(v.rev, h.through-1), ok
 }
 
 // keep records id's change (mu held).
@@ -143,11 +148,7 @@ func (h *Hub) Run(ctx context.Context) {
 			select {
 			case evs := <-merged:
 				for _, ev := range evs {
-					id := h.idOf(ev.Key)
-					h.mu.Lock()
-					h.keep(id, ev)
-					h.mu.Unlock()
-					h.bump(id, ev.Rev)
+					h.deliver(ev)
 				}
 			case <-done:
 				open = false
@@ -155,6 +156,15 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		cancel() // one watch ended: start them all again
 	}
+}
+
+// deliver takes in a change the watch delivered.
+func (h *Hub) deliver(ev Event) {
+	id := h.idOf(ev.Key)
+	h.mu.Lock()
+	h.keep(id, ev)
+	h.mu.Unlock()
+	h.bump(id, ev.Rev)
 }
 
 // restart marks the hub's feed (re)started at rev: any change before it

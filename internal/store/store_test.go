@@ -921,14 +921,23 @@ func testHubValues(t *testing.T, s *store.Store) {
 		last = put(id, i)
 	}
 	seen("f", last)
-	// Seen through f's change, e's value is still e's change: a wait for
-	// a change to e after f's revision sleeps through nothing.
-	if _, r, through, _ := h.Latest("e"); r >= last || through != last {
-		t.Errorf("Latest(e): change at %d, seen through %d; want before %d, through %d", r, through, last, last)
+	// Seen through f's change, e's value is still e's change; e did not
+	// change before f's revision (f's transaction could change it too).
+	if _, r, through, _ := h.Latest("e"); r >= last || through != last-1 {
+		t.Errorf("Latest(e): change at %d, through %d; want before %d, through %d", r, through, last, last-1)
 	}
+
 	for id, want := range map[string]bool{"a": false, "b": false, "c": true, "d": true, "e": true, "f": true} {
 		if _, _, _, ok := h.Latest(id); ok != want {
 			t.Errorf("Latest(%s) kept = %v, want %v", id, ok, want)
 		}
+	}
+	// A transaction changing g, then f, its events delivered one at a
+	// time: in between, f's value is from before, and f may still change
+	// at that revision, so through stays before it.
+	far := last + 1_000
+	store.DeliverEvent(h, store.Event{Key: store.Key("hubvals", "g"), Value: []byte(`{"n":7}`), Rev: far})
+	if _, r, through, ok := h.Latest("f"); !ok || r != last || through >= far {
+		t.Errorf("Latest(f) amid a transaction at %d: change at %d, through %d, %v; want at %d, through before %d", far, r, through, ok, last, far)
 	}
 }
