@@ -140,12 +140,12 @@ func (g *Group) run(batch []*grouped, m *merge) {
 			it.err = fmt.Errorf("commit: %w", err)
 		}
 	case resp.Succeeded:
-		g.s.saw(resp.Header.Revision)
 		for _, it := range batch {
 			it.rev = resp.Header.Revision
 			g.s.recent.wrote(it.tx, it.rev)
 			g.s.committed(it.tx.order)
 		}
+		g.s.saw(resp.Header.Revision) // once kept (see Txn.Commit)
 	case len(batch) == 1:
 		batch[0].err = batch[0].tx.conflicted()
 	default:

@@ -627,12 +627,15 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 		t.s.recent.drop(t.order) // written or not: unknown
 		return 0, fmt.Errorf("commit: %w", err)
 	}
-	t.s.saw(resp.Header.Revision)
 	if !resp.Succeeded {
+		t.s.saw(resp.Header.Revision)
 		return 0, t.conflicted()
 	}
 	t.s.recent.wrote(t, resp.Header.Revision)
 	t.s.committed(t.order)
+	// Visible once what it wrote is kept too: a client answered from a
+	// watch then finds it in the kept values as well as in etcd.
+	t.s.saw(resp.Header.Revision)
 	return resp.Header.Revision, nil
 }
 
