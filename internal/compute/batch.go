@@ -356,22 +356,13 @@ func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snap
 			p.err = tx.Verify(ctx)
 		} else {
 			if p.rev, p.err = tx.Commit(ctx); p.err == nil {
-				raise(&b.committed, p.rev)
+				store.RaiseRev(&b.committed, p.rev)
 			}
 		}
 		cancel()
 		close(p.done)
 	}()
 	return p, retry
-}
-
-// raise sets a to v if v is greater.
-func raise(a *atomic.Int64, v int64) {
-	for cur := a.Load(); v > cur; cur = a.Load() {
-		if a.CompareAndSwap(cur, v) {
-			return
-		}
-	}
 }
 
 // settle ends a batch whose commit is done: its items get their answers,

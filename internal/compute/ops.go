@@ -56,6 +56,11 @@ func (s *Service) vmOp(ctx context.Context, id, op string, syncSteps int, reads 
 	return s.carryOn(ctx, task, waiting), nil
 }
 
+// readsVMOnly is vmOp's reads of an operation that reads nothing but the
+// VM's record and lock (and the host's record, cached). Not nil: nil is
+// "unknown".
+var readsVMOnly = []string{}
+
 // readsWith is reads and keys, or nil (unknown) if reads is.
 func readsWith(reads []string, keys ...string) []string {
 	if reads == nil {
@@ -86,7 +91,7 @@ func (s *Service) Power(ctx context.Context, id, op string) (*api.Task, error) {
 	if !ok {
 		return nil, api.Errorf(api.CodeInvalidEntity, "unknown operation %s", op)
 	}
-	return s.vmOp(ctx, id, op, 0, []string{}, func(tx *store.Txn, v *vmRecord) error {
+	return s.vmOp(ctx, id, op, 0, readsVMOnly, func(tx *store.Txn, v *vmRecord) error {
 		if !slices.Contains(from, v.State) {
 			return api.Errorf("InvalidVmState", "VM %s is %s; %s needs it %v", v.Name, v.State, op, from)
 		}

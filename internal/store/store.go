@@ -69,9 +69,12 @@ type Store struct {
 }
 
 // saw records an answer of etcd's at revision rev.
-func (s *Store) saw(rev int64) {
-	for cur := s.answered.Load(); rev > cur; cur = s.answered.Load() {
-		if s.answered.CompareAndSwap(cur, rev) {
+func (s *Store) saw(rev int64) { RaiseRev(&s.answered, rev) }
+
+// RaiseRev sets the revision a holds to rev if rev is later.
+func RaiseRev(a *atomic.Int64, rev int64) {
+	for cur := a.Load(); rev > cur; cur = a.Load() {
+		if a.CompareAndSwap(cur, rev) {
 			return
 		}
 	}
