@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -392,7 +391,7 @@ func (c *seenCache) changed(hostID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h := c.hosts[hostID]; h != nil && h.ver != 0 {
-		c.hosts[hostID] = &seenHost{last: h.last, now: h.now, items: h.items, at: h.at} // ver 0: never a repeat
+		c.hosts[hostID] = &seenHost{last: h.last, now: h.now, sum: h.sum, items: h.items, at: h.at} // ver 0: never a repeat
 	}
 }
 
@@ -400,6 +399,11 @@ func (c *seenCache) changed(hostID string) {
 // to the host's last full report: the full report that repeats the
 // result, the desired state still at ver, changes nothing. The period of
 // observeEvery still runs from the last full report observed.
+//
+// The items are patched in place, the sum by the VMs the report lists: a
+// cost in proportion to the change, not to the host's VMs. (Only the
+// cache, under its lock, reads a host's items; a seenHost's other fields,
+// read without it, are never changed once it is in the cache.)
 func (c *seenCache) patch(hostID string, ver int64, observed []api.VMObserved) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -407,19 +411,17 @@ func (c *seenCache) patch(hostID string, ver int64, observed []api.VMObserved) {
 	if h == nil || h.items == nil || ver == 0 {
 		return // no full report to patch: the next one is observed
 	}
-	items := maps.Clone(h.items)
+	sum := h.sum
 	for _, o := range observed {
+		sum -= h.items[o.ID] // 0 for a VM not listed
 		if o.Gone {
-			delete(items, o.ID)
+			delete(h.items, o.ID)
 		} else {
-			items[o.ID] = vmDigest(o)
+			d := vmDigest(o)
+			h.items[o.ID], sum = d, sum+d
 		}
 	}
-	var sum uint64
-	for _, d := range items {
-		sum += d
-	}
-	c.hosts[hostID] = &seenHost{last: h.last, now: h.now, ver: ver, sum: sum, items: items, at: h.at}
+	c.hosts[hostID] = &seenHost{last: h.last, now: h.now, ver: ver, sum: sum, items: h.items, at: h.at}
 }
 
 func (c *seenCache) get(hostID string) *seenHost {

@@ -115,8 +115,14 @@ func New(d Deps) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
+	// What no route matches (any method): one lookup per request, not a
+	// lookup to tell unknown requests apart and another to route.
+	s.mux.HandleFunc(unknownPattern, s.unknown)
 	return s
 }
+
+// unknownPattern matches what no route does.
+const unknownPattern = "/"
 
 // StopStreams ends the hosts' streams (at shutdown: http.Server.Shutdown
 // waits for requests, and a stream lasts StreamLifetime); their hosts
@@ -204,27 +210,27 @@ func (s *Server) routeTable() []Route {
 	}...)
 }
 
-// ServeHTTP answers unknown paths and methods with API errors, and routes
-// the rest.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.mux.Handler(r); pattern == "" {
-		var allow []string
-		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
-			r2 := r.Clone(r.Context())
-			r2.Method = m
-			if _, p := s.mux.Handler(r2); p != "" {
-				allow = append(allow, m)
-			}
+// ServeHTTP routes a request; unknown paths and methods get API errors
+// (unknown).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// unknown answers a request no route matches: 405 with the methods the
+// path allows, or 404.
+func (s *Server) unknown(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" && p != unknownPattern {
+			allow = append(allow, m)
 		}
-		if len(allow) > 0 {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			s.writeError(w, r, api.Errorf(api.CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
-			return
-		}
-		s.writeError(w, r, api.Errorf(api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, api.Errorf(api.CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	s.writeError(w, r, api.Errorf(api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 }
 
 // wrap adds to a route what every request gets: recovery, a timeout, a
