@@ -1,6 +1,7 @@
 # Photon: build, test and run.
 #   make run    a working cloud on this machine (controller on https://127.0.0.1:9000)
 #   make test   install dependencies, build, vet, test, short fuzz pass
+#   make bench-place   the placement benchmark, summarized by benchstat
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
@@ -17,7 +18,7 @@ GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS    := -X $(MODULE)/internal/version.Version=$(VERSION) \
               -X $(MODULE)/internal/version.GitCommit=$(GIT_COMMIT)
 
-.PHONY: all build deps test vet fuzz run clean
+.PHONY: all build deps test vet fuzz run clean bench-place
 
 all: build
 
@@ -39,6 +40,16 @@ test: deps build vet
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# The placement decision alone (docs/performance.md): BENCHCOUNT runs of
+# each case, then benchstat's medians and spread (benchstat is built from
+# the Go module proxy, like any module). bench/fleet is the end-to-end run.
+BENCHCOUNT ?= 6
+BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+bench-place:
+	@mkdir -p $(BIN)
+	$(GO) test -run XXX -bench BenchmarkPlace -benchmem -benchtime 20000x -count $(BENCHCOUNT) ./internal/scheduler/ | tee $(BIN)/bench-place.txt
+	$(GO) run $(BENCHSTAT) $(BIN)/bench-place.txt
 
 # A dev cloud: the controller with embedded etcd and one local host (real
 # QEMU VMs where QEMU runs a guest here, else the fake driver); state in
