@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -65,12 +64,10 @@ type batcher struct {
 	// the turn).
 	id   string
 	wait time.Duration
-	// committed is the revision of this batcher's latest commit: a copy
-	// of the hosts' usage (usageCopier) is used only from a view that has
-	// seen it. catchUp (the placer's) brings that view up to date after a
-	// commit conflicted, which a stale copy may have caused.
-	committed atomic.Int64
-	catchUp   func(context.Context) error
+	// catchUp (the placer's) brings the fleet view up to date after a
+	// commit conflicted, which a stale copy of a usage record (seedUsage)
+	// may have caused.
+	catchUp func(context.Context) error
 }
 
 // Several controllers committing batches on the same hot records (a
@@ -355,9 +352,7 @@ func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snap
 			// They stand only if those reads are current.
 			p.err = tx.Verify(ctx)
 		} else {
-			if p.rev, p.err = tx.Commit(ctx); p.err == nil {
-				store.RaiseRev(&b.committed, p.rev)
-			}
+			p.rev, p.err = tx.Commit(ctx)
 		}
 		cancel()
 		close(p.done)

@@ -28,26 +28,29 @@ func (s *Service) SetPlacer(p Placer) {
 // usageCopier is a Placer that also holds the hosts' usage records (the
 // fleet index): see fleet.Index.Copy.
 type usageCopier interface {
-	Copy(key string, atLeast int64) ([]byte, int64, bool)
+	Copy(key string) ([]byte, int64, bool)
 }
 
 // seedUsage seeds tx with the usage records Reserve reads for d from the
-// placer's copies, when its view has seen the batcher's latest commit:
-// most creates' scratch runs then read nothing of the host from etcd (with
-// 5,000 hosts, a batch's hosts are rarely the batch before's). A copy
-// stale after all (a delete, another controller) makes the batch's commit
-// conflict; the view then catches up before the batch runs again.
+// placer's copies: most creates' scratch runs then read nothing of the
+// host from etcd (with 5,000 hosts, a batch's hosts are rarely the batch
+// before's). The copies lag the commits, but a record this controller
+// wrote is not taken from them: tx knows it already, from the commits
+// under way (the batch's base) or from what the store keeps of its own
+// commits (store.KeepRecent, which the controller asks of usage records).
+// A copy stale after all (another controller, a record dropped from what
+// the store keeps) makes the batch's commit conflict; the view then
+// catches up before the batch runs again.
 func (s *Service) seedUsage(tx *store.Txn, d scheduler.Decision) {
 	c, ok := s.placer.(usageCopier)
-	at := s.batch.committed.Load()
-	if !ok || at == 0 || d.HostID == "" {
+	if !ok || d.HostID == "" {
 		return
 	}
 	for _, k := range hosts.UsageKeys(d) {
 		if tx.Knows(k) {
 			continue
 		}
-		if val, rev, ok := c.Copy(k, at); ok {
+		if val, rev, ok := c.Copy(k); ok {
 			tx.SeedKV(k, val, rev)
 		}
 	}

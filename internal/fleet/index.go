@@ -468,18 +468,29 @@ func (x *Index) Place(ctx context.Context, r *scheduler.Request) (scheduler.Deci
 }
 
 // Copy returns a host's or a datastore's usage record (hosts.UsageKeys)
-// as stored, and the revision it was last written at, if the index has
-// applied every change up to atLeast and holds the record. A transaction
+// as stored, and the revision it was last written at, as of the index's
+// view: for a host or datastore the index knows that has no usage record
+// (nothing placed there yet), absent (nil at revision 0). A transaction
 // seeded with it (store.Txn.SeedKV) reads it from memory instead of etcd;
 // a copy that is stale after all only makes its commit conflict.
-func (x *Index) Copy(key string, atLeast int64) ([]byte, int64, bool) {
+func (x *Index) Copy(key string) ([]byte, int64, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	if !x.ready || x.rev < atLeast {
+	if !x.ready {
 		return nil, 0, false
 	}
-	c, ok := x.copies[key]
-	return c.val, c.rev, ok
+	if c, ok := x.copies[key]; ok {
+		return c.val, c.rev, true
+	}
+	kind, id, _ := strings.Cut(strings.TrimPrefix(key, store.Root), "/")
+	switch kind {
+	case "hostusage":
+		_, ok := x.fleet.ByID[id]
+		return nil, 0, ok
+	case "dsusage":
+		return nil, 0, x.dss[id] != nil
+	}
+	return nil, 0, false
 }
 
 // Rev is the revision the index has caught up with.

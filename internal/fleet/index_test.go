@@ -139,8 +139,9 @@ func TestIndexFollowsEtcd(t *testing.T) {
 }
 
 // TestIndexCopy: the index holds the hosts' and datastores' usage
-// records as etcd does (bytes and revision), answers for them only once
-// it has seen the revision asked for, and drops a deleted one.
+// records as etcd does (bytes and revision); the record of a known host
+// with none (nothing placed yet, or deleted) is absent at revision 0; an
+// unknown host's is not answered.
 func TestIndexCopy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -159,7 +160,7 @@ func TestIndexCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range kvs {
-		val, rev, ok := x.Copy(want.Key, x.Rev())
+		val, rev, ok := x.Copy(want.Key)
 		if i == len(keys) {
 			if ok {
 				t.Errorf("Copy(%s) = %s: the index copies only usage records", want.Key, val)
@@ -169,9 +170,6 @@ func TestIndexCopy(t *testing.T) {
 		if !ok || string(val) != string(want.Value) || rev != want.Rev {
 			t.Errorf("Copy(%s) = %s at %d, %v; etcd has %s at %d", want.Key, val, rev, ok, want.Value, want.Rev)
 		}
-		if _, _, ok := x.Copy(want.Key, x.Rev()+1); ok {
-			t.Errorf("Copy(%s) past the index's revision answered", want.Key)
-		}
 	}
 	if _, err := st.Update(ctx, func(tx *store.Txn) error { tx.Delete(keys[0]); return nil }); err != nil {
 		t.Fatal(err)
@@ -179,8 +177,13 @@ func TestIndexCopy(t *testing.T) {
 	if err := x.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if val, _, ok := x.Copy(keys[0], x.Rev()); ok {
-		t.Errorf("Copy of a deleted usage record = %s", val)
+	if val, rev, ok := x.Copy(keys[0]); !ok || val != nil || rev != 0 {
+		t.Errorf("Copy of a deleted usage record = %s at %d, %v; want absent", val, rev, ok)
+	}
+	for _, k := range hosts.UsageKeys(scheduler.Decision{HostID: "h2", DatastoreID: "h2.local"}) {
+		if val, _, ok := x.Copy(k); ok {
+			t.Errorf("Copy(%s) of an unknown host = %s", k, val)
+		}
 	}
 }
 

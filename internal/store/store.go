@@ -69,10 +69,10 @@ type Store struct {
 }
 
 // saw records an answer of etcd's at revision rev.
-func (s *Store) saw(rev int64) { RaiseRev(&s.answered, rev) }
+func (s *Store) saw(rev int64) { raiseRev(&s.answered, rev) }
 
-// RaiseRev sets the revision a holds to rev if rev is later.
-func RaiseRev(a *atomic.Int64, rev int64) {
+// raiseRev sets the revision a holds to rev if rev is later.
+func raiseRev(a *atomic.Int64, rev int64) {
 	for cur := a.Load(); rev > cur; cur = a.Load() {
 		if a.CompareAndSwap(cur, rev) {
 			return
