@@ -260,7 +260,7 @@ func (g *gathering) add(it *batchItem) {
 	if it.ctx.Err() != nil {
 		return
 	}
-	tx := g.b.st.Txn()
+	tx := g.b.st.ScratchTxn()
 	if g.b.carry != nil {
 		tx.SeedSnapshot(g.b.carry)
 	}

@@ -292,6 +292,8 @@ type Txn struct {
 	// byValue: reads of values a transaction still committing writes
 	// (see Pending): conditioned on the value, not a revision.
 	byValue map[string]bool
+	// scratch: run only to learn what it reads (ScratchTxn).
+	scratch bool
 }
 
 type seed struct {
@@ -394,6 +396,16 @@ type undo struct {
 // Txn starts an empty transaction.
 func (s *Store) Txn() *Txn {
 	return &Txn{s: s, reads: map[string]int64{}, cache: map[string][]byte{}, writes: map[string][]byte{}}
+}
+
+// ScratchTxn starts a transaction that is run only to learn what it reads,
+// to seed another with (Seed): group commit's prefetch. Its writes are
+// dropped, not even encoded (a read of a key it wrote reads the stored
+// value), and it cannot commit.
+func (s *Store) ScratchTxn() *Txn {
+	t := s.Txn()
+	t.scratch = true
+	return t
 }
 
 // Get reads key into v. It returns false if the key is absent. The key's
@@ -567,6 +579,9 @@ func (t *Txn) Exists(ctx context.Context, key string) (bool, error) {
 
 // Put writes v (as JSON) at key on commit.
 func (t *Txn) Put(key string, v any) error {
+	if t.scratch {
+		return nil
+	}
 	b, err := Encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
@@ -577,12 +592,18 @@ func (t *Txn) Put(key string, v any) error {
 
 // PutRaw writes b, already encoded, at key on commit.
 func (t *Txn) PutRaw(key string, b []byte) {
+	if t.scratch {
+		return
+	}
 	t.note(key)
 	t.writes[key] = b
 }
 
 // Delete removes key on commit.
 func (t *Txn) Delete(key string) {
+	if t.scratch {
+		return
+	}
 	t.note(key)
 	t.writes[key] = nil
 }
@@ -622,6 +643,9 @@ func (t *Txn) Empty() bool { return len(t.order) == 0 }
 
 // Commit applies the writes if every read is still current.
 func (t *Txn) Commit(ctx context.Context) (int64, error) {
+	if t.scratch {
+		return 0, errors.New("commit: a scratch transaction does not commit")
+	}
 	if len(t.order) == 0 {
 		return 0, nil // read-only: nothing to make atomic
 	}

@@ -248,11 +248,23 @@ func testRollbackAndSeed(t *testing.T, s *store.Store) {
 	if _, err := s.Get(ctx, k("b"), &a); err == nil {
 		t.Fatal("b was written")
 	}
+	// A scratch transaction learns reads only: its writes are dropped
+	// (a read of one reads the stored value), and it does not commit.
 	// Seeded reads are conditions: a change after the scratch read makes
 	// the commit conflict.
-	scratch := s.Txn()
-	if _, err := scratch.Get(ctx, k("a"), &a); err != nil {
+	scratch := s.ScratchTxn()
+	if err := scratch.Put(k("a"), 9); err != nil {
 		t.Fatal(err)
+	}
+	scratch.Delete(k("b"))
+	if _, err := scratch.Get(ctx, k("a"), &a); err != nil || a != 2 {
+		t.Fatalf("scratch read of a key it wrote = %d, %v; want the stored 2", a, err)
+	}
+	if r, w := scratch.Size(); r != 1 || w != 0 || !scratch.Empty() {
+		t.Fatalf("scratch: %d reads, %d writes", r, w)
+	}
+	if _, err := scratch.Commit(ctx); err == nil {
+		t.Fatal("a scratch transaction committed")
 	}
 	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(k("a"), 4) }); err != nil {
 		t.Fatal(err)
