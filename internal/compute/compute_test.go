@@ -616,3 +616,50 @@ func TestBatchCreate(t *testing.T) {
 		t.Fatalf("made %d, QuotaError %d, usage %v; want 4, 1, 7", made, quota, q.QuotaItems["vm"].Usage)
 	}
 }
+
+// TestBatchCreateSameNames: two batch creates of the same names at once
+// (each reads all its names in one round trip first, then commits them
+// among other creates): each name is made once, and its other create is
+// refused NameTaken, not a conflict, whichever batch commits first.
+func TestBatchCreateSameNames(t *testing.T) {
+	c := newCloud(t, "vm 100 COUNT, vm.cpu 100 COUNT, vm.memory 100 GB", fake.Config{CPUCount: 64, MemoryMB: 64 * 1024})
+	const count = 10
+	for round := range 3 {
+		name := fmt.Sprintf("r%d", round)
+		var bs [2]*api.VMBatch
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i := range bs {
+			wg.Go(func() {
+				bs[i], errs[i] = c.cl.CreateVMs(ctx, c.project, &api.VMBatchCreateSpec{VMCreateSpec: *vmSpec(name), Count: count})
+			})
+		}
+		wg.Wait()
+		for n := range count {
+			made, taken := 0, 0
+			for i, b := range bs {
+				if errs[i] != nil || len(b.Items) != count {
+					t.Fatalf("batch %d = %+v, %v", i, b, errs[i])
+				}
+				it := b.Items[n]
+				var ae *api.Error
+				switch {
+				case it.Error != nil && errors.As(it.Error, &ae) && ae.Code == api.CodeNameTaken:
+					taken++
+				case it.Error != nil || it.Task == nil:
+					t.Fatalf("%s in batch %d = %+v", it.Name, i, it)
+				default:
+					c.done(t)(it.Task, nil)
+					made++
+				}
+			}
+			if made != 1 || taken != 1 {
+				t.Fatalf("%s: made %d, NameTaken %d; want 1 and 1", fmt.Sprintf("%s-%d", name, n+1), made, taken)
+			}
+		}
+	}
+	vms, err := c.cl.ListVMs(ctx, c.project, "")
+	if err != nil || len(vms) != 3*count {
+		t.Fatalf("VMs = %d, %v; want %d", len(vms), err, 3*count)
+	}
+}

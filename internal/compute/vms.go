@@ -103,7 +103,13 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 // placement refusals end the task ERROR and leave the VM in ERROR with the
 // explanation.
 func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCreateSpec) (*api.Task, error) {
-	id, fn, err := s.createVMTxn(ctx, projectID, spec, nil)
+	return s.createVM(ctx, projectID, spec, nil)
+}
+
+// createVM is CreateVM; name, when set, is the VM's name key as read
+// already (see createVMTxn).
+func (s *Service) createVM(ctx context.Context, projectID string, spec *api.VMCreateSpec, name *store.KV) (*api.Task, error) {
+	id, fn, err := s.createVMTxn(ctx, projectID, spec, nil, name)
 	if err != nil {
 		return nil, err
 	}
@@ -134,12 +140,22 @@ func (s *Service) CreateVMs(ctx context.Context, projectID string, spec *api.VMC
 	if err != nil {
 		return nil, nil, err
 	}
+	// The names, in one round trip: each create's first run reads its
+	// own from here, not from etcd on its own.
+	keys := make([]string, count)
+	for i := range count {
+		keys[i] = vmNameKey(projectID, BatchVMName(spec.Name, i+1))
+	}
+	names, err := s.st.GetMany(ctx, keys)
+	if err != nil {
+		return nil, nil, err
+	}
 	ts, errs := make([]*api.Task, count), make([]error, count)
 	var wg sync.WaitGroup
 	for i := range count {
 		one := *spec
 		one.Name, one.Affinities = BatchVMName(spec.Name, i+1), affinities
-		wg.Go(func() { ts[i], errs[i] = s.CreateVM(ctx, projectID, &one) })
+		wg.Go(func() { ts[i], errs[i] = s.createVM(ctx, projectID, &one, &names[i]) })
 	}
 	wg.Wait()
 	return ts, errs, nil
@@ -163,8 +179,11 @@ func BatchVMName(name string, n int) string { return name + "-" + strconv.Itoa(n
 // that places and records it (and sets the task's tenant: the project is
 // read there, not in a round trip of its own before). With pv set it is a
 // dry run: the transaction fills pv and ends with errDryRun instead of
-// writing.
-func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.VMCreateSpec, pv *api.PlacementPreview) (string, func(tx *store.Txn, t *api.Task, probe bool) error, error) {
+// writing. name, when set, is the VM's name key as read before (a batch
+// create reads all its names at once): the transaction's first run takes
+// it instead of reading the key (its commit is conditioned on it all the
+// same); a run after a conflict reads the key again.
+func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.VMCreateSpec, pv *api.PlacementPreview, name *store.KV) (string, func(tx *store.Txn, t *api.Task, probe bool) error, error) {
 	if err := ValidateVMSpec(spec); err != nil {
 		return "", nil, err
 	}
@@ -187,6 +206,10 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		// The VM's lock (read by Submit) is absent: the id is new. The
 		// commit is still conditioned on that.
 		tx.SeedKV(lockKey(id), nil, 0)
+		if name != nil {
+			tx.SeedKV(name.Key, name.Value, name.Rev)
+			name = nil
+		}
 		// What the create reads before placing, in one round trip.
 		keys := []string{vmNameKey(projectID, spec.Name), tenancy.ProjectKey(projectID),
 			tenancy.FlavorNameKey(api.FlavorKindVM, spec.Flavor)}
