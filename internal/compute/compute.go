@@ -231,7 +231,7 @@ func (s *Service) getVM(ctx context.Context, tx *store.Txn, id string) (*vmRecor
 
 // GetVM reads a VM.
 func (s *Service) GetVM(ctx context.Context, id string) (*api.VM, error) {
-	v, err := s.getVM(ctx, s.st.Txn(), id)
+	v, err := s.getVM(ctx, s.st.PlainTxn(), id)
 	if err != nil {
 		return nil, err
 	}

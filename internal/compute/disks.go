@@ -50,7 +50,7 @@ func (d *diskRecord) api() *api.PersistentDisk {
 
 // GetDisk reads a disk.
 func (s *Service) GetDisk(ctx context.Context, id string) (*api.PersistentDisk, error) {
-	d, err := s.getDisk(ctx, s.st.Txn(), id)
+	d, err := s.getDisk(ctx, s.st.PlainTxn(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func (s *Service) ListDisks(ctx context.Context, projectID, name, token string, 
 		} else if err != nil {
 			return nil, "", err
 		}
-		if d, err := s.getDisk(ctx, s.st.Txn(), id); err == nil {
+		if d, err := s.getDisk(ctx, s.st.PlainTxn(), id); err == nil {
 			recs = append(recs, *d)
 		}
 	} else if recs, next, err = store.PageOf[diskRecord](ctx, s.st, store.Prefix("project-disks", projectID), token, size, diskKey); err != nil {
@@ -109,7 +109,7 @@ func (s *Service) CreateDisk(ctx context.Context, projectID string, spec *api.Di
 		if a.Kind != "vm" {
 			return nil, api.FieldError("affinities["+strconv.Itoa(i)+"].kind", "want vm, got %q", a.Kind)
 		}
-		v, err := s.getVM(ctx, s.st.Txn(), a.ID)
+		v, err := s.getVM(ctx, s.st.PlainTxn(), a.ID)
 		if err != nil || v.ProjectID != projectID || v.HostID == "" {
 			return nil, api.FieldError("affinities["+strconv.Itoa(i)+"].id", "no placed VM %s in this project", a.ID)
 		}
@@ -163,7 +163,7 @@ func (s *Service) CreateDisk(ctx context.Context, projectID string, spec *api.Di
 
 // DeleteDisk deletes a detached disk, returning its datastore space and quota.
 func (s *Service) DeleteDisk(ctx context.Context, id string) (*api.Task, error) {
-	d, err := s.getDisk(ctx, s.st.Txn(), id)
+	d, err := s.getDisk(ctx, s.st.PlainTxn(), id)
 	if err != nil {
 		return nil, err
 	}

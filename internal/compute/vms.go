@@ -435,7 +435,7 @@ func (s *Service) resolveAffinities(ctx context.Context, projectID string, in []
 		f := fmt.Sprintf("affinities[%d].id", i)
 		switch a.Kind {
 		case "vm":
-			v, err := s.getVM(ctx, s.st.Txn(), a.ID)
+			v, err := s.getVM(ctx, s.st.PlainTxn(), a.ID)
 			if err != nil || v.ProjectID != projectID {
 				return nil, api.FieldError(f, "no VM %s in this project", a.ID)
 			}
@@ -444,7 +444,7 @@ func (s *Service) resolveAffinities(ctx context.Context, projectID string, in []
 			}
 			out = append(out, api.LocalitySpec{Kind: "host", ID: v.HostID})
 		case "disk", "persistent-disk":
-			d, err := s.getDisk(ctx, s.st.Txn(), a.ID)
+			d, err := s.getDisk(ctx, s.st.PlainTxn(), a.ID)
 			if err != nil || d.ProjectID != projectID {
 				return nil, api.FieldError(f, "no disk %s in this project", a.ID)
 			}

@@ -61,6 +61,11 @@ func testRecent(t *testing.T, s *store.Store) {
 	if _, err := s.Get(ctx, a, &plain); err != nil || plain.N != 2 {
 		t.Fatalf("plain read: %+v, %v; want etcd's 2, never the kept 1", plain, err)
 	}
+	if ptx := s.PlainTxn(); ptx.Knows(a) {
+		t.Fatal("a PlainTxn knows a key from the store's kept commits")
+	} else if _, err := ptx.Get(ctx, a, &plain); err != nil || plain.N != 2 {
+		t.Fatalf("PlainTxn read: %+v, %v; want etcd's 2, never the kept 1", plain, err)
+	}
 	if seen := reads(a, func(tx *store.Txn, c counter) error { return tx.Put(b, c) }); !slices.Equal(seen, []int{1, 2}) {
 		t.Fatalf("runs of a transaction reading a key changed behind the store's back read %v; want the kept 1 (a conflict), then etcd's 2", seen)
 	}

@@ -294,6 +294,8 @@ type Txn struct {
 	byValue map[string]bool
 	// scratch: run only to learn what it reads (ScratchTxn).
 	scratch bool
+	// plain: its reads are plain reads (PlainTxn).
+	plain bool
 }
 
 type seed struct {
@@ -408,6 +410,17 @@ func (s *Store) ScratchTxn() *Txn {
 	return t
 }
 
+// PlainTxn starts a transaction whose reads are plain reads, for code
+// shared with transactions that only reads (an API's GET): never from
+// what the store keeps of its own commits (KeepRecent), which may not
+// have caught up yet with a change a watch already showed a client (a
+// task done, read after it with a VM the same commit wrote).
+func (s *Store) PlainTxn() *Txn {
+	t := s.Txn()
+	t.plain = true
+	return t
+}
+
 // Get reads key into v. It returns false if the key is absent. The key's
 // revision becomes a condition of the commit. Reads see the txn's own writes.
 func (t *Txn) Get(ctx context.Context, key string, v any) (bool, error) {
@@ -450,7 +463,7 @@ func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
 		}
 		return s.val, nil
 	}
-	if kv, ok := t.s.recent.get(key); ok {
+	if kv, ok := t.recent(key); ok {
 		t.reads[key], t.cache[key] = kv.rev, kv.val
 		return kv.val, nil
 	}
@@ -530,8 +543,17 @@ func (t *Txn) knows(key string) bool {
 	if _, ok := t.seed(key); ok {
 		return true
 	}
-	_, ok := t.s.recent.get(key)
+	_, ok := t.recent(key)
 	return ok
+}
+
+// recent is key as the store's own commits last wrote it (KeepRecent),
+// unless t reads plainly.
+func (t *Txn) recent(key string) (recentKV, bool) {
+	if t.plain {
+		return recentKV{}, false
+	}
+	return t.s.recent.get(key)
 }
 
 func (t *Txn) seed(key string) (seed, bool) {
