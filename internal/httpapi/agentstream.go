@@ -71,15 +71,22 @@ func (s *Server) agentStream(w http.ResponseWriter, r *http.Request) (int, any, 
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	var mu sync.Mutex
-	send := func(b []byte) error {
+	ended := false
+	// send writes a message; the last (an acknowledgement that ends the
+	// stream) is the last written: the desired states stop there.
+	send := func(b []byte, last bool) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if ended {
+			return errStreamEnded
+		}
+		ended = last
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	if err := send(nil); err != nil {
+	if err := send(nil, false); err != nil {
 		return 0, nil, nil // the host went away
 	}
 	answered := make(chan struct{})
@@ -106,7 +113,7 @@ func (s *Server) agentStream(w http.ResponseWriter, r *http.Request) (int, any, 
 				buf = make([]byte, 0, 4096) // one grown past the bound is dropped
 			}
 			b, err := ds.AppendJSON(append(buf[:0], `{"desired":`...))
-			if err != nil || send(append(b, "}\n"...)) != nil {
+			if err != nil || send(append(b, "}\n"...), false) != nil {
 				return
 			}
 			buf = b
@@ -127,18 +134,18 @@ const maxStreamBuffer = 64 << 10
 // streamReports records the reports on a host's stream until it ends, and
 // acknowledges each; one that cannot be read ends the stream after an
 // acknowledgement saying why.
-func (s *Server) streamReports(ctx context.Context, r *http.Request, id string, br *bufio.Reader, send func([]byte) error) {
+func (s *Server) streamReports(ctx context.Context, r *http.Request, id string, br *bufio.Reader, send func(b []byte, last bool) error) {
 	for ctx.Err() == nil {
 		line, err := readLine(br, MaxBodyBytes)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
-				_ = ack(send, 0, s.answerError(r, err))
+				_ = ack(send, 0, s.answerError(r, err), true)
 			}
 			return
 		}
 		var m api.HostStreamReport
 		if err := store.Decode(line, &m); err != nil || m.Seq <= 0 {
-			_ = ack(send, 0, api.Errorf(api.CodeInvalidJSON, "a report on the stream: want {\"seq\": n > 0, \"report\": {...}} on one line"))
+			_ = ack(send, 0, api.Errorf(api.CodeInvalidJSON, "a report on the stream: want {\"seq\": n > 0, \"report\": {...}} on one line"), true)
 			return
 		}
 		rctx, rcancel := context.WithTimeout(ctx, RequestTimeout)
@@ -148,20 +155,24 @@ func (s *Server) streamReports(ctx context.Context, r *http.Request, id string, 
 		if err != nil {
 			refused = s.answerError(r, err)
 		}
-		if ack(send, m.Seq, refused) != nil {
+		if ack(send, m.Seq, refused, false) != nil {
 			return
 		}
 	}
 }
 
-// ack acknowledges report seq (0: none read), refused with e if not nil.
-func ack(send func([]byte) error, seq int64, e *api.Error) error {
+// ack acknowledges report seq (0: none read), refused with e if not nil;
+// last ends the stream.
+func ack(send func(b []byte, last bool) error, seq int64, e *api.Error, last bool) error {
 	b, err := store.Encode(api.HostStreamMessage{Ack: seq, Error: e})
 	if err != nil {
 		return err
 	}
-	return send(append(b, '\n'))
+	return send(append(b, '\n'), last)
 }
+
+// errStreamEnded: a message after the one that ended a host's stream.
+var errStreamEnded = errors.New("the host's stream ended")
 
 // readLine reads one line of at most max bytes (its newline included).
 func readLine(br *bufio.Reader, max int64) ([]byte, error) {
