@@ -115,8 +115,8 @@ func (a *Agent) stream(ctx context.Context, rev int64) (int64, error) {
 		return rev, err
 	}
 	defer resp.Body.Close()
+	a.streaming.Store(s) // before it is counted: a stream counted takes reports
 	a.streams.Add(1)
-	a.streaming.Store(s)
 	defer a.streaming.CompareAndSwap(s, nil)
 	err = a.readStream(ctx, bufio.NewReader(resp.Body), s, &rev)
 	s.end(fmt.Errorf("agent: the stream ended: %w", err))

@@ -32,8 +32,19 @@ func TestHostStream(t *testing.T) {
 	project := newProject(ctx, t, c, wait, 20)
 	var drv driver.Driver
 	a := startAgentBeating(t, c, t.TempDir(), "10.0.9.4", time.Hour, func(cfg *agent.Config) { drv = cfg.Driver })
+	// The host is READY once it joined, maybe before its stream is up: a
+	// VM created then is reported on its own.
+	for start := time.Now(); a.Streams() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the agent opened no stream")
+		}
+	}
 	const n = 8
 	createOn(ctx, t, cl, wait, a, project, n)
+	// The last create ends once its report is recorded, maybe before the
+	// agent has its acknowledgement (and counts it).
+	for start := time.Now(); a.StreamReports() < n && time.Since(start) < 5*time.Second; time.Sleep(10 * time.Millisecond) {
+	}
 	onPoll, alone := a.Reports()
 	onStream := a.StreamReports()
 	t.Logf("%d VMs created: %d reports on the stream, %d rode a poll, %d went alone", n, onStream, onPoll, alone)
