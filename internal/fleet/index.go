@@ -224,10 +224,17 @@ func (x *Index) strs(l []string) []string {
 	return out
 }
 
+// kindOf splits a key into its kind (the first part under store.Root:
+// "hosts", "hostusage", ...) and the rest.
+func kindOf(key string) (kind, rest string) {
+	kind, rest, _ = strings.Cut(strings.TrimPrefix(key, store.Root), "/")
+	return kind, rest
+}
+
 // apply one key's new value (nil: deleted), created and last modified at
 // those revisions, mu held.
 func (x *Index) apply(key string, val []byte, created, modified int64) {
-	kind, rest, _ := strings.Cut(strings.TrimPrefix(key, store.Root), "/")
+	kind, rest := kindOf(key)
 	if kind == "hostusage" || kind == "dsusage" {
 		if val == nil {
 			delete(x.copies, key)
@@ -482,7 +489,7 @@ func (x *Index) Copy(key string) ([]byte, int64, bool) {
 	if c, ok := x.copies[key]; ok {
 		return c.val, c.rev, true
 	}
-	kind, id, _ := strings.Cut(strings.TrimPrefix(key, store.Root), "/")
+	kind, id := kindOf(key)
 	switch kind {
 	case "hostusage":
 		_, ok := x.fleet.ByID[id]
