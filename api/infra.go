@@ -178,6 +178,10 @@ type VMCreateSpec struct {
 	// PlacementStrategy (ours) is "spread" (default: the emptiest host) or
 	// "pack" (the fullest host that fits).
 	PlacementStrategy string `json:"placementStrategy,omitempty"`
+	// Start (ours) boots the VM once it is made, in the same CREATE_VM
+	// task: the host makes and boots it in one go, and the task completes
+	// with the VM STARTED (`photon vm create --start`).
+	Start bool `json:"start,omitempty"`
 }
 
 // VMBatchCreateSpec (ours) creates Count VMs from one spec, named

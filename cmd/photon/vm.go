@@ -92,8 +92,8 @@ func (a *app) vmCreateCmd() *cobra.Command {
 		Short: "Create a VM in the current project (or -p); --start also boots it",
 		Long: `Create a VM in a project: the current one (photon project set) or -p.
 The VM is placed on a host, its disks are made and the capacity it needs is
-reserved; it ends STOPPED unless --start boots it too (the command then waits
-for both tasks).
+reserved; it ends STOPPED unless --start boots it too, in the same task (the
+create spec's "start", our extension): the command waits for that task.
 
 -d lists the disks made with the VM, "NAME FLAVOR [boot=true] [GB], ...".
 One disk must be the boot disk; a boot disk without GB takes the image's
@@ -151,7 +151,7 @@ and --detail.`,
 			return err
 		}
 		spec := &api.VMCreateSpec{Name: name, Flavor: flavor, AttachedDisks: attached,
-			Environment: environment, Tags: splitList(tags), Subnets: splitList(subnets)}
+			Environment: environment, Tags: splitList(tags), Subnets: splitList(subnets), Start: start}
 		if image != "" {
 			im, err := a.image(ctx, c, s, image)
 			if err != nil {
@@ -171,12 +171,6 @@ and --detail.`,
 		t, err := c.CreateVM(ctx, pid, spec)
 		if t, err = a.wait(ctx, c, t, err); err != nil {
 			return err
-		}
-		if start {
-			st, err := c.StartVM(ctx, t.Entity.ID)
-			if _, err = a.wait(ctx, c, st, err); err != nil {
-				return fmt.Errorf("VM %s (ID %s) was created but did not start: %w", name, t.Entity.ID, err)
-			}
 		}
 		kind := "VM"
 		if start {
@@ -202,8 +196,8 @@ and --detail.`,
 }
 
 // createVMs is vm create --count: one batch request, then each VM's task
-// (and with start its start) followed at once. It prints the batch with
-// each VM's last task (-o json), the ids made (-n) or a line per VM, and
+// (which, with start, also boots it) followed at once. It prints the batch
+// with each VM's task (-o json), the ids made (-n) or a line per VM, and
 // fails if any VM was not made (or not started).
 func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec *api.VMBatchCreateSpec, start bool) error {
 	b, err := c.CreateVMs(ctx, pid, spec)
@@ -215,7 +209,7 @@ func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec 
 	for i := range b.Items {
 		it := &b.Items[i]
 		wg.Go(func() {
-			outcome[i] = a.createdOne(ctx, c, it, start)
+			outcome[i] = a.createdOne(ctx, c, it)
 		})
 	}
 	wg.Wait()
@@ -262,9 +256,10 @@ func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec 
 	return nil
 }
 
-// createdOne follows one VM of a batch create (and starts it): "" when
-// it is done, else why not. it.Task becomes its last task.
-func (a *app) createdOne(ctx context.Context, c *client.Client, it *api.VMBatchItem, start bool) string {
+// createdOne follows one VM of a batch create (made, and started with
+// the spec's Start, in one task): "" when it is done, else why not.
+// it.Task becomes the task as it ended.
+func (a *app) createdOne(ctx context.Context, c *client.Client, it *api.VMBatchItem) string {
 	if it.Error != nil {
 		return it.Error.Error()
 	}
@@ -277,19 +272,6 @@ func (a *app) createdOne(ctx context.Context, c *client.Client, it *api.VMBatchI
 	}
 	if err != nil {
 		return err.Error()
-	}
-	if !start {
-		return ""
-	}
-	st, err := c.StartVM(ctx, t.Entity.ID)
-	if err == nil {
-		st, err = c.WaitTask(ctx, st)
-	}
-	if err == nil {
-		it.Task, err = st, st.Err()
-	}
-	if err != nil {
-		return "created, not started: " + err.Error()
 	}
 	return ""
 }

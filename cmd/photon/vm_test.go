@@ -217,7 +217,7 @@ func computeFake(t *testing.T, x *infraFake) *fake {
 	})
 }
 
-func TestVMCreateStartWaitsForBoth(t *testing.T) {
+func TestVMCreateStartInOneTask(t *testing.T) {
 	x := newInfraFake()
 	f := computeFake(t, x)
 	stdout, stderr, code := runInProject(t, f, true, "-n", "vm", "create", "-n", "web-9", "-f", "small", "-i", "ubuntu",
@@ -235,11 +235,11 @@ func TestVMCreateStartWaitsForBoth(t *testing.T) {
 			{Name: "scratch", Kind: api.KindEphemeralDisk, Flavor: "both", CapacityGB: 5},
 		},
 		Affinities:  []api.LocalitySpec{{Kind: "vm", ID: "vm-0"}, {Kind: "host", ID: "10.0.0.5"}, {Kind: "disk", ID: "disk-1"}},
-		Environment: map[string]string{"ROLE": "web", "ZONE": "a"}, Tags: []string{"x", "y"}}
+		Environment: map[string]string{"ROLE": "web", "ZONE": "a"}, Tags: []string{"x", "y"}, Start: true}
 	if !reflect.DeepEqual(spec, want) {
 		t.Errorf("spec\n%+v\nwant\n%+v", spec, want)
 	}
-	if calls := x.callList(); !reflect.DeepEqual(calls, []string{"POST /v1/projects/p-1/vms", "POST /v1/vms/vm-1/start"}) {
+	if calls := x.callList(); !reflect.DeepEqual(calls, []string{"POST /v1/projects/p-1/vms"}) {
 		t.Errorf("calls %v", calls)
 	}
 
@@ -259,13 +259,15 @@ func TestVMCreateStartWaitsForBoth(t *testing.T) {
 
 func TestVMCreateStartFailure(t *testing.T) {
 	x := newInfraFake()
-	x.fail["POST /v1/vms/vm-1/start"] = api.Error{Code: "NotEnoughMemoryResource", Message: "host h-1 has 1 GB free"}
+	x.fail["POST /v1/projects/p-1/vms"] = api.Error{Code: "HostError", Message: "host h-1: no KVM"}
 	f := computeFake(t, x)
 	stdout, stderr, code := runInProject(t, f, true, "vm", "create", "-n", "web-9", "-f", "small", "-d", "boot eph boot=true", "--start")
 	if code != exitError || stdout != "" ||
-		stderr != "photon: VM web-9 (ID vm-1) was created but did not start: NotEnoughMemoryResource: host h-1 has 1 GB free (task task-2 VM_OPERATION)\n" {
+		stderr != "photon: HostError: host h-1: no KVM (task task-1 CREATE_VM)\n" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+	delete(x.fail, "POST /v1/projects/p-1/vms")
+	x.fail["POST /v1/vms/vm-1/start"] = api.Error{Code: "NotEnoughMemoryResource", Message: "host h-1 has 1 GB free"}
 	// A failed operation task exits 1 with the task's error.
 	_, stderr, code = runInProject(t, f, true, "vm", "start", "web-1")
 	if code != exitError || !strings.HasPrefix(stderr, "photon: NotEnoughMemoryResource: host h-1 has 1 GB free (task ") {
@@ -420,8 +422,17 @@ func TestVMCreateCount(t *testing.T) {
 	}
 	var spec api.VMBatchCreateSpec
 	x.body(t, "POST /v1/projects/p-1/vms/batch", &spec)
-	if spec.Count != 3 || spec.Name != "web" || spec.Flavor != "small" || len(spec.AttachedDisks) != 1 {
+	if spec.Count != 3 || spec.Name != "web" || spec.Flavor != "small" || len(spec.AttachedDisks) != 1 || spec.Start {
 		t.Errorf("batch spec %+v", spec)
+	}
+	// --start: the same request, saying start; each VM's one task is all
+	// the command follows.
+	x = newInfraFake()
+	f = computeFake(t, x)
+	stdout, stderr, code = runInProject(t, f, true, append(args, "--start")...)
+	x.body(t, "POST /v1/projects/p-1/vms/batch", &spec)
+	if code != 0 || !strings.Contains(stdout, "Created and started 3 of 3 VMs") || !spec.Start || len(x.callList()) != 1 {
+		t.Errorf("--start: exit %d, stdout %q, stderr %q, spec %+v, calls %v", code, stdout, stderr, spec, x.callList())
 	}
 
 	x = newInfraFake()

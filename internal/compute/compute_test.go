@@ -663,3 +663,50 @@ func TestBatchCreateSameNames(t *testing.T) {
 		t.Fatalf("VMs = %d, %v; want %d", len(vms), err, 3*count)
 	}
 }
+
+// TestCreateStarted: a create that says start (single or batch) makes and
+// boots the VM in its one CREATE_VM task, which completes with the VM
+// STARTED on its host; a VM whose host fails to boot it ends ERROR with
+// the host's reason, holding nothing.
+func TestCreateStarted(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{FailOnNames: []string{"broken"}})
+	spec := vmSpec("one")
+	spec.Start = true
+	ids := []string{c.done(t)(c.cl.CreateVM(ctx, c.project, spec)).Entity.ID}
+	batch := api.VMBatchCreateSpec{VMCreateSpec: *vmSpec("web"), Count: 3}
+	batch.Start = true
+	b, err := c.cl.CreateVMs(ctx, c.project, &batch)
+	if err != nil || len(b.Items) != 3 {
+		t.Fatalf("batch = %+v, %v", b, err)
+	}
+	for _, it := range b.Items {
+		if it.Error != nil {
+			t.Fatalf("%s refused: %v", it.Name, it.Error)
+		}
+		ids = append(ids, c.done(t)(it.Task, nil).Entity.ID)
+	}
+	for _, id := range ids {
+		vm, err := c.cl.GetVM(ctx, id)
+		tasks, terr := c.cl.ListVMTasks(ctx, id, "")
+		if err != nil || vm.State != api.VMStarted || terr != nil || len(tasks) != 1 || tasks[0].Operation != "CREATE_VM" {
+			t.Fatalf("VM %s: %+v, %v; tasks %+v, %v; want STARTED by its one CREATE_VM task", id, vm, err, tasks, terr)
+		}
+	}
+	// It runs: stopping it is the host's to do, and done.
+	c.done(t)(c.cl.StopVM(ctx, ids[0]))
+	if vm, err := c.cl.GetVM(ctx, ids[0]); err != nil || vm.State != api.VMStopped {
+		t.Fatalf("stopped VM: %+v, %v", vm, err)
+	}
+
+	spec = vmSpec("broken")
+	spec.Start = true
+	task, err := c.wait(c.cl.CreateVM(ctx, c.project, spec))
+	if err == nil {
+		t.Fatalf("create of a VM its host cannot make: %+v, want ERROR", task)
+	}
+	vms, _ := c.cl.ListVMs(ctx, c.project, "broken")
+	q, qerr := c.cl.GetProjectQuota(ctx, c.project)
+	if len(vms) != 1 || vms[0].State != api.VMError || !strings.Contains(vms[0].ErrorReason, "host") || qerr != nil || q.QuotaItems["vm"].Usage != 4 {
+		t.Fatalf("broken VM %+v, quota %+v %v; want ERROR with the host's reason, 4 VMs charged", vms, q, qerr)
+	}
+}

@@ -99,7 +99,8 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 
 // CreateVM places a VM and reserves what it needs in one transaction
 // (RESERVE_RESOURCE); the CREATE_VM step then waits for its host to make
-// it. A created VM is STOPPED. Quota shortfalls are refused at once;
+// it. A created VM is STOPPED, or STARTED when spec.Start says so (the
+// host boots it as it makes it, in the same task). Quota shortfalls are refused at once;
 // placement refusals end the task ERROR and leave the VM in ERROR with the
 // explanation.
 func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCreateSpec) (*api.Task, error) {
@@ -243,6 +244,9 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		v := &vmRecord{VM: api.VM{Base: api.Base{ID: id, Kind: api.KindVM}, Name: spec.Name, SourceImageID: spec.SourceImageID,
 			State: api.VMCreating, ProjectID: projectID, Environment: spec.Environment, Tags: orEmpty(spec.Tags),
 			Metadata: map[string]string{}}, Power: api.VMStopped, Generation: 1}
+		if spec.Start {
+			v.Power = api.VMStarted // the host boots it as it makes it
+		}
 		flavor, err := tenancy.AcquireFlavorNamed(ctx, tx, api.FlavorKindVM, spec.Flavor, "flavor")
 		if err != nil {
 			return err
@@ -564,7 +568,8 @@ func (s *Service) detachPersistent(ctx context.Context, tx *store.Txn, v *vmReco
 	return nil
 }
 
-// stepCreate waits until the host has made the VM.
+// stepCreate waits until the host has made the VM (and booted it, when
+// its create said start).
 func (s *Service) stepCreate(ctx context.Context, tx *store.Txn, t *api.Task) error {
 	v, err := s.getVM(ctx, tx, t.Entity.ID)
 	if err != nil {
@@ -574,7 +579,9 @@ func (s *Service) stepCreate(ctx context.Context, tx *store.Txn, t *api.Task) er
 		return err
 	}
 	if v.State == api.VMCreating {
-		v.State = api.VMStopped
+		// The host carried out generation 1: the VM is made, and STARTED
+		// if the create said so (api.VMCreateSpec.Start).
+		v.State = v.Power
 		return putVM(tx, v)
 	}
 	return nil
