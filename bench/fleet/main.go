@@ -4,8 +4,9 @@
 // simulated hosts (the fake driver behind the real agent and its protocol)
 // to it, then --clients concurrent API clients create --vms VMs, one per
 // request or --batch per batch create (and, with --start, start each once
-// created, or with --start-in-create have each create boot its VM too). It reports placements/s, latencies
-// from create to placed, created (STOPPED) and STARTED, the controller's
+// created; with --start-in-create too, each create boots its VM in its
+// one task instead). It reports placements/s, latencies from create to
+// placed, created (STOPPED) and STARTED, the controller's
 // CPU and RSS, this process's (agents and clients), and the etcd size, and
 // ends with
 //

@@ -100,9 +100,9 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 // CreateVM places a VM and reserves what it needs in one transaction
 // (RESERVE_RESOURCE); the CREATE_VM step then waits for its host to make
 // it. A created VM is STOPPED, or STARTED when spec.Start says so (the
-// host boots it as it makes it, in the same task). Quota shortfalls are refused at once;
-// placement refusals end the task ERROR and leave the VM in ERROR with the
-// explanation.
+// host boots it as it makes it, in the same task). Quota shortfalls are
+// refused at once; placement refusals end the task ERROR and leave the VM
+// in ERROR with the explanation.
 func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCreateSpec) (*api.Task, error) {
 	return s.createVM(ctx, projectID, spec, nil)
 }
