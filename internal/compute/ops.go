@@ -49,7 +49,7 @@ func (s *Service) vmOp(ctx context.Context, id, op string, syncSteps int, reads 
 		}
 		waiting, err = s.begin(ctx, tx, t, syncSteps)
 		return err
-	}, readsWith(reads, vmKey(id))...)
+	}, batchReads{all: readsWith(reads, vmKey(id))})
 	if err != nil {
 		return nil, err
 	}

@@ -187,7 +187,7 @@ var errDryRun = errors.New("dry run")
 // would go and how the hosts scored, with nothing written.
 func (s *Service) PreviewVM(ctx context.Context, projectID string, spec *api.VMCreateSpec) (*api.PlacementPreview, error) {
 	pv := &api.PlacementPreview{Eliminated: map[string]int{}, Candidates: []api.PlacementCandidate{}}
-	id, fn, err := s.createVMTxn(ctx, projectID, spec, pv, nil)
+	id, fn, _, err := s.createVMTxn(ctx, projectID, spec, pv, nil)
 	if err != nil {
 		return nil, err
 	}

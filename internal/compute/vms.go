@@ -110,11 +110,11 @@ func (s *Service) CreateVM(ctx context.Context, projectID string, spec *api.VMCr
 // createVM is CreateVM; name, when set, is the VM's name key as read
 // already (see createVMTxn).
 func (s *Service) createVM(ctx context.Context, projectID string, spec *api.VMCreateSpec, name *store.KV) (*api.Task, error) {
-	id, fn, err := s.createVMTxn(ctx, projectID, spec, nil, name)
+	id, fn, first, err := s.createVMTxn(ctx, projectID, spec, nil, name)
 	if err != nil {
 		return nil, err
 	}
-	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn)
+	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn, batchReads{first: first})
 }
 
 // CreateVMs creates count VMs from spec, named "<name>-1" …
@@ -183,19 +183,41 @@ func BatchVMName(name string, n int) string { return name + "-" + strconv.Itoa(n
 // writing. name, when set, is the VM's name key as read before (a batch
 // create reads all its names at once): the transaction's first run takes
 // it instead of reading the key (its commit is conditioned on it all the
-// same); a run after a conflict reads the key again.
-func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.VMCreateSpec, pv *api.PlacementPreview, name *store.KV) (string, func(tx *store.Txn, t *api.Task, probe bool) error, error) {
+// same); a run after a conflict reads the key again. first lists what the
+// transaction reads first (batchReads.first), the name's key only while
+// name has not been taken.
+func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.VMCreateSpec, pv *api.PlacementPreview, name *store.KV) (id string, fn func(tx *store.Txn, t *api.Task, probe bool) error, first func() []string, err error) {
 	if err := ValidateVMSpec(spec); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if !validID(projectID) {
-		return "", nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+		return "", nil, nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
 	}
 	affinities, err := s.resolveAffinities(ctx, projectID, spec.Affinities)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	id := uuid.Must(uuid.NewV7()).String()
+	// What the create reads before placing (in one round trip when the
+	// transaction does not know them).
+	keys := []string{tenancy.ProjectKey(projectID), tenancy.FlavorNameKey(api.FlavorKindVM, spec.Flavor)}
+	for _, d := range spec.AttachedDisks {
+		if d.Kind == api.KindPersistentDisk {
+			keys = append(keys, tenancy.FlavorNameKey(api.FlavorKindPersistentDisk, d.Flavor), diskNameKey(projectID, d.Name))
+		} else {
+			keys = append(keys, tenancy.FlavorNameKey(api.FlavorKindEphemeralDisk, d.Flavor))
+		}
+	}
+	if spec.PlacementGroup != nil {
+		keys = append(keys, groupKey(projectID, spec.PlacementGroup.Name))
+	}
+	keys = append(keys, vmNameKey(projectID, spec.Name))
+	first = func() []string {
+		if name != nil {
+			return keys[:len(keys)-1] // the name is seeded
+		}
+		return keys
+	}
+	id = uuid.Must(uuid.NewV7()).String()
 	// hint is the host an earlier run of this create reserved: group
 	// commit runs it first on a scratch transaction (to learn its reads),
 	// then for real. The real run tries that host first, so that it reads
@@ -210,19 +232,6 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		if name != nil {
 			tx.SeedKV(name.Key, name.Value, name.Rev)
 			name = nil
-		}
-		// What the create reads before placing, in one round trip.
-		keys := []string{vmNameKey(projectID, spec.Name), tenancy.ProjectKey(projectID),
-			tenancy.FlavorNameKey(api.FlavorKindVM, spec.Flavor)}
-		for _, d := range spec.AttachedDisks {
-			if d.Kind == api.KindPersistentDisk {
-				keys = append(keys, tenancy.FlavorNameKey(api.FlavorKindPersistentDisk, d.Flavor), diskNameKey(projectID, d.Name))
-			} else {
-				keys = append(keys, tenancy.FlavorNameKey(api.FlavorKindEphemeralDisk, d.Flavor))
-			}
-		}
-		if spec.PlacementGroup != nil {
-			keys = append(keys, groupKey(projectID, spec.PlacementGroup.Name))
 		}
 		if err := tx.Prefetch(ctx, keys...); err != nil {
 			return err
@@ -412,7 +421,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		s.tasks.CompleteStep(t, 0)
 		s.tasks.StartStep(t, 1) // waits for the host: Observe kicks it
 		return putVM(tx, v)
-	}, nil
+	}, first, nil
 }
 
 // errProbed ends a create's scratch run (see batchItem) once it has read
