@@ -32,9 +32,9 @@ type usageCopier interface {
 }
 
 // seedUsage seeds tx with the usage records Reserve reads for d from the
-// placer's copies: most creates' scratch runs then read nothing of the
-// host from etcd (with 5,000 hosts, a batch's hosts are rarely the batch
-// before's). The copies lag the commits, but a record this controller
+// placer's copies: most creates then read nothing of the host from
+// etcd, in a scratch run or in the batch's own (with 5,000 hosts, a
+// batch's hosts are rarely the batch before's). The copies lag the commits, but a record this controller
 // wrote is not taken from them: tx knows it already, from the commits
 // under way (the batch's base) or from what the store keeps of its own
 // commits (store.KeepRecent, which the controller asks of usage records).

@@ -219,8 +219,9 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 	}
 	id = uuid.Must(uuid.NewV7()).String()
 	// hint is the host an earlier run of this create reserved: group
-	// commit runs it first on a scratch transaction (to learn its reads),
-	// then for real. The real run tries that host first, so that it reads
+	// commit may run it first on a scratch transaction (to learn its
+	// reads; see gathering.add), then for real. The real run tries that
+	// host first, so that it reads
 	// what the scratch run prefetched instead of going back to etcd for a
 	// host the index, updated in between, now prefers. Reserve checks the
 	// hint with the same Fit on the records the transaction reads.
