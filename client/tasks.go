@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -77,14 +79,8 @@ func (c *Client) WatchTask(ctx context.Context, task *api.Task, progress func(*a
 	}
 	delay, failures := time.Duration(0), 0
 	for !task.Done() {
-		if delay > 0 {
-			timer := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return task, ctx.Err()
-			case <-timer.C:
-			}
+		if err := sleepCtx(ctx, delay); err != nil {
+			return task, err
 		}
 		asked := time.Now()
 		t, err := c.GetTaskWait(ctx, task.ID, wait)
@@ -108,6 +104,136 @@ func (c *Client) WatchTask(ctx context.Context, task *api.Task, progress func(*a
 		}
 	}
 	return task, task.Err()
+}
+
+// tasksPerWait bounds the tasks one read of WaitTasks names (its URL
+// stays under 4 KB).
+const tasksPerWait = 100
+
+// WaitTasks follows tasks until each is COMPLETED or ERROR and returns
+// them as they ended, in the order given; ended (if not nil) is called
+// with each as it ends. It follows up to 100 at a time with one long poll
+// (GET /v1/tasks?ids=A,B,...&wait=: our extension, answered once any of
+// them has ended), so following a batch create's tasks costs a request
+// per few VMs done instead of one per change of each. A task that ended
+// ERROR is returned as such (task.Err()); the error is for following
+// itself (ctx ending, a task that no longer exists). Against a controller
+// without the extension it follows them one at a time (WaitTask).
+func (c *Client) WaitTasks(ctx context.Context, tasks []*api.Task, ended func(*api.Task)) ([]*api.Task, error) {
+	out := slices.Clone(tasks)
+	at := map[string][]int{} // id -> its places in out
+	var pending []string
+	for i, t := range tasks {
+		if t == nil {
+			return out, errors.New("wait: no task")
+		}
+		if t.Done() {
+			if ended != nil {
+				ended(t)
+			}
+			continue
+		}
+		if at[t.ID] == nil {
+			pending = append(pending, t.ID)
+		}
+		at[t.ID] = append(at[t.ID], i)
+	}
+	wait := taskWait
+	if t := c.hc.Timeout; t > 0 {
+		wait = min(wait, t/2)
+	}
+	secs := strconv.Itoa(max(int(wait/time.Second), 1))
+	delay, failures := time.Duration(0), 0
+	for len(pending) > 0 {
+		if err := sleepCtx(ctx, delay); err != nil {
+			return out, err
+		}
+		ask := pending[:min(len(pending), tasksPerWait)]
+		asked := time.Now()
+		var l api.List[api.Task]
+		err := c.get(ctx, "/v1/tasks"+query("ids", strings.Join(ask, ","), "wait", secs), &l)
+		if err != nil {
+			if ctx.Err() == nil && transient(err) && failures < maxPollFailures {
+				failures++
+				delay = backoff(delay)
+				continue
+			}
+			return out, err
+		}
+		failures = 0
+		done := map[string]bool{}
+		for i := range l.Items {
+			t := &l.Items[i]
+			if at[t.ID] == nil || !t.Done() { // the controller ignored ids: no extension
+				return c.waitEach(ctx, out, pending, at, ended)
+			}
+			done[t.ID] = true
+			for _, k := range at[t.ID] {
+				out[k] = t
+			}
+			if ended != nil {
+				ended(t)
+			}
+		}
+		switch {
+		case len(done) > 0:
+			delay = 0
+			pending = slices.DeleteFunc(pending, func(id string) bool { return done[id] })
+		case time.Since(asked) < wait/2: // answered at once: poll
+			delay = backoff(delay)
+		default: // none ended: check none is gone (it would never end)
+			delay = 0
+			var all api.List[api.Task]
+			if err := c.get(ctx, "/v1/tasks"+query("ids", strings.Join(ask, ",")), &all); err != nil {
+				continue // the next poll retries, or fails
+			}
+			if len(all.Items) < len(ask) {
+				have := map[string]bool{}
+				for _, t := range all.Items {
+					have[t.ID] = true
+				}
+				for _, id := range ask {
+					if !have[id] {
+						return out, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// waitEach is WaitTasks one task at a time, for a controller without
+// the batch long poll.
+func (c *Client) waitEach(ctx context.Context, out []*api.Task, pending []string, at map[string][]int, ended func(*api.Task)) ([]*api.Task, error) {
+	for _, id := range pending {
+		t, err := c.WaitTask(ctx, out[at[id][0]])
+		if t == nil || !t.Done() {
+			return out, err
+		}
+		for _, k := range at[id] {
+			out[k] = t
+		}
+		if ended != nil {
+			ended(t)
+		}
+	}
+	return out, nil
+}
+
+// sleepCtx sleeps d (none if d <= 0) or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 // backoff is the delay after d before a task is read again.

@@ -78,7 +78,7 @@ func main() {
 	flag.IntVar(&cfg.vms, "vms", 2000, "VMs to create")
 	flag.IntVar(&cfg.clients, "clients", 64, "concurrent API clients creating VMs")
 	flag.IntVar(&cfg.batch, "batch", 1, "VMs per create request (above 1: batch creates, POST /v1/projects/{id}/vms/batch)")
-	flag.IntVar(&cfg.waiters, "waiters", 256, "concurrent waiters following create (and start) tasks")
+	flag.IntVar(&cfg.waiters, "waiters", 256, "concurrent waiters, each following one create request's tasks (and starts) with a long poll for many tasks")
 	flag.IntVar(&cfg.cpus, "host-cpus", 64, "CPUs per host")
 	flag.IntVar(&cfg.memGB, "host-mem-gb", 256, "memory per host, GB")
 	flag.BoolVar(&cfg.start, "start", true, "start each VM once created (measure create to STARTED)")
@@ -247,7 +247,7 @@ func run(ctx context.Context, cfg config) error {
 		ctlProfile = c.profile(cfg.ctlProfile, fmt.Sprintf("profile?seconds=%d", cfg.ctlProfileSecs))
 	}
 	lat := make([]sample, cfg.vms)
-	waitq := make(chan int, cfg.vms)
+	waitq := make(chan []int, cfg.vms/cfg.batch+1) // each create request's VMs placed
 	var refused, failed atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
@@ -283,6 +283,7 @@ func run(ctx context.Context, cfg config) error {
 					}
 				}
 				placed := time.Since(t)
+				var follow []int
 				for k := range n {
 					s := &lat[i+k]
 					s.begin = t
@@ -295,8 +296,11 @@ func run(ctx context.Context, cfg config) error {
 						firstErr.CompareAndSwap(nil, task.Err())
 					default:
 						s.placed, s.task = placed, task
-						waitq <- i + k
+						follow = append(follow, i+k)
 					}
+				}
+				if len(follow) > 0 {
+					waitq <- follow
 				}
 			}
 		}()
@@ -307,38 +311,51 @@ func run(ctx context.Context, cfg config) error {
 		go func() {
 			defer followed.Done()
 			cl := clients[w%len(clients)]
-			for i := range waitq {
-				s := &lat[i]
-				task, err := cl.WaitTask(ctx, s.task)
-				if err == nil {
-					err = task.Err()
+			fail := func(err error) {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+			}
+			for batch := range waitq {
+				// One long poll follows the request's tasks; a VM's
+				// time is taken when its task is seen ended.
+				tasks := make([]*api.Task, len(batch))
+				at := map[string]*sample{}
+				for k, i := range batch {
+					tasks[k] = lat[i].task
+					at[lat[i].task.ID] = &lat[i]
+				}
+				var starts []*api.Task
+				_, err := cl.WaitTasks(ctx, tasks, func(task *api.Task) {
+					s := at[task.ID]
+					switch {
+					case task.Err() != nil:
+						fail(task.Err())
+					case !cfg.start:
+						s.created = time.Since(s.begin)
+					case cfg.startInCreate:
+						s.started = time.Since(s.begin)
+					default: // create, then start
+						s.created = time.Since(s.begin)
+						if t, err := cl.StartVM(ctx, task.Entity.ID); err != nil {
+							fail(err)
+						} else {
+							starts = append(starts, t)
+							at[t.ID] = s
+						}
+					}
+				})
+				if err == nil && len(starts) > 0 {
+					_, err = cl.WaitTasks(ctx, starts, func(task *api.Task) {
+						if task.Err() != nil {
+							fail(task.Err())
+						} else {
+							at[task.ID].started = time.Since(at[task.ID].begin)
+						}
+					})
 				}
 				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
+					fail(err)
 				}
-				if cfg.start && cfg.startInCreate {
-					s.started = time.Since(s.begin)
-					continue
-				}
-				s.created = time.Since(s.begin)
-				if !cfg.start {
-					continue
-				}
-				task, err = cl.StartVM(ctx, task.Entity.ID)
-				if err == nil {
-					task, err = cl.WaitTask(ctx, task)
-				}
-				if err == nil {
-					err = task.Err()
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
-				}
-				s.started = time.Since(s.begin)
 			}
 		}()
 	}

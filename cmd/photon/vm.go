@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -204,15 +203,10 @@ func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec 
 	if err != nil {
 		return err
 	}
-	outcome := make([]string, len(b.Items))
-	var wg sync.WaitGroup
-	for i := range b.Items {
-		it := &b.Items[i]
-		wg.Go(func() {
-			outcome[i] = a.createdOne(ctx, c, it)
-		})
+	outcome, err := a.createdAll(ctx, c, b)
+	if err != nil {
+		return err
 	}
-	wg.Wait()
 	failed := 0
 	rows := make([][]string, len(b.Items))
 	for i, it := range b.Items {
@@ -256,24 +250,32 @@ func (a *app) createVMs(ctx context.Context, c *client.Client, pid string, spec 
 	return nil
 }
 
-// createdOne follows one VM of a batch create (made, and started with
-// the spec's Start, in one task): "" when it is done, else why not.
-// it.Task becomes the task as it ended.
-func (a *app) createdOne(ctx context.Context, c *client.Client, it *api.VMBatchItem) string {
-	if it.Error != nil {
-		return it.Error.Error()
+// createdAll follows a batch create's VMs (each made, and started with
+// the spec's Start, in one task) with one long poll for many tasks: for
+// each, "" when it is done, else why not. Each item's Task becomes the
+// task as it ended.
+func (a *app) createdAll(ctx context.Context, c *client.Client, b *api.VMBatch) ([]string, error) {
+	outcome := make([]string, len(b.Items))
+	var follow []*api.Task
+	var at []int
+	for i, it := range b.Items {
+		if it.Error != nil {
+			outcome[i] = it.Error.Error()
+			continue
+		}
+		follow, at = append(follow, it.Task), append(at, i)
 	}
-	t, err := c.WaitTask(ctx, it.Task)
-	if t != nil {
-		it.Task = t
-	}
-	if err == nil {
-		err = t.Err()
-	}
+	ended, err := c.WaitTasks(ctx, follow, nil)
 	if err != nil {
-		return err.Error()
+		return nil, err
 	}
-	return ""
+	for k, t := range ended {
+		b.Items[at[k]].Task = t
+		if err := t.Err(); err != nil {
+			outcome[at[k]] = err.Error()
+		}
+	}
+	return outcome, nil
 }
 
 // parseDisks parses vm create -d. A disk's kind stays "" unless the entry

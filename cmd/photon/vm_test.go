@@ -118,6 +118,20 @@ func (x *infraFake) getTask(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, t)
 }
 
+// tasksByID answers GET /v1/tasks?ids=A,B (with or without wait): the
+// tasks named, as they end (at once).
+func (x *infraFake) tasksByID(w http.ResponseWriter, r *http.Request) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := []api.Task{}
+	for id := range strings.SplitSeq(r.URL.Query().Get("ids"), ",") {
+		if t, ok := x.final[id]; ok {
+			out = append(out, t)
+		}
+	}
+	writeJSON(w, 200, api.List[api.Task]{Items: out})
+}
+
 // list answers with items, filtered by ?name= when name is not nil.
 func list[T any](items []T, name func(T) string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -197,6 +211,7 @@ func computeFake(t *testing.T, x *infraFake) *fake {
 	diskName := func(d api.PersistentDisk) string { return d.Name }
 	return newFake(t, map[string]http.HandlerFunc{
 		"GET /v1/tasks/{id}":              x.getTask,
+		"GET /v1/tasks":                   x.tasksByID,
 		"GET /v1/projects/p-1/vms":        list(testVMs, vmName),
 		"GET /v1/projects/p-1/disks":      list(testDisks, diskName),
 		"GET /v1/projects/p-1/images":     list([]api.Image{}, nil),

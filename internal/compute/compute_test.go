@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
 	"github.com/photon-cloud/photon/internal/controller"
@@ -420,6 +422,84 @@ func TestTaskLongPoll(t *testing.T) {
 	}
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("a done task read with wait=40s took %v: it waited", took)
+	}
+}
+
+// TestTasksLongPoll: one read names many tasks (GET /v1/tasks?ids=).
+// Without wait it lists those that exist, in the order named; with wait,
+// on tasks none of which has ended, it is answered once one ends and lists
+// only ended ones. WaitTasks follows a batch create and a create that
+// fails with such reads to their ends, each seen ended once.
+func TestTasksLongPoll(t *testing.T) {
+	c := newCloud(t, "vm 10 COUNT, vm.cpu 10 COUNT, vm.memory 10 GB", fake.Config{Latency: 300 * time.Millisecond, FailOnNames: []string{"doomed"}})
+	b, err := c.cl.CreateVMs(ctx, c.project, &api.VMBatchCreateSpec{VMCreateSpec: *vmSpec("web"), Count: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var follow []*api.Task
+	for _, it := range b.Items {
+		if it.Error != nil {
+			t.Fatalf("%s refused: %v", it.Name, it.Error)
+		}
+		follow = append(follow, it.Task)
+	}
+	doomed, err := c.cl.CreateVM(ctx, c.project, vmSpec("doomed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	follow = append(follow, doomed)
+	var ids []string
+	for i := len(follow) - 1; i >= 0; i-- {
+		ids = append(ids, follow[i].ID)
+	}
+	read := func(q string) ([]api.Task, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		var l api.List[api.Task]
+		if err := c.cl.Do(ctx, "GET", "/v1/tasks?ids="+strings.Join(append(ids, uuid.NewString()), ",")+q, nil, &l); err != nil {
+			t.Fatal(err)
+		}
+		return l.Items, time.Since(start)
+	}
+	l, _ := read("")
+	if len(l) != len(ids) {
+		t.Fatalf("listed %d tasks, want the %d that exist", len(l), len(ids))
+	}
+	for i, tk := range l {
+		if tk.ID != ids[i] || tk.Done() {
+			t.Fatalf("task %d listed: %s %s; want %s not ended (the host takes 300 ms)", i, tk.ID, tk.State, ids[i])
+		}
+	}
+	l, took := read("&wait=40")
+	if len(l) == 0 || took > 20*time.Second {
+		t.Fatalf("read with wait=40: %d tasks after %v; want answered once one ended", len(l), took)
+	}
+	for _, tk := range l {
+		if !tk.Done() {
+			t.Errorf("read with wait listed %s %s: want only ended tasks", tk.ID, tk.State)
+		}
+	}
+	seen := map[string]int{}
+	got, err := c.cl.WaitTasks(ctx, follow, func(tk *api.Task) { seen[tk.ID]++ })
+	if err != nil || len(got) != len(follow) {
+		t.Fatalf("WaitTasks = %d tasks, %v", len(got), err)
+	}
+	for i, tk := range got {
+		want := api.TaskCompleted
+		if i == len(got)-1 {
+			want = api.TaskError
+		}
+		if tk.ID != follow[i].ID || tk.State != want || seen[tk.ID] != 1 {
+			t.Errorf("WaitTasks[%d] = %s %s, seen ended %d times; want %s %s once", i, tk.ID, tk.State, seen[tk.ID], follow[i].ID, want)
+		}
+	}
+	if err := got[len(got)-1].Err(); err == nil || !strings.Contains(err.Error(), "doomed") {
+		t.Errorf("the failed create's error: %v; want the host's reason", err)
+	}
+	for _, tk := range got[:len(got)-1] {
+		if vm, err := c.cl.GetVM(ctx, tk.Entity.ID); err != nil || vm.State != api.VMStopped {
+			t.Errorf("VM %s after its task ended: %+v, %v; want STOPPED", tk.Entity.ID, vm, err)
+		}
 	}
 }
 

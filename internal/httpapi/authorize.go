@@ -404,13 +404,22 @@ func (s *Server) visibleTasks(ctx context.Context, a *auth.Access, l []api.Task)
 	if a != nil && a.System {
 		return l
 	}
-	memo := map[string]string{}
+	visible := s.taskVisibleTo(ctx, a)
 	out := l[:0]
 	for i := range l {
-		s.fillTaskTenant(ctx, &l[i], memo)
-		if taskVisible(a, &l[i]) {
+		if visible(&l[i]) {
 			out = append(out, l[i])
 		}
 	}
 	return out
+}
+
+// taskVisibleTo returns whether a may see a task (filling in its tenant),
+// for a list of tasks: it remembers each project's tenant.
+func (s *Server) taskVisibleTo(ctx context.Context, a *auth.Access) func(*api.Task) bool {
+	memo := map[string]string{}
+	return func(t *api.Task) bool {
+		s.fillTaskTenant(ctx, t, memo)
+		return taskVisible(a, t)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,6 +291,34 @@ func TestVisibility(t *testing.T) {
 	}
 	if len(tasks) == 0 {
 		t.Error("project-user sees no tasks")
+	}
+	// Tasks named by id (with and without a wait: all are done) are
+	// filtered the same way: naming a foreign task does not show it.
+	all, err := cl.ListTasks(ctx(), client.TaskFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids, mine []string
+	for _, tk := range all {
+		ids = append(ids, tk.ID)
+	}
+	for _, tk := range tasks {
+		mine = append(mine, tk.ID)
+	}
+	slices.Sort(mine)
+	for _, q := range []string{"", "&wait=5"} {
+		var l api.List[api.Task]
+		if err := pat.Do(ctx(), "GET", "/v1/tasks?ids="+strings.Join(ids, ",")+q, nil, &l); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, tk := range l.Items {
+			got = append(got, tk.ID)
+		}
+		slices.Sort(got)
+		if len(ids) <= len(mine) || !slices.Equal(got, mine) {
+			t.Errorf("project-user naming all %d tasks%s sees %d, want its own %d", len(ids), q, len(got), len(mine))
+		}
 	}
 	if _, err := pat.GetProject(ctx(), sibling); !isCode(err, api.CodeProjectNotFound) {
 		t.Errorf("sibling project: %v, want ProjectNotFound", err)

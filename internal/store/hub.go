@@ -102,11 +102,20 @@ func (h *Hub) keep(id string, ev Event) {
 	h.vals[id] = hubValue{ev.Value, ev.Rev}
 }
 
-// waiter is a long poll waiting for a change to its id after rev.
+// waiter is a long poll waiting for a change to its id after rev. A
+// poll waiting on several ids has one waiter per id, sharing one wake.
 type waiter struct {
-	rev int64
-	ch  chan struct{}
+	rev  int64
+	wake *wake
 }
+
+// wake is closed (once) when any of its waiters' ids changes.
+type wake struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (w *wake) fire() { w.once.Do(func() { close(w.ch) }) }
 
 // NewHub returns a hub over the keys under prefixes (names as given to
 // Prefix); Run feeds it.
@@ -222,7 +231,7 @@ func (h *Hub) bump(id string, rev int64) {
 	}
 	h.mu.Unlock()
 	for _, w := range wake {
-		close(w.ch)
+		w.wake.fire()
 	}
 }
 
@@ -238,7 +247,7 @@ func (h *Hub) BumpAll(rev int64) {
 	h.mu.Unlock()
 	for _, l := range ws {
 		for _, w := range l {
-			close(w.ch)
+			w.wake.fire()
 		}
 	}
 }
@@ -257,20 +266,37 @@ func (h *Hub) Version(id string) int64 {
 // ChangedSince reports whether id may have changed after revision rev, or
 // else returns a channel closed when it does.
 func (h *Hub) ChangedSince(id string, rev int64) (bool, <-chan struct{}) {
+	return h.changedSince([]string{id}, []int64{rev})
+}
+
+// changedSince reports whether any of ids may have changed after its
+// revision in revs, or else returns a channel closed when one does.
+func (h *Hub) changedSince(ids []string, revs []int64) (bool, <-chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.start == 0 || rev < h.start || rev < h.floor || h.last[id] > rev || h.all > rev {
-		return true, nil
+	for i, id := range ids {
+		if rev := revs[i]; h.start == 0 || rev < h.start || rev < h.floor || h.last[id] > rev || h.all > rev {
+			return true, nil
+		}
 	}
-	w := waiter{rev: rev, ch: make(chan struct{})}
-	h.waiters[id] = append(h.waiters[id], w)
+	w := &wake{ch: make(chan struct{})}
+	for i, id := range ids {
+		h.waiters[id] = append(h.waiters[id], waiter{rev: revs[i], wake: w})
+	}
 	return false, w.ch
 }
 
 // Wait returns once id may have changed after rev, after d, or when ctx
 // ends, whichever comes first.
 func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) {
-	changed, ch := h.ChangedSince(id, rev)
+	h.WaitAny(ctx, []string{id}, []int64{rev}, d)
+}
+
+// WaitAny returns once any of ids may have changed after its revision in
+// revs (revs[i] for ids[i]), after d, or when ctx ends, whichever comes
+// first.
+func (h *Hub) WaitAny(ctx context.Context, ids []string, revs []int64, d time.Duration) {
+	changed, ch := h.changedSince(ids, revs)
 	if changed {
 		return
 	}
@@ -278,24 +304,26 @@ func (h *Hub) Wait(ctx context.Context, id string, rev int64, d time.Duration) {
 	defer t.Stop()
 	select {
 	case <-ch:
-		return
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	// Not woken: take the channel back (a task that never changes again
-	// must not keep one per poll).
+	// Take the waiters back: those of the ids that did not change are
+	// still there (a task that never changes again must not keep one per
+	// poll).
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ws := h.waiters[id]
-	for i, w := range ws {
-		if w.ch == ch {
-			ws = append(ws[:i], ws[i+1:]...)
-			break
+	for _, id := range ids {
+		ws := h.waiters[id]
+		for i, w := range ws {
+			if w.wake.ch == ch {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
 		}
-	}
-	if len(ws) == 0 {
-		delete(h.waiters, id)
-	} else {
-		h.waiters[id] = ws
+		if len(ws) == 0 {
+			delete(h.waiters, id)
+		} else {
+			h.waiters[id] = ws
+		}
 	}
 }

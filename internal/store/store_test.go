@@ -570,7 +570,8 @@ func testPending(t *testing.T, s *store.Store) {
 
 // testHub: a Hub wakes a waiter on a change to its id after its read
 // only, tells one that read before a change at once, takes back the
-// channel of one that timed out, and once it forgets ids, says "changed" rather than sleep through
+// channel of one that timed out, wakes a waiter on several ids by any
+// of them, and once it forgets ids, says "changed" rather than sleep through
 // a change.
 func testHub(t *testing.T, s *store.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -639,6 +640,26 @@ func testHub(t *testing.T, s *store.Store) {
 	if n := store.Waiting(h, "d"); n != 0 {
 		t.Fatalf("%d waiters left for d after a Wait timed out", n)
 	}
+
+	// WaitAny: woken by a change to any one of its ids; its waiters on
+	// the others are taken back.
+	done = make(chan struct{})
+	go func() { h.WaitAny(ctx, []string{"p", "q", "r"}, []int64{aRev, aRev, aRev}, time.Minute); close(done) }()
+	for store.Waiting(h, "r") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	put("q/x")
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("WaitAny(p, q, r) not woken by a change to q")
+	}
+	for _, id := range []string{"p", "q", "r"} {
+		if n := store.Waiting(h, id); n != 0 {
+			t.Fatalf("%d waiters left for %s after WaitAny was woken", n, id)
+		}
+	}
+	put("r/x") // the wake is spent: a second change must not close it again
 
 	// A watch that lags behind reads: a waiter that read at gRev, a
 	// change the watch delivers only then, is not woken by it (a long

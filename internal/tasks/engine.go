@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -321,6 +322,86 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Tas
 		return t, nil
 	}
 	return e.Get(ctx, id)
+}
+
+// errTaskNotFound matches get's error for a task that does not exist.
+var errTaskNotFound = &api.Error{Code: api.CodeTaskNotFound}
+
+// MaxListed bounds the tasks one Ended or List call names.
+const MaxListed = 1000
+
+// Ended reads tasks ids and returns those of them that have ended
+// (COMPLETED or ERROR), in the order asked, and those that exist and
+// keep accepts (nil: all) but have not ended. With d > 0, when none has
+// ended it waits up to d (at most MaxWait) for one to end: one long poll
+// follows many tasks (e.g. a batch create's), answering as soon as any
+// ends. Ids of tasks that do not exist or keep refuses are left out of
+// both, so a caller may tell those apart from tasks still running.
+func (e *Engine) Ended(ctx context.Context, ids []string, d time.Duration, keep func(*api.Task) bool) (ended, running []*api.Task, err error) {
+	if len(ids) > MaxListed {
+		return nil, nil, api.Errorf(api.CodeInvalidQuery, "ids: at most %d tasks, got %d", MaxListed, len(ids))
+	}
+	revs := make([]int64, 0, len(ids))
+	waiting := make([]string, 0, len(ids))
+	for _, id := range ids {
+		t, rev, ok := e.seen(id, 0)
+		if !ok {
+			if t, rev, err = e.get(ctx, id); errors.Is(err, errTaskNotFound) {
+				continue
+			} else if err != nil {
+				return nil, nil, err
+			}
+		}
+		switch {
+		case keep != nil && !keep(t):
+		case t.Done():
+			ended = append(ended, t)
+		default:
+			running = append(running, t)
+			waiting, revs = append(waiting, id), append(revs, rev)
+		}
+	}
+	deadline := time.Now().Add(min(d, MaxWait))
+	for len(ended) == 0 && len(waiting) > 0 && ctx.Err() == nil {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		e.hub.WaitAny(ctx, waiting, revs, left)
+		if ctx.Err() != nil {
+			break
+		}
+		changed := false
+		for i, id := range waiting {
+			if v := e.hub.Version(id); v != 0 && v <= revs[i] {
+				continue // not this one
+			}
+			t, rev, ok := e.seen(id, revs[i])
+			if !ok {
+				if t, rev, err = e.get(ctx, id); errors.Is(err, errTaskNotFound) {
+					revs[i], running[i] = math.MaxInt64, nil // gone: left out
+					continue
+				} else if err != nil {
+					return nil, nil, err
+				}
+			}
+			changed = changed || rev > revs[i]
+			revs[i], running[i] = rev, t
+			if t.Done() {
+				ended = append(ended, t)
+			}
+		}
+		if !changed {
+			break // no watch to wait on (see Wait): the caller polls
+		}
+	}
+	still := running[:0]
+	for _, t := range running {
+		if t != nil && !t.Done() {
+			still = append(still, t)
+		}
+	}
+	return ended, still, nil
 }
 
 // seen returns the task as the hub last saw it change after revision
