@@ -371,9 +371,12 @@ func (e *Engine) Ended(ctx context.Context, ids []string, d time.Duration, keep 
 		if ctx.Err() != nil {
 			break
 		}
-		changed := false
+		changed, watched := false, true
 		for i, id := range waiting {
-			if v := e.hub.Version(id); v != 0 && v <= revs[i] {
+			v := e.hub.Version(id)
+			if v == 0 {
+				watched = false // no watch: read them all once more
+			} else if v <= revs[i] {
 				continue // not this one
 			}
 			t, rev, ok := e.seen(id, revs[i])
@@ -391,7 +394,7 @@ func (e *Engine) Ended(ctx context.Context, ids []string, d time.Duration, keep 
 				ended = append(ended, t)
 			}
 		}
-		if !changed {
+		if !changed || !watched {
 			break // no watch to wait on (see Wait): the caller polls
 		}
 	}

@@ -94,6 +94,24 @@ func TestEngine(t *testing.T) {
 				}
 			})
 
+			t.Run("Ended without the loop's watch answers at once", func(t *testing.T) {
+				task, _ := e.NewTask("WAIT", api.Entity{ID: "nw", Kind: "test"}, "", "")
+				if _, err := st.Update(ctx, func(tx *store.Txn) error { return e.Submit(ctx, tx, task) }); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := e.Run(ctx, task.ID); err != nil || got.State != api.TaskStarted {
+					t.Fatalf("waiting task = %+v, %v", got, err)
+				}
+				start := time.Now()
+				ended, running, err := e.Ended(ctx, []string{task.ID, "no-such-task"}, 5*time.Second, nil)
+				if err != nil || len(ended) != 0 || len(running) != 1 || running[0].ID != task.ID {
+					t.Fatalf("Ended = %v, %v, %v; want none ended, the task running, the unknown id left out", ended, running, err)
+				}
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("Ended with no watch took %v: it should answer at once (the caller polls)", took)
+				}
+			})
+
 			t.Run("a second task on a held entity is ConcurrentTask", func(t *testing.T) {
 				if _, err := submit(t, st, e, "b"); err != nil {
 					t.Fatal(err)
