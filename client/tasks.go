@@ -175,27 +175,30 @@ func (c *Client) WaitTasks(ctx context.Context, tasks []*api.Task, ended func(*a
 				ended(t)
 			}
 		}
-		switch {
-		case len(done) > 0:
+		if len(done) > 0 {
 			delay = 0
 			pending = slices.DeleteFunc(pending, func(id string) bool { return done[id] })
-		case time.Since(asked) < wait/2: // answered at once: poll
+			continue
+		}
+		if time.Since(asked) < wait/2 { // answered at once: poll
 			delay = backoff(delay)
-		default: // none ended: check none is gone (it would never end)
+		} else {
 			delay = 0
-			var all api.List[api.Task]
-			if err := c.get(ctx, "/v1/tasks"+query("ids", strings.Join(ask, ",")), &all); err != nil {
-				continue // the next poll retries, or fails
+		}
+		// None ended: check none is gone (it would never end; the
+		// controller answers at once when none it waits on is left).
+		var all api.List[api.Task]
+		if err := c.get(ctx, "/v1/tasks"+query("ids", strings.Join(ask, ",")), &all); err != nil {
+			continue // the next poll retries, or fails
+		}
+		if len(all.Items) < len(ask) {
+			have := map[string]bool{}
+			for _, t := range all.Items {
+				have[t.ID] = true
 			}
-			if len(all.Items) < len(ask) {
-				have := map[string]bool{}
-				for _, t := range all.Items {
-					have[t.ID] = true
-				}
-				for _, id := range ask {
-					if !have[id] {
-						return out, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
-					}
+			for _, id := range ask {
+				if !have[id] {
+					return out, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
 				}
 			}
 		}

@@ -501,6 +501,14 @@ func TestTasksLongPoll(t *testing.T) {
 			t.Errorf("VM %s after its task ended: %+v, %v; want STOPPED", tk.Entity.ID, vm, err)
 		}
 	}
+	// A task that does not exist would never end: following it fails
+	// at once rather than wait forever.
+	start := time.Now()
+	_, err = c.cl.WaitTasks(ctx, []*api.Task{{Base: api.Base{ID: uuid.NewString()}, State: api.TaskQueued}}, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeTaskNotFound || time.Since(start) > 10*time.Second {
+		t.Errorf("following a task that does not exist: %v after %v; want TaskNotFound at once", err, time.Since(start))
+	}
 }
 
 // TestHostFailureMidTask: a host whose driver fails to make the VM ends the
