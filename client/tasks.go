@@ -77,27 +77,20 @@ func (c *Client) WatchTask(ctx context.Context, task *api.Task, progress func(*a
 	if t := c.hc.Timeout; t > 0 {
 		wait = min(wait, t/2)
 	}
-	delay, failures := time.Duration(0), 0
+	var p pacer
 	for !task.Done() {
-		if err := sleepCtx(ctx, delay); err != nil {
+		if err := sleepCtx(ctx, p.delay); err != nil {
 			return task, err
 		}
 		asked := time.Now()
 		t, err := c.GetTaskWait(ctx, task.ID, wait)
 		if err != nil {
-			if ctx.Err() == nil && transient(err) && failures < maxPollFailures {
-				failures++
-				delay = backoff(delay)
+			if p.failed(ctx, err) {
 				continue
 			}
 			return task, err
 		}
-		failures = 0
-		if !changed(task, t) && time.Since(asked) < wait/2 {
-			delay = backoff(delay) // answered at once: poll
-		} else {
-			delay = 0
-		}
+		p.answered(!changed(task, t) && time.Since(asked) < wait/2)
 		task = t
 		if progress != nil {
 			progress(task)
@@ -143,9 +136,9 @@ func (c *Client) WaitTasks(ctx context.Context, tasks []*api.Task, ended func(*a
 		wait = min(wait, t/2)
 	}
 	secs := strconv.Itoa(max(int(wait/time.Second), 1))
-	delay, failures := time.Duration(0), 0
+	var p pacer
 	for len(pending) > 0 {
-		if err := sleepCtx(ctx, delay); err != nil {
+		if err := sleepCtx(ctx, p.delay); err != nil {
 			return out, err
 		}
 		ask := pending[:min(len(pending), tasksPerWait)]
@@ -153,14 +146,11 @@ func (c *Client) WaitTasks(ctx context.Context, tasks []*api.Task, ended func(*a
 		var l api.List[api.Task]
 		err := c.get(ctx, "/v1/tasks"+query("ids", strings.Join(ask, ","), "wait", secs), &l)
 		if err != nil {
-			if ctx.Err() == nil && transient(err) && failures < maxPollFailures {
-				failures++
-				delay = backoff(delay)
+			if p.failed(ctx, err) {
 				continue
 			}
 			return out, err
 		}
-		failures = 0
 		done := map[string]bool{}
 		for i := range l.Items {
 			t := &l.Items[i]
@@ -175,15 +165,10 @@ func (c *Client) WaitTasks(ctx context.Context, tasks []*api.Task, ended func(*a
 				ended(t)
 			}
 		}
+		p.answered(len(done) == 0 && time.Since(asked) < wait/2)
 		if len(done) > 0 {
-			delay = 0
 			pending = slices.DeleteFunc(pending, func(id string) bool { return done[id] })
 			continue
-		}
-		if time.Since(asked) < wait/2 { // answered at once: poll
-			delay = backoff(delay)
-		} else {
-			delay = 0
 		}
 		// None ended: check none is gone (it would never end; the
 		// controller answers at once when none it waits on is left).
@@ -236,6 +221,35 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-timer.C:
 		return nil
+	}
+}
+
+// pacer paces a follower's reads: the delay before the next one, and
+// the transient failures in a row.
+type pacer struct {
+	delay    time.Duration
+	failures int
+}
+
+// failed reports whether a read that failed with err is worth another
+// (transient, not too many in a row, ctx alive), backing off if so.
+func (p *pacer) failed(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || !transient(err) || p.failures >= maxPollFailures {
+		return false
+	}
+	p.failures++
+	p.delay = backoff(p.delay)
+	return true
+}
+
+// answered records an answer: one given at once with nothing new (a
+// controller that does not wait) backs off; any other reads again at once.
+func (p *pacer) answered(atOnce bool) {
+	p.failures = 0
+	if atOnce {
+		p.delay = backoff(p.delay)
+	} else {
+		p.delay = 0
 	}
 }
 
