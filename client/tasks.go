@@ -115,15 +115,21 @@ const tasksPerWait = 100
 func (c *Client) WaitTasks(ctx context.Context, tasks []*api.Task, ended func(*api.Task)) ([]*api.Task, error) {
 	out := slices.Clone(tasks)
 	at := map[string][]int{} // id -> its places in out
+	finish := func(t *api.Task) {
+		for _, k := range at[t.ID] {
+			out[k] = t
+		}
+		if ended != nil {
+			ended(t)
+		}
+	}
 	var pending []string
 	for i, t := range tasks {
 		if t == nil {
 			return out, errors.New("wait: no task")
 		}
 		if t.Done() {
-			if ended != nil {
-				ended(t)
-			}
+			finish(t)
 			continue
 		}
 		if at[t.ID] == nil {
@@ -155,15 +161,10 @@ func (c *Client) WaitTasks(ctx context.Context, tasks []*api.Task, ended func(*a
 		for i := range l.Items {
 			t := &l.Items[i]
 			if at[t.ID] == nil || !t.Done() { // the controller ignored ids: no extension
-				return c.waitEach(ctx, out, pending, at, ended)
+				return out, c.waitEach(ctx, pending, out, at, finish)
 			}
 			done[t.ID] = true
-			for _, k := range at[t.ID] {
-				out[k] = t
-			}
-			if ended != nil {
-				ended(t)
-			}
+			finish(t)
 		}
 		p.answered(len(done) == 0 && time.Since(asked) < wait/2)
 		if len(done) > 0 {
@@ -191,22 +192,17 @@ func (c *Client) WaitTasks(ctx context.Context, tasks []*api.Task, ended func(*a
 	return out, nil
 }
 
-// waitEach is WaitTasks one task at a time, for a controller without
-// the batch long poll.
-func (c *Client) waitEach(ctx context.Context, out []*api.Task, pending []string, at map[string][]int, ended func(*api.Task)) ([]*api.Task, error) {
+// waitEach is WaitTasks one task at a time (out[at[id][0]] as last
+// seen), for a controller without the batch long poll.
+func (c *Client) waitEach(ctx context.Context, pending []string, out []*api.Task, at map[string][]int, finish func(*api.Task)) error {
 	for _, id := range pending {
 		t, err := c.WaitTask(ctx, out[at[id][0]])
 		if t == nil || !t.Done() {
-			return out, err
+			return err
 		}
-		for _, k := range at[id] {
-			out[k] = t
-		}
-		if ended != nil {
-			ended(t)
-		}
+		finish(t)
 	}
-	return out, nil
+	return nil
 }
 
 // sleepCtx sleeps d (none if d <= 0) or until ctx ends.

@@ -305,34 +305,17 @@ func (s *Server) tasksByID(r *http.Request) (int, any, error) {
 	if a := accessOf(r); a == nil || !a.System {
 		keep = s.taskVisibleTo(r.Context(), a)
 	}
-	ended, running, err := s.Tasks.Ended(r.Context(), ids, wait, keep)
+	ts, err := s.Tasks.Ended(r.Context(), ids, wait, keep)
 	if err != nil {
 		return 0, nil, err
 	}
-	if wait == 0 {
-		ended = mergeInOrder(ids, ended, running)
-	}
-	l := make([]api.Task, len(ended))
-	for i, t := range ended {
-		l[i] = *t
-	}
-	return http.StatusOK, list(r, l, "", links(r).task), nil
-}
-
-// mergeInOrder returns the tasks of a and b in the order ids names them.
-func mergeInOrder(ids []string, a, b []*api.Task) []*api.Task {
-	byID := make(map[string]*api.Task, len(a)+len(b))
-	for _, t := range append(a, b...) {
-		byID[t.ID] = t
-	}
-	out := make([]*api.Task, 0, len(byID))
-	for _, id := range ids {
-		if t, ok := byID[id]; ok {
-			out = append(out, t)
-			delete(byID, id)
+	l := make([]api.Task, 0, len(ts))
+	for _, t := range ts {
+		if wait == 0 || t.Done() {
+			l = append(l, *t)
 		}
 	}
-	return out
+	return http.StatusOK, list(r, l, "", links(r).task), nil
 }
 
 func (s *Server) getTask(r *http.Request) (int, any, error) {

@@ -304,6 +304,9 @@ func (h *Hub) WaitAny(ctx context.Context, ids []string, revs []int64, d time.Du
 	defer t.Stop()
 	select {
 	case <-ch:
+		if len(ids) == 1 {
+			return // the change that woke it took its one waiter
+		}
 	case <-t.C:
 	case <-ctx.Done():
 	}

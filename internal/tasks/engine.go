@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -304,12 +305,9 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Tas
 	if d <= 0 {
 		return e.Get(ctx, id)
 	}
-	t, rev, ok := e.seen(id, 0)
-	if !ok {
-		var err error
-		if t, rev, err = e.get(ctx, id); err != nil {
-			return nil, err
-		}
+	t, rev, err := e.read(ctx, id, 0)
+	if err != nil {
+		return nil, err
 	}
 	if t.Done() {
 		return t, nil
@@ -318,93 +316,85 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Tas
 	if ctx.Err() != nil {
 		return t, nil // the request is over; this answer goes nowhere
 	}
-	if t, _, ok := e.seen(id, rev); ok {
-		return t, nil
+	t, _, err = e.read(ctx, id, rev)
+	return t, err
+}
+
+// read reads task id as the hub saw it change after revision after (see
+// seen), or else from etcd, with the revision a wait for its next change
+// is after.
+func (e *Engine) read(ctx context.Context, id string, after int64) (*api.Task, int64, error) {
+	if t, rev, ok := e.seen(id, after); ok {
+		return t, rev, nil
 	}
-	return e.Get(ctx, id)
+	return e.get(ctx, id)
 }
 
 // errTaskNotFound matches get's error for a task that does not exist.
 var errTaskNotFound = &api.Error{Code: api.CodeTaskNotFound}
 
-// MaxListed bounds the tasks one Ended or List call names.
+// MaxListed bounds the tasks one Ended call names.
 const MaxListed = 1000
 
-// Ended reads tasks ids and returns those of them that have ended
-// (COMPLETED or ERROR), in the order asked, and those that exist and
-// keep accepts (nil: all) but have not ended. With d > 0, when none has
-// ended it waits up to d (at most MaxWait) for one to end: one long poll
-// follows many tasks (e.g. a batch create's), answering as soon as any
-// ends. Ids of tasks that do not exist or keep refuses are left out of
-// both, so a caller may tell those apart from tasks still running.
-func (e *Engine) Ended(ctx context.Context, ids []string, d time.Duration, keep func(*api.Task) bool) (ended, running []*api.Task, err error) {
+// Ended reads tasks ids and returns those that exist and keep accepts
+// (nil: all), in the order asked. With d > 0, when none of them has ended
+// (COMPLETED or ERROR) it waits up to d (at most MaxWait) for one to end
+// and returns them as then read: one long poll follows many tasks (e.g.
+// a batch create's), answered as soon as any ends.
+func (e *Engine) Ended(ctx context.Context, ids []string, d time.Duration, keep func(*api.Task) bool) ([]*api.Task, error) {
 	if len(ids) > MaxListed {
-		return nil, nil, api.Errorf(api.CodeInvalidQuery, "ids: at most %d tasks, got %d", MaxListed, len(ids))
+		return nil, api.Errorf(api.CodeInvalidQuery, "ids: at most %d tasks, got %d", MaxListed, len(ids))
 	}
-	revs := make([]int64, 0, len(ids))
-	waiting := make([]string, 0, len(ids))
+	var kept []string
+	var ts []*api.Task
+	var revs []int64
+	ended := false
 	for _, id := range ids {
-		t, rev, ok := e.seen(id, 0)
-		if !ok {
-			if t, rev, err = e.get(ctx, id); errors.Is(err, errTaskNotFound) {
-				continue
-			} else if err != nil {
-				return nil, nil, err
-			}
+		t, rev, err := e.read(ctx, id, 0)
+		if errors.Is(err, errTaskNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
 		}
-		switch {
-		case keep != nil && !keep(t):
-		case t.Done():
-			ended = append(ended, t)
-		default:
-			running = append(running, t)
-			waiting, revs = append(waiting, id), append(revs, rev)
+		if keep == nil || keep(t) {
+			kept, ts, revs = append(kept, id), append(ts, t), append(revs, rev)
+			ended = ended || t.Done()
 		}
 	}
 	deadline := time.Now().Add(min(d, MaxWait))
-	for len(ended) == 0 && len(waiting) > 0 && ctx.Err() == nil {
+	for !ended && len(ts) > 0 && ctx.Err() == nil {
 		left := time.Until(deadline)
 		if left <= 0 {
 			break
 		}
-		e.hub.WaitAny(ctx, waiting, revs, left)
+		e.hub.WaitAny(ctx, kept, revs, left)
 		if ctx.Err() != nil {
 			break
 		}
 		changed, watched := false, true
-		for i, id := range waiting {
+		for i, id := range kept {
 			v := e.hub.Version(id)
 			if v == 0 {
 				watched = false // no watch: read them all once more
 			} else if v <= revs[i] {
-				continue // not this one
+				continue // not this one (or gone: revs[i] is the largest)
 			}
-			t, rev, ok := e.seen(id, revs[i])
-			if !ok {
-				if t, rev, err = e.get(ctx, id); errors.Is(err, errTaskNotFound) {
-					revs[i], running[i] = math.MaxInt64, nil // gone: left out
-					continue
-				} else if err != nil {
-					return nil, nil, err
-				}
+			t, rev, err := e.read(ctx, id, revs[i])
+			if errors.Is(err, errTaskNotFound) {
+				ts[i], revs[i] = nil, math.MaxInt64 // gone: left out
+				continue
+			} else if err != nil {
+				return nil, err
 			}
 			changed = changed || rev > revs[i]
-			revs[i], running[i] = rev, t
-			if t.Done() {
-				ended = append(ended, t)
-			}
+			ts[i], revs[i] = t, rev
+			ended = ended || t.Done()
 		}
 		if !changed || !watched {
 			break // no watch to wait on (see Wait): the caller polls
 		}
 	}
-	still := running[:0]
-	for _, t := range running {
-		if t != nil && !t.Done() {
-			still = append(still, t)
-		}
-	}
-	return ended, still, nil
+	return slices.DeleteFunc(ts, func(t *api.Task) bool { return t == nil }), nil
 }
 
 // seen returns the task as the hub last saw it change after revision
