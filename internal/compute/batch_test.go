@@ -1,0 +1,88 @@
+package compute
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/photon-cloud/photon/internal/store"
+)
+
+// TestBatcherCommitsInOrder: requests that all update one record (as
+// creates do a project's quota) from many clients at once, through one
+// batcher on the embedded etcd (as the controller runs it). Consecutive
+// batches overlap, each run on the writes of the commit before it still
+// under way: every request is counted once, and no batch commit
+// conflicts, which one sent before the commit it runs on would (etcd may
+// then apply it first; here every other commit is slow to leave).
+func TestBatcherCommitsInOrder(t *testing.T) {
+	ctx := context.Background()
+	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	st, err := store.ConnectClient(ctx, e.Client(), "embedded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	b := &batcher{st: st, maxOps: store.EmbeddedMaxTxnOps, id: "test"}
+	// Every other commit is slow to leave (a busy machine): the one after
+	// it must still not be sent first.
+	var sends atomic.Int64
+	b.beforeSend = func() {
+		if sends.Add(1)%2 == 1 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	counter := store.Key("test", "counter")
+	const clients, each = 128, 20
+	pad := strings.Repeat("x", 1000)
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*each)
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				errs <- b.do(ctx, func(tx *store.Txn, probe bool) error {
+					var n int
+					if _, err := tx.Get(ctx, counter, &n); err != nil {
+						return err
+					}
+					if err := tx.Put(counter, n+1); err != nil {
+						return err
+					}
+					// A create's worth of writes: etcd takes longer to get
+					// a big commit to raft, a wider window for the next.
+					for k := range 10 {
+						if err := tx.Put(store.Key("test", "item", fmt.Sprint(c, "-", i, "-", k)), pad); err != nil {
+							return err
+						}
+					}
+					return nil
+				}, batchReads{})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if _, err := st.Get(ctx, counter, &n); err != nil || n != clients*each {
+		t.Fatalf("counter = %d, %v; want %d", n, err, clients*each)
+	}
+	if c := b.conflicts.Load(); c != 0 {
+		t.Errorf("%d batch commits conflicted, want none", c)
+	}
+}
