@@ -44,13 +44,14 @@ type Config struct {
 	Address string
 	Zone    string
 	Tags    []string
-	// HeartbeatInterval between status reports (default 3 s).
+	// HeartbeatInterval: at most this long between status reports
+	// (default 3 s); a host whose VMs change more often sends no other.
 	HeartbeatInterval time.Duration
-	// FullReportInterval: at least this often a heartbeat is a full
-	// report, every VM the host holds (default 60 s, at least
-	// HeartbeatInterval). The heartbeats between list only what changed
-	// since the last report the controller accepted, as the reports after
-	// each change do; a full one lets the controller correct what it
+	// FullReportInterval: at least this often a report (a heartbeat, or
+	// one of changes) is a full report, every VM the host holds (default
+	// 60 s, at least HeartbeatInterval). The heartbeats between list only
+	// what changed since the last report the controller accepted, as the
+	// reports after each change do; a full one lets the controller correct what it
 	// holds of the host, whatever the cause (the first report, and the
 	// one after a report that may be lost, are full too).
 	FullReportInterval time.Duration
@@ -133,6 +134,9 @@ type Agent struct {
 	// full ones, and when the last was.
 	onPoll, alone, fulls atomic.Int64
 	lastFull             time.Time
+	// beats counts the reports the controller accepted that were due to
+	// the heartbeat's interval (not to a change).
+	beats atomic.Int64
 	// streaming is the host's stream while it is up (stream.go); reports
 	// go on it. onStream counts those the controller accepted.
 	streaming atomic.Pointer[hostStream]
@@ -158,6 +162,10 @@ func (a *Agent) Streams() int64 { return a.streams.Load() }
 
 // FullReports counts the full status reports the controller accepted.
 func (a *Agent) FullReports() int64 { return a.fulls.Load() }
+
+// Heartbeats counts the status reports the controller accepted that were
+// sent because the host had sent none for HeartbeatInterval.
+func (a *Agent) Heartbeats() int64 { return a.beats.Load() }
 
 // Fetches counts image downloads from the controller (each image once per
 // host and datastore, however many VMs need it at once).
@@ -639,35 +647,37 @@ const (
 	reportFull
 )
 
-// reportLoop sends the host's status: every HeartbeatInterval (in full at
-// least every FullReportInterval), and after every change (only the
+// reportLoop sends the host's status after every change (only the
 // changes, to a controller that takes partial reports) that no poll
-// carried.
+// carried, and once HeartbeatInterval passed without a report sent (a
+// heartbeat: every report is one to the controller, so a host whose VMs
+// change often sends no other); in full at least every
+// FullReportInterval.
 func (a *Agent) reportLoop(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	kind := reportFull
 	for {
-		if err := a.sendReport(ctx, kind); err != nil {
+		if sent, err := a.sendReport(ctx, kind); err != nil {
 			if refused(err) {
 				return fmt.Errorf("agent: the controller refuses this host's credential: %w", err)
 			}
 			if ctx.Err() == nil {
 				a.log.Warn("status report", "error", err)
 			}
+		} else if sent {
+			if kind == reportBeat {
+				a.beats.Add(1)
+			}
+			t.Reset(a.cfg.HeartbeatInterval)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			kind = reportBeat
-			a.mu.Lock()
-			if time.Since(a.lastFull) >= a.cfg.FullReportInterval-a.cfg.HeartbeatInterval/2 {
-				kind = reportFull
-			}
-			a.mu.Unlock()
+			kind = a.fullIfDue(reportBeat)
 		case <-a.report:
-			kind = reportChanges
+			kind = a.fullIfDue(reportChanges)
 			if a.streaming.Load() != nil {
 				a.waitIdle(ctx, settleWait) // one report for the changes of one answer
 			} else if a.pollReports.Load() {
@@ -681,14 +691,27 @@ func (a *Agent) reportLoop(ctx context.Context) error {
 	}
 }
 
+// fullIfDue is kind, or a full report when one is due (the next report,
+// a heartbeat or changes, is full once FullReportInterval, less half a
+// heartbeat, passed since the last full one).
+func (a *Agent) fullIfDue(kind reportKind) reportKind {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if time.Since(a.lastFull) >= a.cfg.FullReportInterval-a.cfg.HeartbeatInterval/2 {
+		return reportFull
+	}
+	return kind
+}
+
 // sendReport sends the host's status (see reportKind), unless it is a
-// report of changes and nothing changed.
-func (a *Agent) sendReport(ctx context.Context, kind reportKind) error {
+// report of changes and nothing changed; sent says whether the
+// controller accepted one.
+func (a *Agent) sendReport(ctx context.Context, kind reportKind) (sent bool, err error) {
 	a.reportMu.Lock()
 	defer a.reportMu.Unlock()
 	r, all, ok, err := a.buildReport(ctx, kind)
 	if err != nil || !ok {
-		return err
+		return false, err
 	}
 	count := &a.alone
 	if s := a.streaming.Load(); s != nil {
@@ -698,11 +721,11 @@ func (a *Agent) sendReport(ctx context.Context, kind reportKind) error {
 	}
 	if err != nil {
 		a.reportLost()
-		return err
+		return false, err
 	}
 	a.reportAccepted(&r, all)
 	count.Add(1)
-	return nil
+	return true, nil
 }
 
 // buildReport builds the host's status report (reportMu held) of that
