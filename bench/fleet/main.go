@@ -67,7 +67,7 @@ type config struct {
 	photond                        string
 	gogc                           string
 	simGOGC                        int
-	ctlProfile                     string
+	ctlProfile, ctlTrace           string
 	ctlProfileSecs                 int
 	ctlHeap                        string
 }
@@ -99,7 +99,8 @@ func main() {
 	flag.StringVar(&cfg.gogc, "controller-gogc", "", "GOGC for the controller process (default: photond's own)")
 	flag.IntVar(&cfg.simGOGC, "gogc", simGOGC, "GOGC for this process (the simulated hosts and the clients; with --in-process the controller too)")
 	flag.StringVar(&cfg.ctlProfile, "controller-cpuprofile", "", "write a CPU profile of the controller process (the first --controller-profile-seconds of the load) to this file")
-	flag.IntVar(&cfg.ctlProfileSecs, "controller-profile-seconds", 20, "how long --controller-cpuprofile samples")
+	flag.StringVar(&cfg.ctlTrace, "controller-trace", "", "write an execution trace of the controller process (the first --controller-profile-seconds of the load) to this file (go tool trace)")
+	flag.IntVar(&cfg.ctlProfileSecs, "controller-profile-seconds", 20, "how long --controller-cpuprofile and --controller-trace sample")
 	flag.StringVar(&cfg.ctlHeap, "controller-heapprofile", "", "write a heap profile of the controller process, taken when every VM is placed (and created or started), to this file")
 	flag.Parse()
 	debug.SetGCPercent(cfg.simGOGC)
@@ -158,7 +159,8 @@ func run(ctx context.Context, cfg config) error {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hostLogs := newLogCounts()
+	quiet := slog.New(hostLogs)
 	var c *target
 	var err error
 	if cfg.inProcess {
@@ -245,6 +247,10 @@ func run(ctx context.Context, cfg config) error {
 	ctlProfile := func() error { return nil }
 	if cfg.ctlProfile != "" {
 		ctlProfile = c.profile(cfg.ctlProfile, fmt.Sprintf("profile?seconds=%d", cfg.ctlProfileSecs))
+	}
+	if cfg.ctlTrace != "" {
+		prof, trace := ctlProfile, c.profile(cfg.ctlTrace, fmt.Sprintf("trace?seconds=%d", cfg.ctlProfileSecs))
+		ctlProfile = func() error { return errors.Join(prof(), trace()) }
 	}
 	lat := make([]sample, cfg.vms)
 	waitq := make(chan []int, cfg.vms/cfg.batch+1) // each create request's VMs placed
@@ -425,6 +431,9 @@ func run(ctx context.Context, cfg config) error {
 	onPoll, alone, onStream, streams := reports(agents)
 	fmt.Printf("host reports: %d on streams (%d opened), %d rode a long poll, %d went alone (heartbeats included)\n",
 		onStream-onStream0, streams-streams0, onPoll-onPoll0, alone-alone0)
+	if s := hostLogs.String(); s != "" {
+		fmt.Printf("the hosts logged (from joining on):\n%s", s)
+	}
 	fmt.Printf("placed %d VMs on %d hosts in %.1f s: %.0f placements/s\n", n, cfg.hosts, placedAll.Seconds(), rate)
 	return nil
 }
@@ -679,7 +688,7 @@ func startProcess(ctx context.Context, cfg config, dir string) (*target, error) 
 		args = append(args, "--placement-sample", strconv.Itoa(cfg.sample))
 	}
 	var pprofAddr string
-	if cfg.ctlProfile != "" || cfg.ctlHeap != "" {
+	if cfg.ctlProfile != "" || cfg.ctlTrace != "" || cfg.ctlHeap != "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for its profiler
 		if err != nil {
 			return nil, err
