@@ -237,11 +237,9 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		if err := tx.Prefetch(ctx, keys...); err != nil {
 			return err
 		}
-		var p api.Project
-		if ok, err := tx.Get(ctx, tenancy.ProjectKey(projectID), &p); err != nil {
+		p, err := tenancy.ReadProject(ctx, tx, projectID)
+		if err != nil {
 			return err
-		} else if !ok {
-			return api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
 		}
 		t.TenantID = p.TenantID
 		if taken, err := tx.Exists(ctx, vmNameKey(projectID, spec.Name)); err != nil {
@@ -320,7 +318,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		}
 		v.Request = *req
 		v.Cost = tenancy.SumCost(costs...)
-		if err := tenancy.ChargeProject(ctx, tx, projectID, v.Cost, +1); err != nil {
+		if err := tenancy.ChargeRead(tx, projectID, p, v.Cost, +1); err != nil {
 			return err
 		}
 		v.Charged = true

@@ -296,6 +296,14 @@ type Txn struct {
 	scratch bool
 	// plain: its reads are plain reads (PlainTxn).
 	plain bool
+	// kept: values written with PutKept, with the bytes they were
+	// written as (see Kept).
+	kept map[string]keptValue
+}
+
+type keptValue struct {
+	b []byte
+	v any
 }
 
 type seed struct {
@@ -610,6 +618,37 @@ func (t *Txn) Put(key string, v any) error {
 	}
 	t.PutRaw(key, b)
 	return nil
+}
+
+// PutKept is Put that also keeps v: while key holds what this Put wrote
+// (no write or rollback since), Kept returns v, so that the next request
+// of a batch reading the same record (a flavor's or a project's, which
+// every create updates) need not decode it again. Neither the caller nor
+// anyone Kept returns v to may change v or what it refers to: it is
+// shared. (A scratch transaction keeps nothing.)
+func (t *Txn) PutKept(key string, v any) error {
+	if err := t.Put(key, v); err != nil || t.scratch {
+		return err
+	}
+	if t.kept == nil {
+		t.kept = map[string]keptValue{}
+	}
+	t.kept[key] = keptValue{t.writes[key], v}
+	return nil
+}
+
+// Kept returns the value PutKept wrote at key, if key still holds it in
+// t: a read of key without decoding it. Read only: see PutKept.
+func (t *Txn) Kept(key string) (any, bool) {
+	k, ok := t.kept[key]
+	if !ok {
+		return nil, false
+	}
+	cur, ok := t.writes[key]
+	if !ok || len(cur) != len(k.b) || unsafe.SliceData(cur) != unsafe.SliceData(k.b) {
+		return nil, false // written again, or rolled back
+	}
+	return k.v, true
 }
 
 // PutRaw writes b, already encoded, at key on commit.

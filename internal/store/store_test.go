@@ -32,6 +32,7 @@ func TestStore(t *testing.T) {
 		{"paging", testPaging},
 		{"watch", testWatch},
 		{"rollback-and-seed", testRollbackAndSeed},
+		{"kept", testKept},
 		{"getmany-prefetch-committed", testGetManyPrefetchCommitted},
 		{"cache", testCache},
 		{"pending", testPending},
@@ -214,6 +215,56 @@ func testWatch(t *testing.T, s *store.Store) {
 	}
 	if got[0].Delete || string(got[0].Value) != `{"n":1}` || !got[1].Delete {
 		t.Fatalf("events = %+v", got)
+	}
+}
+
+// testKept: Kept returns what PutKept wrote while the key holds those
+// bytes: not after another write of the key, again once a rollback
+// brings them back, and never in a scratch transaction.
+func testKept(t *testing.T, s *store.Store) {
+	k := store.Key("test", t.Name())
+	kept := func(tx *store.Txn) int {
+		t.Helper()
+		v, ok := tx.Kept(k)
+		if !ok {
+			return 0
+		}
+		return v.(*counter).N
+	}
+	tx := s.Txn()
+	if n := kept(tx); n != 0 {
+		t.Fatalf("kept before any write: %d", n)
+	}
+	if err := tx.PutKept(k, &counter{1}); err != nil {
+		t.Fatal(err)
+	}
+	m := tx.Mark()
+	if n := kept(tx); n != 1 {
+		t.Fatalf("kept after PutKept 1: %d", n)
+	}
+	if err := tx.Put(k, counter{2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := kept(tx); n != 0 {
+		t.Fatalf("kept after a plain Put: %d, want none", n)
+	}
+	tx.RollbackTo(m)
+	if n := kept(tx); n != 1 {
+		t.Fatalf("kept after rolling back to the PutKept: %d, want 1", n)
+	}
+	if err := tx.PutKept(k, &counter{3}); err != nil {
+		t.Fatal(err)
+	}
+	tx.RollbackTo(0)
+	if n := kept(tx); n != 0 {
+		t.Fatalf("kept after rolling back every write: %d, want none", n)
+	}
+	scratch := s.ScratchTxn()
+	if err := scratch.PutKept(k, &counter{4}); err != nil {
+		t.Fatal(err)
+	}
+	if n := kept(scratch); n != 0 {
+		t.Fatalf("a scratch transaction kept %d", n)
 	}
 }
 

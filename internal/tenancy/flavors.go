@@ -121,17 +121,22 @@ func (s *Service) DeleteFlavor(ctx context.Context, id string) (*api.Task, error
 }
 
 // AcquireFlavor counts one more user of a flavor in tx (e.g. a VM being
-// created from it) and returns it. A PENDING_DELETE flavor is InvalidFlavorState.
+// created from it) and returns it, its slices shared with tx (read only).
+// A PENDING_DELETE flavor is InvalidFlavorState.
 func AcquireFlavor(ctx context.Context, tx *store.Txn, id string) (*api.Flavor, error) {
+	key := flavorKey(id)
 	var f api.Flavor
-	if err := tx.MustGet(ctx, flavorKey(id), &f); err != nil {
+	if k, ok := tx.Kept(key); ok {
+		f = *k.(*api.Flavor) // as the create before it in tx left it
+	} else if err := tx.MustGet(ctx, key, &f); err != nil {
 		return nil, notFound(err, api.CodeFlavorNotFound, "flavor", id)
 	}
 	if f.State != api.StateReady {
 		return nil, api.Errorf(api.CodeInvalidFlavorState, "flavor %s is %s", f.Name, f.State)
 	}
 	f.Users++
-	return &f, tx.Put(flavorKey(id), &f)
+	kept := f
+	return &f, tx.PutKept(key, &kept)
 }
 
 // ReleaseFlavor counts one user fewer in tx; the last user of a

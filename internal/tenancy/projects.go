@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -216,10 +217,33 @@ func (s *Service) SetProjectQuota(ctx context.Context, id, verb string, spec *ap
 // limit is a QuotaError naming the key; other keys are not tracked. The
 // project must be READY to be charged.
 func ChargeProject(ctx context.Context, tx *store.Txn, projectID string, cost []api.QuotaLineItem, sign int) error {
-	var p api.Project
-	if err := tx.MustGet(ctx, projectKey(projectID), &p); err != nil {
-		return notFound(err, api.CodeProjectNotFound, "project", projectID)
+	p, err := ReadProject(ctx, tx, projectID)
+	if err != nil {
+		return err
 	}
+	return ChargeRead(tx, projectID, p, cost, sign)
+}
+
+// ReadProject reads a project in tx: ProjectNotFound if there is none. Its
+// map and slices may be shared with tx (read only): a project that the
+// creates before it in a batch charged is not decoded again (see
+// store.Txn.PutKept).
+func ReadProject(ctx context.Context, tx *store.Txn, projectID string) (*api.Project, error) {
+	var p api.Project
+	if k, ok := tx.Kept(projectKey(projectID)); ok {
+		p = *k.(*api.Project)
+	} else if err := tx.MustGet(ctx, projectKey(projectID), &p); err != nil {
+		return nil, notFound(err, api.CodeProjectNotFound, "project", projectID)
+	}
+	return &p, nil
+}
+
+// ChargeRead is ChargeProject for project projectID as ReadProject read
+// it into p (tx has not written it since): a caller that read it already
+// (a create, for its tenant) saves reading it again. It changes p, not
+// what p shares with tx.
+func ChargeRead(tx *store.Txn, projectID string, p *api.Project, cost []api.QuotaLineItem, sign int) error {
+	p.Quota.QuotaItems = maps.Clone(p.Quota.QuotaItems) // written below: p's own
 	if sign > 0 && p.State != api.StateReady {
 		return api.Errorf(api.CodeInvalidState, "project %s is %s", p.Name, p.State)
 	}
@@ -245,7 +269,7 @@ func ChargeProject(ctx context.Context, tx *store.Txn, projectID string, cost []
 		e.Data = map[string]string{"key": firstKey(short)}
 		return e
 	}
-	return tx.Put(projectKey(projectID), &p)
+	return tx.PutKept(projectKey(projectID), p)
 }
 
 // SumCost adds line items by key, in the unit each key first appears with.
