@@ -227,9 +227,9 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 	// hint with the same Fit on the records the transaction reads.
 	var hint scheduler.Decision
 	return id, func(tx *store.Txn, t *api.Task, probe bool) error {
-		// The VM's lock (read by Submit) is absent: the id is new. The
-		// commit is still conditioned on that.
-		tx.SeedKV(lockKey(id), nil, 0)
+		// The VM's lock (read by Submit) is absent: the id is new (no
+		// condition of the commit, then).
+		tx.AssumeAbsent(lockKey(id))
 		if name != nil {
 			tx.SeedKV(name.Key, name.Value, name.Rev)
 			name = nil

@@ -33,6 +33,7 @@ func TestStore(t *testing.T) {
 		{"watch", testWatch},
 		{"rollback-and-seed", testRollbackAndSeed},
 		{"kept", testKept},
+		{"assume-absent", testAssumeAbsent},
 		{"getmany-prefetch-committed", testGetManyPrefetchCommitted},
 		{"cache", testCache},
 		{"pending", testPending},
@@ -215,6 +216,30 @@ func testWatch(t *testing.T, s *store.Store) {
 	}
 	if got[0].Delete || string(got[0].Value) != `{"n":1}` || !got[1].Delete {
 		t.Fatalf("events = %+v", got)
+	}
+}
+
+// testAssumeAbsent: a key assumed absent reads as absent, and is no
+// condition of the commit: it commits though the key was written since.
+func testAssumeAbsent(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	k := func(n string) string { return store.Key("test", t.Name(), n) }
+	tx := s.Txn()
+	tx.AssumeAbsent(k("lock"))
+	if ok, err := tx.Exists(ctx, k("lock")); err != nil || ok {
+		t.Fatalf("assumed absent: exists %v, %v", ok, err)
+	}
+	if r, _ := tx.Size(); r != 0 {
+		t.Fatalf("%d reads, want none", r)
+	}
+	if _, err := s.Update(ctx, func(o *store.Txn) error { return o.Put(k("lock"), 1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put(k("vm"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit after the assumed key was written: %v, want no condition on it", err)
 	}
 }
 
