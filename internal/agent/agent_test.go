@@ -367,14 +367,16 @@ func TestHeartbeatsListChanges(t *testing.T) {
 func TestReportsAreHeartbeats(t *testing.T) {
 	ctx, c, wait := newController(t)
 	project := newProject(ctx, t, c, wait, 10)
-	const beat, full = 400 * time.Millisecond, 1200 * time.Millisecond
+	// A heartbeat would need a second without a report: an operation that
+	// slow on a busy machine is rare, and one is allowed for.
+	const beat, full = time.Second, 2 * time.Second
 	a := photontest.NewAgent(t, c, fake.Config{}, func(cfg *agent.Config) {
 		cfg.HeartbeatInterval, cfg.FullReportInterval = beat, full
 	})
 	id := wait(c.Client.CreateVM(ctx, project, vmSpec("vm"))).Entity.ID
 	beats0, fulls0 := a.Heartbeats(), a.FullReports()
 	start, ops := time.Now(), 0
-	for ; time.Since(start) < 3*time.Second; ops += 2 {
+	for ; time.Since(start) < 5*time.Second; ops += 2 {
 		t0 := time.Now()
 		wait(c.Client.StartVM(ctx, id))
 		wait(c.Client.StopVM(ctx, id))
@@ -395,9 +397,9 @@ func TestReportsAreHeartbeats(t *testing.T) {
 		t.Fatalf("host = %+v, %v; want READY", h, err)
 	}
 	beats0 = a.Heartbeats()
-	time.Sleep(5 * beat)
-	if n := a.Heartbeats() - beats0; n < 3 {
-		t.Errorf("quiet for %s: %d heartbeats, want about 5", 5*beat, n)
+	time.Sleep(4 * beat)
+	if n := a.Heartbeats() - beats0; n < 2 {
+		t.Errorf("quiet for %s: %d heartbeats, want about 4", 4*beat, n)
 	}
 }
 
