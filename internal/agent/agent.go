@@ -656,7 +656,7 @@ const (
 func (a *Agent) reportLoop(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
-	kind := reportFull
+	kind, beat := reportFull, false // beat: the interval passed (a heartbeat, full or not)
 	for {
 		if sent, err := a.sendReport(ctx, kind); err != nil {
 			if refused(err) {
@@ -666,7 +666,7 @@ func (a *Agent) reportLoop(ctx context.Context) error {
 				a.log.Warn("status report", "error", err)
 			}
 		} else if sent {
-			if kind == reportBeat {
+			if beat {
 				a.beats.Add(1)
 			}
 			t.Reset(a.cfg.HeartbeatInterval)
@@ -675,9 +675,9 @@ func (a *Agent) reportLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			kind = a.fullIfDue(reportBeat)
+			kind, beat = a.fullIfDue(reportBeat), true
 		case <-a.report:
-			kind = a.fullIfDue(reportChanges)
+			kind, beat = a.fullIfDue(reportChanges), false
 			if a.streaming.Load() != nil {
 				a.waitIdle(ctx, settleWait) // one report for the changes of one answer
 			} else if a.pollReports.Load() {
