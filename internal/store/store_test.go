@@ -699,19 +699,26 @@ func testHub(t *testing.T, s *store.Store) {
 		t.Fatalf("ChangedSince(a, %d) with no change after it: changed", aRev)
 	}
 
+	// woken runs wait in the background until it waits on id, writes
+	// key, and fails unless that wakes it.
+	woken := func(what, id, key string, wait func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { wait(); close(done) }()
+		for store.Waiting(h, id) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		put(key)
+		select {
+		case <-done:
+		case <-ctx.Done():
+			t.Fatalf("%s not woken by a change to %s", what, key)
+		}
+	}
+
 	// Wait: woken by the change, or given up on at its timeout, with the
 	// channel taken back.
-	done := make(chan struct{})
-	go func() { h.Wait(ctx, "c", aRev, time.Minute); close(done) }()
-	for store.Waiting(h, "c") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	put("c/x")
-	select {
-	case <-done:
-	case <-ctx.Done():
-		t.Fatal("Wait(c) not woken by a change to c")
-	}
+	woken("Wait(c)", "c", "c/x", func() { h.Wait(ctx, "c", aRev, time.Minute) })
 	h.Wait(ctx, "d", aRev, 20*time.Millisecond)
 	if n := store.Waiting(h, "d"); n != 0 {
 		t.Fatalf("%d waiters left for d after a Wait timed out", n)
@@ -719,17 +726,9 @@ func testHub(t *testing.T, s *store.Store) {
 
 	// WaitAny: woken by a change to any one of its ids; its waiters on
 	// the others are taken back.
-	done = make(chan struct{})
-	go func() { h.WaitAny(ctx, []string{"p", "q", "r"}, []int64{aRev, aRev, aRev}, time.Minute); close(done) }()
-	for store.Waiting(h, "r") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	put("q/x")
-	select {
-	case <-done:
-	case <-ctx.Done():
-		t.Fatal("WaitAny(p, q, r) not woken by a change to q")
-	}
+	woken("WaitAny(p, q, r)", "r", "q/x", func() {
+		h.WaitAny(ctx, []string{"p", "q", "r"}, []int64{aRev, aRev, aRev}, time.Minute)
+	})
 	for _, id := range []string{"p", "q", "r"} {
 		if n := store.Waiting(h, id); n != 0 {
 			t.Fatalf("%d waiters left for %s after WaitAny was woken", n, id)
