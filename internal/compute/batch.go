@@ -79,7 +79,7 @@ type batcher struct {
 	id   string
 	wait time.Duration
 	// catchUp (the placer's) brings the fleet view up to date after a
-	// commit conflicted, which a stale copy of a usage record (seedUsage)
+	// commit conflicted, which a stale copy of a record (seedCopies)
 	// may have caused.
 	catchUp func(context.Context) error
 	// conflicts counts the batch commits that conflicted (their items

@@ -25,33 +25,37 @@ func (s *Service) SetPlacer(p Placer) {
 	s.batch.catchUp = p.CatchUp
 }
 
-// usageCopier is a Placer that also holds the hosts' usage records (the
-// fleet index): see fleet.Index.Copy.
-type usageCopier interface {
+// recordCopier is a Placer that also holds the hosts' and datastores'
+// records and usage records (the fleet index): see fleet.Index.Copy.
+type recordCopier interface {
 	Copy(key string) ([]byte, int64, bool)
 }
 
-// seedUsage seeds tx with the usage records Reserve reads for d from the
-// placer's copies: most creates then read nothing of the host from
-// etcd, in a scratch run or in the batch's own (with 5,000 hosts, a
-// batch's hosts are rarely the batch before's). The copies lag the commits, but a record this controller
+// seedCopies seeds tx with the records Reserve reads for d (the host's
+// and datastore's records and usage records) from the placer's copies:
+// most creates then read nothing of the host from etcd, in a scratch run
+// or in the batch's own (with 5,000 hosts, a batch's hosts are rarely
+// the batch before's, and the first create on a host need not read its
+// records). The copies lag the commits, but a record this controller
 // wrote is not taken from them: tx knows it already, from the commits
 // under way (the batch's base) or from what the store keeps of its own
 // commits (store.KeepRecent, which the controller asks of usage records).
 // A copy stale after all (another controller, a record dropped from what
 // the store keeps) makes the batch's commit conflict; the view then
 // catches up before the batch runs again.
-func (s *Service) seedUsage(tx *store.Txn, d scheduler.Decision) {
-	c, ok := s.placer.(usageCopier)
+func (s *Service) seedCopies(tx *store.Txn, d scheduler.Decision) {
+	c, ok := s.placer.(recordCopier)
 	if !ok || d.HostID == "" {
 		return
 	}
-	for _, k := range hosts.UsageKeys(d) {
-		if tx.Knows(k) {
-			continue
-		}
-		if val, rev, ok := c.Copy(k); ok {
-			tx.SeedKV(k, val, rev)
+	for _, keys := range [][]string{hosts.RecordKeys(d), hosts.UsageKeys(d)} {
+		for _, k := range keys {
+			if tx.Knows(k) {
+				continue
+			}
+			if val, rev, ok := c.Copy(k); ok {
+				tx.SeedKV(k, val, rev)
+			}
 		}
 	}
 }

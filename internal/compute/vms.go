@@ -338,27 +338,28 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		// placement tried again a few times before catching up.
 		var d scheduler.Decision
 		var perr error
-		reserved := false
+		var h *hosts.Record // reserved on
 		if hint.HostID != "" && pv == nil {
 			// The hint that no longer fits is no evidence of a stale view:
 			// the placement below decides as if it were not tried.
-			s.seedUsage(tx, hint)
-			err := s.hosts.Reserve(ctx, tx, hint, req)
+			s.seedCopies(tx, hint)
+			var err error
+			h, err = s.hosts.Reserve(ctx, tx, hint, req)
 			if _, ok := err.(*api.Error); err != nil && !ok {
 				return err
 			}
-			if reserved = err == nil; reserved {
+			if h != nil {
 				d = hint
 			}
 		}
-		for try := 0; !reserved; try++ {
+		for try := 0; h == nil; try++ {
 			if d, perr = s.place(ctx, req); perr != nil || pv != nil {
 				break
 			}
-			s.seedUsage(tx, d)
-			err := s.hosts.Reserve(ctx, tx, d, req)
-			if err == nil {
-				hint, reserved = d, true
+			s.seedCopies(tx, d)
+			var err error
+			if h, err = s.hosts.Reserve(ctx, tx, d, req); err == nil {
+				hint = d
 				break
 			}
 			if _, ok := err.(*api.Error); !ok {
@@ -396,10 +397,6 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 			return tx.Put(vmKey(id), v)
 		}
 		v.HostID, v.DatastoreID, v.Reserved = d.HostID, d.DatastoreID, true
-		h, err := s.hosts.HostOf(ctx, tx, d.HostID)
-		if err != nil {
-			return err
-		}
 		v.Host, v.Datastore = h.Address, d.DatastoreID
 		if probe && !hasPersistent(spec) {
 			// Everything left reads only what is read above (and the

@@ -85,8 +85,9 @@ type Index struct {
 	// (then they live in the host's Images).
 	early  map[string][]string
 	intern map[string]string
-	// copies: the hosts' and datastores' usage records as stored, by key
-	// (see Copy); a host's view decodes its usage from them.
+	// copies: the hosts' and datastores' records and usage records as
+	// stored, by key (see Copy); a host's view decodes its usage from
+	// them.
 	copies map[string]copyKV
 
 	progress func(context.Context) error
@@ -235,7 +236,8 @@ func kindOf(key string) (kind, rest string) {
 // those revisions, mu held.
 func (x *Index) apply(key string, val []byte, created, modified int64) {
 	kind, rest := kindOf(key)
-	if kind == "hostusage" || kind == "dsusage" {
+	switch kind {
+	case "hostusage", "dsusage", "hosts", "datastores":
 		if val == nil {
 			delete(x.copies, key)
 		} else {
@@ -474,10 +476,11 @@ func (x *Index) Place(ctx context.Context, r *scheduler.Request) (scheduler.Deci
 	return scheduler.Place(&f, r)
 }
 
-// Copy returns a host's or a datastore's usage record (hosts.UsageKeys)
-// as stored, and the revision it was last written at, as of the index's
-// view: for a host or datastore the index knows that has no usage record
-// (nothing placed there yet), absent (nil at revision 0). A transaction
+// Copy returns a host's or a datastore's record or usage record
+// (hosts.RecordKeys, hosts.UsageKeys) as stored, and the revision it was
+// last written at, as of the index's view: for a host or datastore the
+// index knows that has no usage record (nothing placed there yet),
+// absent (nil at revision 0). A transaction
 // seeded with it (store.Txn.SeedKV) reads it from memory instead of etcd;
 // a copy that is stale after all only makes its commit conflict.
 func (x *Index) Copy(key string) ([]byte, int64, bool) {

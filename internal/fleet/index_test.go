@@ -138,10 +138,11 @@ func TestIndexFollowsEtcd(t *testing.T) {
 	}
 }
 
-// TestIndexCopy: the index holds the hosts' and datastores' usage
-// records as etcd does (bytes and revision); the record of a known host
-// with none (nothing placed yet, or deleted) is absent at revision 0; an
-// unknown host's is not answered.
+// TestIndexCopy: the index holds the hosts' and datastores' records and
+// usage records as etcd does (bytes and revision); the usage record of a
+// known host with none (nothing placed yet, or deleted) is absent at
+// revision 0; an unknown host's are not answered; other records (a VM's)
+// are not copied.
 func TestIndexCopy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -150,20 +151,27 @@ func TestIndexCopy(t *testing.T) {
 	put(t, st, store.Key("hostusage", "h1"), hosts.Usage{CPU: 2, MemoryMB: 1024, VMs: 1})
 	x := newIndex(t, st, hosts.Config{})
 	go x.Run(ctx)
+	put(t, st, store.Key("datastores", "h1.local"), api.Datastore{CapacityGB: 100, HostIDs: []string{"h1"}})
 	put(t, st, store.Key("dsusage", "h1.local"), hosts.DatastoreUsage{UsedGB: 7})
 	if err := x.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	keys := hosts.UsageKeys(scheduler.Decision{HostID: "h1", DatastoreID: "h1.local"})
-	kvs, err := st.GetMany(ctx, append(keys, store.Key("hosts", "h1")))
+	d := scheduler.Decision{HostID: "h1", DatastoreID: "h1.local"}
+	keys := hosts.UsageKeys(d)
+	copied := append(slices.Clone(keys), hosts.RecordKeys(d)...)
+	put(t, st, store.Key("vms", "v1"), map[string]string{"id": "v1"})
+	if err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kvs, err := st.GetMany(ctx, append(copied, store.Key("vms", "v1")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range kvs {
 		val, rev, ok := x.Copy(want.Key)
-		if i == len(keys) {
+		if i == len(copied) {
 			if ok {
-				t.Errorf("Copy(%s) = %s: the index copies only usage records", want.Key, val)
+				t.Errorf("Copy(%s) = %s: the index copies only hosts' and datastores' records", want.Key, val)
 			}
 			continue
 		}
@@ -180,7 +188,8 @@ func TestIndexCopy(t *testing.T) {
 	if val, rev, ok := x.Copy(keys[0]); !ok || val != nil || rev != 0 {
 		t.Errorf("Copy of a deleted usage record = %s at %d, %v; want absent", val, rev, ok)
 	}
-	for _, k := range hosts.UsageKeys(scheduler.Decision{HostID: "h2", DatastoreID: "h2.local"}) {
+	d2 := scheduler.Decision{HostID: "h2", DatastoreID: "h2.local"}
+	for _, k := range append(hosts.UsageKeys(d2), hosts.RecordKeys(d2)...) {
 		if val, _, ok := x.Copy(k); ok {
 			t.Errorf("Copy(%s) of an unknown host = %s", k, val)
 		}

@@ -20,31 +20,38 @@ func UsageKeys(d scheduler.Decision) []string {
 	return []string{usageKey(d.HostID), dsUsageKey(d.DatastoreID)}
 }
 
+// RecordKeys are the records Reserve reads (and is conditioned on) for d
+// besides the usage records: the host's, and its datastore's if d names
+// one.
+func RecordKeys(d scheduler.Decision) []string {
+	if d.DatastoreID == "" {
+		return []string{hostKey(d.HostID)}
+	}
+	return []string{hostKey(d.HostID), dsKey(d.DatastoreID)}
+}
+
 // Reserve re-checks, inside tx, that req fits on the chosen host (and
 // datastore) with the same Fit the scheduler used, on the records tx reads,
-// and adds req to their usage. A host that no longer fits is a placement
-// refusal explaining why.
-func (s *Service) Reserve(ctx context.Context, tx *store.Txn, d scheduler.Decision, req *scheduler.Request) error {
+// and adds req to their usage; it returns the host's record as read. A
+// host that no longer fits is a placement refusal explaining why.
+func (s *Service) Reserve(ctx context.Context, tx *store.Txn, d scheduler.Decision, req *scheduler.Request) (*Record, error) {
 	// The host's and datastore's records (rarely written) from the cache,
 	// their usage (written by every placement there) from etcd: at most
-	// two round trips, none when the batch before read or wrote them.
-	records, usage := []string{hostKey(d.HostID)}, UsageKeys(d)
-	if d.DatastoreID != "" {
-		records = append(records, dsKey(d.DatastoreID))
+	// two round trips, none when the batch before read or wrote them or
+	// tx is seeded with them (the fleet index's copies).
+	if err := s.records.Seed(ctx, tx, RecordKeys(d)...); err != nil {
+		return nil, err
 	}
-	if err := s.records.Seed(ctx, tx, records...); err != nil {
-		return err
-	}
-	if err := tx.Prefetch(ctx, usage...); err != nil {
-		return err
+	if err := tx.Prefetch(ctx, UsageKeys(d)...); err != nil {
+		return nil, err
 	}
 	var h Record
 	if err := tx.MustGet(ctx, hostKey(d.HostID), &h); err != nil {
-		return notFound(d.HostID)
+		return nil, notFound(d.HostID)
 	}
 	var u Usage
 	if _, err := tx.Get(ctx, usageKey(d.HostID), &u); err != nil {
-		return err
+		return nil, err
 	}
 	dss := map[string]api.Datastore{}
 	dsu := map[string]DatastoreUsage{}
@@ -55,10 +62,10 @@ func (s *Service) Reserve(ctx context.Context, tx *store.Txn, d scheduler.Decisi
 		var ds api.Datastore
 		var du DatastoreUsage
 		if _, err := tx.Get(ctx, dsKey(id), &ds); err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := tx.Get(ctx, dsUsageKey(id), &du); err != nil {
-			return err
+			return nil, err
 		}
 		dss[id], dsu[id] = ds, du
 	}
@@ -68,18 +75,26 @@ func (s *Service) Reserve(ctx context.Context, tx *store.Txn, d scheduler.Decisi
 	}
 	ds, reason := scheduler.Fit(&v, req)
 	if reason != "" {
-		return scheduler.Explain(1, map[string]int{reason: 1})
+		return nil, scheduler.Explain(1, map[string]int{reason: 1})
 	}
 	u.CPU += req.CPU
 	u.MemoryMB += req.MemoryMB
 	u.VMs++
 	if err := tx.Put(usageKey(d.HostID), u); err != nil {
-		return err
+		return nil, err
 	}
 	if req.DiskGB > 0 {
-		return s.addDatastoreUsage(ctx, tx, ds, req.DiskGB)
+		var err error
+		if rec, ok := dss[ds]; ok {
+			err = putDatastoreUsage(tx, ds, &rec, dsu[ds], req.DiskGB) // read above
+		} else {
+			err = s.addDatastoreUsage(ctx, tx, ds, req.DiskGB)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return &h, nil
 }
 
 func pick(dss []scheduler.Datastore, id string) []scheduler.Datastore {
@@ -130,6 +145,12 @@ func (s *Service) addDatastoreUsage(ctx context.Context, tx *store.Txn, id strin
 	if _, err := tx.Get(ctx, dsUsageKey(id), &du); err != nil {
 		return err
 	}
+	return putDatastoreUsage(tx, id, &ds, du, gb)
+}
+
+// putDatastoreUsage writes datastore id's usage du (as read in tx) plus
+// gb, refusing when it does not fit ds.
+func putDatastoreUsage(tx *store.Txn, id string, ds *api.Datastore, du DatastoreUsage, gb float64) error {
 	if gb > 0 && du.UsedGB+gb > ds.CapacityGB+1e-9 {
 		return api.Errorf("NotEnoughDatastoreCapacity", "datastore %s has %s GB free, %s GB needed",
 			ds.Name, fmt.Sprint(math.Max(0, ds.CapacityGB-du.UsedGB)), fmt.Sprint(gb))
