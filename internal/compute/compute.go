@@ -214,19 +214,23 @@ func (v *vmRecord) desiredJSON() ([]byte, bool) {
 }
 
 func (s *Service) getVM(ctx context.Context, tx *store.Txn, id string) (*vmRecord, error) {
-	var v vmRecord
 	if !validID(id) {
 		return nil, vmNotFound(id)
 	}
-	if err := tx.MustGet(ctx, vmKey(id), &v); errors.Is(err, store.ErrNotFound) {
-		return nil, vmNotFound(id)
-	} else if err != nil {
-		return nil, err
+	v, _ := tx.Take(vmKey(id)) // what a report wrote (observeSome)
+	r, ok := v.(*vmRecord)
+	if !ok {
+		r = new(vmRecord)
+		if err := tx.MustGet(ctx, vmKey(id), r); errors.Is(err, store.ErrNotFound) {
+			return nil, vmNotFound(id)
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	// The desired state is written in the same transactions as the
 	// record: this is what it holds.
-	v.stored, _ = v.desiredJSON()
-	return &v, nil
+	r.stored, _ = r.desiredJSON()
+	return r, nil
 }
 
 // GetVM reads a VM.

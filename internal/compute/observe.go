@@ -236,7 +236,9 @@ func (s *Service) observeSome(ctx context.Context, hostID string, byID map[strin
 			if holder != "" {
 				holders = append(holders, holder)
 			}
-			if err := tx.Put(vmKey(id), c.rec); err != nil {
+			// Handed over: the task's step taking it (getVM) need not
+			// decode the record again.
+			if err := tx.PutHanded(vmKey(id), c.rec); err != nil {
 				return err
 			}
 		}

@@ -296,14 +296,15 @@ type Txn struct {
 	scratch bool
 	// plain: its reads are plain reads (PlainTxn).
 	plain bool
-	// kept: values written with PutKept, with the bytes they were
-	// written as (see Kept).
+	// kept: values written with PutKept or PutHanded, with the bytes
+	// they were written as (see Kept, Take).
 	kept map[string]keptValue
 }
 
 type keptValue struct {
-	b []byte
-	v any
+	b      []byte
+	v      any
+	handed bool // PutHanded: for one Take, not for Kept
 }
 
 type seed struct {
@@ -639,28 +640,63 @@ func (t *Txn) Put(key string, v any) error {
 // anyone Kept returns v to may change v or what it refers to: it is
 // shared. (A scratch transaction keeps nothing.)
 func (t *Txn) PutKept(key string, v any) error {
+	return t.putKept(key, v, false)
+}
+
+// PutHanded is Put that hands v over to t: while key holds what this Put
+// wrote, one Take of key returns v, for the taker to change (a step that
+// reads and writes again the record a report just wrote need not decode
+// it). The caller must not use v after. (A scratch transaction keeps
+// nothing.)
+func (t *Txn) PutHanded(key string, v any) error {
+	return t.putKept(key, v, true)
+}
+
+func (t *Txn) putKept(key string, v any, handed bool) error {
 	if err := t.Put(key, v); err != nil || t.scratch {
 		return err
 	}
 	if t.kept == nil {
 		t.kept = map[string]keptValue{}
 	}
-	t.kept[key] = keptValue{t.writes[key], v}
+	t.kept[key] = keptValue{t.writes[key], v, handed}
 	return nil
 }
 
 // Kept returns the value PutKept wrote at key, if key still holds it in
 // t: a read of key without decoding it. Read only: see PutKept.
 func (t *Txn) Kept(key string) (any, bool) {
+	k, ok := t.keptAt(key)
+	if !ok || k.handed {
+		return nil, false
+	}
+	return k.v, true
+}
+
+// Take returns the value PutHanded wrote at key, if key still holds it
+// in t, and forgets it: the caller owns it (a second Take finds nothing).
+// It is v as given to PutHanded: what decoding the value written gives,
+// but for what JSON does not keep (an empty collection written with
+// omitempty is read back nil).
+func (t *Txn) Take(key string) (any, bool) {
+	k, ok := t.keptAt(key)
+	if !ok || !k.handed {
+		return nil, false
+	}
+	delete(t.kept, key)
+	return k.v, true
+}
+
+func (t *Txn) keptAt(key string) (keptValue, bool) {
 	k, ok := t.kept[key]
 	if !ok {
-		return nil, false
+		return k, false
 	}
 	cur, ok := t.writes[key]
 	if !ok || len(cur) != len(k.b) || unsafe.SliceData(cur) != unsafe.SliceData(k.b) {
-		return nil, false // written again, or rolled back
+		return k, false // written again, or rolled back
 	}
-	return k.v, true
+	return k, true
 }
 
 // PutRaw writes b, already encoded, at key on commit.

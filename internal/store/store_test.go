@@ -33,6 +33,7 @@ func TestStore(t *testing.T) {
 		{"watch", testWatch},
 		{"rollback-and-seed", testRollbackAndSeed},
 		{"kept", testKept},
+		{"handed", testHanded},
 		{"assume-absent", testAssumeAbsent},
 		{"getmany-prefetch-committed", testGetManyPrefetchCommitted},
 		{"cache", testCache},
@@ -290,6 +291,64 @@ func testKept(t *testing.T, s *store.Store) {
 	}
 	if n := kept(scratch); n != 0 {
 		t.Fatalf("a scratch transaction kept %d", n)
+	}
+}
+
+// testHanded: Take returns, once, what PutHanded wrote while the key
+// holds those bytes; Kept never returns it, nor Take what PutKept wrote.
+func testHanded(t *testing.T, s *store.Store) {
+	k := store.Key("test", t.Name())
+	take := func(tx *store.Txn) *counter {
+		t.Helper()
+		v, ok := tx.Take(k)
+		if !ok {
+			return nil
+		}
+		return v.(*counter)
+	}
+	tx := s.Txn()
+	c := &counter{1}
+	if err := tx.PutHanded(k, c); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := tx.Kept(k); ok {
+		t.Fatalf("Kept returned a handed value: %v", v)
+	}
+	if got := take(tx); got != c {
+		t.Fatalf("Take after PutHanded = %v, want the value handed", got)
+	}
+	if got := take(tx); got != nil {
+		t.Fatalf("a second Take = %v, want none", got)
+	}
+	if err := tx.PutKept(k, &counter{2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(tx); got != nil {
+		t.Fatalf("Take of a kept value = %v, want none", got)
+	}
+	m := tx.Mark()
+	if err := tx.PutHanded(k, &counter{3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put(k, counter{4}); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(tx); got != nil {
+		t.Fatalf("Take after a plain Put = %v, want none", got)
+	}
+	if err := tx.PutHanded(k, &counter{5}); err != nil {
+		t.Fatal(err)
+	}
+	tx.RollbackTo(m)
+	if got := take(tx); got != nil {
+		t.Fatalf("Take after rolling back the PutHanded = %v, want none", got)
+	}
+	scratch := s.ScratchTxn()
+	if err := scratch.PutHanded(k, &counter{6}); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(scratch); got != nil {
+		t.Fatalf("a scratch transaction handed %v", got)
 	}
 }
 
