@@ -334,6 +334,7 @@ func (x *Index) refreshDatastore(id string, e *dsEntry) {
 				h.Datastores[j].FreeGB, h.Datastores[j].Tags = e.capacityGB-e.usedGB, e.tags
 			}
 		}
+		h.SumDatastores()
 	}
 }
 
@@ -414,6 +415,7 @@ func (x *Index) putHost(r *hosts.Record) {
 		}
 		h.Datastores = append(h.Datastores, d)
 	}
+	h.SumDatastores()
 	if i, ok := x.fleet.ByID[r.ID]; ok {
 		h.Images = x.fleet.Hosts[i].Images
 		x.fleet.Hosts[i] = h

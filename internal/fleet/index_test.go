@@ -102,7 +102,11 @@ func TestIndexFollowsEtcd(t *testing.T) {
 	put(t, st, store.Key("dsusage", "shared.nfs"), hosts.DatastoreUsage{UsedGB: 250})
 	check("usage", func(m map[string]scheduler.Host) bool {
 		h := m["h1"]
-		return h.CPUFree == 22 && h.MemFreeMB == 4096 && h.Datastores[1].FreeGB == 750
+		// Fit reads the datastores' summary (SumDatastores): it follows too.
+		ds, _ := scheduler.Fit(&h, &scheduler.Request{CPU: 1, DiskGB: 700})
+		_, why := scheduler.Fit(&h, &scheduler.Request{CPU: 1, DiskGB: 760})
+		return h.CPUFree == 22 && h.MemFreeMB == 4096 && h.Datastores[1].FreeGB == 750 &&
+			ds == "shared.nfs" && why == scheduler.ReasonDatastore
 	})
 	r2 := record("h2", 4, 4096, api.HostReady, "shared.nfs")
 	r2.Metadata[hosts.MetaCPUOvercommit] = "2"

@@ -9,7 +9,7 @@ import (
 )
 
 // benchFleet is n hosts of 64 CPUs and 256 GB, partly used, in 8 zones,
-// half of them tagged "ssd" when tagged is set.
+// half of them tagged "ssd".
 func benchFleet(n int) []Host {
 	r := rand.New(rand.NewPCG(1, uint64(n)))
 	hs := make([]Host, n)
@@ -24,6 +24,7 @@ func benchFleet(n int) []Host {
 		if i%2 == 0 {
 			h.Tags = tagged
 		}
+		h.SumDatastores() // as the fleet index holds its hosts
 		hs[i] = h
 	}
 	return hs

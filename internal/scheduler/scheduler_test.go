@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -344,5 +345,45 @@ func TestPlaceProperty(t *testing.T) {
 	t.Logf("%d placed, %d refused", placed, refused)
 	if placed < 300 || refused < 300 {
 		t.Errorf("unbalanced cases: %d placed, %d refused", placed, refused)
+	}
+}
+
+// TestSummedDatastores: a host whose datastores are summed up
+// (SumDatastores, as the fleet index does) fits every request as one
+// whose datastores are read: the same datastore, the same reason; Place
+// then decides the same.
+func TestSummedDatastores(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 42))
+	for i := range 2000 {
+		hs := randomFleet(r, 1+r.IntN(20))
+		for j := range hs {
+			switch r.IntN(5) {
+			case 0:
+				hs[j].Datastores = nil // none
+			case 1:
+				for k := range hs[j].Datastores {
+					hs[j].Datastores[k].FreeGB = 40 // ties: the first wins
+				}
+			}
+		}
+		summed := slices.Clone(hs)
+		for j := range summed {
+			summed[j].SumDatastores()
+		}
+		req := randomRequest(r, hs)
+		for j := range hs {
+			ds, why := Fit(&hs[j], req)
+			sds, swhy := Fit(&summed[j], req)
+			if ds != sds || why != swhy {
+				t.Fatalf("case %d: host %s fits %+v on %q (%q) read, on %q (%q) summed; datastores %+v",
+					i, hs[j].ID, req, ds, why, sds, swhy, hs[j].Datastores)
+			}
+		}
+		seed := r.Uint64()
+		d, err := Place(&Fleet{Hosts: hs, Rand: rand.New(rand.NewPCG(seed, 1))}, req)
+		sd, serr := Place(&Fleet{Hosts: summed, Rand: rand.New(rand.NewPCG(seed, 1))}, req)
+		if d != sd || fmt.Sprint(err) != fmt.Sprint(serr) {
+			t.Fatalf("case %d: Place chose %+v (%v) read, %+v (%v) summed", i, d, err, sd, serr)
+		}
 	}
 }
