@@ -298,58 +298,41 @@ func testKept(t *testing.T, s *store.Store) {
 // holds those bytes; Kept never returns it, nor Take what PutKept wrote.
 func testHanded(t *testing.T, s *store.Store) {
 	k := store.Key("test", t.Name())
-	take := func(tx *store.Txn) *counter {
+	must := func(err error) {
 		t.Helper()
-		v, ok := tx.Take(k)
-		if !ok {
-			return nil
+		if err != nil {
+			t.Fatal(err)
 		}
-		return v.(*counter)
+	}
+	// none checks that Take finds nothing in tx after what was done.
+	none := func(tx *store.Txn, after string) {
+		t.Helper()
+		if v, ok := tx.Take(k); ok {
+			t.Fatalf("Take after %s = %v, want none", after, v)
+		}
 	}
 	tx := s.Txn()
 	c := &counter{1}
-	if err := tx.PutHanded(k, c); err != nil {
-		t.Fatal(err)
-	}
+	must(tx.PutHanded(k, c))
 	if v, ok := tx.Kept(k); ok {
 		t.Fatalf("Kept returned a handed value: %v", v)
 	}
-	if got := take(tx); got != c {
-		t.Fatalf("Take after PutHanded = %v, want the value handed", got)
+	if v, ok := tx.Take(k); !ok || v != c {
+		t.Fatalf("Take after PutHanded = %v, %v, want the value handed", v, ok)
 	}
-	if got := take(tx); got != nil {
-		t.Fatalf("a second Take = %v, want none", got)
-	}
-	if err := tx.PutKept(k, &counter{2}); err != nil {
-		t.Fatal(err)
-	}
-	if got := take(tx); got != nil {
-		t.Fatalf("Take of a kept value = %v, want none", got)
-	}
+	none(tx, "a Take")
+	must(tx.PutKept(k, &counter{2}))
+	none(tx, "PutKept")
 	m := tx.Mark()
-	if err := tx.PutHanded(k, &counter{3}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Put(k, counter{4}); err != nil {
-		t.Fatal(err)
-	}
-	if got := take(tx); got != nil {
-		t.Fatalf("Take after a plain Put = %v, want none", got)
-	}
-	if err := tx.PutHanded(k, &counter{5}); err != nil {
-		t.Fatal(err)
-	}
+	must(tx.PutHanded(k, &counter{3}))
+	must(tx.Put(k, counter{4}))
+	none(tx, "a plain Put")
+	must(tx.PutHanded(k, &counter{5}))
 	tx.RollbackTo(m)
-	if got := take(tx); got != nil {
-		t.Fatalf("Take after rolling back the PutHanded = %v, want none", got)
-	}
+	none(tx, "rolling back the PutHanded")
 	scratch := s.ScratchTxn()
-	if err := scratch.PutHanded(k, &counter{6}); err != nil {
-		t.Fatal(err)
-	}
-	if got := take(scratch); got != nil {
-		t.Fatalf("a scratch transaction handed %v", got)
-	}
+	must(scratch.PutHanded(k, &counter{6}))
+	none(scratch, "PutHanded in a scratch transaction")
 }
 
 // testRollbackAndSeed: RollbackTo takes back the writes since a mark (a
