@@ -159,8 +159,26 @@ func (s *Store) GetAt(ctx context.Context, key string, v any) (int64, error) {
 	return at, err
 }
 
+// GetAtLinearizable is GetAt with a linearizable read: it sees every
+// change a watch delivered before it began, which a plain read on a
+// single member may not yet (see Visible).
+func (s *Store) GetAtLinearizable(ctx context.Context, key string, v any) (int64, error) {
+	resp, err := s.c.Get(ctx, key)
+	if err == nil {
+		s.saw(resp.Header.Revision)
+	}
+	_, at, err := decodeGot(key, v, resp, err)
+	return at, err
+}
+
 func (s *Store) get(ctx context.Context, key string, v any) (mod, at int64, err error) {
 	resp, err := s.get1(ctx, key)
+	return decodeGot(key, v, resp, err)
+}
+
+// decodeGot decodes a read of key into v: its mod revision, the
+// revision the read was at.
+func decodeGot(key string, v any, resp *clientv3.GetResponse, err error) (mod, at int64, _ error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("get %s: %w", key, err)
 	}

@@ -267,8 +267,18 @@ func (e *Engine) Get(ctx context.Context, id string) (*api.Task, error) {
 }
 
 func (e *Engine) get(ctx context.Context, id string) (*api.Task, int64, error) {
+	return e.getWith(ctx, id, e.st.GetAt)
+}
+
+// getLinearizable is get with a linearizable read (see
+// store.Store.GetAtLinearizable).
+func (e *Engine) getLinearizable(ctx context.Context, id string) (*api.Task, int64, error) {
+	return e.getWith(ctx, id, e.st.GetAtLinearizable)
+}
+
+func (e *Engine) getWith(ctx context.Context, id string, getAt func(context.Context, string, any) (int64, error)) (*api.Task, int64, error) {
 	var t api.Task
-	rev, err := e.st.GetAt(ctx, Key(id), &t)
+	rev, err := getAt(ctx, Key(id), &t)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, 0, api.Errorf(api.CodeTaskNotFound, "task %s not found", id)
@@ -380,6 +390,12 @@ func (e *Engine) Ended(ctx context.Context, ids []string, d time.Duration, keep 
 				continue // not this one (or gone: revs[i] is the largest)
 			}
 			t, rev, err := e.read(ctx, id, revs[i])
+			if err == nil && rev < v {
+				// The watch delivered a change a plain read does not
+				// show yet (etcd notifies watchers first): without it,
+				// the wait would end with nothing changed.
+				t, rev, err = e.getLinearizable(ctx, id)
+			}
 			if errors.Is(err, errTaskNotFound) {
 				ts[i], revs[i] = nil, math.MaxInt64 // gone: left out
 				continue
