@@ -311,8 +311,40 @@ func (d *Driver) kill(ctx context.Context, id string, pid int) error {
 			}
 		}
 	}
+	d.awaitExit(pid, 5*time.Second)
 	d.removeRunFiles(id)
 	return nil
+}
+
+// awaitExit waits, up to timeout, until the threads of process pid, gone
+// as far as alive tells, have all exited: a killed QEMU's main thread can
+// be a zombie while its other threads still exit, holding its files and
+// so its disks' image locks (a QEMU started on them then fails: "Failed
+// to get "write" lock").
+func (d *Driver) awaitExit(pid int, timeout time.Duration) {
+	if pid <= 0 {
+		return
+	}
+	d.procMu.Lock()
+	p := d.procs[pid]
+	d.procMu.Unlock()
+	if p != nil { // our child: reaped once its last thread exited
+		select {
+		case <-p.done:
+		case <-time.After(timeout):
+		}
+		return
+	}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		i := bytes.LastIndexByte(stat, ')')
+		if err != nil || i < 0 || i+2 >= len(stat) || (stat[i+2] != 'Z' && stat[i+2] != 'X') {
+			return // gone, or not exiting (the pid runs something else)
+		}
+		if threads, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err != nil || len(threads) <= 1 {
+			return // only the zombie main thread is left
+		}
+	}
 }
 
 // powerdown stops a running VM gracefully: the ACPI power button, pressed
