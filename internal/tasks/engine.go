@@ -326,8 +326,20 @@ func (e *Engine) Wait(ctx context.Context, id string, d time.Duration) (*api.Tas
 	if ctx.Err() != nil {
 		return t, nil // the request is over; this answer goes nowhere
 	}
-	t, _, err = e.read(ctx, id, rev)
+	t, _, err = e.readChanged(ctx, id, rev)
 	return t, err
+}
+
+// readChanged is read after a wait for a change of task id after
+// revision after: when the hub saw a change that a plain read does not
+// show yet (etcd notifies watchers before a write is visible to reads),
+// it reads linearizably, so that a wait woken by a change answers it.
+func (e *Engine) readChanged(ctx context.Context, id string, after int64) (*api.Task, int64, error) {
+	t, rev, err := e.read(ctx, id, after)
+	if err == nil && rev < e.hub.Version(id) {
+		return e.getLinearizable(ctx, id)
+	}
+	return t, rev, err
 }
 
 // read reads task id as the hub saw it change after revision after (see
@@ -389,13 +401,7 @@ func (e *Engine) Ended(ctx context.Context, ids []string, d time.Duration, keep 
 			} else if v <= revs[i] {
 				continue // not this one (or gone: revs[i] is the largest)
 			}
-			t, rev, err := e.read(ctx, id, revs[i])
-			if err == nil && rev < v {
-				// The watch delivered a change a plain read does not
-				// show yet (etcd notifies watchers first): without it,
-				// the wait would end with nothing changed.
-				t, rev, err = e.getLinearizable(ctx, id)
-			}
+			t, rev, err := e.readChanged(ctx, id, revs[i])
 			if errors.Is(err, errTaskNotFound) {
 				ts[i], revs[i] = nil, math.MaxInt64 // gone: left out
 				continue
