@@ -124,7 +124,12 @@ func (s *Store) SingleMember() { s.local = true }
 
 // get1 is a plain read (see SingleMember).
 func (s *Store) get1(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	resp, err := s.c.Get(ctx, key, s.readOpts(opts...)...)
+	return s.getOnce(ctx, key, s.readOpts(opts...)...)
+}
+
+// getOnce is one etcd read, noting the revision it was answered at.
+func (s *Store) getOnce(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	resp, err := s.c.Get(ctx, key, opts...)
 	if err == nil {
 		s.saw(resp.Header.Revision)
 	}
@@ -163,10 +168,7 @@ func (s *Store) GetAt(ctx context.Context, key string, v any) (int64, error) {
 // change a watch delivered before it began, which a plain read on a
 // single member may not yet (see Visible).
 func (s *Store) GetAtLinearizable(ctx context.Context, key string, v any) (int64, error) {
-	resp, err := s.c.Get(ctx, key)
-	if err == nil {
-		s.saw(resp.Header.Revision)
-	}
+	resp, err := s.getOnce(ctx, key)
 	_, at, err := decodeGot(key, v, resp, err)
 	return at, err
 }
@@ -679,6 +681,19 @@ func (t *Txn) putKept(key string, v any, handed bool) error {
 	}
 	t.kept[key] = keptValue{t.writes[key], v, handed}
 	return nil
+}
+
+// MustGetKept is MustGet that takes, when t keeps one (PutKept), the
+// value PutKept wrote at key instead of decoding it: *v is then a copy
+// of it whose maps and slices are shared with t, read only.
+func MustGetKept[T any](ctx context.Context, t *Txn, key string, v *T) error {
+	if k, ok := t.Kept(key); ok {
+		if kv, ok := k.(*T); ok {
+			*v = *kv
+			return nil
+		}
+	}
+	return t.MustGet(ctx, key, v)
 }
 
 // Kept returns the value PutKept wrote at key, if key still holds it in

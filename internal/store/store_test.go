@@ -268,11 +268,18 @@ func testKept(t *testing.T, s *store.Store) {
 	if n := kept(tx); n != 1 {
 		t.Fatalf("kept after PutKept 1: %d", n)
 	}
+	var got counter
+	if err := store.MustGetKept(context.Background(), tx, k, &got); err != nil || got.N != 1 {
+		t.Fatalf("MustGetKept after PutKept 1: %d, %v", got.N, err)
+	}
 	if err := tx.Put(k, counter{2}); err != nil {
 		t.Fatal(err)
 	}
 	if n := kept(tx); n != 0 {
 		t.Fatalf("kept after a plain Put: %d, want none", n)
+	}
+	if err := store.MustGetKept(context.Background(), tx, k, &got); err != nil || got.N != 2 {
+		t.Fatalf("MustGetKept after a plain Put of 2: %d, %v (decoded, not kept)", got.N, err)
 	}
 	tx.RollbackTo(m)
 	if n := kept(tx); n != 1 {

@@ -125,10 +125,8 @@ func (s *Service) DeleteFlavor(ctx context.Context, id string) (*api.Task, error
 // A PENDING_DELETE flavor is InvalidFlavorState.
 func AcquireFlavor(ctx context.Context, tx *store.Txn, id string) (*api.Flavor, error) {
 	key := flavorKey(id)
-	var f api.Flavor
-	if k, ok := tx.Kept(key); ok {
-		f = *k.(*api.Flavor) // as the create before it in tx left it
-	} else if err := tx.MustGet(ctx, key, &f); err != nil {
+	var f api.Flavor // as the create before it in tx left it, if one did
+	if err := store.MustGetKept(ctx, tx, key, &f); err != nil {
 		return nil, notFound(err, api.CodeFlavorNotFound, "flavor", id)
 	}
 	if f.State != api.StateReady {

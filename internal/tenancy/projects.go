@@ -230,9 +230,7 @@ func ChargeProject(ctx context.Context, tx *store.Txn, projectID string, cost []
 // store.Txn.PutKept).
 func ReadProject(ctx context.Context, tx *store.Txn, projectID string) (*api.Project, error) {
 	var p api.Project
-	if k, ok := tx.Kept(projectKey(projectID)); ok {
-		p = *k.(*api.Project)
-	} else if err := tx.MustGet(ctx, projectKey(projectID), &p); err != nil {
+	if err := store.MustGetKept(ctx, tx, projectKey(projectID), &p); err != nil {
 		return nil, notFound(err, api.CodeProjectNotFound, "project", projectID)
 	}
 	return &p, nil

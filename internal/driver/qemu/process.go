@@ -43,15 +43,12 @@ func (d *Driver) alive(id string, pid int) (bool, string) {
 		default:
 		}
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	state, ok := procState(pid)
+	if !ok {
 		return false, fmt.Sprintf("QEMU process %d is gone", pid)
 	}
-	// The state follows the command name in parentheses.
-	if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) {
-		if s := stat[i+2]; s == 'Z' || s == 'X' {
-			return false, fmt.Sprintf("QEMU process %d is gone (exited, not reaped)", pid)
-		}
+	if exiting(state) {
+		return false, fmt.Sprintf("QEMU process %d is gone (exited, not reaped)", pid)
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || len(cmdline) == 0 {
@@ -73,6 +70,21 @@ func (d *Driver) alive(id string, pid int) (bool, string) {
 	}
 	return false, fmt.Sprintf("QEMU process %d is gone (the pid now runs something else)", pid)
 }
+
+// procState is process pid's state letter in /proc (R, S, Z...); false
+// when it has none (gone).
+func procState(pid int) (byte, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// The state follows the command name in parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if err != nil || i < 0 || i+2 >= len(stat) {
+		return 0, false
+	}
+	return stat[i+2], true
+}
+
+// exiting: a zombie (exited, not reaped) or dead process's state.
+func exiting(state byte) bool { return state == 'Z' || state == 'X' }
 
 // ourProcesses lists the pids of QEMU processes whose QMP socket is in
 // this Driver's run directory.
@@ -336,9 +348,7 @@ func (d *Driver) awaitExit(pid int, timeout time.Duration) {
 		return
 	}
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		i := bytes.LastIndexByte(stat, ')')
-		if err != nil || i < 0 || i+2 >= len(stat) || (stat[i+2] != 'Z' && stat[i+2] != 'X') {
+		if state, ok := procState(pid); !ok || !exiting(state) {
 			return // gone, or not exiting (the pid runs something else)
 		}
 		if threads, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err != nil || len(threads) <= 1 {
