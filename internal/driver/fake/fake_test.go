@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -566,6 +567,45 @@ func BenchmarkNew(b *testing.B) {
 	for range b.N {
 		if _, err := fake.New(fake.Config{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestListKeptFollowsChanges checks that List, which keeps its answer
+// between changes, answers what observing every VM again does, whatever
+// changed in between: boots, stops, suspends, failed ensures, deletes,
+// crashes, and crashes due (CrashAfter) with no change at all.
+func TestListKeptFollowsChanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	d := newFake(t, fake.Config{CrashAfter: 30 * time.Millisecond, FailEnsure: 0.1})
+	gens := map[string]int64{}
+	powers := []string{api.VMStarted, api.VMStopped, api.VMSuspended}
+	for i := range 400 {
+		id := fmt.Sprintf("vm-%d", rng.IntN(6))
+		switch op := rng.IntN(10); {
+		case op < 6:
+			gens[id]++
+			_, _ = d.Ensure(ctx, vmSpec(id, powers[rng.IntN(len(powers))], gens[id])) // FailEnsure: may fail
+		case op < 7:
+			if err := d.Delete(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		case op < 8:
+			_ = d.Crash(id, "the test") // not there: ErrNotFound
+		default:
+			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+		}
+		before := d.ListFresh()
+		got, err := d.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := d.ListFresh() // a crash may fall due between them
+		if !slices.Equal(got, before) && !slices.Equal(got, after) {
+			t.Fatalf("step %d: List answered %+v, want %+v", i, got, after)
+		}
+		if len(got) > 0 {
+			got[0].ID = "changed by the caller" // the kept answer is not shared
 		}
 	}
 }

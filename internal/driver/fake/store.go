@@ -23,8 +23,12 @@ const (
 
 // write stores v as dir/id.json atomically (temporary file, then rename).
 // There is no fsync: the files must survive the agent process, as QEMU
-// processes would, not a power cut of the host.
+// processes would, not a power cut of the host. Every change of a VM is
+// written first (d.mu held): List observes the VMs again after one.
 func (d *Driver) write(dir, id string, v any) error {
+	if dir == vmsDir {
+		d.listed = nil
+	}
 	if d.cfg.DataDir == "" {
 		return nil
 	}
@@ -41,6 +45,9 @@ func (d *Driver) write(dir, id string, v any) error {
 
 // remove deletes dir/id.json; a missing file is fine.
 func (d *Driver) remove(dir, id string) error {
+	if dir == vmsDir {
+		d.listed = nil
+	}
 	if d.cfg.DataDir == "" {
 		return nil
 	}
@@ -127,6 +134,7 @@ func (d *Driver) Recover(ctx context.Context) error {
 			v.Disks[i].vm = v.ID
 		}
 		d.vms[v.ID] = v
+		d.listed = nil
 		adopted++
 	}
 	d.cfg.Logger.Debug("fake: recovered", "vms", adopted, "dir", d.cfg.DataDir)
