@@ -143,8 +143,12 @@ func (s *Service) tenantOf(ctx context.Context, projectID string) string {
 // SetImages sets the image service once it exists.
 func (s *Service) SetImages(images ImageUser) { s.images = images }
 
-func vmKey(id string) string               { return store.Key("vms", id) }
-func diskKey(id string) string             { return store.Key("disks", id) }
+func vmKey(id string) string   { return store.Key("vms", id) }
+func diskKey(id string) string { return store.Key("disks", id) }
+
+// A project's VMs and disks are listed by their names' keys (each holds
+// the id); records written before the names served were indexed under
+// these keys too, deleted with the VM or disk.
 func projectVMKey(pid, id string) string   { return store.Key("project-vms", pid, id) }
 func projectDiskKey(pid, id string) string { return store.Key("project-disks", pid, id) }
 func vmNameKey(pid, name string) string    { return store.Key("names", "vms", pid, name) }
@@ -264,7 +268,7 @@ func (v *vmRecord) api() *api.VM {
 	return &out
 }
 
-// ListVMs lists a project's VMs, or the one named name.
+// ListVMs lists a project's VMs (by name), or the one named name.
 func (s *Service) ListVMs(ctx context.Context, projectID, name, token string, size int) ([]api.VM, string, error) {
 	var recs []vmRecord
 	var next string
@@ -280,7 +284,7 @@ func (s *Service) ListVMs(ctx context.Context, projectID, name, token string, si
 		if _, err := s.st.Get(ctx, vmKey(id), &v); err == nil {
 			recs = append(recs, v)
 		}
-	} else if recs, next, err = store.PageOf[vmRecord](ctx, s.st, store.Prefix("project-vms", projectID), token, size, vmKey); err != nil {
+	} else if recs, next, err = store.PageOf[vmRecord](ctx, s.st, store.Prefix("names", "vms", projectID), token, size, vmKey); err != nil {
 		return nil, "", err
 	}
 	out := make([]api.VM, len(recs))

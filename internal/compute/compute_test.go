@@ -798,3 +798,55 @@ func TestCreateStarted(t *testing.T) {
 		t.Fatalf("broken VM %+v, quota %+v %v; want ERROR with the host's reason, 4 VMs charged", vms, q, qerr)
 	}
 }
+
+// TestListsByName: a project's VMs and disks are listed from their names'
+// keys, in name order, across pages (100 a page), each once; a deleted
+// one is gone from the list.
+func TestListsByName(t *testing.T) {
+	c := newCloud(t, "vm 200 COUNT, vm.cpu 200 COUNT, vm.memory 200 GB, persistent-disk 10 COUNT", fake.Config{CPUCount: 256, MemoryMB: 512 << 10})
+	b, err := c.cl.CreateVMs(ctx, c.project, &api.VMBatchCreateSpec{VMCreateSpec: *vmSpec("web"), Count: 150})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{} // name -> id
+	var doomed *api.Task
+	for _, it := range b.Items {
+		if it.Error != nil {
+			t.Fatalf("%s refused: %v", it.Name, it.Error)
+		}
+		ids[it.Name] = it.Task.Entity.ID
+		if it.Name == "web-7" {
+			doomed = it.Task
+		}
+	}
+	c.done(t)(doomed, nil)
+	c.done(t)(c.cl.DeleteVM(ctx, ids["web-7"]))
+	delete(ids, "web-7")
+	vms, err := c.cl.ListVMs(ctx, c.project, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vms) != len(ids) {
+		t.Fatalf("listed %d VMs, want %d", len(vms), len(ids))
+	}
+	for i, v := range vms {
+		if ids[v.Name] != v.ID {
+			t.Fatalf("listed %s %s, want %s", v.Name, v.ID, ids[v.Name])
+		}
+		if i > 0 && vms[i-1].Name >= v.Name {
+			t.Fatalf("listed %s after %s: not in name order", v.Name, vms[i-1].Name)
+		}
+	}
+	var disks []string
+	for _, name := range []string{"logs", "data", "cache"} {
+		disks = append(disks, c.done(t)(c.cl.CreateDisk(ctx, c.project, &api.DiskCreateSpec{Name: name, Kind: "persistent-disk", Flavor: "pd", CapacityGB: 1})).Entity.ID)
+	}
+	c.done(t)(c.cl.DeleteDisk(ctx, disks[1]))
+	ds, err := c.cl.ListDisks(ctx, c.project, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[0].Name != "cache" || ds[0].ID != disks[2] || ds[1].Name != "logs" || ds[1].ID != disks[0] {
+		t.Fatalf("listed disks %+v, want cache and logs", ds)
+	}
+}

@@ -57,7 +57,7 @@ func (s *Service) GetDisk(ctx context.Context, id string) (*api.PersistentDisk, 
 	return d.api(), nil
 }
 
-// ListDisks lists a project's disks, or the one named name.
+// ListDisks lists a project's disks (by name), or the one named name.
 func (s *Service) ListDisks(ctx context.Context, projectID, name, token string, size int) ([]api.PersistentDisk, string, error) {
 	var recs []diskRecord
 	var next string
@@ -72,7 +72,7 @@ func (s *Service) ListDisks(ctx context.Context, projectID, name, token string, 
 		if d, err := s.getDisk(ctx, s.st.PlainTxn(), id); err == nil {
 			recs = append(recs, *d)
 		}
-	} else if recs, next, err = store.PageOf[diskRecord](ctx, s.st, store.Prefix("project-disks", projectID), token, size, diskKey); err != nil {
+	} else if recs, next, err = store.PageOf[diskRecord](ctx, s.st, store.Prefix("names", "disks", projectID), token, size, diskKey); err != nil {
 		return nil, "", err
 	}
 	out := make([]api.PersistentDisk, len(recs))
@@ -152,7 +152,7 @@ func (s *Service) CreateDisk(ctx context.Context, projectID string, spec *api.Di
 		for _, put := range []struct {
 			k string
 			v any
-		}{{diskNameKey(projectID, spec.Name), id}, {projectDiskKey(projectID, id), id}, {diskKey(id), &d}} {
+		}{{diskNameKey(projectID, spec.Name), id}, {diskKey(id), &d}} {
 			if err := tx.Put(put.k, put.v); err != nil {
 				return err
 			}

@@ -322,13 +322,8 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 			return err
 		}
 		v.Charged = true
-		for _, put := range []struct {
-			k string
-			v any
-		}{{vmNameKey(projectID, spec.Name), id}, {projectVMKey(projectID, id), id}} {
-			if err := tx.Put(put.k, put.v); err != nil {
-				return err
-			}
+		if err := tx.Put(vmNameKey(projectID, spec.Name), id); err != nil { // also lists the project's VMs
+			return err
 		}
 		// The fleet view (the index) may be stale; the choice is
 		// re-checked on the records the transaction reads, and a view found
@@ -542,7 +537,7 @@ func (s *Service) createAttachedDisks(ctx context.Context, tx *store.Txn, v *vmR
 		for _, put := range []struct {
 			k string
 			v any
-		}{{diskNameKey(v.ProjectID, d.Name), id}, {projectDiskKey(v.ProjectID, id), id}, {diskKey(id), &disk}} {
+		}{{diskNameKey(v.ProjectID, d.Name), id}, {diskKey(id), &disk}} {
 			if err := tx.Put(put.k, put.v); err != nil {
 				return err
 			}
