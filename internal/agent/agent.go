@@ -792,13 +792,26 @@ func (a *Agent) buildReport(ctx context.Context, kind reportKind) (r api.HostSta
 // reportAccepted records that the controller accepted r (all: every VM
 // the host held): the next partial report lists the changes since.
 func (a *Agent) reportAccepted(r *api.HostStatusReport, all []api.VMObserved) {
-	now := make(map[string]api.VMObserved, len(all))
-	for _, o := range all {
-		now[o.ID] = o
-	}
 	a.mu.Lock()
+	if r.Partial && a.sent != nil {
+		// r lists the changes since a.sent (see buildReport; a.sent is
+		// read and written with reportMu held only): sent follows them
+		// instead of being built again from every VM.
+		for _, o := range r.VMs {
+			if o.Gone {
+				delete(a.sent, o.ID)
+			} else {
+				a.sent[o.ID] = o
+			}
+		}
+	} else {
+		a.sent = make(map[string]api.VMObserved, len(all))
+		for _, o := range all {
+			a.sent[o.ID] = o
+		}
+	}
 	a.deletedDisks = a.deletedDisks[len(r.DeletedDisks):]
-	a.sent, a.sentImages = now, r.Images
+	a.sentImages = r.Images
 	if !r.Partial {
 		a.lastFull = time.Now()
 		a.fulls.Add(1)
@@ -818,12 +831,22 @@ func (a *Agent) reportLost() {
 // those of sent no longer in all (Gone).
 func changes(sent map[string]api.VMObserved, all []api.VMObserved) []api.VMObserved {
 	out := []api.VMObserved{}
+	known := 0 // VMs of all in sent (each once: all lists a VM once)
+	for _, o := range all {
+		s, ok := sent[o.ID]
+		if ok {
+			known++
+		}
+		if !ok || s != o {
+			out = append(out, o)
+		}
+	}
+	if known == len(sent) {
+		return out // none gone
+	}
 	in := make(map[string]bool, len(all))
 	for _, o := range all {
 		in[o.ID] = true
-		if s, ok := sent[o.ID]; !ok || s != o {
-			out = append(out, o)
-		}
 	}
 	for id := range sent {
 		if !in[id] {
