@@ -186,14 +186,15 @@ type Driver struct {
 	disks map[string]*disk // every disk, ephemeral and persistent
 	used  []float64        // GB allocated per cfg.Datastores entry
 	rng   rand.PCG
-	// listed is List's answer as of the VMs' last change (nil: changed
-	// since; see write, remove and Recover, through which every change of
-	// a VM goes), good until listedUntil, the first crash due
-	// (CrashAfter; zero: none). An agent lists its VMs for every report:
-	// observing each VM again was 12% of bench/fleet's CPU (the VMs'
-	// records scattered in memory, a cache miss each).
+	// listed is List's answer (nil: none kept), good until listedUntil,
+	// the first crash due (CrashAfter; zero: none), but for the VMs in
+	// changed, changed since (every change of a VM goes through write or
+	// remove; Recover drops the answer). An agent lists its VMs for every
+	// report: observing each VM again was 12% of bench/fleet's CPU (the
+	// VMs' records scattered in memory, a cache miss each).
 	listed      []driver.VMStatus
 	listedUntil time.Time
+	changed     map[string]bool
 }
 
 var (
@@ -268,8 +269,39 @@ func (d *Driver) List(ctx context.Context) ([]driver.VMStatus, error) {
 	defer d.mu.Unlock()
 	if d.listed == nil || !d.listedUntil.IsZero() && !now.Before(d.listedUntil) {
 		d.listed, d.listedUntil = d.listLocked(now)
+	} else {
+		for id := range d.changed {
+			d.relist(id, now)
+		}
 	}
+	clear(d.changed)
 	return slices.Clone(d.listed), nil
+}
+
+// relist observes VM id again in the kept answer (d.listed, sorted by id):
+// replaced, added, or removed if gone.
+func (d *Driver) relist(id string, now time.Time) {
+	i, found := slices.BinarySearchFunc(d.listed, id, func(s driver.VMStatus, id string) int { return strings.Compare(s.ID, id) })
+	v, ok := d.vms[id]
+	switch {
+	case ok && found:
+		d.listed[i] = d.observe(v, now)
+	case ok:
+		d.listed = slices.Insert(d.listed, i, d.observe(v, now))
+	case found:
+		d.listed = slices.Delete(d.listed, i, i+1)
+	}
+	if ok && v.Power == api.VMStarted && now.Before(v.CrashAt) && (d.listedUntil.IsZero() || v.CrashAt.Before(d.listedUntil)) {
+		d.listedUntil = v.CrashAt
+	}
+}
+
+// changedVM notes that VM id changes (d.mu held): List observes it again.
+func (d *Driver) changedVM(id string) {
+	if d.changed == nil {
+		d.changed = map[string]bool{}
+	}
+	d.changed[id] = true
 }
 
 // listLocked observes every VM at now, sorted by id, and returns when that

@@ -24,10 +24,10 @@ const (
 // write stores v as dir/id.json atomically (temporary file, then rename).
 // There is no fsync: the files must survive the agent process, as QEMU
 // processes would, not a power cut of the host. Every change of a VM is
-// written first (d.mu held): List observes the VMs again after one.
+// written first (d.mu held): List observes it again after.
 func (d *Driver) write(dir, id string, v any) error {
 	if dir == vmsDir {
-		d.listed = nil
+		d.changedVM(id)
 	}
 	if d.cfg.DataDir == "" {
 		return nil
@@ -46,7 +46,7 @@ func (d *Driver) write(dir, id string, v any) error {
 // remove deletes dir/id.json; a missing file is fine.
 func (d *Driver) remove(dir, id string) error {
 	if dir == vmsDir {
-		d.listed = nil
+		d.changedVM(id)
 	}
 	if d.cfg.DataDir == "" {
 		return nil
