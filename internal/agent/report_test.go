@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -68,6 +71,62 @@ func TestSentFollowsReports(t *testing.T) {
 		for _, o := range all {
 			if a.sent[o.ID] != o {
 				t.Fatalf("report %d: sent holds %+v for %s, want %+v", i, a.sent[o.ID], o.ID, o)
+			}
+		}
+	}
+}
+
+// TestApplyChanges: the stream's desired states, whole or of changes,
+// applied in turn, make each whole: every VM desired once, by id, as a
+// map of the VMs the states told (later wins) holds them. The first must
+// be whole.
+func TestApplyChanges(t *testing.T) {
+	if _, err := applyChanges(nil, &api.HostDesiredState{Changes: true, Revision: 7}); err == nil {
+		t.Fatal("changes as the stream's first desired state: taken")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	vm := func() api.VMDesired {
+		return api.VMDesired{ID: fmt.Sprintf("vm-%02d", rng.IntN(30)), Generation: rng.Int64N(100)}
+	}
+	var vms []api.VMDesired
+	want := map[string]api.VMDesired{}
+	for i := range 2000 {
+		ds := &api.HostDesiredState{Revision: int64(i + 1), Changes: i > 0 && rng.IntN(20) > 0}
+		if !ds.Changes {
+			clear(want)
+		}
+		for range rng.IntN(4) {
+			if ds.Changes && rng.IntN(3) == 0 {
+				id := vm().ID
+				ds.RemovedVMs = append(ds.RemovedVMs, id)
+				delete(want, id)
+			}
+		}
+		for range rng.IntN(6) {
+			v := vm()
+			ds.VMs = append(ds.VMs, v)
+			want[v.ID] = v
+		}
+		var err error
+		if vms, err = applyChanges(vms, ds); err != nil {
+			t.Fatal(err)
+		}
+		if ds.Changes || ds.RemovedVMs != nil {
+			t.Fatalf("state %d: still of changes", i)
+		}
+		wantVMs := slices.SortedFunc(maps.Values(want), func(a, b api.VMDesired) int { return strings.Compare(a.ID, b.ID) })
+		if !slices.EqualFunc(vms, wantVMs, func(a, b api.VMDesired) bool { return a.ID == b.ID && a.Generation == b.Generation }) {
+			t.Fatalf("state %d: the stream's VMs %v, want %v", i, vms, wantVMs)
+		}
+		got := slices.Clone(ds.VMs)
+		slices.SortStableFunc(got, func(a, b api.VMDesired) int { return strings.Compare(a.ID, b.ID) })
+		got = slices.CompactFunc(got, func(a, b api.VMDesired) bool { return a.ID == b.ID }) // a whole one as sent
+		if len(got) != len(want) {
+			t.Fatalf("state %d: made whole, it lists %d VMs, want %d", i, len(got), len(want))
+		}
+		for _, v := range got {
+			if _, ok := want[v.ID]; !ok {
+				t.Fatalf("state %d: lists %s, not desired", i, v.ID)
 			}
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -129,7 +128,7 @@ func (a *Agent) stream(ctx context.Context, rev int64) (int64, error) {
 // readStream reads the controller's side of the stream: desired states
 // (converged on, in order) and acknowledgements (passed to send).
 func (a *Agent) readStream(ctx context.Context, br *bufio.Reader, s *hostStream, rev *int64) error {
-	var vms map[string]api.VMDesired // the VMs desired, as the stream has told
+	var vms []api.VMDesired // the VMs desired, as the stream has told (by id)
 	for {
 		line, err := br.ReadBytes('\n')
 		if err != nil {
@@ -165,14 +164,17 @@ func (a *Agent) readStream(ctx context.Context, br *bufio.Reader, s *hostStream,
 }
 
 // applyChanges applies a desired state from the stream to vms, the VMs
-// desired as the stream told them so far (nil before its first), and
-// makes ds whole: a desired state of changes (api.HostDesiredState.Changes)
-// then lists every VM desired, by id, like one that is whole.
-func applyChanges(vms map[string]api.VMDesired, ds *api.HostDesiredState) (map[string]api.VMDesired, error) {
+// desired as the stream told them so far, by id (nil before its first),
+// and makes ds whole: a desired state of changes
+// (api.HostDesiredState.Changes) then lists every VM desired, by id, like
+// one that is whole. A change is applied where its VM sorts: a host's
+// state is not sorted again for each.
+func applyChanges(vms []api.VMDesired, ds *api.HostDesiredState) ([]api.VMDesired, error) {
 	if !ds.Changes {
-		vms = make(map[string]api.VMDesired, len(ds.VMs))
+		// By id, each once (the last listed, as a later change would).
+		vms = make([]api.VMDesired, 0, len(ds.VMs))
 		for _, v := range ds.VMs {
-			vms[v.ID] = v
+			vms = upsertVM(vms, v)
 		}
 		return vms, nil
 	}
@@ -182,15 +184,30 @@ func applyChanges(vms map[string]api.VMDesired, ds *api.HostDesiredState) (map[s
 		return nil, fmt.Errorf("agent: the stream's first desired state (revision %d) lists changes, not the whole state", ds.Revision)
 	}
 	for _, id := range ds.RemovedVMs {
-		delete(vms, id)
+		if i, ok := slices.BinarySearchFunc(vms, id, vmByID); ok {
+			vms = slices.Delete(vms, i, i+1)
+		}
 	}
 	for _, v := range ds.VMs {
-		vms[v.ID] = v
+		vms = upsertVM(vms, v)
 	}
-	ds.VMs = slices.SortedFunc(maps.Values(vms), func(a, b api.VMDesired) int { return strings.Compare(a.ID, b.ID) })
+	ds.VMs = slices.Clone(vms) // the next changes apply to vms
 	ds.Changes, ds.RemovedVMs = false, nil
 	return vms, nil
 }
+
+// upsertVM puts v in vms (sorted by id) in place of the VM with its id, or
+// where it sorts.
+func upsertVM(vms []api.VMDesired, v api.VMDesired) []api.VMDesired {
+	i, ok := slices.BinarySearchFunc(vms, v.ID, vmByID)
+	if ok {
+		vms[i] = v
+		return vms
+	}
+	return slices.Insert(vms, i, v)
+}
+
+func vmByID(v api.VMDesired, id string) int { return strings.Compare(v.ID, id) }
 
 // maxStreamLine bounds one message from the controller (a desired state of
 // thousands of VMs is a few MB).
