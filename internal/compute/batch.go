@@ -22,11 +22,13 @@ import (
 // together; one that fails (quota, name taken) has its writes rolled back
 // and gets its error once the batch's reads are confirmed by the commit.
 
-// maxBatch bounds the creates committed in one transaction; perItemOps is
-// room kept for one more create's reads and writes.
+// maxBatch bounds the creates committed in one transaction; perItemOps
+// and perItemBytes are room kept for one more create's reads and writes
+// (under etcd's bounds: the batcher's maxOps, store.MaxTxnBytes).
 const (
-	maxBatch   = 128
-	perItemOps = 40
+	maxBatch     = 128
+	perItemOps   = 40
+	perItemBytes = 64 << 10
 )
 
 type batchItem struct {
@@ -347,7 +349,7 @@ func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snap
 	}
 	var ok, retry []*batchItem
 	for i, it := range batch {
-		if r, w := tx.Size(); i > 0 && (r+perItemOps > b.maxOps || w+perItemOps > b.maxOps) {
+		if r, w := tx.Size(); i > 0 && (r+perItemOps > b.maxOps || w+perItemOps > b.maxOps || tx.Bytes()+perItemBytes > store.MaxTxnBytes) {
 			retry = append(retry, batch[i:]...) // the next batch takes them
 			break
 		}

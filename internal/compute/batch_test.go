@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -23,17 +24,8 @@ import (
 // then apply it first; here every other commit is slow to leave).
 func TestBatcherCommitsInOrder(t *testing.T) {
 	ctx := context.Background()
-	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	st, err := store.ConnectClient(ctx, e.Client(), "embedded")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	b := &batcher{st: st, maxOps: store.EmbeddedMaxTxnOps, id: "test"}
+	b := &batcher{st: embeddedStore(t), maxOps: store.EmbeddedMaxTxnOps, id: "test"}
+	st := b.st
 	// Every other commit is slow to leave (a busy machine): the one after
 	// it must still not be sent first.
 	var sends atomic.Int64
@@ -75,5 +67,51 @@ func TestBatcherCommitsInOrder(t *testing.T) {
 	}
 	if c := b.conflicts.Load(); c != 0 {
 		t.Errorf("%d batch commits conflicted, want none", c)
+	}
+}
+
+// embeddedStore is a store on an embedded etcd of the test's own.
+func embeddedStore(t *testing.T) *store.Store {
+	ctx := context.Background()
+	e, err := store.StartEmbedded(ctx, filepath.Join(t.TempDir(), "etcd"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	st, err := store.ConnectClient(ctx, e.Client(), "embedded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// TestBatcherStaysUnderRequestBytes: requests whose writes together are
+// more than etcd takes in one request (4 MB, 100 KB each, all at once)
+// are committed in batches under store.MaxTxnBytes, each once.
+func TestBatcherStaysUnderRequestBytes(t *testing.T) {
+	ctx := context.Background()
+	b := &batcher{st: embeddedStore(t), maxOps: store.EmbeddedMaxTxnOps, id: "test"}
+	const n, size = 40, 100 << 10
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs <- b.do(ctx, func(tx *store.Txn, probe bool) error {
+				tx.PutRaw(store.Key("test", "big", fmt.Sprint(i)), bytes.Repeat([]byte("x"), size))
+				return nil
+			}, batchReads{})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	kvs, _, err := b.st.Page(ctx, store.Prefix("test", "big"), "", n+1)
+	if err != nil || len(kvs) != n {
+		t.Fatalf("%d values written (%v), want %d", len(kvs), err, n)
 	}
 }

@@ -67,7 +67,7 @@ func (g *Group) commit(ctx context.Context, tx *Txn) (int64, error) {
 	if tx.Empty() {
 		return 0, nil
 	}
-	if r, w := tx.Size(); r > g.maxOps || w > g.maxOps {
+	if r, w := tx.Size(); r > g.maxOps || w > g.maxOps || tx.Bytes() > MaxTxnBytes {
 		return tx.Commit(ctx) // too big to share a commit: its own
 	}
 	g.once.Do(func() {
@@ -168,15 +168,19 @@ type merge struct {
 	ops    []clientv3.Op
 	reads  map[string]bool
 	writes map[string]bool
+	bytes  int // Txn.Bytes of those merged
 }
 
-func (m *merge) full(maxOps int) bool { return len(m.cmps) >= maxOps || len(m.ops) >= maxOps }
+func (m *merge) full(maxOps int) bool {
+	return len(m.cmps) >= maxOps || len(m.ops) >= maxOps || m.bytes >= MaxTxnBytes
+}
 
-// add merges it's transaction unless it would overflow the merged one or
+// add merges it's transaction unless it would overflow the merged one
+// (etcd's bounds on a transaction's operations and a request's bytes) or
 // shares a key that one of them writes.
 func (m *merge) add(it *grouped, maxOps int) bool {
 	t := it.tx
-	if len(m.ops) > 0 && (len(m.cmps)+len(t.reads) > maxOps || len(m.ops)+len(t.order) > maxOps) {
+	if len(m.ops) > 0 && (len(m.cmps)+len(t.reads) > maxOps || len(m.ops)+len(t.order) > maxOps || m.bytes+t.Bytes() > MaxTxnBytes) {
 		return false
 	}
 	for k := range t.reads {
@@ -200,5 +204,6 @@ func (m *merge) add(it *grouped, maxOps int) bool {
 	}
 	m.cmps = append(m.cmps, t.conditions()...)
 	m.ops = append(m.ops, t.ops()...)
+	m.bytes += t.Bytes()
 	return true
 }

@@ -319,7 +319,18 @@ type Txn struct {
 	// kept: values written with PutKept or PutHanded, with the bytes
 	// they were written as (see Kept, Take).
 	kept map[string]keptValue
+	// size is about what the commit carries (see Bytes), kept as t
+	// reads and writes.
+	size int
 }
+
+// MaxTxnBytes bounds what one commit carries (see Txn.Bytes), with room
+// to spare below etcd's bound on a request (--max-request-bytes: 1.5 MiB
+// by default, the embedded member's too). Commits merged from many (a
+// batch of creates, hosts' reports) stay under it: over etcd's bound, a
+// merged commit is refused whole ("request is too large"), and each of
+// its transactions with it.
+const MaxTxnBytes = 1 << 20
 
 type keptValue struct {
 	b      []byte
@@ -484,16 +495,19 @@ func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
 	}
 	if s, ok := t.seed(key); ok {
 		t.reads[key], t.cache[key] = s.rev, s.val
+		t.size += len(key)
 		if s.pending {
 			if t.byValue == nil {
 				t.byValue = map[string]bool{}
 			}
 			t.byValue[key] = true
+			t.size += len(s.val) // conditioned on the value
 		}
 		return s.val, nil
 	}
 	if kv, ok := t.recent(key); ok {
 		t.reads[key], t.cache[key] = kv.rev, kv.val
+		t.size += len(key)
 		return kv.val, nil
 	}
 	// Serializable: no round through raft. The commit is conditioned on
@@ -509,6 +523,7 @@ func (t *Txn) read(ctx context.Context, key string) ([]byte, error) {
 	}
 	t.reads[key] = rev
 	t.cache[key] = val
+	t.size += len(key)
 	return val, nil
 }
 
@@ -737,7 +752,7 @@ func (t *Txn) PutRaw(key string, b []byte) {
 	if t.scratch {
 		return
 	}
-	t.note(key)
+	t.note(key, b)
 	t.writes[key] = b
 }
 
@@ -746,20 +761,28 @@ func (t *Txn) Delete(key string) {
 	if t.scratch {
 		return
 	}
-	t.note(key)
+	t.note(key, nil)
 	t.writes[key] = nil
 }
 
-func (t *Txn) note(key string) {
+// note records that key is to hold val (nil: deleted), for RollbackTo.
+func (t *Txn) note(key string, val []byte) {
 	old, ok := t.writes[key]
 	t.undo = append(t.undo, undo{key: key, val: old, existed: ok})
 	if !ok {
 		t.order = append(t.order, key)
+		t.size += len(key)
 	}
+	t.size += len(val) - len(old)
 }
 
 // Size is the number of reads (conditions) and writes the commit will send.
 func (t *Txn) Size() (reads, writes int) { return len(t.reads), len(t.order) }
+
+// Bytes is about what the commit will carry: the keys written and their
+// values, the keys read (its conditions) and the values of those
+// conditioned on their value. Keep it under MaxTxnBytes.
+func (t *Txn) Bytes() int { return t.size }
 
 // Mark returns a point RollbackTo can return to.
 func (t *Txn) Mark() int { return len(t.undo) }
@@ -770,11 +793,14 @@ func (t *Txn) Mark() int { return len(t.undo) }
 func (t *Txn) RollbackTo(m int) {
 	for i := len(t.undo) - 1; i >= m; i-- {
 		u := t.undo[i]
+		cur := t.writes[u.key]
 		if u.existed {
 			t.writes[u.key] = u.val
+			t.size += len(u.val) - len(cur)
 		} else {
 			delete(t.writes, u.key)
 			t.order = t.order[:len(t.order)-1]
+			t.size -= len(u.key) + len(cur)
 		}
 	}
 	t.undo = t.undo[:m]

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,8 @@ func TestStore(t *testing.T) {
 		{"pending", testPending},
 		{"hub", testHub},
 		{"group-commit", testGroup},
+		{"group-commit-bytes", testGroupBytes},
+		{"bytes", testBytes},
 		{"mirror", testMirror},
 		{"recent", testRecent},
 		{"hub-values", testHubValues},
@@ -820,6 +823,69 @@ func testHub(t *testing.T, s *store.Store) {
 	if changed, _ := h.ChangedSince("f", eRev); changed {
 		t.Fatal("an id with no change after the last one seen: changed")
 	}
+}
+
+// testBytes: a transaction's Bytes count the keys it writes and their
+// values, and the keys it reads; a write again counts its last value
+// only, and a rollback takes back what it counted.
+func testBytes(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	k := func(n string) string { return store.Key("test", t.Name(), n) }
+	tx := s.Txn()
+	if _, err := tx.Get(ctx, k("read"), &counter{}); err != nil {
+		t.Fatal(err)
+	}
+	tx.PutRaw(k("a"), make([]byte, 100))
+	want := len(k("read")) + len(k("a")) + 100
+	if got := tx.Bytes(); got != want {
+		t.Fatalf("a read and a write: %d bytes, want %d", got, want)
+	}
+	m := tx.Mark()
+	tx.PutRaw(k("a"), make([]byte, 300)) // again: its last value counts
+	tx.PutRaw(k("b"), make([]byte, 50))
+	tx.Delete(k("c"))
+	if got, after := tx.Bytes(), want+200+len(k("b"))+50+len(k("c")); got != after {
+		t.Fatalf("after more writes: %d bytes, want %d", got, after)
+	}
+	tx.RollbackTo(m)
+	if got := tx.Bytes(); got != want {
+		t.Fatalf("after rollback: %d bytes, want %d", got, want)
+	}
+}
+
+// testGroupBytes: transactions whose values together are more than etcd
+// takes in one request (1.5 MiB by default) commit through a Group in
+// merged commits each under store.MaxTxnBytes; one over it alone (but
+// under etcd's bound) commits on its own.
+func testGroupBytes(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	g := s.NewGroup(128, 1)
+	const n, size = 40, 100 << 10 // 4 MB in all
+	var wg sync.WaitGroup
+	errs := make(chan error, n+1)
+	put := func(name string, size int) {
+		_, err := g.Update(ctx, func(tx *store.Txn) error {
+			tx.PutRaw(store.Key("test", t.Name(), name), bytes.Repeat([]byte("x"), size))
+			return nil
+		})
+		errs <- err
+	}
+	for i := range n {
+		wg.Go(func() { put(fmt.Sprint(i), size) })
+	}
+	wg.Go(func() { put("alone", store.MaxTxnBytes+100<<10) })
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	commits, txns, _ := g.Counts()
+	if min := n * size / store.MaxTxnBytes; commits < int64(min) {
+		t.Fatalf("%d transactions of %d KB in %d merged commits, want at least %d", txns, size>>10, commits, min)
+	}
+	t.Logf("%d transactions in %d merged commits", txns, commits)
 }
 
 // testGroup: concurrent updates through a Group, on keys of their own and
