@@ -291,9 +291,18 @@ func (d *Driver) relist(id string, now time.Time) {
 	case found:
 		d.listed = slices.Delete(d.listed, i, i+1)
 	}
-	if ok && v.Power == api.VMStarted && now.Before(v.CrashAt) && (d.listedUntil.IsZero() || v.CrashAt.Before(d.listedUntil)) {
-		d.listedUntil = v.CrashAt
+	if ok {
+		d.listedUntil = firstCrash(v, now, d.listedUntil)
 	}
+}
+
+// firstCrash is v's crash (CrashAfter) if v runs and crashes after now and
+// before until (zero: never), else until.
+func firstCrash(v *vm, now, until time.Time) time.Time {
+	if v.Power == api.VMStarted && now.Before(v.CrashAt) && (until.IsZero() || v.CrashAt.Before(until)) {
+		return v.CrashAt
+	}
+	return until
 }
 
 // changedVM notes that VM id changes (d.mu held): List observes it again.
@@ -311,9 +320,7 @@ func (d *Driver) listLocked(now time.Time) ([]driver.VMStatus, time.Time) {
 	var until time.Time
 	for _, v := range d.vms {
 		out = append(out, d.observe(v, now))
-		if v.Power == api.VMStarted && now.Before(v.CrashAt) && (until.IsZero() || v.CrashAt.Before(until)) {
-			until = v.CrashAt
-		}
+		until = firstCrash(v, now, until)
 	}
 	slices.SortFunc(out, func(a, b driver.VMStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out, until
