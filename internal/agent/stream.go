@@ -171,12 +171,17 @@ func (a *Agent) readStream(ctx context.Context, br *bufio.Reader, s *hostStream,
 // state is not sorted again for each.
 func applyChanges(vms []api.VMDesired, ds *api.HostDesiredState) ([]api.VMDesired, error) {
 	if !ds.Changes {
-		// By id, each once (the last listed, as a later change would).
-		vms = make([]api.VMDesired, 0, len(ds.VMs))
-		for _, v := range ds.VMs {
-			vms = upsertVM(vms, v)
+		// By id, each once: the last listed, as a later change would.
+		// (Not nil, even empty: the stream's changes apply to it.)
+		vms = append(make([]api.VMDesired, 0, len(ds.VMs)), ds.VMs...)
+		slices.SortStableFunc(vms, func(a, b api.VMDesired) int { return strings.Compare(a.ID, b.ID) })
+		once := vms[:0]
+		for i, v := range vms {
+			if i+1 == len(vms) || vms[i+1].ID != v.ID {
+				once = append(once, v)
+			}
 		}
-		return vms, nil
+		return once, nil
 	}
 	if vms == nil {
 		// Changes against nothing: taken for all, the host would delete
