@@ -25,7 +25,6 @@ import (
 func TestBatcherCommitsInOrder(t *testing.T) {
 	ctx := context.Background()
 	b := &batcher{st: embeddedStore(t), maxOps: store.EmbeddedMaxTxnOps, id: "test"}
-	st := b.st
 	// Every other commit is slow to leave (a busy machine): the one after
 	// it must still not be sent first.
 	var sends atomic.Int64
@@ -36,33 +35,18 @@ func TestBatcherCommitsInOrder(t *testing.T) {
 	}
 	counter := store.Key("test", "counter")
 	const clients, each = 128, 20
-	var wg sync.WaitGroup
-	errs := make(chan error, clients*each)
-	for c := range clients {
-		wg.Go(func() {
-			for i := range each {
-				errs <- b.do(ctx, func(tx *store.Txn, probe bool) error {
-					var n int
-					if _, err := tx.Get(ctx, counter, &n); err != nil {
-						return err
-					}
-					if err := tx.Put(counter, n+1); err != nil {
-						return err
-					}
-					return tx.Put(store.Key("test", "item", fmt.Sprint(c, "-", i)), i)
-				}, batchReads{})
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+	doFromClients(t, b, clients, each, func(c, i int, tx *store.Txn) error {
+		var n int
+		if _, err := tx.Get(ctx, counter, &n); err != nil {
+			return err
 		}
-	}
+		if err := tx.Put(counter, n+1); err != nil {
+			return err
+		}
+		return tx.Put(store.Key("test", "item", fmt.Sprint(c, "-", i)), i)
+	})
 	var n int
-	if _, err := st.Get(ctx, counter, &n); err != nil || n != clients*each {
+	if _, err := b.st.Get(ctx, counter, &n); err != nil || n != clients*each {
 		t.Fatalf("counter = %d, %v; want %d", n, err, clients*each)
 	}
 	if c := b.conflicts.Load(); c != 0 {
@@ -93,14 +77,29 @@ func TestBatcherStaysUnderRequestBytes(t *testing.T) {
 	ctx := context.Background()
 	b := &batcher{st: embeddedStore(t), maxOps: store.EmbeddedMaxTxnOps, id: "test"}
 	const n, size = 40, 100 << 10
+	doFromClients(t, b, n, 1, func(c, _ int, tx *store.Txn) error {
+		tx.PutRaw(store.Key("test", "big", fmt.Sprint(c)), bytes.Repeat([]byte("x"), size))
+		return nil
+	})
+	kvs, _, err := b.st.Page(ctx, store.Prefix("test", "big"), "", n+1)
+	if err != nil || len(kvs) != n {
+		t.Fatalf("%d values written (%v), want %d", len(kvs), err, n)
+	}
+}
+
+// doFromClients runs requests through b from clients at once, each
+// sending each in turn (fn(c, i, tx) is client c's i-th), and fails t on
+// any error.
+func doFromClients(t *testing.T, b *batcher, clients, each int, fn func(c, i int, tx *store.Txn) error) {
+	t.Helper()
+	ctx := context.Background()
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
+	errs := make(chan error, clients*each)
+	for c := range clients {
 		wg.Go(func() {
-			errs <- b.do(ctx, func(tx *store.Txn, probe bool) error {
-				tx.PutRaw(store.Key("test", "big", fmt.Sprint(i)), bytes.Repeat([]byte("x"), size))
-				return nil
-			}, batchReads{})
+			for i := range each {
+				errs <- b.do(ctx, func(tx *store.Txn, probe bool) error { return fn(c, i, tx) }, batchReads{})
+			}
 		})
 	}
 	wg.Wait()
@@ -109,9 +108,5 @@ func TestBatcherStaysUnderRequestBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	kvs, _, err := b.st.Page(ctx, store.Prefix("test", "big"), "", n+1)
-	if err != nil || len(kvs) != n {
-		t.Fatalf("%d values written (%v), want %d", len(kvs), err, n)
 	}
 }
