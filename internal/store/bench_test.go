@@ -60,17 +60,17 @@ func benchVMEtcdWork(b *testing.B, now bool) {
 	}()
 	value := func(n int) string { return string(bytes.Repeat([]byte("x"), n)) }
 	const hosts, batch = 5000, 100
-	hostIDs := make([]string, hosts)
+	// A host's keys, made once: the loop below times etcd, not them.
+	type hostKeys struct{ id, rec, use, ds, dsUse string }
+	hk := make([]hostKeys, hosts)
+	hostUse, dsUse := value(33), value(12)
 	rev := map[string]int64{} // mod revision of the keys conditioned on
 	for lo := 0; lo < hosts; lo += 250 {
 		var ops []clientv3.Op
 		for i := lo; i < lo+250; i++ {
-			hostIDs[i] = uuid.NewString()
-			h := hostIDs[i]
-			for _, kv := range [][2]string{
-				{store.Key("hosts", h), value(387)}, {store.Key("datastores", h+".local"), value(206)},
-				{store.Key("hostusage", h), value(33)}, {store.Key("dsusage", h+".local"), value(12)},
-			} {
+			h := uuid.NewString()
+			hk[i] = hostKeys{h, store.Key("hosts", h), store.Key("hostusage", h), store.Key("datastores", h+".local"), store.Key("dsusage", h+".local")}
+			for _, kv := range [][2]string{{hk[i].rec, value(387)}, {hk[i].ds, value(206)}, {hk[i].use, hostUse}, {hk[i].dsUse, dsUse}} {
 				ops = append(ops, clientv3.OpPut(kv[0], kv[1]))
 			}
 		}
@@ -101,24 +101,23 @@ func benchVMEtcdWork(b *testing.B, now bool) {
 		var usage []string
 		for i := range ids {
 			ids[i] = uuid.NewString()
-			id, h := ids[i], hostIDs[next]
+			id, h := ids[i], hk[next]
 			next = (next + 1) % hosts
 			name := store.Key("names", "vms", "project", "vm-"+id)
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(name), "=", 0))
-			conditioned := []string{store.Key("hostusage", h), store.Key("dsusage", h+".local")}
+			conditioned := []string{h.use, h.dsUse}
 			if now {
-				conditioned = append(conditioned, store.Key("hosts", h), store.Key("datastores", h+".local"))
+				conditioned = append(conditioned, h.rec, h.ds)
 			}
 			for _, k := range conditioned {
 				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev[k]))
 			}
-			usage = append(usage, store.Key("hostusage", h), store.Key("dsusage", h+".local"))
+			usage = append(usage, h.use, h.dsUse)
 			ops = append(ops, clientv3.OpPut(store.Key("vms", id), vmRec), clientv3.OpPut(store.Key("tasks", id), task),
-				clientv3.OpPut(name, short),
-				clientv3.OpPut(store.Key("hostusage", h), value(33)), clientv3.OpPut(store.Key("dsusage", h+".local"), value(12)))
+				clientv3.OpPut(name, short), clientv3.OpPut(h.use, hostUse), clientv3.OpPut(h.dsUse, dsUse))
 			if now {
 				ops = append(ops, clientv3.OpPut(store.Key("tasks-by-entity", id, id), short),
-					clientv3.OpPut(store.Key("locks", id), short), clientv3.OpPut(store.Key("desired", h, id), desired))
+					clientv3.OpPut(store.Key("locks", id), short), clientv3.OpPut(store.Key("desired", h.id, id), desired))
 			}
 		}
 		created := commit(cmps, ops)
