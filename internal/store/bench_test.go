@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -38,12 +39,45 @@ import (
 //     and the usage conditioned on; then the record and task, conditioned
 //     on themselves. No lock, task index or desired-state key, and the
 //     host's and datastore's records not conditioned on.
+//   - now-without-…: now less one of those (what each costs), and
+//     now-half-values: now with every value half its size (what the
+//     bytes cost, against the keys).
 func BenchmarkVMEtcdWork(b *testing.B) {
-	b.Run("now", func(b *testing.B) { benchVMEtcdWork(b, true) })
-	b.Run("least", func(b *testing.B) { benchVMEtcdWork(b, false) })
+	now := vmEtcdMix{recordConds: true, index: true, lock: true, desired: true, valueScale: 1}
+	for _, c := range []struct {
+		name string
+		mix  vmEtcdMix
+	}{
+		{"now", now},
+		{"least", vmEtcdMix{valueScale: 1}},
+		{"now-without-record-conditions", now.with(func(m *vmEtcdMix) { m.recordConds = false })},
+		{"now-without-lock", now.with(func(m *vmEtcdMix) { m.lock = false })},
+		{"now-without-task-index", now.with(func(m *vmEtcdMix) { m.index = false })},
+		{"now-without-desired", now.with(func(m *vmEtcdMix) { m.desired = false })},
+		{"now-half-values", now.with(func(m *vmEtcdMix) { m.valueScale = 0.5 })},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchVMEtcdWork(b, c.mix) })
+	}
 }
 
-func benchVMEtcdWork(b *testing.B, now bool) {
+// vmEtcdMix is what BenchmarkVMEtcdWork writes and conditions on per VM
+// beyond the least: the host's and datastore's records conditioned on,
+// the task index, the lock (written, conditioned on and deleted), the
+// desired-state key; valueScale scales every value's size.
+type vmEtcdMix struct {
+	recordConds, index, lock, desired bool
+	valueScale                        float64
+}
+
+func (m vmEtcdMix) with(f func(*vmEtcdMix)) vmEtcdMix {
+	f(&m)
+	return m
+}
+
+func benchVMEtcdWork(b *testing.B, mix vmEtcdMix) {
+	// The garbage collector's target photond controller runs with
+	// (controllerGOGC in cmd/photond).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	ctx := context.Background()
 	e, err := store.StartEmbedded(ctx, filepath.Join(b.TempDir(), "etcd"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -82,7 +116,8 @@ func benchVMEtcdWork(b *testing.B, now bool) {
 			rev[string(op.KeyBytes())] = resp.Header.Revision
 		}
 	}
-	vmRec, vmSeen, task, taskDone, short, desired := value(1209), value(1400), value(720), value(950), value(38), value(259)
+	sized := func(n int) string { return value(int(float64(n) * mix.valueScale)) }
+	vmRec, vmSeen, task, taskDone, short, desired := sized(1209), sized(1400), sized(720), sized(950), sized(38), sized(259)
 	commit := func(cmps []clientv3.Cmp, ops []clientv3.Op) int64 {
 		resp, err := c.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil || !resp.Succeeded {
@@ -106,7 +141,7 @@ func benchVMEtcdWork(b *testing.B, now bool) {
 			name := store.Key("names", "vms", "project", "vm-"+id)
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(name), "=", 0))
 			conditioned := []string{h.use, h.dsUse}
-			if now {
+			if mix.recordConds {
 				conditioned = append(conditioned, h.rec, h.ds)
 			}
 			for _, k := range conditioned {
@@ -115,9 +150,14 @@ func benchVMEtcdWork(b *testing.B, now bool) {
 			usage = append(usage, h.use, h.dsUse)
 			ops = append(ops, clientv3.OpPut(store.Key("vms", id), vmRec), clientv3.OpPut(store.Key("tasks", id), task),
 				clientv3.OpPut(name, short), clientv3.OpPut(h.use, hostUse), clientv3.OpPut(h.dsUse, dsUse))
-			if now {
-				ops = append(ops, clientv3.OpPut(store.Key("tasks-by-entity", id, id), short),
-					clientv3.OpPut(store.Key("locks", id), short), clientv3.OpPut(store.Key("desired", h.id, id), desired))
+			if mix.index {
+				ops = append(ops, clientv3.OpPut(store.Key("tasks-by-entity", id, id), short))
+			}
+			if mix.lock {
+				ops = append(ops, clientv3.OpPut(store.Key("locks", id), short))
+			}
+			if mix.desired {
+				ops = append(ops, clientv3.OpPut(store.Key("desired", h.id, id), desired))
 			}
 		}
 		created := commit(cmps, ops)
@@ -128,7 +168,7 @@ func benchVMEtcdWork(b *testing.B, now bool) {
 		for _, id := range ids {
 			conditioned := []string{store.Key("vms", id), store.Key("tasks", id)}
 			ops = append(ops, clientv3.OpPut(store.Key("vms", id), vmSeen), clientv3.OpPut(store.Key("tasks", id), taskDone))
-			if now {
+			if mix.lock {
 				conditioned = append(conditioned, store.Key("locks", id))
 				ops = append(ops, clientv3.OpDelete(store.Key("locks", id)))
 			}
