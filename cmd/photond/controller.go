@@ -62,7 +62,7 @@ it; unfinished tasks resume when it (or another controller) starts again.`,
 }
 
 func runController(ctx context.Context, cfg controller.Config) error {
-	tuneGC()
+	tuneGC(cfg.Log)
 	c, err := controller.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -66,7 +66,7 @@ State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
 }
 
 func runDev(ctx context.Context, cfg controller.Config, n int, ff *fakeFlags, drv string, qf *qemuFlags) error {
-	tuneGC()
+	tuneGC(cfg.Log)
 	if n < 0 || n > 10000 {
 		return fmt.Errorf("--sim-hosts: want 0-10000, got %d", n)
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -58,18 +57,4 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(controllerCmd(logger), agentCmd(logger), devCmd(logger))
 	return root
-}
-
-// controllerGOGC is the garbage collector's target for a controller (Go's
-// default is 100): a controller's live heap is small next to a host's
-// memory, and under load the collector took about a sixth of its CPU
-// (bench/fleet: 8.6 -> 7.1 ms of CPU per VM created and started, RSS 190
-// -> 310 MB on 2,000 VMs). GOGC in the environment overrides it.
-const controllerGOGC = 400
-
-// tuneGC applies controllerGOGC unless GOGC is set.
-func tuneGC() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(controllerGOGC)
-	}
 }
