@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"maps"
 	"os"
+	"path"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // controllerGOGC is the garbage collector's target for a controller (Go's
@@ -38,18 +42,19 @@ func tuneGC(log *slog.Logger) {
 	log.Debug("garbage collector", "memoryLimitBytes", debug.SetMemoryLimit(-1)) // (-1 only reads it)
 }
 
-// The files memoryAvailable reads: the machine's memory, and the memory
-// limit of the cgroup the process sees as its root (a container's own,
-// under a cgroup namespace), version 2 and version 1.
+// The files memoryAvailable reads: the machine's memory, the cgroups
+// this process is in, and their memory limits (version 2's memory.max,
+// version 1's memory.limit_in_bytes) under cgroupRoot.
 const (
-	memInfoFile   = "/proc/meminfo"
-	cgroupV2Limit = "/sys/fs/cgroup/memory.max"
-	cgroupV1Limit = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+	memInfoFile = "/proc/meminfo"
+	selfCgroup  = "/proc/self/cgroup"
+	cgroupRoot  = "/sys/fs/cgroup"
 )
 
 // memoryAvailable is the memory this process may use, in bytes: the
-// machine's, or its cgroup's limit when that is lower; 0 if none can be
-// read.
+// machine's, or the lowest memory limit of its cgroup and the cgroups
+// above it when that is lower (a systemd unit's MemoryMax=, a
+// container's limit); 0 if none can be read.
 func memoryAvailable(readFile func(string) ([]byte, error)) int64 {
 	var least int64
 	take := func(n int64) {
@@ -67,7 +72,8 @@ func memoryAvailable(readFile func(string) ([]byte, error)) int64 {
 			}
 		}
 	}
-	for _, name := range []string{cgroupV2Limit, cgroupV1Limit} {
+	self, _ := readFile(selfCgroup)
+	for _, name := range cgroupLimitFiles(self) {
 		b, err := readFile(name)
 		if err != nil {
 			continue
@@ -79,4 +85,43 @@ func memoryAvailable(readFile func(string) ([]byte, error)) int64 {
 		}
 	}
 	return least
+}
+
+// cgroupLimitFiles names the memory limit files of the cgroups listed in
+// self (/proc/self/cgroup: "0::/path" for version 2, "N:memory:/path"
+// for version 1's memory controller) and of every cgroup above them, up
+// to the root (which is all a container under a cgroup namespace sees;
+// also when self is unreadable).
+func cgroupLimitFiles(self []byte) []string {
+	v2, v1 := map[string]bool{"/": true}, map[string]bool{"/": true}
+	for line := range bytes.Lines(self) {
+		f := strings.SplitN(strings.TrimSpace(string(line)), ":", 3)
+		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
+			continue
+		}
+		switch {
+		case f[0] == "0" && f[1] == "":
+			v2[f[2]] = true
+		case slices.Contains(strings.Split(f[1], ","), "memory"):
+			v1[f[2]] = true
+		}
+	}
+	var files []string
+	up := func(p string, file func(string) string) {
+		for {
+			files = append(files, file(p))
+			if p == "/" {
+				return
+			}
+			p = path.Dir(p)
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(v2)) {
+		up(p, func(p string) string { return path.Join(cgroupRoot, p, "memory.max") })
+	}
+	for _, p := range slices.Sorted(maps.Keys(v1)) {
+		up(p, func(p string) string { return path.Join(cgroupRoot, "memory", p, "memory.limit_in_bytes") })
+	}
+	slices.Sort(files)
+	return slices.Compact(files)
 }
