@@ -379,6 +379,11 @@ type Image struct {
 	// Ours: content checksum and format.
 	SHA256 string `json:"sha256,omitempty"`
 	Format string `json:"format,omitempty"`
+	// VirtualSize is the size in bytes of the disk the image holds (a
+	// qcow2's virtual size, a raw image's length): a VM's boot disk made
+	// from it is at least this large and is charged for it. Zero on images
+	// stored before it was recorded (Size stands in).
+	VirtualSize int64 `json:"virtualSize,omitempty"`
 	// Users counts VMs made from the image.
 	Users int `json:"users"`
 }
