@@ -14,6 +14,13 @@ type DiskDesired struct {
 	// content's checksum, which the host verifies after download.
 	ImageID     string `json:"imageId,omitempty"`
 	ImageSHA256 string `json:"imageSha256,omitempty"`
+	// ImageFormat is the format the controller stored the image in
+	// (Image.Format: "qcow2", "raw", "vhdx" or "iso"). The host opens the
+	// image as this format only, never as what its content claims to be,
+	// and with no backing file of its own. Empty from controllers older
+	// than the field: the host then probes the format, with the same
+	// checks.
+	ImageFormat string `json:"imageFormat,omitempty"`
 }
 
 // VMDesired is what a host should make of one VM.

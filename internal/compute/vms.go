@@ -311,7 +311,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 				Flavor: df.Name, CapacityGB: capGB, BootDisk: d.BootDisk, State: api.DiskAttached})
 			dd := api.DiskDesired{ID: did, Kind: api.KindEphemeralDisk, CapacityGB: capGB, BootDisk: d.BootDisk}
 			if d.BootDisk && img != nil {
-				dd.ImageID, dd.ImageSHA256 = img.ID, img.SHA256
+				dd.ImageID, dd.ImageSHA256, dd.ImageFormat = img.ID, img.SHA256, img.Format
 			}
 			v.Disks = append(v.Disks, dd)
 			costs = append(costs, df.Cost, []api.QuotaLineItem{{Key: api.KindEphemeralDisk + ".capacity", Value: capGB, Unit: api.UnitGB}})

@@ -18,9 +18,17 @@ import (
 // Embedded is a single-member etcd running inside this process.
 type Embedded struct {
 	etcd *embed.Etcd
-	// Endpoint is the client URL, e.g. "http://127.0.0.1:41233".
+	// Endpoint is the client URL, a unix socket only the process's user
+	// can open, e.g. "unix:///var/lib/photon/etcd/etcd.sock" (clientv3
+	// and etcdctl take it as an endpoint).
 	Endpoint string
+	// tmpDir is the socket's directory when dir's path was too long for
+	// a socket address; removed by Close.
+	tmpDir string
 }
+
+// SocketName is the embedded etcd's client socket in its data dir.
+const SocketName = "etcd.sock"
 
 // EmbeddedMaxTxnOps is the embedded etcd's bound on the operations of one
 // transaction (etcd's default is 128), room for group commits: a batch of
@@ -32,19 +40,42 @@ const EmbeddedMaxTxnOps = 2048
 // in memory (see StartEmbedded).
 const embeddedSnapshotCount = 1000
 
-// StartEmbedded starts a single-member etcd with its data in dir, listening on
-// loopback ports chosen by the kernel. It returns when the member is ready.
+// StartEmbedded starts a single-member etcd with its data in dir. It
+// returns when the member is ready.
+//
+// Nothing listens on TCP: etcd has no authentication of its own here, and
+// any local user who reached it would read the token-signing key and
+// become system-admin. The client URL is a unix socket in dir (mode 0600,
+// dir 0700), which only the process's user (and root) can open; the
+// controller itself calls the member in process (Client). A single
+// member has no peers, so it has no peer listener (its advertised peer
+// URL is a name, nothing listens there).
 func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("etcd data dir: %w", err)
 	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("etcd data dir: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("etcd data dir: %w", err)
+	}
+	em := &Embedded{}
+	sock := filepath.Join(abs, SocketName)
+	if len(sock) >= 100 { // sun_path holds 108 bytes
+		if em.tmpDir, err = os.MkdirTemp("", "photon-etcd-"); err != nil { // 0700
+			return nil, fmt.Errorf("etcd socket dir: %w", err)
+		}
+		sock = filepath.Join(em.tmpDir, SocketName)
+	}
 	cfg := embed.NewConfig()
 	cfg.Name = "photon"
 	cfg.Dir = filepath.Join(dir, "member-data")
-	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
+	local := url.URL{Scheme: "unix", Path: sock}
 	cfg.ListenClientUrls = []url.URL{local}
-	cfg.AdvertiseClientUrls = []url.URL{local}
-	cfg.ListenPeerUrls = []url.URL{local}
+	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "unix", Host: "localhost:0", Path: sock}}
+	cfg.ListenPeerUrls = nil
 	cfg.AdvertisePeerUrls = []url.URL{{Scheme: "http", Host: "127.0.0.1:2380"}}
 	cfg.InitialCluster = "photon=http://127.0.0.1:2380"
 	cfg.LogLevel = "error"
@@ -69,20 +100,28 @@ func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded
 	cfg.WarningApplyDuration = time.Hour
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
+		em.removeTmp()
 		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	em.etcd = e
+	// The socket is made with the process's umask; its directory (0700)
+	// already keeps other users out, and the socket itself is 0600.
+	if err := os.Chmod(sock, 0o600); err != nil {
+		em.Close()
+		return nil, fmt.Errorf("embedded etcd socket: %w", err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(60 * time.Second):
-		e.Close()
+		em.Close()
 		return nil, fmt.Errorf("embedded etcd not ready after 60s")
 	case <-ctx.Done():
-		e.Close()
+		em.Close()
 		return nil, ctx.Err()
 	}
-	ep := "http://" + e.Clients[0].Addr().String()
-	log.Info("embedded etcd ready", "dir", dir, "endpoint", ep)
-	return &Embedded{etcd: e, Endpoint: ep}, nil
+	em.Endpoint = "unix://" + sock
+	log.Info("embedded etcd ready", "dir", dir, "endpoint", em.Endpoint)
+	return em, nil
 }
 
 // Client returns a client that calls the member in this process directly
@@ -93,4 +132,11 @@ func (e *Embedded) Client() *clientv3.Client { return v3client.New(e.etcd.Server
 // Close stops the member.
 func (e *Embedded) Close() {
 	e.etcd.Close()
+	e.removeTmp()
+}
+
+func (e *Embedded) removeTmp() {
+	if e.tmpDir != "" {
+		_ = os.RemoveAll(e.tmpDir)
+	}
 }
