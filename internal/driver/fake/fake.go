@@ -212,7 +212,7 @@ func New(cfg Config) (*Driver, error) {
 	cfg.setDefaults()
 	if cfg.DataDir != "" {
 		for _, sub := range []string{vmsDir, disksDir} {
-			if err := os.MkdirAll(filepath.Join(cfg.DataDir, sub), 0o755); err != nil {
+			if err := os.MkdirAll(filepath.Join(cfg.DataDir, sub), 0o700); err != nil {
 				return nil, fmt.Errorf("fake: %w", err)
 			}
 		}

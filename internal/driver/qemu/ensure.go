@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/photon-cloud/photon/api"
@@ -256,9 +257,14 @@ func (d *Driver) carryOut(ctx context.Context, spec driver.VMSpec, rec *record, 
 		}
 		rec.Disks = slices.DeleteFunc(rec.Disks, func(o diskRecord) bool { return o.ID == dk.ID })
 	}
-	for _, dk := range p.made {
-		if err := d.makeDisk(ctx, spec, dk); err != nil {
+	for i, dk := range p.made {
+		dk, err := d.makeDisk(ctx, spec, dk)
+		if err != nil {
 			return err
+		}
+		p.made[i] = dk
+		if j := slices.IndexFunc(p.next, func(o diskRecord) bool { return o.ID == dk.ID }); j >= 0 {
+			p.next[j] = dk
 		}
 		if dk.Kind == api.KindPersistentDisk {
 			if err := writeJSON(d.diskRecordPath(dk.ID), dk); err != nil {
@@ -297,24 +303,34 @@ func (d *Driver) carryOut(ctx context.Context, spec driver.VMSpec, rec *record, 
 }
 
 // makeDisk makes a new disk's file: an overlay on the image for a boot
-// disk made from one, else a blank qcow2.
-func (d *Driver) makeDisk(ctx context.Context, spec driver.VMSpec, dk diskRecord) error {
+// disk made from one, else a blank qcow2. It returns the disk with the
+// base its overlay is on.
+func (d *Driver) makeDisk(ctx context.Context, spec driver.VMSpec, dk diskRecord) (diskRecord, error) {
 	_ = removeFile(dk.Path) // a leftover of a create that died
 	if dk.ImageID != "" {
-		base := spec.ImagePaths[dk.ImageID]
-		info, err := d.checkImage(ctx, base)
+		base, err := filepath.Abs(spec.ImagePaths[dk.ImageID])
+		var format string
+		if err == nil {
+			i := slices.IndexFunc(spec.Disks, func(sd api.DiskDesired) bool { return sd.ID == dk.ID })
+			format, err = qemuFormat(spec.Disks[i].ImageFormat)
+		}
+		var info imageInfo
+		if err == nil {
+			info, err = d.checkImage(ctx, base, format)
+		}
 		if err != nil {
-			return fmt.Errorf("qemu: VM %s: image %s: %w: %w", spec.ID, dk.ImageID, ErrBadImage, err)
+			return dk, fmt.Errorf("qemu: VM %s: image %s: %w: %w", spec.ID, dk.ImageID, ErrBadImage, err)
 		}
 		if err := d.createOverlay(ctx, dk.Path, base, info, dk.CapacityGB); err != nil {
-			return fmt.Errorf("qemu: VM %s: disk %s: %w", spec.ID, dk.ID, err)
+			return dk, fmt.Errorf("qemu: VM %s: disk %s: %w", spec.ID, dk.ID, err)
 		}
-		return nil
+		dk.BasePath, dk.BaseFormat = base, info.Format
+		return dk, nil
 	}
 	if err := d.createDisk(ctx, dk.Path, dk.CapacityGB); err != nil {
-		return fmt.Errorf("qemu: VM %s: disk %s: %w", spec.ID, dk.ID, err)
+		return dk, fmt.Errorf("qemu: VM %s: disk %s: %w", spec.ID, dk.ID, err)
 	}
-	return nil
+	return dk, nil
 }
 
 // commit records the outcome of carryOut. On success the VM has the spec's

@@ -16,18 +16,56 @@ import (
 
 const gib = 1 << 30
 
-// imageInfo is what qemu-img info says of a file.
+// imageInfo is what qemu-img info says of a file (opened with its format
+// pinned: qemu-img info does not open backing files).
 type imageInfo struct {
-	Format      string `json:"format"`
-	VirtualSize int64  `json:"virtual-size"`
+	Format          string `json:"format"`
+	VirtualSize     int64  `json:"virtual-size"`
+	BackingFilename string `json:"backing-filename"`
+	BackingFormat   string `json:"backing-filename-format"`
+	FormatSpecific  struct {
+		Data struct {
+			// DataFile: a qcow2's external data file.
+			DataFile string `json:"data-file"`
+			// Extents: a VMDK's extent files.
+			Extents []struct {
+				Filename string `json:"filename"`
+			} `json:"extents"`
+		} `json:"data"`
+	} `json:"format-specific"`
 }
 
-// imageCheck is a verified base image, cached by path, size and mtime so
-// that many VMs from one image check it once.
+// imageCheck is a verified base image, cached by path, format, size and
+// mtime so that many VMs from one image check it once.
 type imageCheck struct {
 	size  int64
 	mtime time.Time
 	info  imageInfo
+}
+
+// qemuFormat is the qemu-img format an image the controller stored as
+// format (api.Image.Format) is opened as. "" (a controller older than
+// DiskDesired.ImageFormat) is probed, see checkImage.
+func qemuFormat(format string) (string, error) {
+	switch format {
+	case "qcow2", "raw", "vhdx":
+		return format, nil
+	case "iso":
+		return "raw", nil
+	case "":
+		return "", nil
+	}
+	return "", fmt.Errorf("unsupported image format %q", format)
+}
+
+// cowFormats are the formats that can have a backing file: QEMU takes
+// "backing": null for them.
+func cowFormat(format string) bool {
+	switch format {
+	case "qcow2", "qed", "vmdk", "qcow":
+		return true
+	}
+	return false
 }
 
 // qemuImg runs qemu-img and returns its stdout; a failure carries its
@@ -48,29 +86,71 @@ func (d *Driver) qemuImg(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// checkImage verifies that path is a disk image QEMU can boot from: a
-// format qemu-img knows (raw, qcow2, vmdk, ...), not corrupt (qemu-img
-// check, for formats that have one), and a first sector with the boot
-// signature 0x55AA (a BIOS-bootable disk; GPT disks carry a protective
-// MBR with it too).
-func (d *Driver) checkImage(ctx context.Context, path string) (imageInfo, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return imageInfo{}, err
+// imageInfo runs qemu-img info on path, as format ("" probes).
+func (d *Driver) imageInfo(ctx context.Context, path, format string) (imageInfo, error) {
+	args := []string{"info", "--output=json"}
+	if format != "" {
+		args = append(args, "-f", format)
 	}
-	d.imgMu.Lock()
-	c, ok := d.imgChecked[path]
-	d.imgMu.Unlock()
-	if ok && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) {
-		return c.info, nil
-	}
-	out, err := d.qemuImg(ctx, "info", "--output=json", path)
+	out, err := d.qemuImg(ctx, append(args, path)...)
 	if err != nil {
 		return imageInfo{}, err
 	}
 	var info imageInfo
 	if err := json.Unmarshal(out, &info); err != nil {
 		return imageInfo{}, fmt.Errorf("qemu-img info: %w", err)
+	}
+	return info, nil
+}
+
+// selfContained refuses an image that names another file: a backing
+// file, a qcow2 data file, or a VMDK extent other than itself. QEMU would
+// open that file for the guest (a tenant's image naming /etc/shadow
+// reads the host's file).
+func selfContained(path string, info imageInfo) error {
+	if info.BackingFilename != "" {
+		return fmt.Errorf("the image has a backing file (%q): images must be self-contained", info.BackingFilename)
+	}
+	if f := info.FormatSpecific.Data.DataFile; f != "" {
+		return fmt.Errorf("the image has an external data file (%q): images must be self-contained", f)
+	}
+	for _, e := range info.FormatSpecific.Data.Extents {
+		if filepath.Clean(e.Filename) != filepath.Clean(path) {
+			return fmt.Errorf("the image has an extent in another file (%q): images must be self-contained", e.Filename)
+		}
+	}
+	return nil
+}
+
+// checkImage verifies that path is a disk image QEMU can boot from, read
+// as format (qemu-img's name; "" probes it, for a controller that does
+// not say): self-contained (no backing file, data file or extent
+// elsewhere), not corrupt (qemu-img check, for formats that have one),
+// and a first sector with the boot signature 0x55AA (a BIOS-bootable
+// disk; GPT disks carry a protective MBR with it too). Every qemu-img
+// call names the format, and none runs before the image is known to be
+// self-contained.
+func (d *Driver) checkImage(ctx context.Context, path, format string) (imageInfo, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return imageInfo{}, err
+	}
+	key := format + ":" + path
+	d.imgMu.Lock()
+	c, ok := d.imgChecked[key]
+	d.imgMu.Unlock()
+	if ok && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) {
+		return c.info, nil
+	}
+	info, err := d.imageInfo(ctx, path, format)
+	if err != nil {
+		return imageInfo{}, err
+	}
+	if format != "" && info.Format != format {
+		return imageInfo{}, fmt.Errorf("qemu-img info read the image as %q, not %q", info.Format, format)
+	}
+	if err := selfContained(path, info); err != nil {
+		return imageInfo{}, err
 	}
 	switch info.Format {
 	case "qcow2", "qed", "vmdk", "vhdx", "vdi", "vpc":
@@ -92,7 +172,7 @@ func (d *Driver) checkImage(ctx context.Context, path string) (imageInfo, error)
 		return imageInfo{}, errors.New("not a bootable disk: its first sector has no boot signature (0x55AA)")
 	}
 	d.imgMu.Lock()
-	d.imgChecked[path] = imageCheck{size: fi.Size(), mtime: fi.ModTime(), info: info}
+	d.imgChecked[key] = imageCheck{size: fi.Size(), mtime: fi.ModTime(), info: info}
 	d.imgMu.Unlock()
 	return info, nil
 }
@@ -111,7 +191,7 @@ func (d *Driver) firstSector(ctx context.Context, path, format string) ([]byte, 
 		}
 		return b, nil
 	}
-	tmp, err := os.CreateTemp("", "photon-sector-*")
+	tmp, err := os.CreateTemp("", "photon-sector-*") // 0600
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +212,8 @@ func (d *Driver) firstSector(ctx context.Context, path, format string) ([]byte, 
 }
 
 // createOverlay makes a qcow2 overlay on base at path, at least sizeGB
-// large (never smaller than the base).
+// large (never smaller than the base), naming the base's format as
+// checkImage found it (pinned), and readable by the agent's user only.
 func (d *Driver) createOverlay(ctx context.Context, path, base string, info imageInfo, sizeGB float64) error {
 	abs, err := filepath.Abs(base)
 	if err != nil {
@@ -142,14 +223,19 @@ func (d *Driver) createOverlay(ctx context.Context, path, base string, info imag
 	if want := int64(sizeGB * gib); want > info.VirtualSize {
 		args = append(args, strconv.FormatInt(want, 10))
 	}
-	_, err = d.qemuImg(ctx, args...)
-	return err
+	if _, err = d.qemuImg(ctx, args...); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
 }
 
-// createDisk makes a blank qcow2 disk of sizeGB (at least 1 MiB).
+// createDisk makes a blank qcow2 disk of sizeGB (at least 1 MiB),
+// readable by the agent's user only (qemu-img makes files 0644).
 func (d *Driver) createDisk(ctx context.Context, path string, sizeGB float64) error {
 	size := max(int64(sizeGB*gib), 1<<20)
 	size = (size + 511) &^ 511
-	_, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", path, strconv.FormatInt(size, 10))
-	return err
+	if _, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", path, strconv.FormatInt(size, 10)); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
 }

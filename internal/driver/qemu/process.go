@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -108,17 +109,59 @@ func (d *Driver) ourProcesses() []int {
 	return out
 }
 
-// blockdev is a -blockdev / blockdev-add argument for a qcow2 (or raw)
-// file.
+// blockdev is a -blockdev / blockdev-add argument for a file of format
+// (qcow2, raw, ...). A format that can have a backing file gets none
+// ("backing": null): QEMU follows no file name written in an image.
 func blockdev(node, format, path string, readOnly bool) map[string]any {
-	return map[string]any{
+	b := map[string]any{
 		"driver": format, "node-name": node, "read-only": readOnly,
 		"file": map[string]any{"driver": "file", "filename": path, "read-only": readOnly},
 	}
+	if cowFormat(format) {
+		b["backing"] = nil
+	}
+	return b
 }
 
-func nodeName(diskID string) string   { return "n" + hashName(diskID) }
-func deviceName(diskID string) string { return "d" + hashName(diskID) }
+// diskBlockdevs are the block nodes of a disk, in the order QEMU must
+// have them: for a boot disk made from an image, the image (read-only,
+// opened as the format it was checked as, with no backing file of its
+// own) and then the overlay, whose backing is named explicitly; for
+// other disks (blank qcow2 files the driver made) the disk alone, with
+// no backing file. The disk's node is the last.
+func diskBlockdevs(dk diskRecord) []map[string]any {
+	disk := blockdev(nodeName(dk.ID), "qcow2", dk.Path, false)
+	if dk.ImageID == "" || dk.BasePath == "" {
+		return []map[string]any{disk}
+	}
+	base := blockdev(baseNodeName(dk.ID), dk.BaseFormat, dk.BasePath, true)
+	disk["backing"] = baseNodeName(dk.ID)
+	return []map[string]any{base, disk}
+}
+
+func nodeName(diskID string) string     { return "n" + hashName(diskID) }
+func baseNodeName(diskID string) string { return "b" + hashName(diskID) }
+func deviceName(diskID string) string   { return "d" + hashName(diskID) }
+
+// resolveBases fills in the base image of boot disks whose records
+// predate BasePath and BaseFormat, from their overlays (which the driver
+// made, naming the base's format).
+func (d *Driver) resolveBases(ctx context.Context, r *record) error {
+	for i, dk := range r.Disks {
+		if dk.ImageID == "" || dk.BasePath != "" {
+			continue
+		}
+		info, err := d.imageInfo(ctx, dk.Path, "qcow2")
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", dk.ID, err)
+		}
+		if info.BackingFilename == "" || info.BackingFormat == "" {
+			return fmt.Errorf("disk %s: its overlay names no base image and format", dk.ID)
+		}
+		r.Disks[i].BasePath, r.Disks[i].BaseFormat = info.BackingFilename, info.BackingFormat
+	}
+	return nil
+}
 
 // args is QEMU's command line for a VM.
 func (d *Driver) args(r *record, seed string) []string {
@@ -145,8 +188,10 @@ func (d *Driver) args(r *record, seed string) []string {
 		if !dk.BootDisk {
 			continue
 		}
-		a = append(a, "-blockdev", js(blockdev(nodeName(dk.ID), "qcow2", dk.Path, false)),
-			"-device", "virtio-blk-pci,drive="+nodeName(dk.ID)+",id="+deviceName(dk.ID)+",bootindex=1")
+		for _, b := range diskBlockdevs(dk) {
+			a = append(a, "-blockdev", js(b))
+		}
+		a = append(a, "-device", "virtio-blk-pci,drive="+nodeName(dk.ID)+",id="+deviceName(dk.ID)+",bootindex=1")
 	}
 	if seed != "" {
 		a = append(a, "-blockdev", js(blockdev("seed", "raw", seed, true)),
@@ -156,8 +201,10 @@ func (d *Driver) args(r *record, seed string) []string {
 		if dk.BootDisk {
 			continue
 		}
-		a = append(a, "-blockdev", js(blockdev(nodeName(dk.ID), "qcow2", dk.Path, false)),
-			"-device", "scsi-hd,bus=scsi0.0,drive="+nodeName(dk.ID)+",id="+deviceName(dk.ID))
+		for _, b := range diskBlockdevs(dk) {
+			a = append(a, "-blockdev", js(b))
+		}
+		a = append(a, "-device", "scsi-hd,bus=scsi0.0,drive="+nodeName(dk.ID)+",id="+deviceName(dk.ID))
 	}
 	return a
 }
@@ -167,8 +214,11 @@ func (d *Driver) args(r *record, seed string) []string {
 // and lets it run. It returns the pid. On failure nothing is left running
 // and the error carries what QEMU printed.
 func (d *Driver) start(ctx context.Context, r *record) (int, error) {
+	if err := d.resolveBases(ctx, r); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrStart, err)
+	}
 	dir := d.vmDir(r.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirPrivate(dir); err != nil {
 		return 0, err
 	}
 	seed := filepath.Join(dir, "seed.iso")
@@ -177,13 +227,21 @@ func (d *Driver) start(ctx context.Context, r *record) (int, error) {
 	}
 	d.removeRunFiles(r.ID)
 	trimLog(d.consolePath(r.ID))
+	// QEMU appends to the console log; made here, it is the agent's
+	// user's only (QEMU would make it 0644).
+	if err := touchPrivate(d.consolePath(r.ID)); err != nil {
+		return 0, err
+	}
 	logPath := filepath.Join(dir, "qemu.log")
 	trimLog(logPath)
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, err
 	}
 	defer logf.Close()
+	if err := logf.Chmod(0o600); err != nil {
+		return 0, err
+	}
 	args := d.args(r, seed)
 	fmt.Fprintf(logf, "%s: %s %s\n", time.Now().UTC().Format(time.RFC3339), d.cfg.QEMU, strings.Join(args, " "))
 	headerEnd, _ := logf.Seek(0, io.SeekEnd) // QEMU's own words follow
@@ -243,6 +301,10 @@ func (d *Driver) start(ctx context.Context, r *record) (int, error) {
 		}
 	}
 	defer mon.close()
+	// The QMP socket and pid file QEMU made (in a 0700 directory, with
+	// QEMU's umask): the agent's user's only.
+	_ = os.Chmod(d.qmpSocket(r.ID), 0o600)
+	_ = os.Chmod(d.pidFile(r.ID), 0o600)
 	if err := mon.run(ctx, "cont", nil, nil); err != nil {
 		return fail(err)
 	}
@@ -269,7 +331,7 @@ func trimLog(path string) {
 	defer f.Close()
 	buf := make([]byte, logKeep)
 	n, _ := f.ReadAt(buf, fi.Size()-logKeep)
-	_ = os.WriteFile(path+".tmp", buf[:n], 0o644)
+	_ = os.WriteFile(path+".tmp", buf[:n], 0o600)
 	_ = os.Rename(path+".tmp", path)
 }
 
@@ -403,12 +465,22 @@ func (d *Driver) hotplug(ctx context.Context, id string, dk diskRecord) error {
 	}
 	defer mon.close()
 	node := nodeName(dk.ID)
-	if err := mon.run(ctx, "blockdev-add", blockdev(node, "qcow2", dk.Path, false), nil); err != nil {
-		return err
+	var added []string
+	undo := func() {
+		for _, n := range slices.Backward(added) {
+			_ = mon.run(ctx, "blockdev-del", map[string]any{"node-name": n}, nil)
+		}
+	}
+	for _, b := range diskBlockdevs(dk) {
+		if err := mon.run(ctx, "blockdev-add", b, nil); err != nil {
+			undo()
+			return err
+		}
+		added = append(added, b["node-name"].(string))
 	}
 	err = mon.run(ctx, "device_add", map[string]any{"driver": "scsi-hd", "bus": "scsi0.0", "drive": node, "id": deviceName(dk.ID)}, nil)
 	if err != nil {
-		_ = mon.run(ctx, "blockdev-del", map[string]any{"node-name": node}, nil)
+		undo()
 		return err
 	}
 	return nil
@@ -430,6 +502,9 @@ func (d *Driver) unplug(ctx context.Context, id string, dk diskRecord) error {
 	for {
 		err := mon.run(ctx, "blockdev-del", map[string]any{"node-name": node}, nil)
 		if err == nil || strings.Contains(err.Error(), "Failed to find node") || strings.Contains(err.Error(), "Cannot find node") {
+			if dk.BasePath != "" {
+				_ = mon.run(ctx, "blockdev-del", map[string]any{"node-name": baseNodeName(dk.ID)}, nil)
+			}
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

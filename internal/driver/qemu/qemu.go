@@ -47,8 +47,18 @@
 // socket, overlay or record) and the error carries qemu-img's or QEMU's
 // reason; an existing VM keeps what was done and reports the error
 // without advancing its generation, as in driver/fake. Images are checked
-// before use: a format qemu-img knows, not corrupt (qemu-img check), and a
-// boot signature in the first sector.
+// before use: read as the format the controller stored them in
+// (DiskDesired.ImageFormat, pinned with -f in every qemu-img call; probed
+// only when an older controller does not say), self-contained (no backing
+// file, qcow2 data file or VMDK extent in another file: a tenant's image
+// naming /etc/shadow would give the guest the host's file), not corrupt
+// (qemu-img check), and a boot signature in the first sector. QEMU follows
+// no file name written in an image either: every -blockdev names its
+// backing, the overlay's is the image's node, opened read-only as the
+// checked format with "backing": null, and blank disks have none.
+//
+// Host files are the agent's user's only: directories 0700, disks,
+// records, seeds, consoles, logs and QMP sockets 0600.
 //
 // Acceleration is probed once in New (see Probe): KVM only if a tiny guest
 // really runs under it, else TCG; Capacity().Hypervisor says which, e.g.
@@ -272,17 +282,16 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		procs:      map[int]*proc{},
 		imgChecked: map[string]imageCheck{},
 	}
-	dirs := []string{filepath.Join(cfg.DataDir, vmsDir), filepath.Join(cfg.DataDir, disksDir), d.runDir}
+	// Every directory the driver keeps: 0700, also when an older driver
+	// made it 0755 (tenants' disks, consoles and metadata are in them).
+	dirs := []string{cfg.DataDir, filepath.Join(cfg.DataDir, vmsDir), filepath.Join(cfg.DataDir, disksDir), d.runDir}
 	for _, ds := range cfg.Datastores {
-		dirs = append(dirs, filepath.Join(ds.Path, ephemeralDir), filepath.Join(ds.Path, persistentDir))
+		dirs = append(dirs, ds.Path, filepath.Join(ds.Path, ephemeralDir), filepath.Join(ds.Path, persistentDir))
 	}
 	for _, dir := range dirs {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := mkdirPrivate(dir); err != nil {
 			return nil, fmt.Errorf("qemu: %w", err)
 		}
-	}
-	if err := os.Chmod(d.runDir, 0o700); err != nil {
-		return nil, fmt.Errorf("qemu: %w", err)
 	}
 	d.measure()
 	cfg.Logger.Info("qemu driver", "hypervisor", d.Hypervisor(), "dataDir", cfg.DataDir)

@@ -57,6 +57,12 @@ type diskRecord struct {
 	BootDisk   bool    `json:"bootDisk,omitempty"`
 	ImageID    string  `json:"imageId,omitempty"`
 	Path       string  `json:"path"`
+	// BasePath and BaseFormat are the image a boot disk's overlay is on
+	// and the format it was checked as: QEMU opens the base as that
+	// format, with no backing file of its own. Empty in records older
+	// than them: start reads them from the overlay, which the driver made.
+	BasePath   string `json:"basePath,omitempty"`
+	BaseFormat string `json:"baseFormat,omitempty"`
 }
 
 // vmState is a VM the driver holds.
@@ -122,7 +128,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	err = drivercore.WriteFileAtomic(path, tmpMark+"*", drivercore.WriteBytes(b))
@@ -130,6 +136,41 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("qemu: %w", err)
 	}
 	return err
+}
+
+// mkdirPrivate makes dir (and its parents) readable by the agent's user
+// only: 0700, also when it existed with another mode. Host files hold
+// tenants' disks, consoles and metadata.
+func mkdirPrivate(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// privatize gives the files of a VM that an older driver made 0755/0644
+// the modes the driver makes them with now.
+func privatize(dir string, r record) {
+	_ = os.Chmod(dir, 0o700)
+	files, _ := os.ReadDir(dir)
+	for _, f := range files {
+		if f.Type().IsRegular() {
+			_ = os.Chmod(filepath.Join(dir, f.Name()), 0o600)
+		}
+	}
+	for _, dk := range r.Disks {
+		_ = os.Chmod(dk.Path, 0o600)
+	}
+}
+
+// touchPrivate makes path exist, with mode 0600.
+func touchPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Chmod(0o600)
 }
 
 func removeFile(path string) error {
@@ -182,6 +223,7 @@ func (d *Driver) Recover(ctx context.Context) error {
 		}
 		dk.Kind = api.KindPersistentDisk
 		disks = append(disks, dk)
+		_ = os.Chmod(dk.Path, 0o600) // made 0644 by drivers before 0600
 	}
 	var recs []record
 	entries, err = os.ReadDir(filepath.Join(d.cfg.DataDir, vmsDir))
@@ -213,6 +255,7 @@ func (d *Driver) Recover(ctx context.Context) error {
 			continue
 		}
 		recs = append(recs, r)
+		privatize(dir, r)
 	}
 
 	d.mu.Lock()
