@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,9 +41,9 @@ func (f *fakeFlags) driver(dataDir string) (driver.Driver, error) {
 		FailEnsure: f.failEnsure, Datastores: []api.DatastoreReport{{Name: "local", CapacityGB: f.diskGB}}})
 }
 
-func agentCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+func agentCmd(logger func() (*slog.Logger, error), signals func(context.Context) (context.Context, func())) *cobra.Command {
 	var cfg agent.Config
-	var drv string
+	var drv, joinTokenFile string
 	var ff fakeFlags
 	var qf qemuFlags
 	cmd := &cobra.Command{
@@ -54,9 +55,17 @@ On first start the agent spends a join token (photon host join-token) for a host
 identity and credential, kept in DATA_DIR/agent.json; later starts reuse it. It
 then watches its host's desired state and converges on it through the driver,
 and reports what it observes, which is also its heartbeat. VMs outlive the agent:
-a restarted agent re-adopts them and converges again.`,
+a restarted agent re-adopts them and converges again.
+
+The join token comes from --join-token, --join-token-file, or the environment
+variable PHOTON_JOIN_TOKEN (in that order; give one). A token on the command
+line is visible to every local user in ps: prefer the file or the environment.
+
+One photond at a time runs on a data dir (DATA_DIR/photond.lock); a second one
+fails at once with "data dir DATA_DIR in use by pid N". Files in DATA_DIR are
+the agent's user's only (directories 0700, files 0600).`,
 		Example: `  photond agent --controller https://10.0.0.1:9000 --ca-cert ca.crt \
-    --join-token "$(photon -n host join-token)" --data-dir /var/lib/photon-agent \
+    --join-token-file /etc/photon/join-token --data-dir /var/lib/photon-agent \
     --address 10.0.0.5 --driver fake --fake-cpus 32 --fake-memory-mb 131072`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -67,11 +76,23 @@ a restarted agent re-adopts them and converges again.`,
 			if cfg.DataDir == "" {
 				return fmt.Errorf("--data-dir is required")
 			}
-			if drv, err = qf.pick(cmd.Context(), drv, log); err != nil {
+			if cfg.JoinToken, err = resolveJoinToken(cfg.JoinToken, joinTokenFile, os.Getenv); err != nil {
+				return err
+			}
+			ctx, stop := signals(cmd.Context())
+			defer stop()
+			// Before the driver: its Recover kills QEMU processes no
+			// record of its own claims.
+			unlock, err := lockDataDir(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			if drv, err = qf.pick(ctx, drv, log); err != nil {
 				return err
 			}
 			if drv == "qemu" {
-				cfg.Driver, err = qf.driver(cmd.Context(), filepath.Join(cfg.DataDir, "qemu"), log)
+				cfg.Driver, err = qf.driver(ctx, filepath.Join(cfg.DataDir, "qemu"), log)
 			} else {
 				cfg.Driver, err = ff.driver(filepath.Join(cfg.DataDir, "fake"))
 			}
@@ -82,8 +103,6 @@ a restarted agent re-adopts them and converges again.`,
 				cfg.Address, _ = os.Hostname()
 			}
 			cfg.Log = log
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			a, err := agent.New(cfg)
 			if err != nil {
 				return err
@@ -94,7 +113,8 @@ a restarted agent re-adopts them and converges again.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.ControllerURL, "controller", "", "controller URL, e.g. https://10.0.0.1:9000 (required)")
 	f.StringVar(&cfg.CACertFile, "ca-cert", "", "CA certificate of the controller (its DATA_DIR/ca.crt)")
-	f.StringVar(&cfg.JoinToken, "join-token", "", "one-time join token (needed on first start only)")
+	f.StringVar(&cfg.JoinToken, "join-token", "", "one-time join token (needed on first start only); other local users see it in ps: prefer --join-token-file or $"+JoinTokenEnv)
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the one-time join token (instead of --join-token)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the host identity, image cache and driver state (required)")
 	f.StringVar(&drv, "driver", "fake", "hypervisor driver: fake, qemu (real VMs), or auto (qemu if it runs a guest here, else fake)")
 	f.StringVar(&cfg.Address, "address", "", "address the host reports (default: the host name)")
@@ -107,4 +127,43 @@ a restarted agent re-adopts them and converges again.`,
 	qf.add(cmd)
 	_ = cmd.MarkFlagRequired("controller")
 	return cmd
+}
+
+// JoinTokenEnv is the environment variable an agent's join token may come
+// from (not in ps, unlike --join-token).
+const JoinTokenEnv = "PHOTON_JOIN_TOKEN"
+
+// maxJoinTokenFile bounds the join token file read.
+const maxJoinTokenFile = 4096
+
+// resolveJoinToken picks the join token from --join-token (flag),
+// --join-token-file (file) or $PHOTON_JOIN_TOKEN; "" if none. Giving both
+// flags is an error; the environment counts only when neither flag is
+// given. Surrounding white space (a file's newline) is dropped.
+func resolveJoinToken(flag, file string, getenv func(string) string) (string, error) {
+	switch {
+	case flag != "" && file != "":
+		return "", fmt.Errorf("--join-token and --join-token-file: give one")
+	case flag != "":
+		return strings.TrimSpace(flag), nil
+	case file != "":
+		f, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("--join-token-file: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxJoinTokenFile+1))
+		if err != nil {
+			return "", fmt.Errorf("--join-token-file: %w", err)
+		}
+		if len(b) > maxJoinTokenFile {
+			return "", fmt.Errorf("--join-token-file %s: larger than %d bytes, not a join token", file, maxJoinTokenFile)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("--join-token-file %s is empty", file)
+		}
+		return tok, nil
+	}
+	return strings.TrimSpace(getenv(JoinTokenEnv)), nil
 }

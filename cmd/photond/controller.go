@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +12,7 @@ import (
 	"github.com/photon-cloud/photon/internal/controller"
 )
 
-func controllerCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+func controllerCmd(logger func() (*slog.Logger, error), signals func(context.Context) (context.Context, func())) *cobra.Command {
 	var cfg controller.Config
 	var pf placementFlags
 	cmd := &cobra.Command{
@@ -28,7 +25,10 @@ external cluster named by --etcd-endpoints (several controllers may share it).
 On first start the controller writes into DATA_DIR a CA (ca.crt), a server
 certificate signed by it, and an admin token (admin.token, mode 0600). Once it
 serves, it writes its URL to DATA_DIR/controller.url. SIGTERM or Ctrl-C stops
-it; unfinished tasks resume when it (or another controller) starts again.`,
+it (a second signal, or --shutdown-timeout passing, stops it at once);
+unfinished tasks resume when it (or another controller) starts again. One
+photond at a time runs on a data dir: it holds DATA_DIR/photond.lock, and a
+second one fails at once with "data dir DATA_DIR in use by pid N".`,
 		Example: `  photond controller --data-dir /var/lib/photon --listen 0.0.0.0:9000 --tls-san photon.example.com
   photond controller --data-dir .data --etcd-endpoints http://10.0.0.1:2379,http://10.0.0.2:2379
   photond controller --data-dir .data --cpu-overcommit 4 --memory-overcommit 1.5 --placement-sample -1`,
@@ -42,8 +42,13 @@ it; unfinished tasks resume when it (or another controller) starts again.`,
 				return err
 			}
 			cfg.Log = log
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signals(cmd.Context())
 			defer stop()
+			unlock, err := lockDataDir(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			return runController(ctx, cfg)
 		},
 	}

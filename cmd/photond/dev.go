@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +15,7 @@ import (
 	"github.com/photon-cloud/photon/internal/driver"
 )
 
-func devCmd(logger func() (*slog.Logger, error)) *cobra.Command {
+func devCmd(logger func() (*slog.Logger, error), signals func(context.Context) (context.Context, func())) *cobra.Command {
 	var cfg controller.Config
 	var hosts int
 	var ff fakeFlags
@@ -31,7 +29,8 @@ func devCmd(logger func() (*slog.Logger, error)) *cobra.Command {
 and --sim-hosts host agents, joined at start. With one host and --driver auto
 (the default) the host runs real VMs with QEMU when QEMU runs a guest here
 (software emulation when KVM does not work), else simulated (fake) VMs.
-State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
+State lives in DATA_DIR (as for photond controller), so a restart keeps it;
+one photond at a time runs on it (DATA_DIR/photond.lock).`,
 		Example: `  photond dev --data-dir .data
   photond dev --data-dir /tmp/cloud --listen 127.0.0.1:0 --sim-hosts 20 --fake-cpus 8
   photond dev --data-dir /tmp/cloud --sim-hosts 100 --cpu-overcommit 4 --placement-sample -1`,
@@ -45,8 +44,13 @@ State lives in DATA_DIR (as for photond controller), so a restart keeps it.`,
 				return err
 			}
 			cfg.Log = log
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signals(cmd.Context())
 			defer stop()
+			unlock, err := lockDataDir(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			return runDev(ctx, cfg, hosts, &ff, drv, &qf)
 		},
 	}

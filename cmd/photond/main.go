@@ -4,12 +4,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -33,6 +35,9 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	var pprofAddr string
+	var shutdownTimeout time.Duration
+	root.PersistentFlags().DurationVar(&shutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout,
+		"after SIGINT or SIGTERM, how long a graceful shutdown may take before photond stops at once (as on a second signal)")
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&pprofAddr, "pprof-listen", "",
 		"serve Go's profiler (net/http/pprof, plain HTTP, no authentication) on this address, e.g. 127.0.0.1:6060; "+
@@ -55,6 +60,7 @@ func rootCmd() *cobra.Command {
 		}
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 	}
-	root.AddCommand(controllerCmd(logger), agentCmd(logger), devCmd(logger))
+	signals := func(ctx context.Context) (context.Context, func()) { return signalContext(ctx, shutdownTimeout) }
+	root.AddCommand(controllerCmd(logger, signals), agentCmd(logger, signals), devCmd(logger, signals))
 	return root
 }

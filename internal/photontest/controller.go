@@ -176,6 +176,9 @@ func (c *Controller) Wait(ctx context.Context) error {
 	}
 }
 
+// Pid is the process's id.
+func (c *Controller) Pid() int { return c.cmd.Process.Pid }
+
 // Output is what the process printed so far (when PHOTON_TEST_LOG is unset).
 func (c *Controller) Output() string { return c.out.String() }
 
