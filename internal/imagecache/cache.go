@@ -2,7 +2,8 @@
 // datastore: DIR/<datastore>/<imageID>. Get pulls a missing image through a
 // Fetcher (normally the controller's agent content route), streaming it to
 // a temporary file while hashing it, and puts it in place only if its sha256
-// matches; a mismatch or a broken transfer leaves nothing behind.
+// matches; a mismatch or a broken transfer leaves nothing behind. Its
+// directories are 0700 and its files 0600.
 //
 // Concurrent Gets of one (datastore, image) share one transfer
 // (single-flight). The transfer runs on its own context, canceled when the
@@ -79,7 +80,12 @@ type flight struct {
 // New returns a cache in dir (made if missing), fetching through fetch.
 // Temporary files a previous run left behind are removed.
 func New(dir string, fetch Fetcher) (*Cache, error) {
+	// Tenants' images: the agent's user's only, also when an older
+	// agent made the directories looser.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("image cache: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("image cache: %w", err)
 	}
 	tmps, _ := filepath.Glob(filepath.Join(dir, "*", ".*.tmp-*"))
@@ -178,6 +184,7 @@ func (c *Cache) fetchInto(ctx context.Context, datastore, id, sum string) (_ str
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("image cache: %w", err)
 	}
+	_ = os.Chmod(dir, 0o700)
 	body, err := c.fetch(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("fetch image %s: %w", id, err)

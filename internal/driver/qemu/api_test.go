@@ -3,7 +3,9 @@ package qemu
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -47,11 +49,20 @@ func TestThroughTheAPI(t *testing.T) {
 	}
 
 	agentDir := t.TempDir()
+	// As an older agent left it: the agent makes it its user's only.
+	if err := os.Chmod(agentDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	jt, err := cl.CreateJoinToken(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := photontest.StartAgentProcess(t, c, agentDir, "--join-token", jt.Token, "--address", "127.0.0.1",
+	// The join token from a file, not the command line (which ps shows).
+	tokenFile := filepath.Join(t.TempDir(), "join-token")
+	if err := os.WriteFile(tokenFile, []byte(jt.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agent := photontest.StartAgentProcess(t, c, agentDir, "--join-token-file", tokenFile, "--address", "127.0.0.1",
 		"--heartbeat", "300ms", "--driver", "qemu", "--qemu-accel", accel, "--qemu-stop-timeout", "20s")
 	// What the agent's driver keeps, read by a Driver of our own (it does
 	// not touch the VMs).
@@ -171,6 +182,12 @@ func TestThroughTheAPI(t *testing.T) {
 	waitFor("the guest sees the new disk", 30*time.Second, func() bool {
 		return strings.Contains(console(vms[0]), "block-devices: sda vda vdb")
 	})
+	// Running VMs, a persistent disk attached: every host file is the
+	// agent's user's only; the image is opened as the format the
+	// controller stored it in, with no backing file of its own.
+	checkPrivate(t, agentDir, view.runDir)
+	checkController(t, c.DataDir)
+	checkPinned(t, view, vms[0])
 	select {
 	case ok := <-sawDisk:
 		if !ok {
@@ -260,5 +277,99 @@ func TestThroughTheAPI(t *testing.T) {
 		if left := leftovers(view, id); len(left) > 0 {
 			t.Errorf("VM %s left behind: %v", id, left)
 		}
+	}
+}
+
+// checkPrivate walks dirs: every directory must be 0700, every file
+// (disks, records, seeds, logs, sockets, the image cache) 0600.
+func checkPrivate(t *testing.T, dirs ...string) {
+	t.Helper()
+	n := 0
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			want := fs.FileMode(0o600)
+			if fi.IsDir() {
+				want = 0o700
+			}
+			n++
+			if fi.Mode().Perm() != want {
+				t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("host files: %d checked under %v", n, dirs)
+}
+
+// checkController: the controller's data dir and what it keeps of its
+// own are its user's only (its CA certificate and URL are public).
+func checkController(t *testing.T, dir string) {
+	t.Helper()
+	for p, want := range map[string]fs.FileMode{
+		dir: 0o700, filepath.Join(dir, "etcd"): 0o700, filepath.Join(dir, "images"): 0o700,
+		filepath.Join(dir, "admin.token"): 0o600, filepath.Join(dir, "etcd", "etcd.sock"): 0o600,
+	} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+}
+
+// checkPinned: the VM's QEMU opens its boot disk's image as a node of its
+// own, qcow2 (the format the controller recorded at upload) with
+// "backing": null, under the overlay.
+func checkPinned(t *testing.T, view *Driver, id string) {
+	t.Helper()
+	var pid int
+	for _, p := range view.ourProcesses() {
+		if cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline"); strings.Contains(string(cmdline), qemuName(id)+"\x00") {
+			pid = p
+		}
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		t.Fatalf("QEMU of %s: %v", id, err)
+	}
+	var base, overlay map[string]any
+	args := strings.Split(string(cmdline), "\x00")
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] != "-blockdev" {
+			continue
+		}
+		var b map[string]any
+		if err := json.Unmarshal([]byte(args[i+1]), &b); err != nil {
+			t.Fatal(err)
+		}
+		if name, _ := b["node-name"].(string); strings.HasPrefix(name, "b") {
+			base = b
+		} else if backing, ok := b["backing"].(string); ok && base != nil && backing == base["node-name"] {
+			overlay = b
+		}
+	}
+	if base == nil || overlay == nil {
+		t.Fatalf("QEMU of %s: no image node under its boot overlay: %q", id, args)
+	}
+	if backing, has := base["backing"]; base["driver"] != "qcow2" || base["read-only"] != true || !has || backing != nil {
+		t.Errorf("image node %v: want qcow2, read-only, \"backing\": null", base)
+	}
+	// The format came from the controller: the agent's desired state says it.
+	rec, err := os.ReadFile(filepath.Join(view.cfg.DataDir, vmsDir, id, recordFile))
+	if err != nil || !strings.Contains(string(rec), `"baseFormat": "qcow2"`) {
+		t.Errorf("VM record %s, %v: want baseFormat qcow2", rec, err)
 	}
 }
