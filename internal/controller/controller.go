@@ -83,7 +83,9 @@ type Controller struct {
 	URL string
 	// CACert is the path of the CA certificate clients trust.
 	CACert string
-	// Etcd is the etcd endpoints in use.
+	// Etcd is the etcd endpoints in use: the external cluster's, or the
+	// embedded member's unix socket ("unix:///DATA_DIR/etcd/etcd.sock",
+	// for tools of the same user; the controller calls it in process).
 	Etcd []string
 	// Server is the API (its route table is what the OpenAPI test checks).
 	Server *httpapi.Server
@@ -111,7 +113,12 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("no data dir")
 	}
+	// The controller's user's only (keys, tokens, images, etcd), also
+	// when it existed with a looser mode.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	c.Etcd = cfg.EtcdEndpoints
