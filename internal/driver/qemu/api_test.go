@@ -188,6 +188,31 @@ func TestThroughTheAPI(t *testing.T) {
 	checkPrivate(t, agentDir, view.runDir)
 	checkController(t, c.DataDir)
 	checkPinned(t, view, vms[0])
+	// The format came from the controller: the host's desired state says it.
+	var ident struct{ HostID, Credential string }
+	if b, err := os.ReadFile(filepath.Join(agentDir, "agent.json")); err != nil || json.Unmarshal(b, &ident) != nil {
+		t.Fatalf("agent.json: %s, %v", b, err)
+	}
+	hc, err := client.New(c.URL, client.WithCACertFile(c.CACert), client.WithToken(ident.Credential))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desired api.HostDesiredState
+	if err := hc.Do(ctx, "GET", "/v1/agent/hosts/"+ident.HostID+"/desired", nil, &desired); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range desired.VMs {
+		if v.ID == vms[0] {
+			found = true
+			if len(v.Disks) == 0 || v.Disks[0].ImageFormat != "qcow2" {
+				t.Errorf("desired state of %s: disks %+v, want the boot disk's imageFormat qcow2", v.ID, v.Disks)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("desired state %+v lacks VM %s", desired, vms[0])
+	}
 	select {
 	case ok := <-sawDisk:
 		if !ok {
