@@ -314,6 +314,10 @@ func (d *Driver) makeDisk(ctx context.Context, spec driver.VMSpec, dk diskRecord
 			i := slices.IndexFunc(spec.Disks, func(sd api.DiskDesired) bool { return sd.ID == dk.ID })
 			format, err = qemuFormat(spec.Disks[i].ImageFormat)
 		}
+		if err == nil && format == "" {
+			d.cfg.Logger.Warn("qemu: the desired state names no image format (a controller older than imageFormat): probing it",
+				"vm", spec.ID, "image", dk.ImageID)
+		}
 		var info imageInfo
 		if err == nil {
 			info, err = d.checkImage(ctx, base, format)
