@@ -310,8 +310,7 @@ func (d *Driver) makeDisk(ctx context.Context, spec driver.VMSpec, dk diskRecord
 	if dk.ImageID != "" {
 		base, err := filepath.Abs(spec.ImagePaths[dk.ImageID])
 		var format string
-		if err == nil {
-			i := slices.IndexFunc(spec.Disks, func(sd api.DiskDesired) bool { return sd.ID == dk.ID })
+		if i := slices.IndexFunc(spec.Disks, func(sd api.DiskDesired) bool { return sd.ID == dk.ID }); err == nil && i >= 0 {
 			format, err = qemuFormat(spec.Disks[i].ImageFormat)
 		}
 		if err == nil && format == "" {
