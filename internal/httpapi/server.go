@@ -93,8 +93,29 @@ type Route struct {
 	// applies neither MaxBodyBytes nor RequestTimeout, and the handler gets
 	// the ResponseWriter to set its own limits and deadlines.
 	Stream bool
-	h      handler
-	stream streamHandler
+	// BodyIDs lists the ids the route's JSON body carries. The service
+	// authorizes each against the object the path names, as {id} is
+	// here: an object the caller's project may not use answers exactly
+	// as a missing one. The isolation matrix tries each with another
+	// tenant's object.
+	BodyIDs []BodyID
+	h       handler
+	stream  streamHandler
+}
+
+// BodyID is an id in a route's body and the collection it names.
+type BodyID struct {
+	// Field is the id's place in the body, e.g. "sourceImageId" or
+	// "affinities[kind=vm].id".
+	Field string
+	// Collection is what it names, e.g. "images" (as in paths).
+	Collection string
+}
+
+// with returns rt carrying ids in its body.
+func (rt Route) with(ids ...BodyID) Route {
+	rt.BodyIDs = ids
+	return rt
 }
 
 // streamHandler is a handler of a Stream route. It answers as a handler
