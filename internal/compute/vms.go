@@ -84,17 +84,10 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 	default:
 		return api.FieldError("placementStrategy", "want spread or pack, got %q", spec.PlacementStrategy)
 	}
-	for k := range spec.Environment {
-		if k == "" || len(k) > 256 {
-			return api.FieldError("environment", "bad key %q", k)
-		}
+	if err := api.ValidateStringMap("environment", spec.Environment); err != nil {
+		return err
 	}
-	for i, t := range spec.Tags {
-		if t == "" || len(t) > 256 {
-			return api.FieldError("tags["+strconv.Itoa(i)+"]", "must be 1-256 characters")
-		}
-	}
-	return nil
+	return api.ValidateTags("tags", spec.Tags)
 }
 
 // CreateVM places a VM and reserves what it needs in one transaction

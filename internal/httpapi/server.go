@@ -355,6 +355,8 @@ func toAPIError(err error) (*api.Error, bool) {
 		return ae, false
 	case errors.Is(err, store.ErrBadPageToken):
 		return api.Errorf(api.CodeInvalidQuery, "pageLink: not a page token this server issued"), false
+	case errors.Is(err, store.ErrTooLarge):
+		return api.Errorf(api.CodeRequestTooLarge, "the request makes a change too large to store at once; send less"), false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrConflict):
 		return api.Errorf(api.CodeUnavailable, "the controller is busy; retry"), true
 	}
@@ -369,6 +371,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 	ae := s.answerError(r, err)
 	code := ae.Status()
 	writeJSON(w, code, ae)
+	// An error may leave the request's body unread (a 413, a 401 before
+	// reading): HTTP/2 then resets the stream as the handler returns,
+	// which drops an answer still buffered (curl saw a 413's headers and
+	// not its body). Sent now, it arrives.
+	_ = http.NewResponseController(w).Flush()
 	return code
 }
 
