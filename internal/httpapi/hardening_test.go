@@ -282,3 +282,21 @@ func TestErrorBodyUnreadRequest(t *testing.T) {
 		}
 	}
 }
+
+// /v1/system/usage counts the whole cloud: a system administrator's view.
+// Anyone else gets 403 AccessForbidden (it answered every user before).
+func TestSystemUsageAdminOnly(t *testing.T) {
+	c := photontest.NewController(t, "")
+	cl := c.Client
+	waitFor(t, cl)(cl.CreateUser(ctx(), &api.UserCreateSpec{Name: "plain", Password: "password-plain"}))
+	tok, err := cl.Login(ctx(), "plain", "password-plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewClient(t, tok.AccessToken).SystemUsage(ctx()); !errors.Is(err, &api.Error{Code: api.CodeAccessForbidden}) {
+		t.Errorf("usage as a user without roles = %v, want AccessForbidden", err)
+	}
+	if _, err := cl.SystemUsage(ctx()); err != nil {
+		t.Errorf("usage as the admin: %v", err)
+	}
+}

@@ -169,7 +169,7 @@ func (s *Server) routeTable() []Route {
 		r("GET", "/v1/system/auth", PermPublic, s.authInfo),
 		r("GET", "/v1/system/info", PermAuthenticated, s.info),
 		r("GET", "/v1/system/status", PermAuthenticated, s.status),
-		r("GET", "/v1/system/usage", PermAuthenticated, s.usage),
+		r("GET", "/v1/system/usage", PermSystemAdmin, s.usage), // fleet-wide counts: an administrator's view
 		r("GET", "/v1/system/audit", PermSystemAdmin, s.listAudit),
 		r("GET", "/v1/system/iam", PermSystemAdmin, s.getIAM(auth.ScopeSystem)),
 		r("POST", "/v1/system/iam", PermSystemAdmin, s.setIAM(auth.ScopeSystem)),
