@@ -300,3 +300,59 @@ func TestSystemUsageAdminOnly(t *testing.T) {
 		t.Errorf("usage as the admin: %v", err)
 	}
 }
+
+// Each refresh rotates the refresh token; the old one stops working, and
+// using it again revokes the session (its access tokens and its newest
+// refresh token too), as OAuth 2.0's security BCP asks.
+func TestRefreshRotation(t *testing.T) {
+	c := photontest.NewController(t, "")
+	cl := c.Client
+	waitFor(t, cl)(cl.CreateUser(ctx(), &api.UserCreateSpec{Name: "rot", Password: "password-rot"}))
+	anon := c.NewClient(t, "")
+	tok, err := anon.Login(ctx(), "rot", "password-rot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := tok.RefreshToken
+	t2, err := anon.Refresh(ctx(), r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t2.RefreshToken == "" || t2.RefreshToken == r1 {
+		t.Fatalf("refresh answered refresh token %q, want a new one (was %q)", t2.RefreshToken, r1)
+	}
+	t3, err := anon.Refresh(ctx(), t2.RefreshToken)
+	if err != nil || t3.RefreshToken == t2.RefreshToken {
+		t.Fatalf("second refresh = %+v, %v; want a third refresh token", t3, err)
+	}
+	if _, err := c.NewClient(t, t3.AccessToken).ListTenants(ctx(), ""); err != nil {
+		t.Fatalf("the newest access token: %v", err)
+	}
+	// r1 again: refused, and the session with it.
+	if _, err := anon.Refresh(ctx(), r1); !isCode(err, api.CodeInvalidAuthToken) {
+		t.Errorf("reused refresh token = %v, want InvalidAuthToken", err)
+	}
+	if _, err := anon.Refresh(ctx(), t3.RefreshToken); !isCode(err, api.CodeInvalidAuthToken) {
+		t.Errorf("newest refresh token after a reuse = %v, want InvalidAuthToken (session revoked)", err)
+	}
+	if _, err := c.NewClient(t, t3.AccessToken).ListTenants(ctx(), ""); !isCode(err, api.CodeInvalidAuthToken) {
+		t.Errorf("access token after a reuse = %v, want InvalidAuthToken (session revoked)", err)
+	}
+	// Another session is untouched; logging out with its first (rotated)
+	// refresh token still ends it.
+	tok, err = anon.Login(ctx(), "rot", "password-rot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err = anon.Refresh(ctx(), tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := c.NewClient(t, t2.AccessToken)
+	if err := user.Revoke(ctx(), tok.RefreshToken); err != nil {
+		t.Fatalf("revoke with the rotated refresh token: %v", err)
+	}
+	if _, err := user.ListTenants(ctx(), ""); !isCode(err, api.CodeInvalidAuthToken) {
+		t.Errorf("access token after revoke = %v, want InvalidAuthToken", err)
+	}
+}
