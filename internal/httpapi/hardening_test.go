@@ -356,3 +356,88 @@ func TestRefreshRotation(t *testing.T) {
 		t.Errorf("access token after revoke = %v, want InvalidAuthToken", err)
 	}
 }
+
+// setImageState writes an image record's state directly.
+func setImageState(t *testing.T, c *photontest.Cloud, id, state string) {
+	t.Helper()
+	if _, err := c.Server.Store.Update(ctx(), func(tx *store.Txn) error {
+		var img api.Image
+		if err := tx.MustGet(ctx(), store.Key("images", id), &img); err != nil {
+			return err
+		}
+		img.State = state
+		return tx.Put(store.Key("images", id), &img)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A VM's source image must be usable by its project: an infrastructure
+// image, or one of that project. Another project's image answers as a
+// missing one whatever its state (even to a system administrator), and
+// gains no user.
+func TestSourceImageScope(t *testing.T) {
+	c := photontest.NewController(t, "")
+	cl := c.Client
+	photontest.NewAgent(t, c, fake.Config{CPUCount: 16, MemoryMB: 16 * 1024})
+	for _, f := range []api.FlavorCreateSpec{
+		{Name: "sc-small", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}},
+		{Name: "sc-eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
+	} {
+		waitFor(t, cl)(cl.CreateFlavor(ctx(), &f))
+	}
+	var projects [2]string
+	for i, name := range []string{"sca", "scb"} {
+		tenant := waitFor(t, cl)(cl.CreateTenant(ctx(), &api.TenantCreateSpec{Name: name, Quota: quota("vm.cpu", 100, "COUNT")})).Entity.ID
+		projects[i] = waitFor(t, cl)(cl.CreateProject(ctx(), tenant, &api.ProjectCreateSpec{Name: name + "1", Quota: quota("vm.cpu", 10, "COUNT")})).Entity.ID
+	}
+	upload := func(name, project string) string {
+		return waitFor(t, cl)(cl.UploadImage(ctx(), bytes.NewReader(make([]byte, 4096)), 4096,
+			client.ImageUpload{Name: name, ProjectID: project, FileName: "disk.raw"})).Entity.ID
+	}
+	own, foreign, infra := upload("sc-own", projects[0]), upload("sc-foreign", projects[1]), upload("sc-infra", "")
+	seq := 0
+	create := func(image string) error {
+		seq++
+		task, err := cl.CreateVM(ctx(), projects[0], &api.VMCreateSpec{Name: fmt.Sprintf("sc%d", seq), Flavor: "sc-small", SourceImageID: image,
+			AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "sc-eph", BootDisk: true}}})
+		if err == nil {
+			task, err = cl.WaitTask(ctx(), task)
+		}
+		if err == nil {
+			err = task.Err()
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		name, image, state, code string
+	}{
+		{"own image", own, "", ""},
+		{"infrastructure image", infra, "", ""},
+		{"another tenant's image", foreign, "", "ImageNotFound"},
+		{"another tenant's image in ERROR", foreign, api.ImageError, "ImageNotFound"},
+		{"another tenant's image PENDING_DELETE", foreign, api.ImagePendingDelete, "ImageNotFound"},
+		{"own image in ERROR", own, api.ImageError, "InvalidImageState"},
+	} {
+		if tc.state != "" {
+			setImageState(t, c, tc.image, tc.state)
+		}
+		err := create(tc.image)
+		switch {
+		case tc.code == "" && err != nil:
+			t.Errorf("%s: %v, want created", tc.name, err)
+		case tc.code != "" && !errors.Is(err, &api.Error{Code: tc.code}):
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
+		}
+		if tc.code == "ImageNotFound" {
+			missing := create("0190aaaa-0000-7000-8000-000000000000")
+			if err != nil && missing != nil && strings.ReplaceAll(err.Error(), tc.image, "X") != strings.ReplaceAll(missing.Error(), "0190aaaa-0000-7000-8000-000000000000", "X") {
+				t.Errorf("%s answered %q; a missing image %q", tc.name, err, missing)
+			}
+		}
+	}
+	setImageState(t, c, foreign, api.ImageReady)
+	if img, err := cl.GetImage(ctx(), foreign); err != nil || img.Users != 0 {
+		t.Errorf("the foreign image = %+v, %v; want no user", img, err)
+	}
+}
