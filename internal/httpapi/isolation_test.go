@@ -6,8 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"net/http"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -625,4 +630,73 @@ func (m *matrix) sendJSON(t *testing.T, hc *http.Client, method, path, token str
 		return ae.Items[0].Error.Status(), *ae.Items[0].Error
 	}
 	return resp.StatusCode, ae.Error
+}
+
+// bodyIDFields says, for each id field of a request body type in api/
+// (types named *Spec, *Request, *Operation, *Delta), which Route.BodyIDs
+// fields carry it. A new id field in a body fails TestBodyIDsDeclared
+// until its routes declare it (and the matrix tries it) or it is listed
+// here with no fields and a reason.
+var bodyIDFields = map[string][]string{
+	"VMCreateSpec.sourceImageId": {"sourceImageId"},
+	"LocalitySpec.id":            {"affinities[kind=vm].id", "affinities[kind=disk].id"},
+	"VMDiskOperation.diskId":     {"diskId"},
+}
+
+func TestBodyIDsDeclared(t *testing.T) {
+	declared := map[string]bool{}
+	for _, rt := range httpapi.New(httpapi.Deps{}).Routes() {
+		for _, b := range rt.BodyIDs {
+			declared[b.Field] = true
+		}
+	}
+	files, err := filepath.Glob("../../api/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("api sources: %v", err)
+	}
+	found := map[string]bool{}
+	fs := token.NewFileSet()
+	for _, f := range files {
+		af, err := parser.ParseFile(fs, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(af, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok {
+				return true
+			}
+			st, ok := ts.Type.(*ast.StructType)
+			name := ts.Name.Name
+			if !ok || !(strings.HasSuffix(name, "Spec") || strings.HasSuffix(name, "Request") || strings.HasSuffix(name, "Operation") || strings.HasSuffix(name, "Delta")) {
+				return true
+			}
+			for _, fld := range st.Fields.List {
+				if fld.Tag == nil {
+					continue
+				}
+				json, _, _ := strings.Cut(reflect.StructTag(strings.Trim(fld.Tag.Value, "`")).Get("json"), ",")
+				if json == "id" || strings.HasSuffix(json, "Id") || strings.HasSuffix(json, "Ids") {
+					found[name+"."+json] = true
+				}
+			}
+			return true
+		})
+	}
+	for f := range found {
+		fields, ok := bodyIDFields[f]
+		if !ok {
+			t.Errorf("%s is an id in a request body: declare it in the routes' BodyIDs (and bodyIDFields), or list it in bodyIDFields with a reason", f)
+		}
+		for _, bf := range fields {
+			if !declared[bf] {
+				t.Errorf("%s: no route declares the body id %q", f, bf)
+			}
+		}
+	}
+	for f := range bodyIDFields {
+		if !found[f] {
+			t.Errorf("bodyIDFields lists %s, which api/ no longer has", f)
+		}
+	}
 }
