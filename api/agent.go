@@ -1,5 +1,12 @@
 package api
 
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+)
+
 // The agent protocol (ours): how `photond agent` and the controller talk.
 // Routes live under /v1/agent/ and need a host credential.
 
@@ -144,4 +151,38 @@ type HostStatusReport struct {
 	// host holds, and a VM it should run but does not list is not present.
 	// Sent only to a controller whose desired state says PartialReports.
 	Partial bool `json:"partial,omitempty"`
+}
+
+// ReadStreamLine reads one line of a host's stream (either side: one JSON
+// object per line) of at most max bytes, its newline included; a longer
+// one is an *http.MaxBytesError, read no further than max plus the
+// reader's buffer. A stream that ends inside a line is
+// io.ErrUnexpectedEOF; one that ends between lines io.EOF.
+func ReadStreamLine(br *bufio.Reader, max int64) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		switch {
+		case err == nil && line == nil:
+			if int64(len(frag)) > max {
+				return nil, &http.MaxBytesError{Limit: max}
+			}
+			return frag, nil
+		case err == nil:
+			line = append(line, frag...)
+			if int64(len(line)) > max {
+				return nil, &http.MaxBytesError{Limit: max}
+			}
+			return line, nil
+		case !errors.Is(err, bufio.ErrBufferFull):
+			if err == io.EOF && (len(line) > 0 || len(frag) > 0) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		line = append(line, frag...)
+		if int64(len(line)) > max {
+			return nil, &http.MaxBytesError{Limit: max}
+		}
+	}
 }

@@ -151,7 +151,9 @@ type AttachedDiskCreateSpec struct {
 	Kind string `json:"kind"`
 	// Flavor names an ephemeral-disk or persistent-disk flavor.
 	Flavor string `json:"flavor"`
-	// CapacityGB; a boot disk may omit it and take the image's size.
+	// CapacityGB; a boot disk may omit it and take the image's size. A
+	// boot disk made from an image is at least the image's virtual size
+	// (rounded up to GB): a smaller one is raised to it and charged so.
 	CapacityGB float64 `json:"capacityGb,omitempty"`
 	BootDisk   bool    `json:"bootDisk"`
 }

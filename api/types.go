@@ -205,7 +205,8 @@ type SystemStatus struct {
 	Components []ComponentStatus `json:"components"`
 }
 
-// SystemUsage is the body of GET /v1/system/usage.
+// SystemUsage is the body of GET /v1/system/usage (system administrators
+// only: the counts are the whole cloud's).
 type SystemUsage struct {
 	NumberHosts      int `json:"numberHosts"`
 	NumberVMs        int `json:"numberVMs"`

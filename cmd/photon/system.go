@@ -66,7 +66,7 @@ func (a *app) systemInfoCmd() *cobra.Command {
 func (a *app) systemUsageCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:     "usage",
-		Short:   "Count the objects in the system: tenants, projects, hosts, VMs, ...",
+		Short:   "Count the objects in the system: tenants, projects, hosts, VMs, ... (system administrators)",
 		Example: "  photon system usage",
 		Args:    cobra.NoArgs,
 		RunE: a.connected(func(ctx context.Context, c *client.Client, args []string) error {

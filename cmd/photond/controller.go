@@ -61,6 +61,7 @@ second one fails at once with "data dir DATA_DIR in use by pid N".`,
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
 	f.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of users' access tokens (refresh tokens get new ones)")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log records are kept")
+	f.IntVar(&cfg.MaxConnections, "max-connections", controller.DefaultMaxConnections, "connections served at once (each host holds one); more wait")
 	pf.add(cmd)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd

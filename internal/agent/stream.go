@@ -130,23 +130,16 @@ func (a *Agent) stream(ctx context.Context, rev int64) (int64, error) {
 func (a *Agent) readStream(ctx context.Context, br *bufio.Reader, s *hostStream, rev *int64) error {
 	var vms []api.VMDesired // the VMs desired, as the stream has told (by id)
 	for {
-		line, err := br.ReadBytes('\n')
+		m, err := readMessage(br)
 		if err != nil {
 			return err
-		}
-		if len(line) > maxStreamLine {
-			return fmt.Errorf("agent: a stream message of %d bytes", len(line))
-		}
-		var m api.HostStreamMessage
-		if err := client.DecodeJSON(line, &m); err != nil {
-			return fmt.Errorf("agent: a stream message: %w", err)
 		}
 		if m.Desired == nil {
 			if m.Ack == 0 && m.Error != nil {
 				return m.Error // the controller could not read what it was sent
 			}
 			select {
-			case s.acks <- m:
+			case s.acks <- *m:
 			default: // none awaited
 			}
 			continue
@@ -161,6 +154,23 @@ func (a *Agent) readStream(ctx context.Context, br *bufio.Reader, s *hostStream,
 		*rev = ds.Revision
 		a.answered(ctx, ds)
 	}
+}
+
+// readMessage reads one line of the controller's side of the stream: at
+// most maxStreamLine bytes (a longer one is not read into memory whole).
+func readMessage(br *bufio.Reader) (*api.HostStreamMessage, error) {
+	line, err := api.ReadStreamLine(br, maxStreamLine)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, fmt.Errorf("agent: a stream message over %d bytes", maxStreamLine)
+	} else if err != nil {
+		return nil, err
+	}
+	var m api.HostStreamMessage
+	if err := client.DecodeJSON(line, &m); err != nil {
+		return nil, fmt.Errorf("agent: a stream message: %w", err)
+	}
+	return &m, nil
 }
 
 // applyChanges applies a desired state from the stream to vms, the VMs

@@ -154,13 +154,8 @@ func (t *Tokens) signAccess(ctx context.Context, subject, sid string) (string, e
 
 // verifyAccess checks an access token's signature and times and returns its claims.
 func (t *Tokens) verifyAccess(ctx context.Context, token string) (*claims, error) {
-	var c claims
 	var lookupErr error
-	_, err := jwt.ParseWithClaims(token, &c, func(tok *jwt.Token) (any, error) {
-		kid, _ := tok.Header["kid"].(string)
-		if kid == "" || len(kid) > 64 {
-			return nil, errors.New("no key id")
-		}
+	c, err := parseAccess(token, t.now, func(kid string) ([]byte, error) {
 		k, err := t.key(ctx, kid)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
@@ -169,11 +164,34 @@ func (t *Tokens) verifyAccess(ctx context.Context, token string) (*claims, error
 			return nil, err
 		}
 		return k.Secret, nil
-	}, jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(issuer),
-		jwt.WithExpirationRequired(), jwt.WithTimeFunc(t.now))
-	switch {
-	case lookupErr != nil:
+	})
+	if lookupErr != nil {
 		return nil, fmt.Errorf("signing key: %w", lookupErr)
+	}
+	return c, err
+}
+
+// maxTokenBytes bounds an access token read (ours are about 350 bytes).
+const maxTokenBytes = 4096
+
+// parseAccess checks an access token (an HS256 JWT from issuer, with a
+// kid that secret finds the key of, unexpired at now) and returns its
+// claims; a token that is not is InvalidAuthToken (ExpiredAuthToken once
+// expired). It reads nothing but the token: the fuzz target's entry.
+func parseAccess(token string, now func() time.Time, secret func(kid string) ([]byte, error)) (*claims, error) {
+	if len(token) > maxTokenBytes {
+		return nil, api.Errorf(api.CodeInvalidAuthToken, "the token is not valid")
+	}
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, func(tok *jwt.Token) (any, error) {
+		kid, _ := tok.Header["kid"].(string)
+		if kid == "" || len(kid) > 64 {
+			return nil, errors.New("no key id")
+		}
+		return secret(kid)
+	}, jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(now))
+	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, api.Errorf(api.CodeExpiredAuthToken, "the access token has expired; get a new one with the refresh token")
 	case err != nil:

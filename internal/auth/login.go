@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +23,11 @@ import (
 // Users are kept under users/<name> with their bcrypt hash; a login opens a
 // session (auth/sessions/<sid>) whose refresh token is "<sid>.<secret>",
 // stored as the secret's SHA-256. Access tokens name their session, so
-// revoking the session (or deleting the user) stops them at once.
+// revoking the session (or deleting the user) stops them at once. Each
+// refresh rotates the refresh token (a new secret, in the same
+// revision-checked transaction that checks the old one); an old refresh
+// token used again means it was stolen or copied, and revokes the whole
+// session (OAuth 2.0 Security BCP, refresh token rotation).
 
 // userRecord is a user as stored.
 type userRecord struct {
@@ -40,9 +45,15 @@ type session struct {
 	SID        string `json:"sid"`
 	User       string `json:"user"`
 	SecretHash []byte `json:"secretHash"`
-	Created    int64  `json:"created"`
-	Expires    int64  `json:"expires"`
+	// Rotated are the hashes of the session's earlier refresh tokens,
+	// newest last (at most maxRotated): one used again revokes the session.
+	Rotated [][]byte `json:"rotated,omitempty"`
+	Created int64    `json:"created"`
+	Expires int64    `json:"expires"`
 }
+
+// maxRotated bounds the earlier refresh tokens a session remembers.
+const maxRotated = 32
 
 // dummyHash makes a login of an unknown user cost as much as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("photon-no-such-user"), bcrypt.DefaultCost)
@@ -144,16 +155,14 @@ func (t *Tokens) checkPassword(ctx context.Context, name, password string) (*use
 }
 
 func (t *Tokens) openSession(ctx context.Context, name string) (*api.TokenResponse, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
+	secret, sum, err := newSecret()
+	if err != nil {
 		return nil, err
 	}
 	now := t.now()
 	s := session{SID: uuid.Must(uuid.NewV7()).String(), User: name, Created: now.UnixMilli(),
-		Expires: now.Add(t.RefreshTTL).UnixMilli()}
-	sum := sha256.Sum256(secret)
-	s.SecretHash = sum[:]
-	_, err := t.st.Update(ctx, func(tx *store.Txn) error {
+		Expires: now.Add(t.RefreshTTL).UnixMilli(), SecretHash: sum}
+	_, err = t.st.Update(ctx, func(tx *store.Txn) error {
 		if err := tx.MustGet(ctx, userKey(name), new(userRecord)); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return errBadCredentials()
@@ -168,7 +177,23 @@ func (t *Tokens) openSession(ctx context.Context, name string) (*api.TokenRespon
 	if err != nil {
 		return nil, err
 	}
-	access, err := t.signAccess(ctx, "user:"+name, s.SID)
+	return t.tokenResponse(ctx, &s, secret)
+}
+
+// newSecret makes a refresh token's secret and its SHA-256.
+func newSecret() (secret, sum []byte, err error) {
+	secret = make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, nil, err
+	}
+	h := sha256.Sum256(secret)
+	return secret, h[:], nil
+}
+
+// tokenResponse answers a login or refresh of session s whose refresh
+// token's secret is secret.
+func (t *Tokens) tokenResponse(ctx context.Context, s *session, secret []byte) (*api.TokenResponse, error) {
+	access, err := t.signAccess(ctx, "user:"+s.User, s.SID)
 	if err != nil {
 		return nil, err
 	}
@@ -176,61 +201,106 @@ func (t *Tokens) openSession(ctx context.Context, name string) (*api.TokenRespon
 		IDToken: access, ExpiresIn: int(t.AccessTTL.Seconds()), TokenType: "Bearer"}, nil
 }
 
-// lookupRefresh returns the live session a refresh token stands for.
-func (t *Tokens) lookupRefresh(ctx context.Context, token string) (*session, error) {
-	bad := &api.Error{Code: api.CodeInvalidAuthToken, Message: "the refresh token is not valid (expired or revoked?); log in again", HTTPStatus: 401}
+func errBadRefresh() error {
+	return &api.Error{Code: api.CodeInvalidAuthToken, Message: "the refresh token is not valid (expired or revoked?); log in again", HTTPStatus: 401}
+}
+
+// parseRefresh splits a refresh token into its session id and the
+// SHA-256 of its secret.
+func parseRefresh(token string) (sid string, sum []byte, err error) {
 	sid, secretB64, ok := strings.Cut(token, ".")
 	if !ok || !validID(sid) {
-		return nil, bad
+		return "", nil, errBadRefresh()
 	}
 	secret, err := base64.RawURLEncoding.DecodeString(secretB64)
 	if err != nil {
-		return nil, bad
+		return "", nil, errBadRefresh()
+	}
+	h := sha256.Sum256(secret)
+	return sid, h[:], nil
+}
+
+// refresh issues a new access token and a new refresh token in the
+// session of token, which stops working. A refresh token the session
+// has rotated away from revokes the session: it was used twice, by its
+// holder and by someone else.
+func (t *Tokens) refresh(ctx context.Context, token string) (*api.TokenResponse, error) {
+	sid, sum, err := parseRefresh(token)
+	if err != nil {
+		return nil, err
+	}
+	secret, next, err := newSecret()
+	if err != nil {
+		return nil, err
 	}
 	var s session
-	if _, err := t.st.Get(ctx, sessionKey(sid), &s); errors.Is(err, store.ErrNotFound) {
-		return nil, bad
-	} else if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(secret)
-	if subtle.ConstantTimeCompare(sum[:], s.SecretHash) != 1 || t.now().UnixMilli() > s.Expires {
-		return nil, bad
-	}
-	return &s, nil
-}
-
-func (t *Tokens) refresh(ctx context.Context, token string) (*api.TokenResponse, error) {
-	s, err := t.lookupRefresh(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := t.st.Get(ctx, userKey(s.User), new(userRecord)); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, errBadCredentials()
+	reused := false
+	_, err = t.st.Update(ctx, func(tx *store.Txn) error {
+		s, reused = session{}, false // a retry reads afresh
+		if err := tx.MustGet(ctx, sessionKey(sid), &s); errors.Is(err, store.ErrNotFound) {
+			return errBadRefresh()
+		} else if err != nil {
+			return err
 		}
-		return nil, err
-	}
-	access, err := t.signAccess(ctx, "user:"+s.User, s.SID)
+		if subtle.ConstantTimeCompare(sum, s.SecretHash) != 1 {
+			for _, old := range s.Rotated {
+				if subtle.ConstantTimeCompare(sum, old) == 1 {
+					reused = true
+					tx.Delete(sessionKey(s.SID))
+					tx.Delete(userSessionKey(s.User, s.SID))
+					return nil
+				}
+			}
+			return errBadRefresh()
+		}
+		if t.now().UnixMilli() > s.Expires {
+			return errBadRefresh()
+		}
+		if err := tx.MustGet(ctx, userKey(s.User), new(userRecord)); errors.Is(err, store.ErrNotFound) {
+			return errBadCredentials()
+		} else if err != nil {
+			return err
+		}
+		s.Rotated = append(s.Rotated, s.SecretHash)
+		if len(s.Rotated) > maxRotated {
+			s.Rotated = s.Rotated[len(s.Rotated)-maxRotated:]
+		}
+		s.SecretHash = next
+		return tx.Put(sessionKey(s.SID), &s)
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &api.TokenResponse{AccessToken: access, RefreshToken: token, IDToken: access,
-		ExpiresIn: int(t.AccessTTL.Seconds()), TokenType: "Bearer"}, nil
+	if reused {
+		return nil, &api.Error{Code: api.CodeInvalidAuthToken, HTTPStatus: 401,
+			Message: "the refresh token was already used; its session is revoked (log in again)"}
+	}
+	return t.tokenResponse(ctx, &s, secret)
 }
 
-// Revoke ends the session of a refresh token: the refresh token and every
-// access token issued from it stop working. A caller that is not a system
+// Revoke ends the session of a refresh token (the current one or one it
+// rotated away from): the refresh token and every access token issued
+// in the session stop working. A caller that is not a system
 // administrator may revoke only its own sessions.
 func (t *Tokens) Revoke(ctx context.Context, p *Principal, token string) error {
-	s, err := t.lookupRefresh(ctx, token)
+	sid, sum, err := parseRefresh(token)
 	if err != nil {
 		return err
 	}
-	if p.Role != RoleSystemAdmin && p.Subject != "user:"+s.User {
-		return api.Errorf(api.CodeAccessForbidden, "the refresh token belongs to another user")
-	}
 	_, err = t.st.Update(ctx, func(tx *store.Txn) error {
+		var s session
+		if err := tx.MustGet(ctx, sessionKey(sid), &s); errors.Is(err, store.ErrNotFound) {
+			return errBadRefresh()
+		} else if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(append(s.Rotated, s.SecretHash), func(h []byte) bool { return subtle.ConstantTimeCompare(sum, h) == 1 }) ||
+			t.now().UnixMilli() > s.Expires {
+			return errBadRefresh()
+		}
+		if p.Role != RoleSystemAdmin && p.Subject != "user:"+s.User {
+			return api.Errorf(api.CodeAccessForbidden, "the refresh token belongs to another user")
+		}
 		tx.Delete(sessionKey(s.SID))
 		tx.Delete(userSessionKey(s.User, s.SID))
 		return nil

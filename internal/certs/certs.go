@@ -54,7 +54,20 @@ func Ensure(dir string, sans []string) (*tls.Config, error) {
 	// The CA goes after the server certificate, so that a client without
 	// ca.crt can pin the CA's fingerprint (photon target set).
 	cert.Certificate = append(cert.Certificate[:1:1], caCert.Raw)
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: CipherSuites, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// CipherSuites are the TLS 1.2 suites the server offers: ECDHE key
+// exchange with AEAD ciphers only (no CBC, no SHA-1 MACs, no RSA key
+// exchange). TLS 1.3 has its own suites, all AEAD, which Go does not let
+// a config change.
+var CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // Fingerprint is the SHA-256 of a PEM certificate file's first certificate,

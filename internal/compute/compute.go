@@ -57,6 +57,16 @@ const (
 	StepDetach      = "DETACH_DISK"
 )
 
+// The images package's record of an image (images/<id>), its not-found
+// code and its infrastructure scope: a VM create reads the record in its
+// transaction to check the project may use the image (acquireImage).
+const (
+	codeImageNotFound   = "ImageNotFound"
+	scopeInfrastructure = "infrastructure"
+)
+
+func imageKey(id string) string { return store.Key("images", id) }
+
 // ImageUser lets VMs count as users of their source image (images package).
 type ImageUser interface {
 	// AcquireImage counts a user in tx and returns the image.

@@ -88,6 +88,9 @@ func (s *Service) CreateDisk(ctx context.Context, projectID string, spec *api.Di
 	if err := api.ValidateName("name", spec.Name); err != nil {
 		return nil, err
 	}
+	if err := api.ValidateTags("tags", spec.Tags); err != nil {
+		return nil, err
+	}
 	if spec.Kind != api.KindPersistentDisk && spec.Kind != "" {
 		return nil, api.FieldError("kind", "want persistent-disk, got %q", spec.Kind)
 	}

@@ -218,10 +218,8 @@ func (s *Service) stepRelease(ctx context.Context, tx *store.Txn, t *api.Task) e
 
 // SetMetadata replaces a VM's metadata.
 func (s *Service) SetMetadata(ctx context.Context, id string, md map[string]string) (*api.Task, error) {
-	for k := range md {
-		if k == "" || len(k) > 256 {
-			return nil, api.FieldError("metadata", "bad key %q", k)
-		}
+	if err := api.ValidateStringMap("metadata", md); err != nil {
+		return nil, err
 	}
 	return s.vmOp(ctx, id, OpSetMetadata, 1, nil, func(tx *store.Txn, v *vmRecord) error {
 		v.Metadata = md
@@ -234,11 +232,14 @@ func (s *Service) SetMetadata(ctx context.Context, id string, md map[string]stri
 
 // AddTag adds a tag to a VM.
 func (s *Service) AddTag(ctx context.Context, id, tag string) (*api.Task, error) {
-	if tag == "" || len(tag) > 256 {
-		return nil, api.FieldError("value", "a tag is 1-256 characters")
+	if tag == "" || len(tag) > api.MaxTag {
+		return nil, api.FieldError("value", "a tag is 1-%d characters", api.MaxTag)
 	}
 	return s.vmOp(ctx, id, OpAddTag, 1, nil, func(tx *store.Txn, v *vmRecord) error {
 		if !slices.Contains(v.Tags, tag) {
+			if len(v.Tags) >= api.MaxTags {
+				return api.FieldError("value", "VM %s has %d tags, at most %d allowed", v.Name, len(v.Tags), api.MaxTags)
+			}
 			v.Tags = append(v.Tags, tag)
 		}
 		return tx.Put(vmKey(v.ID), v)

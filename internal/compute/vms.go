@@ -84,17 +84,10 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 	default:
 		return api.FieldError("placementStrategy", "want spread or pack, got %q", spec.PlacementStrategy)
 	}
-	for k := range spec.Environment {
-		if k == "" || len(k) > 256 {
-			return api.FieldError("environment", "bad key %q", k)
-		}
+	if err := api.ValidateStringMap("environment", spec.Environment); err != nil {
+		return err
 	}
-	for i, t := range spec.Tags {
-		if t == "" || len(t) > 256 {
-			return api.FieldError("tags["+strconv.Itoa(i)+"]", "must be 1-256 characters")
-		}
-	}
-	return nil
+	return api.ValidateTags("tags", spec.Tags)
 }
 
 // CreateVM places a VM and reserves what it needs in one transaction
@@ -283,7 +276,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 			if s.images == nil {
 				return api.FieldError("sourceImageId", "images are not available on this controller")
 			}
-			if img, err = s.images.AcquireImage(ctx, tx, spec.SourceImageID); err != nil {
+			if img, err = s.acquireImage(ctx, tx, projectID, spec.SourceImageID); err != nil {
 				return err
 			}
 			v.ImageSHA = img.SHA256
@@ -298,8 +291,12 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 				return err
 			}
 			capGB := d.CapacityGB
-			if capGB == 0 && d.BootDisk && img != nil {
-				capGB = math.Ceil(float64(img.Size) / (1 << 30))
+			if d.BootDisk && img != nil {
+				// The boot disk holds the image's whole disk: it is at
+				// least that large, and charged for it (a small file may
+				// hold a huge virtual disk). A smaller capacity asked for
+				// is raised, as the VM's attachedDisks then say.
+				capGB = max(capGB, imageGB(img))
 			}
 			if capGB == 0 {
 				capGB = 1
@@ -413,6 +410,51 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		s.tasks.StartStep(t, 1) // waits for the host: Observe kicks it
 		return putVM(tx, v)
 	}, first, nil
+}
+
+// acquireImage counts a VM of project projectID as a user of image id
+// (images.AcquireImage) once it has checked that the project may use it:
+// an infrastructure image, or one scoped to that same project. Any other
+// answers exactly as a missing image does (ImageNotFound), whatever its
+// state, so nothing about it leaks. The record checked is the one
+// AcquireImage reads (the same key, in tx), so the commit is conditioned
+// on it: a scope changed in between conflicts.
+func (s *Service) acquireImage(ctx context.Context, tx *store.Txn, projectID, id string) (*api.Image, error) {
+	if validID(id) {
+		var img api.Image
+		found, err := tx.Get(ctx, imageKey(id), &img)
+		if err != nil {
+			return nil, err
+		}
+		if found && !ImageUsable(&img, projectID) {
+			return nil, api.Errorf(codeImageNotFound, "image %s not found", id)
+		}
+	}
+	return s.images.AcquireImage(ctx, tx, id)
+}
+
+// ImageUsable reports whether project projectID may make VMs from img:
+// an infrastructure image is everyone's; a project image only its
+// project's.
+func ImageUsable(img *api.Image, projectID string) bool {
+	switch img.Scope.Kind {
+	case scopeInfrastructure:
+		return true
+	case api.KindProject:
+		return img.Scope.ID != "" && img.Scope.ID == projectID
+	}
+	return false
+}
+
+// imageGB is the size in GB (rounded up) of the disk an image holds: its
+// virtual size, or its file's size on records from before virtual sizes
+// were recorded.
+func imageGB(img *api.Image) float64 {
+	size := img.Size
+	if img.VirtualSize > 0 {
+		size = img.VirtualSize
+	}
+	return math.Ceil(float64(size) / (1 << 30))
 }
 
 // errProbed ends a create's scratch run (see batchItem) once it has read

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/audit"
 	"github.com/photon-cloud/photon/internal/auth"
@@ -75,7 +77,16 @@ type Config struct {
 	// PlacementSample is how many feasible hosts a placement scores
 	// (0: fleet.DefaultSample; negative: all).
 	PlacementSample int
+	// MaxConnections bounds the connections the API serves at once (0:
+	// DefaultMaxConnections): one more waits, in the kernel's accept
+	// queue, until one closes. Each host's agent holds one.
+	MaxConnections int
 }
+
+// DefaultMaxConnections is Config.MaxConnections' default: a fleet of a
+// few thousand hosts (one connection each) and its users. An idle
+// connection costs about 60 KB.
+const DefaultMaxConnections = 8192
 
 // Controller is a running controller.
 type Controller struct {
@@ -216,6 +227,12 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	maxConns := cfg.MaxConnections
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConnections
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln = netutil.LimitListener(ln, maxConns)
 	c.srv = &http.Server{
 		Handler:           c.Server,
 		TLSConfig:         tlsConf,
@@ -244,7 +261,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	c.closers = append(c.closers, func() { cancelLoop(); <-loopDone; <-imgsDone })
 	go func() { c.serveErr <- c.srv.ServeTLS(ln, "", "") }()
 
-	c.URL = "https://" + advertised(ln.Addr().(*net.TCPAddr))
+	c.URL = "https://" + advertised(addr)
 	if err := certs.WriteFileAtomic(filepath.Join(cfg.DataDir, URLFile), []byte(c.URL+"\n"), 0o644); err != nil {
 		_ = c.srv.Close()
 		return nil, err

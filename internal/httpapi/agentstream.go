@@ -136,16 +136,16 @@ const maxStreamBuffer = 64 << 10
 // acknowledgement saying why.
 func (s *Server) streamReports(ctx context.Context, r *http.Request, id string, br *bufio.Reader, send func(b []byte, last bool) error) {
 	for ctx.Err() == nil {
-		line, err := readLine(br, MaxBodyBytes)
+		line, err := api.ReadStreamLine(br, MaxBodyBytes)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				_ = ack(send, 0, s.answerError(r, err), true)
 			}
 			return
 		}
-		var m api.HostStreamReport
-		if err := store.Decode(line, &m); err != nil || m.Seq <= 0 {
-			_ = ack(send, 0, api.Errorf(api.CodeInvalidJSON, "a report on the stream: want {\"seq\": n > 0, \"report\": {...}} on one line"), true)
+		m, err := ParseStreamReport(line)
+		if err != nil {
+			_ = ack(send, 0, err.(*api.Error), true)
 			return
 		}
 		rctx, rcancel := context.WithTimeout(ctx, RequestTimeout)
@@ -174,25 +174,13 @@ func ack(send func(b []byte, last bool) error, seq int64, e *api.Error, last boo
 // errStreamEnded: a message after the one that ended a host's stream.
 var errStreamEnded = errors.New("the host's stream ended")
 
-// readLine reads one line of at most max bytes (its newline included).
-func readLine(br *bufio.Reader, max int64) ([]byte, error) {
-	var line []byte
-	for {
-		frag, err := br.ReadSlice('\n')
-		switch {
-		case err == nil && line == nil:
-			return frag, nil
-		case err == nil:
-			return append(line, frag...), nil
-		case !errors.Is(err, bufio.ErrBufferFull):
-			if err == io.EOF && (len(line) > 0 || len(frag) > 0) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-		line = append(line, frag...)
-		if int64(len(line)) > max {
-			return nil, &http.MaxBytesError{Limit: max}
-		}
+// ParseStreamReport decodes one line a host sent on its stream (the fuzz
+// target's entry): {"seq": n > 0, "report": {...}}. A line that is not is
+// an *api.Error (InvalidJson).
+func ParseStreamReport(line []byte) (*api.HostStreamReport, error) {
+	var m api.HostStreamReport
+	if err := store.Decode(line, &m); err != nil || m.Seq <= 0 {
+		return nil, api.Errorf(api.CodeInvalidJSON, "a report on the stream: want {\"seq\": n > 0, \"report\": {...}} on one line")
 	}
+	return &m, nil
 }

@@ -93,7 +93,7 @@ func TestTokens(t *testing.T) {
 			t.Fatalf("refresh = %+v, %v", again, err)
 		}
 		// Revoking the refresh token ends both tokens of the session.
-		if err := alice.Revoke(ctx(), tok.RefreshToken); err != nil {
+		if err := alice.Revoke(ctx(), again.RefreshToken); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := alice.ListTenants(ctx(), ""); !isCode(err, api.CodeInvalidAuthToken) {

@@ -38,8 +38,8 @@ func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) R
 		rs("POST", "/v1/agent/hosts/{id}/console/{session}", PermHost, s.agentConsole),
 
 		r("GET", "/v1/projects/{id}/vms", PermProjectRead, s.listVMs),
-		r("POST", "/v1/projects/{id}/vms", PermProjectWrite, s.createVM),
-		r("POST", "/v1/projects/{id}/vms/batch", PermProjectWrite, s.createVMs),
+		r("POST", "/v1/projects/{id}/vms", PermProjectWrite, s.createVM).with(vmCreateIDs...),
+		r("POST", "/v1/projects/{id}/vms/batch", PermProjectWrite, s.createVMs).with(vmCreateIDs...),
 		r("GET", "/v1/vms/{id}", PermObjectRead, s.getVM),
 		r("DELETE", "/v1/vms/{id}", PermObjectWrite, s.deleteVM),
 		r("POST", "/v1/vms/{id}/start", PermObjectWrite, s.vmPower(compute.OpStartVM)),
@@ -47,20 +47,24 @@ func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) R
 		r("POST", "/v1/vms/{id}/restart", PermObjectWrite, s.vmPower(compute.OpRestartVM)),
 		r("POST", "/v1/vms/{id}/suspend", PermObjectWrite, s.vmPower(compute.OpSuspendVM)),
 		r("POST", "/v1/vms/{id}/resume", PermObjectWrite, s.vmPower(compute.OpResumeVM)),
-		r("POST", "/v1/vms/{id}/attach_disk", PermObjectWrite, s.vmDisk(true)),
-		r("POST", "/v1/vms/{id}/detach_disk", PermObjectWrite, s.vmDisk(false)),
+		r("POST", "/v1/vms/{id}/attach_disk", PermObjectWrite, s.vmDisk(true)).with(BodyID{"diskId", "disks"}),
+		r("POST", "/v1/vms/{id}/detach_disk", PermObjectWrite, s.vmDisk(false)).with(BodyID{"diskId", "disks"}),
 		r("POST", "/v1/vms/{id}/set_metadata", PermObjectWrite, s.vmMetadata),
 		r("POST", "/v1/vms/{id}/tags", PermObjectWrite, s.vmTag),
 		r("GET", "/v1/vms/{id}/tasks", PermObjectRead, s.objectTasks),
 		rs("GET", "/v1/vms/{id}/console", PermObjectRead, s.vmConsole),
 
 		r("GET", "/v1/projects/{id}/disks", PermProjectRead, s.listDisks),
-		r("POST", "/v1/projects/{id}/disks", PermProjectWrite, s.createDisk),
+		r("POST", "/v1/projects/{id}/disks", PermProjectWrite, s.createDisk).with(BodyID{"affinities[kind=vm].id", "vms"}),
 		r("GET", "/v1/disks/{id}", PermObjectRead, s.getDisk),
 		r("DELETE", "/v1/disks/{id}", PermObjectWrite, s.deleteDisk),
 		r("GET", "/v1/disks/{id}/tasks", PermObjectRead, s.objectTasks),
 	}
 }
+
+// vmCreateIDs are the ids a VM create's body carries (compute checks
+// each belongs to, or may be used by, the VM's project).
+var vmCreateIDs = []BodyID{{"sourceImageId", "images"}, {"affinities[kind=vm].id", "vms"}, {"affinities[kind=disk].id", "disks"}}
 
 func unavailable(what string) error {
 	return api.Errorf(api.CodeUnavailable, "%s are not enabled on this controller", what)

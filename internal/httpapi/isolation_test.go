@@ -3,10 +3,16 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"net/http"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -460,5 +466,237 @@ func TestIsolationMatrix(t *testing.T) {
 		len(routes), len(matrixRoles), cells, allowedCells, cells-allowedCells)
 	if cells != len(routes)*len(matrixRoles)*2 {
 		t.Errorf("cells %d", cells)
+	}
+	t.Run("body ids", func(t *testing.T) { m.bodyIDCells(t, hc) })
+}
+
+// bodyBuilders make a valid body of a route (by "METHOD path") carrying
+// id at a field of Route.BodyIDs; seq keeps names apart.
+var bodyBuilders = map[string]func(field, id string, seq int) any{
+	"POST /v1/projects/{id}/vms": func(f, id string, seq int) any { return vmBody(f, id, seq) },
+	"POST /v1/projects/{id}/vms/batch": func(f, id string, seq int) any {
+		return &api.VMBatchCreateSpec{VMCreateSpec: *vmBody(f, id, seq), Count: 1}
+	},
+	"POST /v1/projects/{id}/disks": func(f, id string, seq int) any {
+		return &api.DiskCreateSpec{Name: fmt.Sprintf("bd%d", seq), Kind: "persistent-disk", Flavor: "mxpd", CapacityGB: 1,
+			Affinities: []api.LocalitySpec{{Kind: "vm", ID: id}}}
+	},
+	"POST /v1/vms/{id}/attach_disk": func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
+	"POST /v1/vms/{id}/detach_disk": func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
+}
+
+func vmBody(field, id string, seq int) *api.VMCreateSpec {
+	spec := &api.VMCreateSpec{Name: fmt.Sprintf("bvm%d", seq), Flavor: "mxsmall",
+		AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "mxeph", CapacityGB: 1, BootDisk: true}}}
+	switch field {
+	case "sourceImageId":
+		spec.SourceImageID = id
+	case "affinities[kind=vm].id":
+		spec.Affinities = []api.LocalitySpec{{Kind: "vm", ID: id}}
+	case "affinities[kind=disk].id":
+		spec.Affinities = []api.LocalitySpec{{Kind: "disk", ID: id}}
+	}
+	return spec
+}
+
+// bodyIDCells: for every id a route's body carries (Route.BodyIDs), tenant
+// A's project-user names tenant B's object there and must get exactly the
+// answer a missing id gets, with B's object unchanged; its own object
+// there is let through (not hidden).
+func (m *matrix) bodyIDCells(t *testing.T, hc *http.Client) {
+	before := m.foreignState(t)
+	tok := m.tokens["project-user"]
+	cells := 0
+	for _, rt := range m.c.Server.Routes() {
+		for _, b := range rt.BodyIDs {
+			name := fmt.Sprintf("%s %s with %s", rt.Method, rt.Path, b.Field)
+			build, ok := bodyBuilders[rt.Method+" "+rt.Path]
+			if !ok {
+				t.Errorf("%s: no body builder in the matrix (bodyBuilders)", name)
+				continue
+			}
+			var own, foreign string
+			switch b.Collection {
+			case "images":
+				own, foreign = m.image[0], m.image[1]
+			case "vms":
+				own, foreign = m.vm[0], m.vm[1]
+			case "disks":
+				own, foreign = m.disk[0], m.disk[1]
+			default:
+				t.Errorf("%s: no fixture for collection %q", name, b.Collection)
+				continue
+			}
+			if foreign == "" {
+				t.Logf("%s: no %s fixture; skipped", name, b.Collection)
+				continue
+			}
+			var pathID string
+			switch collectionOf(rt.Path) {
+			case "projects":
+				pathID = m.project[0]
+			case "vms":
+				pathID = m.vm[0]
+			}
+			if pathID == "" {
+				t.Errorf("%s: no own object for the path", name)
+				continue
+			}
+			path := strings.ReplaceAll(rt.Path, "{id}", pathID)
+			missing := uuid.NewString()
+			ms, mb := m.sendJSON(t, hc, rt.Method, path, tok, build(b.Field, missing, m.nextSeq()))
+			fs, fb := m.sendJSON(t, hc, rt.Method, path, tok, build(b.Field, foreign, m.nextSeq()))
+			cells++
+			fb.Message = strings.ReplaceAll(fb.Message, foreign, missing)
+			if ms < 400 || ms >= 500 {
+				t.Errorf("%s: a missing id answered %d %+v, want a 4xx", name, ms, mb)
+			}
+			if fs != ms || fb.Code != mb.Code || fb.Message != mb.Message {
+				t.Errorf("%s: tenant B's object answered %d %s %q; a missing id answers %d %s %q", name, fs, fb.Code, fb.Message, ms, mb.Code, mb.Message)
+			}
+			// The caller's own object is not refused as missing.
+			if own != "" {
+				os, ob := m.sendJSON(t, hc, rt.Method, path, tok, build(b.Field, own, m.nextSeq()))
+				if os >= 500 || (os == ms && ob.Code == mb.Code) {
+					t.Errorf("%s: own %s answered %d %+v, as a missing one", name, b.Collection, os, ob)
+				}
+			}
+		}
+	}
+	if after := m.foreignState(t); after != before {
+		t.Errorf("tenant B's objects changed:\n before %s\n after  %s", before, after)
+	}
+	t.Logf("body ids: %d cells", cells)
+	if cells == 0 {
+		t.Error("no route declares ids in its body")
+	}
+}
+
+// foreignState describes tenant B's image, VM and disk as an admin sees
+// them (users, state, attachments).
+func (m *matrix) foreignState(t *testing.T) string {
+	var out []string
+	if m.image[1] != "" {
+		img, err := m.admin.GetImage(ctx(), m.image[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("image users=%d state=%s", img.Users, img.State))
+	}
+	if m.vm[1] != "" {
+		v, err := m.admin.GetVM(ctx(), m.vm[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("vm state=%s disks=%d", v.State, len(v.AttachedDisks)))
+	}
+	if m.disk[1] != "" {
+		d, err := m.admin.GetDisk(ctx(), m.disk[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("disk state=%s vms=%v", d.State, d.VMs))
+	}
+	return strings.Join(out, "; ")
+}
+
+// sendJSON sends body as JSON and returns the status and the error body
+// (zero on success).
+func (m *matrix) sendJSON(t *testing.T, hc *http.Client, method, path, token string, body any) (int, api.Error) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cx, cancel := context.WithTimeout(ctx(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cx, method, m.c.URL+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var ae struct {
+		api.Error
+		Items []api.VMBatchItem `json:"items"` // a batch create answers per VM
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&ae)
+	if resp.StatusCode < 300 && len(ae.Items) == 1 && ae.Items[0].Error != nil {
+		return ae.Items[0].Error.Status(), *ae.Items[0].Error
+	}
+	return resp.StatusCode, ae.Error
+}
+
+// bodyIDFields says, for each id field of a request body type in api/
+// (types named *Spec, *Request, *Operation, *Delta), which Route.BodyIDs
+// fields carry it. A new id field in a body fails TestBodyIDsDeclared
+// until its routes declare it (and the matrix tries it) or it is listed
+// here with no fields and a reason.
+var bodyIDFields = map[string][]string{
+	"VMCreateSpec.sourceImageId": {"sourceImageId"},
+	"LocalitySpec.id":            {"affinities[kind=vm].id", "affinities[kind=disk].id"},
+	"VMDiskOperation.diskId":     {"diskId"},
+}
+
+func TestBodyIDsDeclared(t *testing.T) {
+	declared := map[string]bool{}
+	for _, rt := range httpapi.New(httpapi.Deps{}).Routes() {
+		for _, b := range rt.BodyIDs {
+			declared[b.Field] = true
+		}
+	}
+	files, err := filepath.Glob("../../api/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("api sources: %v", err)
+	}
+	found := map[string]bool{}
+	fs := token.NewFileSet()
+	for _, f := range files {
+		af, err := parser.ParseFile(fs, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(af, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok {
+				return true
+			}
+			st, ok := ts.Type.(*ast.StructType)
+			name := ts.Name.Name
+			if !ok || !(strings.HasSuffix(name, "Spec") || strings.HasSuffix(name, "Request") || strings.HasSuffix(name, "Operation") || strings.HasSuffix(name, "Delta")) {
+				return true
+			}
+			for _, fld := range st.Fields.List {
+				if fld.Tag == nil {
+					continue
+				}
+				json, _, _ := strings.Cut(reflect.StructTag(strings.Trim(fld.Tag.Value, "`")).Get("json"), ",")
+				if json == "id" || strings.HasSuffix(json, "Id") || strings.HasSuffix(json, "Ids") {
+					found[name+"."+json] = true
+				}
+			}
+			return true
+		})
+	}
+	for f := range found {
+		fields, ok := bodyIDFields[f]
+		if !ok {
+			t.Errorf("%s is an id in a request body: declare it in the routes' BodyIDs (and bodyIDFields), or list it in bodyIDFields with a reason", f)
+		}
+		for _, bf := range fields {
+			if !declared[bf] {
+				t.Errorf("%s: no route declares the body id %q", f, bf)
+			}
+		}
+	}
+	for f := range bodyIDFields {
+		if !found[f] {
+			t.Errorf("bodyIDFields lists %s, which api/ no longer has", f)
+		}
 	}
 }

@@ -93,8 +93,29 @@ type Route struct {
 	// applies neither MaxBodyBytes nor RequestTimeout, and the handler gets
 	// the ResponseWriter to set its own limits and deadlines.
 	Stream bool
-	h      handler
-	stream streamHandler
+	// BodyIDs lists the ids the route's JSON body carries. The service
+	// authorizes each against the object the path names, as {id} is
+	// here: an object the caller's project may not use answers exactly
+	// as a missing one. The isolation matrix tries each with another
+	// tenant's object.
+	BodyIDs []BodyID
+	h       handler
+	stream  streamHandler
+}
+
+// BodyID is an id in a route's body and the collection it names.
+type BodyID struct {
+	// Field is the id's place in the body, e.g. "sourceImageId" or
+	// "affinities[kind=vm].id".
+	Field string
+	// Collection is what it names, e.g. "images" (as in paths).
+	Collection string
+}
+
+// with returns rt carrying ids in its body.
+func (rt Route) with(ids ...BodyID) Route {
+	rt.BodyIDs = ids
+	return rt
 }
 
 // streamHandler is a handler of a Stream route. It answers as a handler
@@ -148,7 +169,7 @@ func (s *Server) routeTable() []Route {
 		r("GET", "/v1/system/auth", PermPublic, s.authInfo),
 		r("GET", "/v1/system/info", PermAuthenticated, s.info),
 		r("GET", "/v1/system/status", PermAuthenticated, s.status),
-		r("GET", "/v1/system/usage", PermAuthenticated, s.usage),
+		r("GET", "/v1/system/usage", PermSystemAdmin, s.usage), // fleet-wide counts: an administrator's view
 		r("GET", "/v1/system/audit", PermSystemAdmin, s.listAudit),
 		r("GET", "/v1/system/iam", PermSystemAdmin, s.getIAM(auth.ScopeSystem)),
 		r("POST", "/v1/system/iam", PermSystemAdmin, s.setIAM(auth.ScopeSystem)),
@@ -334,6 +355,8 @@ func toAPIError(err error) (*api.Error, bool) {
 		return ae, false
 	case errors.Is(err, store.ErrBadPageToken):
 		return api.Errorf(api.CodeInvalidQuery, "pageLink: not a page token this server issued"), false
+	case errors.Is(err, store.ErrTooLarge):
+		return api.Errorf(api.CodeRequestTooLarge, "the request makes a change too large to store at once; send less"), false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrConflict):
 		return api.Errorf(api.CodeUnavailable, "the controller is busy; retry"), true
 	}
@@ -348,6 +371,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 	ae := s.answerError(r, err)
 	code := ae.Status()
 	writeJSON(w, code, ae)
+	// An error may leave the request's body unread (a 413, a 401 before
+	// reading): HTTP/2 then resets the stream as the handler returns,
+	// which drops an answer still buffered (curl saw a 413's headers and
+	// not its body). Sent now, it arrives.
+	_ = http.NewResponseController(w).Flush()
 	return code
 }
 

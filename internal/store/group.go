@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,7 +136,7 @@ func (g *Group) run(batch []*grouped, m *merge) {
 	case err != nil:
 		for _, it := range batch {
 			g.s.recent.drop(it.tx.order) // written or not: unknown
-			it.err = fmt.Errorf("commit: %w", err)
+			it.err = writeErr("commit", err)
 		}
 	case resp.Succeeded:
 		for _, it := range batch {

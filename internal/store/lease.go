@@ -24,7 +24,7 @@ func (s *Store) PutWithLease(ctx context.Context, key string, v any, ttlSeconds 
 		return 0, fmt.Errorf("grant lease: %w", err)
 	}
 	if _, err := s.c.Put(ctx, key, string(b), clientv3.WithLease(g.ID)); err != nil {
-		return 0, fmt.Errorf("put %s: %w", key, err)
+		return 0, writeErr("put "+key, err)
 	}
 	return Lease(g.ID), nil
 }

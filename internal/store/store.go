@@ -12,7 +12,10 @@ import (
 	"time"
 	"unsafe"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Root is the prefix of every key Photon writes.
@@ -47,7 +50,23 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: a transaction's reads were stale; retry.
 	ErrConflict = errors.New("conflicting concurrent update")
+	// ErrTooLarge: a write is larger than etcd takes in one request
+	// (its --max-request-bytes, 1.5 MiB by default) or than the client
+	// sends, or has more operations than etcd takes in one transaction.
+	// Nothing was written; the same write will never fit.
+	ErrTooLarge = errors.New("write too large for the store")
 )
+
+// writeErr wraps an error of a write to etcd: one too large for etcd is
+// ErrTooLarge as well (callers map it to a client error, not a 500).
+func writeErr(what string, err error) error {
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) ||
+		errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrGRPCTooManyOps) ||
+		status.Code(err) == codes.ResourceExhausted {
+		return fmt.Errorf("%s: %w: %w", what, ErrTooLarge, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
 
 // Store is Photon's view of etcd.
 type Store struct {
@@ -820,7 +839,7 @@ func (t *Txn) Commit(ctx context.Context) (int64, error) {
 	resp, err := t.s.c.Txn(ctx).If(t.conditions()...).Then(t.ops()...).Commit()
 	if err != nil {
 		t.s.recent.drop(t.order) // written or not: unknown
-		return 0, fmt.Errorf("commit: %w", err)
+		return 0, writeErr("commit", err)
 	}
 	if !resp.Succeeded {
 		t.s.saw(resp.Header.Revision)

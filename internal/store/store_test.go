@@ -46,6 +46,7 @@ func TestStore(t *testing.T) {
 		{"mirror", testMirror},
 		{"recent", testRecent},
 		{"hub-values", testHubValues},
+		{"too-large", testTooLarge},
 	}
 	for _, mode := range photontest.EtcdModes {
 		t.Run(mode.Name, func(t *testing.T) {
@@ -1162,5 +1163,24 @@ func testHubValues(t *testing.T, s *store.Store) {
 	store.DeliverEvent(h, store.Event{Key: store.Key("hubvals", "g"), Value: []byte(`{"n":7}`), Rev: far})
 	if _, r, through, ok := h.Latest("f"); !ok || r != last || through >= far {
 		t.Errorf("Latest(f) amid a transaction at %d: change at %d, through %d, %v; want at %d, through before %d", far, r, through, ok, last, far)
+	}
+}
+
+// A write larger than etcd takes is ErrTooLarge (a client error to
+// callers), and writes nothing.
+func testTooLarge(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	big := strings.Repeat("x", 2<<20)
+	_, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Key("big", "one"), big) })
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("2 MiB put = %v, want ErrTooLarge", err)
+	}
+	var got string
+	if _, err := s.Get(ctx, store.Key("big", "one"), &got); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after the refused put: %v, want not found", err)
+	}
+	// Just under etcd's limit passes.
+	if _, err := s.Update(ctx, func(tx *store.Txn) error { return tx.Put(store.Key("big", "two"), big[:1<<20]) }); err != nil {
+		t.Errorf("1 MiB put: %v", err)
 	}
 }

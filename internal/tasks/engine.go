@@ -78,6 +78,10 @@ type Engine struct {
 	fail    map[string]string // "OP/STEP" -> action
 	mu      sync.Mutex
 	running map[string]*runner // in this process: id -> its runner
+	// resumed are the tasks whose resumption was logged (at Info, once
+	// while the task stays unfinished; later resumptions at Debug); a
+	// scan that no longer finds one forgets it.
+	resumed map[string]bool
 	kick    chan struct{}
 	hub     *store.Hub // changes to tasks, for Wait
 }
@@ -86,7 +90,7 @@ type Engine struct {
 // PHOTON_FAILPOINTS environment variable.
 func New(st *store.Store, log *slog.Logger, ops ...*Operation) (*Engine, error) {
 	e := &Engine{st: st, log: log, ops: map[string]*Operation{}, now: time.Now,
-		ScanInterval: 2 * time.Second, running: map[string]*runner{}, kick: make(chan struct{}, 1), hub: st.NewHub("tasks")}
+		ScanInterval: 2 * time.Second, running: map[string]*runner{}, resumed: map[string]bool{}, kick: make(chan struct{}, 1), hub: st.NewHub("tasks")}
 	e.hub.KeepValues(keptTasks)
 	if err := e.Register(ops...); err != nil {
 		return nil, err
@@ -742,17 +746,43 @@ func (e *Engine) Loop(ctx context.Context) {
 }
 
 func (e *Engine) scan(ctx context.Context, all bool) {
+	seen := map[string]bool{}
 	for _, prefix := range []string{"locks", "taskqueue"} {
-		if !e.scanUnder(ctx, prefix, all) {
+		if !e.scanUnder(ctx, prefix, all, seen) {
 			return
 		}
 	}
+	// Tasks no longer unfinished end their episode: resumed again later,
+	// they are logged again.
+	e.mu.Lock()
+	for id := range e.resumed {
+		if !seen[id] {
+			delete(e.resumed, id)
+		}
+	}
+	e.mu.Unlock()
+}
+
+// logResume logs that a task is resumed: at Info the first time in its
+// episode (until a scan no longer finds it unfinished), then at Debug, so
+// a task waiting for minutes is not logged every ScanInterval.
+func (e *Engine) logResume(id string) {
+	e.mu.Lock()
+	again := e.resumed[id]
+	e.resumed[id] = true
+	e.mu.Unlock()
+	level := slog.LevelInfo
+	if again {
+		level = slog.LevelDebug
+	}
+	e.log.Log(context.Background(), level, "resuming task", "task", id)
 }
 
 // scanUnder resumes the unfinished tasks named under prefix: "locks" (the
 // task holding each entity) or "taskqueue" (tasks with no entity, keyed
-// by id). It returns false if it could not read them all.
-func (e *Engine) scanUnder(ctx context.Context, prefix string, all bool) bool {
+// by id), and marks each in seen. It returns false if it could not read
+// them all.
+func (e *Engine) scanUnder(ctx context.Context, prefix string, all bool, seen map[string]bool) bool {
 	token := ""
 	for {
 		kvs, next, err := e.st.Page(ctx, store.Prefix(prefix), token, 500)
@@ -768,6 +798,7 @@ func (e *Engine) scanUnder(ctx context.Context, prefix string, all bool) bool {
 				e.log.Warn("task scan: not a task id", "key", kv.Key, "error", err)
 				continue
 			}
+			seen[id] = true
 			e.mu.Lock()
 			_, busy := e.running[id]
 			e.mu.Unlock()
@@ -777,7 +808,7 @@ func (e *Engine) scanUnder(ctx context.Context, prefix string, all bool) bool {
 			if !all && e.now().Sub(e.queuedAt(ctx, id)) < e.ScanInterval {
 				continue
 			}
-			e.log.Info("resuming task", "task", id)
+			e.logResume(id)
 			go func() {
 				t, err := e.Run(ctx, id)
 				if err != nil && ctx.Err() == nil {

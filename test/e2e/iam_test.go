@@ -168,6 +168,14 @@ func TestCLIRefresh(t *testing.T) {
 	if access() == first {
 		t.Error("the access token was not refreshed")
 	}
+	// Refresh tokens rotate: the CLI saved the new one, so it refreshes
+	// again (the old one used again would revoke the session).
+	second := access()
+	time.Sleep(3 * time.Second)
+	p.ok("tenant", "list")
+	if access() == second {
+		t.Error("the access token was not refreshed a second time")
+	}
 	p.ok("target", "logout")
 	p.fail(1, "MissingAuthToken", "tenant", "list")
 }
