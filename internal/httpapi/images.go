@@ -132,7 +132,7 @@ func (s *Server) uploadImage(project bool) streamHandler {
 		if err := s.imagesReady(); err != nil {
 			return 0, nil, err
 		}
-		opts := images.UploadOptions{Scope: api.ImageScope{Kind: images.ScopeInfrastructure}}
+		opts := images.UploadOptions{Scope: api.ImageScope{Kind: images.ScopeInfrastructure}, DeclaredSize: r.ContentLength}
 		if project {
 			p, err := s.Tenancy.GetProject(r.Context(), r.PathValue("id"))
 			if err != nil {
