@@ -89,7 +89,7 @@ func checkVMDKDescriptor(r io.ReaderAt, off, n int64, label string) error {
 		b = b[:i]
 	}
 	if parentHint(b) {
-		return badImage("%s refers to a parent disk (parentFileNameHint), a backing file: upload a self-contained disk", label)
+		return badImage("%s refers to a backing file (its parentFileNameHint names a parent disk): upload a self-contained disk", label)
 	}
 	return nil
 }
