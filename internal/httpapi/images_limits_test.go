@@ -49,6 +49,10 @@ func postFile(t *testing.T, c *photontest.Cloud, path, fileName string, file io.
 	cr := &countingReader{r: file}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// A stalled body is closed at the deadline: the transport waits for it.
+	if cl, ok := file.(io.Closer); ok {
+		defer context.AfterFunc(ctx, func() { cl.Close() })()
+	}
 	req, err := http.NewRequestWithContext(ctx, "POST", c.URL+path, io.MultiReader(bytes.NewReader(prefix), cr, bytes.NewReader(head.Bytes())))
 	if err != nil {
 		t.Fatal(err)
