@@ -99,6 +99,18 @@ func (s *Service) Upload(ctx context.Context, mr *multipart.Reader, opts UploadO
 		return nil, err
 	}
 	var f form
+	file, err := formHead(mr, &f)
+	if err != nil {
+		return nil, err
+	}
+	return s.receive(ctx, mr, file, &f, opts, room)
+}
+
+// formHead reads an upload's parts up to its file part ("file", or any
+// part with a file name), checking the fields before it into f, and
+// returns the file part. Errors are *api.Error: a bad field (naming it),
+// no file part, too many parts, a broken body.
+func formHead(mr *multipart.Reader, f *form) (*multipart.Part, error) {
 	for n := 0; ; n++ {
 		if n >= maxParts {
 			return nil, api.FieldError("file", "more than %d form parts", maxParts)
@@ -112,10 +124,33 @@ func (s *Service) Upload(ctx context.Context, mr *multipart.Reader, opts UploadO
 		}
 		if p.FormName() == "file" || p.FileName() != "" {
 			f.fileName = p.FileName()
-			return s.receive(ctx, mr, p, &f, opts, room)
+			return p, nil
 		}
 		if err := f.field(p); err != nil {
 			return nil, bodyError(err)
+		}
+	}
+}
+
+// formTail reads the parts after the file part: fields only, checked
+// into f. Read errors of the body are errClientBody.
+func formTail(mr *multipart.Reader, f *form) error {
+	for n := 0; ; n++ {
+		if n >= maxParts {
+			return api.FieldError("file", "more than %d form parts", maxParts)
+		}
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", errClientBody, err)
+		}
+		if p.FormName() == "file" || p.FileName() != "" {
+			return api.FieldError("file", "more than one file part")
+		}
+		if err := f.field(p); err != nil {
+			return err
 		}
 	}
 }
@@ -240,23 +275,8 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 		return fail(err)
 	}
 	// Fields after the file.
-	for n := 0; ; n++ {
-		if n >= maxParts {
-			return fail(api.FieldError("file", "more than %d form parts", maxParts))
-		}
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fail(fmt.Errorf("%w: %w", errClientBody, err))
-		}
-		if p.FormName() == "file" || p.FileName() != "" {
-			return fail(api.FieldError("file", "more than one file part"))
-		}
-		if err := f.field(p); err != nil {
-			return fail(err)
-		}
+	if err := formTail(mr, f); err != nil {
+		return fail(err)
 	}
 	u.markStored(format)
 
