@@ -131,6 +131,17 @@ func TestImageUploadLimits(t *testing.T) {
 		})
 	}
 
+	t.Run("no image left in the project's count", func(t *testing.T) {
+		full := waitFor(t, cl)(cl.CreateProject(ctx(), tn.Entity.ID, &api.ProjectCreateSpec{Name: "full", Quota: &api.QuotaSpec{
+			QuotaItems: map[string]api.QuotaItem{images.QuotaImageCapacity: {Unit: "GB", Limit: 0.5}, images.QuotaImageCount: {Unit: "COUNT", Limit: 0}}}}))
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		status, e, read := postFile(t, c, "/v1/projects/"+full.Entity.ID+"/images", "a.qcow2", pr, 1<<20)
+		if status != 400 || e.Code != api.CodeQuotaError || !strings.Contains(e.Message, "Not enough quota: image needs 1 COUNT, 0 COUNT free") || read != 0 {
+			t.Errorf("= %d %+v after %d bytes, want QuotaError on image", status, e, read)
+		}
+	})
+
 	t.Run("quota passed while streaming", func(t *testing.T) {
 		status, e, read := postFile(t, c, projectPath, "big.qcow2", newGen(head, 48<<20, 7), -1)
 		if status != 400 || e.Code != api.CodeQuotaError || !strings.Contains(e.Message, "Not enough quota: image.capacity") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"syscall"
 
 	"github.com/photon-cloud/photon/api"
@@ -81,7 +82,7 @@ func (s *Service) maxUpload() int64 {
 
 // gb formats bytes as GB (GiB, as quotas count them) for messages.
 func gb(n int64) string {
-	return fmt.Sprintf("%.2f GB", float64(n)/(1<<30))
+	return strconv.FormatFloat(float64(n)/(1<<30), 'g', 4, 64) + " GB"
 }
 
 // freeBytes is the space unprivileged writers may still use on the image
@@ -110,7 +111,8 @@ func (s *Service) checkFree(need int64) error {
 
 // quotaRoom is how many bytes of image.capacity a project has left, or -1
 // if it does not limit image.capacity (also for infrastructure uploads,
-// projectID ""). A project over its limit has 0 left.
+// projectID ""). A project over its limit has 0 left; one whose image
+// count is at its limit is a QuotaError.
 func (s *Service) quotaRoom(ctx context.Context, projectID string) (int64, error) {
 	if projectID == "" {
 		return -1, nil
@@ -118,6 +120,12 @@ func (s *Service) quotaRoom(ctx context.Context, projectID string) (int64, error
 	p, err := tenancy.ReadProject(ctx, s.st.PlainTxn(), projectID)
 	if err != nil {
 		return 0, err
+	}
+	if it, ok := p.Quota.QuotaItems[QuotaImageCount]; ok && it.Usage+1 > it.Limit+1e-9 {
+		e := api.Errorf(api.CodeQuotaError, "Not enough quota: %s needs 1 COUNT, %s COUNT free", QuotaImageCount,
+			strconv.FormatFloat(max(0, it.Limit-it.Usage), 'f', -1, 64))
+		e.Data = map[string]string{"key": QuotaImageCount}
+		return 0, e
 	}
 	it, ok := p.Quota.QuotaItems[QuotaImageCapacity]
 	if !ok {
