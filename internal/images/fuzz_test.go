@@ -173,7 +173,6 @@ func FuzzParseManifest(f *testing.F) {
 			if d == nil || (d.algo != "SHA1" && d.algo != "SHA256" && d.algo != "SHA512") {
 				t.Fatalf("%q: digest %+v", name, d)
 			}
-			_ = d.matches(b)
 		}
 	})
 }
