@@ -89,10 +89,14 @@ func (f *form) field(p *multipart.Part) error {
 // or VMDK (by content) is then converted to qcow2 (see prepare). It
 // returns the CREATE_IMAGE task as it ends (COMPLETED with the image READY).
 //
-// Bad fields, a missing file part and an oversized file answer as errors
-// (400 naming the field, 413); once the file part has begun the image and
-// its task also end ERROR and no file is left. So does an image that cannot
-// be converted (InvalidImage, with the reason).
+// An upload that cannot fit is refused before a byte is read (admit), and
+// stopped while it streams (store): larger than MaxUploadSize (413), than
+// the project's image quota left (400 QuotaError), than the free space
+// above Limits.FreeReserve (503). Bad fields, a missing file part and an
+// oversized file answer as errors (400 naming the field, 413); once the
+// file part has begun the image and its task also end ERROR and no file is
+// left. So does an image that is refused by vet or cannot be converted
+// (InvalidImage, with the reason).
 func (s *Service) Upload(ctx context.Context, mr *multipart.Reader, opts UploadOptions) (*api.Task, error) {
 	room, err := s.admit(ctx, opts)
 	if err != nil {
