@@ -303,9 +303,10 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 	if f.name != "" {
 		img.Name = f.name
 	}
-	_, err = s.st.Update(context.WithoutCancel(ctx), func(tx *store.Txn) error {
+	wctx := context.WithoutCancel(ctx) // the upload is whole: finish it
+	_, err = s.st.Update(wctx, func(tx *store.Txn) error {
 		var cur api.Image
-		if err := tx.MustGet(ctx, imageKey(id), &cur); err != nil {
+		if err := tx.MustGet(wctx, imageKey(id), &cur); err != nil {
 			return err
 		}
 		if cur.State != api.ImageCreating {
@@ -318,7 +319,7 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 			cur.Settings = res.settings
 		}
 		// Charged with the image that costs it: usage is what exists.
-		if err := chargeImage(ctx, tx, &cur, +1); err != nil {
+		if err := chargeImage(wctx, tx, &cur, +1); err != nil {
 			return err
 		}
 		if cur.Name != oldName {
