@@ -53,7 +53,7 @@ it; unfinished tasks resume when it (or another controller) starts again.`,
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:9000", "address to serve HTTPS on (port 0 picks a free one)")
 	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "external etcd client URLs, comma-separated (default: embedded etcd)")
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
-	f.Int64Var(&cfg.ImageLimits.FreeReserve, "image-free-reserve", images.DefaultFreeReserve, "bytes image uploads leave free on the data dir's filesystem (-1: none)")
+	f.Int64Var(&cfg.ImageLimits.FreeReserve, "image-free-reserve", 0, "bytes image uploads leave free on the data dir's filesystem (0: 1 GiB, or 5% of a filesystem under 20 GiB; -1: none)")
 	f.Int64Var(&cfg.ImageLimits.MaxVirtualSize, "image-max-virtual-size", images.DefaultMaxVirtualSize, "largest disk (bytes) an uploaded image may hold")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")

@@ -28,7 +28,8 @@ const (
 	// addresses comfortably, far above any boot disk.
 	DefaultMaxVirtualSize int64 = 16 << 40
 	// DefaultFreeReserve is what uploads leave free on the filesystem of
-	// the image dir (1 GiB), for etcd's data dir and logs beside it.
+	// the image dir, for etcd's data dir and logs beside it: 1 GiB, or 5%
+	// of a filesystem smaller than 20 GiB.
 	DefaultFreeReserve int64 = 1 << 30
 	// DefaultMaxExpansion bounds what one uploaded byte may become on the
 	// controller's disk: a gunzipped OVA disk, a converted image.
@@ -42,7 +43,8 @@ type Limits struct {
 	MaxVirtualSize int64
 	// FreeReserve is the free space (bytes) uploads leave on the image
 	// dir's filesystem: an upload that would go below it is refused
-	// (ServiceUnavailable), before and while it streams.
+	// (ServiceUnavailable), before and while it streams. Zero: 1 GiB, or
+	// 5% of a filesystem smaller than 20 GiB.
 	FreeReserve int64
 	// MaxExpansion bounds an OVA's extracted disk and a converted image to
 	// this many times the uploaded bytes.
@@ -56,14 +58,15 @@ func (s *Service) maxVirtualSize() int64 {
 	return DefaultMaxVirtualSize
 }
 
-func (s *Service) freeReserve() int64 {
+// freeReserve is the free space uploads leave on a filesystem of size bytes.
+func (s *Service) freeReserve(size int64) int64 {
 	switch r := s.Limits.FreeReserve; {
 	case r > 0:
 		return r
 	case r < 0:
 		return 0
 	}
-	return DefaultFreeReserve
+	return min(DefaultFreeReserve, size/20)
 }
 
 func (s *Service) maxExpansion() int64 {
@@ -86,23 +89,23 @@ func gb(n int64) string {
 }
 
 // freeBytes is the space unprivileged writers may still use on the image
-// dir's filesystem.
-func (s *Service) freeBytes() (int64, error) {
+// dir's filesystem, and the filesystem's size.
+func (s *Service) freeBytes() (free, size int64, _ error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(s.dir, &st); err != nil {
-		return 0, fmt.Errorf("statfs %s: %w", s.dir, err)
+		return 0, 0, fmt.Errorf("statfs %s: %w", s.dir, err)
 	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
+	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
 }
 
 // checkFree refuses to write need more bytes if that would leave less
 // than the reserve free: ServiceUnavailable, saying what the controller keeps.
 func (s *Service) checkFree(need int64) error {
-	free, err := s.freeBytes()
+	free, size, err := s.freeBytes()
 	if err != nil {
 		return err
 	}
-	if reserve := s.freeReserve(); free-max(need, 0) < reserve {
+	if reserve := s.freeReserve(size); free-max(need, 0) < reserve {
 		return api.Errorf(api.CodeUnavailable,
 			"not enough space on the controller for this image: %s free, the controller keeps %s free", gb(free), gb(reserve))
 	}
