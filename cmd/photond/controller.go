@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/photon-cloud/photon/internal/controller"
+	"github.com/photon-cloud/photon/internal/images"
 )
 
 func controllerCmd(logger func() (*slog.Logger, error), signals func(context.Context) (context.Context, func())) *cobra.Command {
@@ -57,6 +58,8 @@ second one fails at once with "data dir DATA_DIR in use by pid N".`,
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:9000", "address to serve HTTPS on (port 0 picks a free one)")
 	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "external etcd client URLs, comma-separated (default: embedded etcd)")
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
+	f.Int64Var(&cfg.ImageLimits.FreeReserve, "image-free-reserve", 0, "bytes image uploads leave free on the data dir's filesystem (0: 1 GiB, or 5% of a filesystem under 20 GiB; -1: none)")
+	f.Int64Var(&cfg.ImageLimits.MaxVirtualSize, "image-max-virtual-size", images.DefaultMaxVirtualSize, "largest disk (bytes) an uploaded image may hold")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
 	f.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of users' access tokens (refresh tokens get new ones)")

@@ -64,6 +64,9 @@ type Config struct {
 	AuditRetention time.Duration
 	// MaxImageBytes bounds an uploaded image (0: images.DefaultMaxUploadSize, 64 GiB).
 	MaxImageBytes int64
+	// ImageLimits bound uploads: the disk an image may hold, the free
+	// space kept on the controller, decompression (zero: images' defaults).
+	ImageLimits images.Limits
 	// HeartbeatTimeout: a host silent this long turns ERROR (0: 15 s).
 	HeartbeatTimeout time.Duration
 	// HostTimeout bounds how long a task waits for a host to act (0: 2 min).
@@ -198,6 +201,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if cfg.MaxImageBytes > 0 {
 		imgs.MaxUploadSize = cfg.MaxImageBytes
 	}
+	imgs.Limits = cfg.ImageLimits
 	iam, err := auth.NewService(st, engine, tokens)
 	if err != nil {
 		return nil, err

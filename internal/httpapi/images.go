@@ -126,13 +126,14 @@ func (s *Server) imageTasks(r *http.Request) (int, any, error) {
 // uploadImage receives a multipart image upload, to the infrastructure or
 // (project) to the project in the path. The body is limited by the image
 // service's MaxUploadSize, not MaxBodyBytes, and may take as long as it
-// keeps moving.
+// keeps moving. Its Content-Length is the declared size the service
+// checks before reading (413, QuotaError, 503).
 func (s *Server) uploadImage(project bool) streamHandler {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
 		if err := s.imagesReady(); err != nil {
 			return 0, nil, err
 		}
-		opts := images.UploadOptions{Scope: api.ImageScope{Kind: images.ScopeInfrastructure}}
+		opts := images.UploadOptions{Scope: api.ImageScope{Kind: images.ScopeInfrastructure}, DeclaredSize: r.ContentLength}
 		if project {
 			p, err := s.Tenancy.GetProject(r.Context(), r.PathValue("id"))
 			if err != nil {

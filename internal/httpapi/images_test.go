@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -151,7 +152,8 @@ func TestImages(t *testing.T) {
 
 	// A multi-MB qcow2 streamed from a generator, fields after the file part.
 	const size = 24<<20 + 12345
-	gen := newGen("QFI\xfb", size, 1)
+	qemuImgOrSkip(t)
+	gen := newGen(qcow2Head(t), size, 1)
 	start := time.Now()
 	status, body, err := postForm(t, c, c.Token, "/v1/images", []formPart{
 		{name: "file", value: "disk.qcow2", file: gen},
@@ -174,7 +176,7 @@ func TestImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.State != api.ImageReady || img.Size != size || img.SHA256 != gen.sum() || img.Format != images.FormatQCOW2 ||
+	if img.State != api.ImageReady || img.Size != size || img.SHA256 != gen.sum() || img.Format != images.FormatQCOW2 || img.VirtualSize != 64<<20 ||
 		img.Name != "ubuntu" || img.ReplicationType != api.ReplicationOnDemand || img.Scope.Kind != images.ScopeInfrastructure {
 		t.Errorf("image = %+v, want READY ubuntu ON_DEMAND qcow2 of %d bytes sha256 %s", img, size, gen.sum())
 	}
@@ -437,7 +439,7 @@ func testProjectImages(t *testing.T, c *photontest.Cloud) {
 	tn := waitFor(t, cl)(cl.CreateTenant(ctx(), &api.TenantCreateSpec{Name: "imgtenant"}))
 	pj := waitFor(t, cl)(cl.CreateProject(ctx(), tn.Entity.ID, &api.ProjectCreateSpec{Name: "imgproject"}))
 	pid := pj.Entity.ID
-	task, err := cl.UploadImage(ctx(), newGen("QFI\xfb", 1<<20, 5), 1<<20, client.ImageUpload{Name: "pimg", ProjectID: pid, FileName: "p.vmdk"})
+	task, err := cl.UploadImage(ctx(), newGen(qcow2Head(t), 1<<20, 5), 1<<20, client.ImageUpload{Name: "pimg", ProjectID: pid, FileName: "p.vmdk"})
 	done := mustTask(t, cl, task, err)
 	if done.ProjectID != pid || done.TenantID != tn.Entity.ID {
 		t.Errorf("task scoped to %s/%s, want %s/%s", done.TenantID, done.ProjectID, tn.Entity.ID, pid)
@@ -613,10 +615,11 @@ func testInUseDelete(t *testing.T, c *photontest.Cloud, img *api.Image) {
 func BenchmarkImageUpload(b *testing.B) {
 	c := photontest.NewController(b, "")
 	const size = 256 << 20
+	head := qcow2Head(b)
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		task, err := c.Client.UploadImage(context.Background(), newGen("QFI\xfb", size, byte(i)), size,
+		task, err := c.Client.UploadImage(context.Background(), newGen(head, size, byte(i)), size,
 			client.ImageUpload{Name: fmt.Sprintf("bench-%d", i), FileName: "bench.qcow2"})
 		if err != nil {
 			b.Fatal(err)
@@ -642,6 +645,22 @@ func qemuImgOrSkip(t *testing.T) string {
 		t.Skip("qemu-img not installed:", err)
 	}
 	return p
+}
+
+// qcow2Head is a whole qcow2 image made by qemu-img (64 MiB virtual, no
+// data): an upload that starts with it and goes on with any bytes is a
+// qcow2 that qemu-img and the controller accept.
+func qcow2Head(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "head.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", p, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func qemuImgRun(t *testing.T, args ...string) {
@@ -796,7 +815,7 @@ func TestImageConversion(t *testing.T) {
 		}
 		b := readFile(t, c.Server.Images.Path(img.ID))
 		h := sha256.Sum256(b)
-		if img.State != api.ImageReady || img.Format != images.FormatQCOW2 || img.Size != int64(len(b)) ||
+		if img.State != api.ImageReady || img.Format != images.FormatQCOW2 || img.Size != int64(len(b)) || img.VirtualSize != 16<<20 ||
 			img.SHA256 != hex.EncodeToString(h[:]) || !bytes.HasPrefix(b, []byte("QFI\xfb")) {
 			t.Errorf("image = %+v; file of %d bytes", img, len(b))
 		}
@@ -860,7 +879,7 @@ func TestImageConversion(t *testing.T) {
 			done := mustTask(t, cl, task, err)
 			img, err := cl.GetImage(ctx(), done.Entity.ID)
 			h := sha256.Sum256(b)
-			if err != nil || img.Format != tc.format || img.SHA256 != hex.EncodeToString(h[:]) || img.Size != int64(len(b)) {
+			if err != nil || img.Format != tc.format || img.SHA256 != hex.EncodeToString(h[:]) || img.Size != int64(len(b)) || img.VirtualSize != 16<<20 {
 				t.Errorf("%s: image = %+v, %v", tc.format, img, err)
 			}
 			if got := readFile(t, c.Server.Images.Path(img.ID)); !bytes.Equal(got, b) {
@@ -877,6 +896,34 @@ func TestImageConversion(t *testing.T) {
 		descriptor := []byte("# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 32768 FLAT \"/etc/passwd\" 0\n")
 		child := filepath.Join(dir, "child.vmdk")
 		qemuImgRun(t, "create", "-q", "-f", "vmdk", "-F", "vmdk", "-b", bootVMDK, child)
+		// Issue 26: a qcow2 whose backing file is a file of the host.
+		backed := filepath.Join(dir, "backed.qcow2")
+		qemuImgRun(t, "create", "-q", "-u", "-f", "qcow2", "-b", "/etc/passwd", "-F", "raw", backed, "1M")
+		dataFile := filepath.Join(dir, "datafile.qcow2")
+		qemuImgRun(t, "create", "-q", "-f", "qcow2", "-o", "data_file="+filepath.Join(dir, "data.raw")+",data_file_raw=on", dataFile, "1M")
+		huge := filepath.Join(dir, "huge.qcow2")
+		qemuImgRun(t, "create", "-q", "-f", "qcow2", huge, "1P")
+		qemuImgRun(t, "convert", "-q", "-f", "raw", "-O", "qcow2", bootRaw, filepath.Join(dir, "plain.qcow2"))
+		plain := readFile(t, filepath.Join(dir, "plain.qcow2"))
+		// Hand-made headers: a backing file offset in a valid v3 header, and
+		// one whose version lies.
+		handBacked := bytes.Clone(plain)
+		binary.BigEndian.PutUint64(handBacked[8:], 0x1000)
+		binary.BigEndian.PutUint32(handBacked[16:], 11)
+		copy(handBacked[0x1000:], "/etc/shadow")
+		lyingVersion := bytes.Clone(handBacked)
+		binary.BigEndian.PutUint32(lyingVersion[4:], 4)
+		// A monolithicSparse whose header has no capacity: QEMU would open
+		// its embedded descriptor, whose extent is a file of the host.
+		extentOut := readFile(t, sparseVMDK)
+		binary.LittleEndian.PutUint64(extentOut[12:], 0)
+		descAt := int(binary.LittleEndian.Uint64(extentOut[28:])) * 512
+		copy(extentOut[descAt:], "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 32768 FLAT \"/etc/passwd\" 0\n\x00")
+		// An OVA whose disk is the backed qcow2, and OVAs whose OVF names
+		// files outside the archive.
+		ovfNaming := func(href string) []byte {
+			return []byte(strings.Replace(ovaDescriptor, `ovf:href="appliance-disk1.vmdk"`, `ovf:href="`+href+`"`, 1))
+		}
 		for _, tc := range []struct {
 			name string
 			body []byte
@@ -893,6 +940,18 @@ func TestImageConversion(t *testing.T) {
 			{"corrupt vmdk", corrupt, "qemu-img: Could not open 'bad.vmdk'"},
 			{"vmdk descriptor naming other files", descriptor, "VMDK descriptor whose extents are separate files"},
 			{"vmdk with a backing file", readFile(t, child), "refers to a backing file"},
+			{"qcow2 with a backing file", readFile(t, backed), "refers to a backing file"},
+			{"qcow2 with an external data file", readFile(t, dataFile), "refers to an external data file"},
+			{"hand-made qcow2 with a backing file", handBacked, "refers to a backing file"},
+			{"qcow2 whose version lies", lyingVersion, "unsupported qcow2 version 4"},
+			{"qcow2 of 1 PiB", readFile(t, huge), "holds a disk of 1125899906842624 bytes, more than"},
+			{"sparse vmdk whose descriptor names another extent", extentOut, "sparse header without capacity"},
+			{"ova holding a qcow2 with a backing file", tarOf(t, tarMember{"appliance.ovf", ovf}, tarMember{"appliance-disk1.vmdk", readFile(t, backed)}),
+				"appliance-disk1.vmdk refers to a backing file"},
+			{"ovf naming a parent path", tarOf(t, tarMember{"appliance.ovf", ovfNaming("../../etc/passwd")}, tarMember{"etc/passwd", plain}),
+				`("../../etc/passwd") is not inside the OVA`},
+			{"ovf naming an absolute path", tarOf(t, tarMember{"appliance.ovf", ovfNaming("/etc/passwd")}, tarMember{"etc/passwd", plain}),
+				`("/etc/passwd") is not inside the OVA`},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				name := "bad-" + strings.ReplaceAll(tc.name, " ", "-")

@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/photon-cloud/photon/api"
@@ -39,6 +41,7 @@ const DefaultConvertTimeout = time.Hour
 // converted is what prepare made of an upload.
 type converted struct {
 	size         int64
+	virtualSize  int64 // the size of the disk the image holds
 	sum, format  string
 	sourceFormat string // what was uploaded, e.g. "ova"
 	settings     []api.ImageSetting
@@ -58,12 +61,24 @@ var tempKinds = []string{"disk", "qcow2"}
 
 // prepare makes the stored upload DIR/<id>.part the image file DIR/<id>:
 // as is (raw, qcow2, ...), or converted to qcow2 (OVA, VMDK) with the
-// size, sha256 and settings of the result. Conversion failures that are the
-// image's fault are *api.Error InvalidImage with the reason; nothing but
-// DIR/<id> is left on success, and the caller removes everything on failure.
-func (s *Service) prepare(ctx context.Context, id, label string, up converted) (converted, error) {
+// size, sha256 and settings of the result. Every disk is vetted first
+// (vet): one that refers to other files or holds a disk larger than
+// Limits.MaxVirtualSize is InvalidImage. What an OVA's disk extracts to and
+// what a conversion writes are bounded by Limits.MaxExpansion times the
+// upload, by quotaRoom bytes (-1: no quota) and by the free-space reserve.
+// Conversion failures that are the image's fault are *api.Error
+// InvalidImage with the reason; nothing but DIR/<id> is left on success,
+// and the caller removes everything on failure.
+func (s *Service) prepare(ctx context.Context, id, label string, up converted, quotaRoom int64) (converted, error) {
 	up.sourceFormat = up.format
+	labels := strings.NewReplacer(s.partPath(id), label, s.tempPath(id, "qcow2"), "the converted image",
+		s.dir+string(filepath.Separator), "")
 	if !needsConversion(up.format) {
+		vsize, err := s.vet(ctx, s.partPath(id), up.format, label, labels)
+		if err != nil {
+			return up, err
+		}
+		up.virtualSize = vsize
 		if err := os.Rename(s.partPath(id), s.Path(id)); err != nil {
 			return up, err
 		}
@@ -76,6 +91,7 @@ func (s *Service) prepare(ctx context.Context, id, label string, up converted) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	stepBudget := func(what string) *budget { return s.stepBudget(what, up.size, quotaRoom) }
 	src, srcFormat, srcLabel := s.partPath(id), FormatVMDK, label
 	out := converted{sourceFormat: up.format, format: FormatQCOW2, settings: []api.ImageSetting{}}
 	if up.format == FormatOVA {
@@ -85,22 +101,20 @@ func (s *Service) prepare(ctx context.Context, id, label string, up converted) (
 		}
 		out.settings = plan.settings
 		disk := s.tempPath(id, "disk")
-		if err := s.extractDisk(src, plan, disk); err != nil {
+		if err := s.extractDisk(src, plan, disk, stepBudget("the OVA's disk file "+plan.diskFile)); err != nil {
 			return out, err
 		}
 		src, srcLabel = disk, plan.diskFile
+		labels = strings.NewReplacer(disk, srcLabel, s.tempPath(id, "qcow2"), "the converted image", s.dir+string(filepath.Separator), "")
 		if srcFormat, err = diskFormat(disk, plan.diskFile); err != nil {
 			return out, err
 		}
-	} else if err := checkVMDKHead(src, label); err != nil {
+	}
+	if _, err := s.vet(ctx, src, srcFormat, srcLabel, labels); err != nil {
 		return out, err
 	}
 	dst := s.tempPath(id, "qcow2")
-	labels := strings.NewReplacer(src, srcLabel, dst, "the converted image", s.dir+string(filepath.Separator), "")
-	if err := s.inspect(ctx, src, srcFormat, srcLabel, labels); err != nil {
-		return out, err
-	}
-	if _, err := s.qemuImg(ctx, labels, "convert", "-q", "-f", srcFormat, "-O", FormatQCOW2, src, dst); err != nil {
+	if err := s.convert(ctx, labels, src, srcFormat, dst, stepBudget("the converted image")); err != nil {
 		return out, err
 	}
 	size, sum, err := hashSync(dst)
@@ -108,6 +122,16 @@ func (s *Service) prepare(ctx context.Context, id, label string, up converted) (
 		return out, err
 	}
 	out.size, out.sum = size, sum
+	f, err := os.Open(dst)
+	if err != nil {
+		return out, err
+	}
+	h, err := checkQCOW2(f, size, "the converted image")
+	f.Close()
+	if err != nil {
+		return out, err
+	}
+	out.virtualSize = int64(h.VirtualSize)
 	for _, p := range []string{s.partPath(id), s.tempPath(id, "disk")} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return out, err
@@ -120,30 +144,133 @@ func (s *Service) prepare(ctx context.Context, id, label string, up converted) (
 	return out, nil
 }
 
+// stepBudget is what one step of a conversion (what: the file it writes)
+// may write: MaxExpansion times the uploaded bytes, MaxUploadSize, the
+// project's image quota left (quotaRoom, -1: none).
+func (s *Service) stepBudget(what string, uploaded, quotaRoom int64) *budget {
+	b := &budget{s: s, limit: s.maxUpload(), over: func(int64) error {
+		return badImage("%s would be larger than %d bytes, the controller's limit", what, s.maxUpload())
+	}}
+	if exp := s.maxExpansion(); uploaded <= math.MaxInt64/exp {
+		b.bound(max(uploaded, 1)*exp, func(int64) error {
+			return badImage("%s would be more than %d times as large as the upload (%d bytes): refused as a decompression bomb",
+				what, exp, uploaded)
+		})
+	}
+	b.bound(quotaRoom, func(n int64) error { return quotaShort(n, quotaRoom) })
+	return b
+}
+
+// vet refuses a disk Photon will not store or convert, and returns the
+// size of the disk it holds. A qcow2 is read twice: by checkQCOW2 (no
+// backing file, no external data file, known features), then, if that
+// passed, by qemu-img info with the format pinned (inspect); a VMDK by
+// checkVMDK, then inspect; a VHDX by inspect. Raw and ISO images hold
+// their own length and name nothing. A disk larger than
+// Limits.MaxVirtualSize is InvalidImage.
+func (s *Service) vet(ctx context.Context, p, format, label string, labels *strings.Replacer) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	vsize := st.Size()
+	switch format {
+	case FormatQCOW2:
+		h, err := checkQCOW2(f, st.Size(), label)
+		if err != nil {
+			return 0, err
+		}
+		if h.VirtualSize > uint64(s.maxVirtualSize()) {
+			return 0, tooLarge(label, h.VirtualSize, s.maxVirtualSize())
+		}
+		info, err := s.inspect(ctx, p, format, label, labels)
+		if err != nil {
+			return 0, err
+		}
+		if uint64(info.VirtualSize) != h.VirtualSize {
+			return 0, badImage("%s: qemu-img reads a virtual size of %d bytes, its header says %d", label, info.VirtualSize, h.VirtualSize)
+		}
+		vsize = info.VirtualSize
+	case FormatVMDK:
+		if err := checkVMDK(f, st.Size(), label); err != nil {
+			return 0, err
+		}
+		fallthrough
+	case FormatVHDX:
+		info, err := s.inspect(ctx, p, format, label, labels)
+		if err != nil {
+			return 0, err
+		}
+		vsize = info.VirtualSize
+	}
+	if vsize > s.maxVirtualSize() {
+		return 0, tooLarge(label, uint64(vsize), s.maxVirtualSize())
+	}
+	return vsize, nil
+}
+
+func tooLarge(label string, vsize uint64, limit int64) *api.Error {
+	return badImage("%s holds a disk of %d bytes, more than the %d bytes this controller accepts", label, vsize, limit)
+}
+
+// convert runs qemu-img convert of src (format pinned) to a qcow2 at dst,
+// stopped as soon as dst passes the budget (polled) or the filesystem's
+// free space falls below the reserve.
+func (s *Service) convert(ctx context.Context, labels *strings.Replacer, src, srcFormat, dst string, b *budget) error {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(convertPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-t.C:
+			}
+			st, err := os.Stat(dst)
+			if err != nil {
+				continue
+			}
+			// Allocated bytes, not the length: a sparse output costs what it holds.
+			used := st.Size()
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				used = min(used, sys.Blocks*512)
+			}
+			if used > b.limit {
+				cancel(b.over(used))
+				return
+			}
+			if err := s.checkFree(0); err != nil {
+				cancel(err)
+				return
+			}
+		}
+	}()
+	_, err := s.qemuImg(cctx, labels, "convert", "-q", "-f", srcFormat, "-O", FormatQCOW2, src, dst)
+	cancel(nil)
+	<-watched
+	if cause := context.Cause(cctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	return err
+}
+
+// convertPoll is how often convert looks at its output.
+var convertPoll = 100 * time.Millisecond
+
 func (s *Service) syncDir() {
 	if d, err := os.Open(s.dir); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-}
-
-// checkVMDKHead accepts single-file VMDKs (sparse: monolithicSparse,
-// streamOptimized) only: a text descriptor names its extents as other
-// files, which an upload does not carry.
-func checkVMDKHead(p, label string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	head := make([]byte, 4)
-	if _, err := io.ReadFull(f, head); err != nil {
-		return badImage("%s: not a VMDK disk: %v", label, err)
-	}
-	if string(head) != "KDMV" && string(head) != "COWD" {
-		return badImage("%s is a VMDK descriptor whose extents are separate files: upload a single-file VMDK (monolithicSparse or streamOptimized) or an OVA", label)
-	}
-	return nil
 }
 
 // diskFormat names the qemu-img format of an OVA's extracted boot disk, by
@@ -176,7 +303,7 @@ func diskFormat(p, label string) (string, error) {
 // extractDisk copies the boot disk's members of the OVA at ova to out,
 // in one pass, gunzipping it if compressed and checking it against the
 // manifest if listed there.
-func (s *Service) extractDisk(ova string, plan *ovaPlan, out string) error {
+func (s *Service) extractDisk(ova string, plan *ovaPlan, out string, b *budget) error {
 	f, err := os.Open(ova)
 	if err != nil {
 		return err
@@ -206,12 +333,8 @@ func (s *Service) extractDisk(ova string, plan *ovaPlan, out string) error {
 		return err
 	}
 	defer w.Close()
-	limit := s.MaxUploadSize
-	if limit <= 0 {
-		limit = DefaultMaxUploadSize
-	}
-	n, err := io.CopyBuffer(w, io.LimitReader(r, limit+1), make([]byte, 1<<20))
-	if err != nil {
+	g := b.writer()
+	if _, err := io.CopyBuffer(io.MultiWriter(g, w), r, make([]byte, 1<<20)); err != nil {
 		var ae *api.Error
 		switch {
 		case errors.As(err, &ae):
@@ -220,9 +343,6 @@ func (s *Service) extractDisk(ova string, plan *ovaPlan, out string) error {
 			return err
 		}
 		return badImage("the OVA's disk file %s: gunzip: %v", plan.diskFile, err)
-	}
-	if n > limit {
-		return badImage("the OVA's disk file %s is larger than %d bytes", plan.diskFile, limit)
 	}
 	return w.Close()
 }
@@ -294,18 +414,27 @@ type qemuImgInfo struct {
 	} `json:"format-specific"`
 }
 
-// inspect refuses a disk that qemu-img cannot open or that refers to other
-// files (a backing file, VMDK extents, a qcow2 data file): converting it
-// would read files of the controller into the image.
-func (s *Service) inspect(ctx context.Context, p, format, label string, labels *strings.Replacer) error {
+// inspect refuses a disk that qemu-img cannot open (with its format
+// pinned) or that refers to other files (a backing file, VMDK extents, a
+// qcow2 data file): converting it would read files of the controller into
+// the image, and a host would open them. It returns what qemu-img read.
+func (s *Service) inspect(ctx context.Context, p, format, label string, labels *strings.Replacer) (*qemuImgInfo, error) {
 	b, err := s.qemuImg(ctx, labels, "info", "--output=json", "-f", format, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var info qemuImgInfo
 	if err := json.Unmarshal(b, &info); err != nil {
-		return fmt.Errorf("qemu-img info of %s: %w", p, err)
+		return nil, fmt.Errorf("qemu-img info of %s: %w", p, err)
 	}
+	if err := info.check(p, label); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+// check refuses what inspect refuses of qemu-img's answer about the disk at p.
+func (info *qemuImgInfo) check(p, label string) error {
 	if info.BackingFilename != "" {
 		return badImage("%s refers to a backing file (%s): upload a self-contained disk", label, filepath.Base(info.BackingFilename))
 	}

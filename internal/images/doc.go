@@ -27,11 +27,30 @@
 //   - a VMDK: single-file (monolithicSparse, streamOptimized) only; a text
 //     descriptor names its extents as other files.
 //
-// A disk that refers to other files (a backing file, VMDK extents, a qcow2
-// data file) is refused before conversion: converting it would read the
-// controller's files into the image. The converted DIR/<id>.qcow2.part is
-// hashed, fsynced and renamed to DIR/<id>; the image records its size,
-// sha256 and format qcow2, and keeps the uploaded name.
+// Every disk is vetted before it is stored or converted (vet): a disk that
+// refers to other files (a backing file, VMDK extents or a parent, a qcow2
+// external data file) is InvalidImage, since a host opening it, or a
+// conversion, would read the controller's or the host's files. A qcow2 is
+// read by a header parser of its own (qcow2.go) and then by qemu-img info
+// with the format pinned; a VMDK by checkVMDK (vmdk.go), then qemu-img
+// info; a VHDX by qemu-img info. An OVF's disk file must be inside the
+// archive. The image records its VirtualSize (the qcow2's, or the raw or
+// ISO file's length); more than Limits.MaxVirtualSize is refused. The
+// converted DIR/<id>.qcow2.part is hashed, fsynced and renamed to DIR/<id>;
+// the image records its size, sha256 and format qcow2, and keeps the
+// uploaded name.
+//
+// Uploads are bounded (limits.go): a declared Content-Length above
+// MaxUploadSize (RequestTooLarge) or above what the project's
+// image.capacity quota has left (QuotaError) is refused before the body is
+// read, and the stream stops as soon as it passes either; an upload that
+// would leave less than Limits.FreeReserve free on the image dir's
+// filesystem is ServiceUnavailable, before and while streaming; an OVA's
+// gunzipped disk and a conversion's output are bounded by
+// Limits.MaxExpansion times the upload (and the quota left). A project's
+// image is charged image.capacity (its size in GB) and image (1 COUNT) in
+// the transaction that makes it READY, and released in the one that
+// deletes it, so usage is what exists.
 //
 // A failed or aborted upload leaves no file: the image record stays, in
 // state ERROR (so the failure is visible and its task listable), and its

@@ -67,6 +67,8 @@ type Service struct {
 
 	// MaxUploadSize bounds an image's size in bytes (default DefaultMaxUploadSize).
 	MaxUploadSize int64
+	// Limits bound the disks images hold and what uploads may write.
+	Limits Limits
 	// Log receives the janitor's and uploads' messages (default slog.Default()).
 	Log *slog.Logger
 	// QEMUImg is the qemu-img that converts OVA and VMDK uploads (default
@@ -252,6 +254,13 @@ func (s *Service) Delete(ctx context.Context, id string) (*api.Task, error) {
 				return notFound(id)
 			}
 			return err
+		}
+		// A READY image was charged to its project (an ERROR one never
+		// was, a PENDING_DELETE one was released): released here.
+		if cur.State == api.ImageReady {
+			if err := chargeImage(ctx, tx, &cur, -1); err != nil {
+				return err
+			}
 		}
 		switch {
 		case cur.Users > 0:

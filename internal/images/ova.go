@@ -127,6 +127,23 @@ func tarMemberName(name string) string {
 	return strings.TrimPrefix(path.Clean("/"+strings.ReplaceAll(name, "\\", "/")), "/")
 }
 
+// memberHref says whether an OVF href names a member of the archive: a
+// relative path that stays inside it (no URL, no absolute path, no "..",
+// no NUL).
+func memberHref(href string) bool {
+	h := strings.ReplaceAll(href, "\\", "/")
+	if h == "" || strings.Contains(h, "://") || strings.HasPrefix(h, "/") || strings.ContainsRune(h, 0) ||
+		(len(h) >= 2 && h[1] == ':') {
+		return false
+	}
+	for _, part := range strings.Split(h, "/") {
+		if part == ".." {
+			return false
+		}
+	}
+	return true
+}
+
 // readOVA reads the OVA at p: it finds the OVF descriptor (the first .ovf
 // member), picks the boot disk and reads the CPU and memory hints. Member
 // contents other than the descriptor and the manifest are skipped, not read.
@@ -269,7 +286,7 @@ func parseOVF(b []byte, name string) (*ovaPlan, error) {
 			return nil, badImage("the OVF descriptor %s: boot disk %q has no file in References (fileRef %q)", name, d.DiskID, d.FileRef)
 		}
 	}
-	if file.Href == "" || strings.Contains(file.Href, "://") {
+	if !memberHref(file.Href) {
 		return nil, badImage("the OVF descriptor %s: the file of %s (%q) is not inside the OVA", name, what, file.Href)
 	}
 	plan.diskFile = file.Href

@@ -160,7 +160,7 @@ func writeTar(t *testing.T, p string, ms ...member) {
 // extracted (gunzipped, chunks joined, checked against the manifest).
 func TestReadOVA(t *testing.T) {
 	dir := t.TempDir()
-	s := &Service{MaxUploadSize: 1 << 20}
+	s := &Service{MaxUploadSize: 1 << 20, dir: dir}
 	boot := bytes.Repeat([]byte("boot disk "), 1000)
 	sum := sha256.Sum256(boot)
 	ovf := testOVF("byte * 2^20", "2048")
@@ -194,7 +194,7 @@ func TestReadOVA(t *testing.T) {
 			writeTar(t, ova, tc.members...)
 			plan, err := readOVA(ova)
 			if err == nil {
-				err = s.extractDisk(ova, plan, out)
+				err = s.extractDisk(ova, plan, out, s.stepBudget("the disk", 1<<20, -1))
 			}
 			if tc.err != "" {
 				var ae *api.Error
@@ -224,7 +224,7 @@ func TestReadOVA(t *testing.T) {
 	writeTar(t, ova, member{"x.ovf", []byte(strings.Replace(ovf, `ovf:href="boot.vmdk"`, `ovf:href="boot.vmdk" ovf:compression="gzip"`, 1))}, member{"boot.vmdk", bomb.Bytes()})
 	plan, err := readOVA(ova)
 	if err == nil {
-		err = s.extractDisk(ova, plan, filepath.Join(dir, "disk"))
+		err = s.extractDisk(ova, plan, filepath.Join(dir, "disk"), s.stepBudget("the disk", 1<<20, -1))
 	}
 	if !errors.Is(err, &api.Error{Code: CodeInvalidImage}) || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("gzip bomb: %v", err)

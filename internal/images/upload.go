@@ -27,7 +27,15 @@ type UploadOptions struct {
 	Scope api.ImageScope
 	// TenantID owns the task of a project-scoped upload.
 	TenantID string
+	// DeclaredSize is the request body's length (Content-Length), -1 or 0
+	// if unknown: an upload that declares more than it may store is
+	// refused before it is read.
+	DeclaredSize int64
 }
+
+// formSlack is what a multipart body may hold beside the file: the
+// fields, part headers and boundaries.
+const formSlack = 64 << 10
 
 // Limits of an upload's form fields.
 const (
@@ -81,12 +89,32 @@ func (f *form) field(p *multipart.Part) error {
 // or VMDK (by content) is then converted to qcow2 (see prepare). It
 // returns the CREATE_IMAGE task as it ends (COMPLETED with the image READY).
 //
-// Bad fields, a missing file part and an oversized file answer as errors
-// (400 naming the field, 413); once the file part has begun the image and
-// its task also end ERROR and no file is left. So does an image that cannot
-// be converted (InvalidImage, with the reason).
+// An upload that cannot fit is refused before a byte is read (admit), and
+// stopped while it streams (store): larger than MaxUploadSize (413), than
+// the project's image quota left (400 QuotaError), than the free space
+// above Limits.FreeReserve (503). Bad fields, a missing file part and an
+// oversized file answer as errors (400 naming the field, 413); once the
+// file part has begun the image and its task also end ERROR and no file is
+// left. So does an image that is refused by vet or cannot be converted
+// (InvalidImage, with the reason).
 func (s *Service) Upload(ctx context.Context, mr *multipart.Reader, opts UploadOptions) (*api.Task, error) {
+	room, err := s.admit(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	var f form
+	file, err := formHead(mr, &f)
+	if err != nil {
+		return nil, err
+	}
+	return s.receive(ctx, mr, file, &f, opts, room)
+}
+
+// formHead reads an upload's parts up to its file part ("file", or any
+// part with a file name), checking the fields before it into f, and
+// returns the file part. Errors are *api.Error: a bad field (naming it),
+// no file part, too many parts, a broken body.
+func formHead(mr *multipart.Reader, f *form) (*multipart.Part, error) {
 	for n := 0; ; n++ {
 		if n >= maxParts {
 			return nil, api.FieldError("file", "more than %d form parts", maxParts)
@@ -100,12 +128,59 @@ func (s *Service) Upload(ctx context.Context, mr *multipart.Reader, opts UploadO
 		}
 		if p.FormName() == "file" || p.FileName() != "" {
 			f.fileName = p.FileName()
-			return s.receive(ctx, mr, p, &f, opts)
+			return p, nil
 		}
 		if err := f.field(p); err != nil {
 			return nil, bodyError(err)
 		}
 	}
+}
+
+// formTail reads the parts after the file part: fields only, checked
+// into f. Read errors of the body are errClientBody.
+func formTail(mr *multipart.Reader, f *form) error {
+	for n := 0; ; n++ {
+		if n >= maxParts {
+			return api.FieldError("file", "more than %d form parts", maxParts)
+		}
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", errClientBody, err)
+		}
+		if p.FormName() == "file" || p.FileName() != "" {
+			return api.FieldError("file", "more than one file part")
+		}
+		if err := f.field(p); err != nil {
+			return err
+		}
+	}
+}
+
+// admit refuses an upload that cannot fit before anything is read: one
+// that declares more than MaxUploadSize (RequestTooLarge) or than its
+// project's image.capacity has left (QuotaError), or that would leave
+// less than the reserve free on the controller (ServiceUnavailable). It
+// returns the bytes of image.capacity left (-1: not limited).
+func (s *Service) admit(ctx context.Context, opts UploadOptions) (int64, error) {
+	projectID := ""
+	if opts.Scope.Kind == ScopeProject {
+		projectID = opts.Scope.ID
+	}
+	room, err := s.quotaRoom(ctx, projectID)
+	if err != nil {
+		return 0, err
+	}
+	declared := opts.DeclaredSize
+	if declared > s.maxUpload()+formSlack {
+		return 0, api.Errorf(api.CodeRequestTooLarge, "image larger than %d bytes (the request declares %d)", s.maxUpload(), declared)
+	}
+	if room >= 0 && declared > room+formSlack {
+		return 0, quotaShort(declared-formSlack, room)
+	}
+	return room, s.checkFree(max(declared, 0))
 }
 
 // bodyError maps a body read failure to an API error.
@@ -123,7 +198,7 @@ func bodyError(err error) error {
 
 // receive creates the image and its task, streams the file, reads the
 // fields after it and completes or fails the task.
-func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multipart.Part, f *form, opts UploadOptions) (*api.Task, error) {
+func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multipart.Part, f *form, opts UploadOptions, room int64) (*api.Task, error) {
 	id := newID()
 	img := &api.Image{
 		Base: api.Base{ID: id, Kind: api.KindImage}, Name: f.name, State: api.ImageCreating,
@@ -199,28 +274,13 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 		return nil, ae
 	}
 
-	size, sum, format, err := s.store(file, id)
+	size, sum, format, err := s.store(file, id, room)
 	if err != nil {
 		return fail(err)
 	}
 	// Fields after the file.
-	for n := 0; ; n++ {
-		if n >= maxParts {
-			return fail(api.FieldError("file", "more than %d form parts", maxParts))
-		}
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fail(fmt.Errorf("%w: %w", errClientBody, err))
-		}
-		if p.FormName() == "file" || p.FileName() != "" {
-			return fail(api.FieldError("file", "more than one file part"))
-		}
-		if err := f.field(p); err != nil {
-			return fail(err)
-		}
+	if err := formTail(mr, f); err != nil {
+		return fail(err)
 	}
 	u.markStored(format)
 
@@ -230,7 +290,7 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 	if label == "." || label == "/" || label == "" {
 		label = "the uploaded image"
 	}
-	res, err := s.prepare(context.WithoutCancel(ctx), id, label, converted{size: size, sum: sum, format: format})
+	res, err := s.prepare(context.WithoutCancel(ctx), id, label, converted{size: size, sum: sum, format: format}, room)
 	if err != nil {
 		return fail(err)
 	}
@@ -243,9 +303,10 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 	if f.name != "" {
 		img.Name = f.name
 	}
-	_, err = s.st.Update(context.WithoutCancel(ctx), func(tx *store.Txn) error {
+	wctx := context.WithoutCancel(ctx) // the upload is whole: finish it
+	_, err = s.st.Update(wctx, func(tx *store.Txn) error {
 		var cur api.Image
-		if err := tx.MustGet(ctx, imageKey(id), &cur); err != nil {
+		if err := tx.MustGet(wctx, imageKey(id), &cur); err != nil {
 			return err
 		}
 		if cur.State != api.ImageCreating {
@@ -253,8 +314,13 @@ func (s *Service) receive(ctx context.Context, mr *multipart.Reader, file *multi
 		}
 		cur.Name, cur.ReplicationType = img.Name, img.ReplicationType
 		cur.State, cur.Size, cur.SHA256, cur.Format = api.ImageReady, size, sum, format
+		cur.VirtualSize = res.virtualSize
 		if len(res.settings) > 0 {
 			cur.Settings = res.settings
+		}
+		// Charged with the image that costs it: usage is what exists.
+		if err := chargeImage(wctx, tx, &cur, +1); err != nil {
+			return err
 		}
 		if cur.Name != oldName {
 			tx.Delete(nameKey(oldName, id))
@@ -307,8 +373,10 @@ func (s *Service) finish(ctx context.Context, taskID string) *api.Task {
 
 // store streams the file part to DIR/<id>.part through a hash and syncs
 // it (prepare makes it DIR/<id>). It returns the size, the hex sha256 and
-// the format.
-func (s *Service) store(file io.Reader, id string) (int64, string, string, error) {
+// the format. It stops as soon as the file passes MaxUploadSize
+// (RequestTooLarge) or quotaRoom bytes (QuotaError; -1: no quota), or the
+// free space falls below the reserve (ServiceUnavailable).
+func (s *Service) store(file io.Reader, id string, quotaRoom int64) (int64, string, string, error) {
 	part := s.partPath(id)
 	out, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -317,14 +385,14 @@ func (s *Service) store(file io.Reader, id string) (int64, string, string, error
 	defer out.Close()
 	h := sha256.New()
 	head := &headBuffer{max: sniffBytes}
-	lr := &io.LimitedReader{R: file, N: s.MaxUploadSize + 1}
+	b := &budget{s: s, limit: s.maxUpload(), over: func(int64) error {
+		return api.Errorf(api.CodeRequestTooLarge, "image larger than %d bytes", s.maxUpload())
+	}}
+	b.bound(quotaRoom, func(n int64) error { return quotaShort(n, quotaRoom) })
 	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(io.MultiWriter(out, h, head), readerOnly{lr, errClientBody}, buf)
+	n, err := io.CopyBuffer(io.MultiWriter(b.writer(), out, h, head), readerOnly{file, errClientBody}, buf)
 	if err != nil {
 		return 0, "", "", err
-	}
-	if n > s.MaxUploadSize {
-		return 0, "", "", api.Errorf(api.CodeRequestTooLarge, "image larger than %d bytes", s.MaxUploadSize)
 	}
 	if err := out.Sync(); err != nil {
 		return 0, "", "", err
