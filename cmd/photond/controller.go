@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/photon-cloud/photon/internal/controller"
+	"github.com/photon-cloud/photon/internal/store"
 )
 
 func controllerCmd(logger func() (*slog.Logger, error)) *cobra.Command {
@@ -53,6 +54,7 @@ it; unfinished tasks resume when it (or another controller) starts again.`,
 	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "external etcd client URLs, comma-separated (default: embedded etcd)")
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
+	f.DurationVar(&cfg.StoreLimits.OpTimeout, "etcd-timeout", store.DefaultLimits.OpTimeout, "a request waits this long for etcd before failing with 503")
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
 	f.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of users' access tokens (refresh tokens get new ones)")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log records are kept")

@@ -329,7 +329,11 @@ func (s *Server) recordAudit(r *http.Request, rt Route, info *requestInfo, statu
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), RequestTimeout)
 	defer cancel()
-	if err := s.Audit.Append(ctx, e); err != nil {
+	if err := s.Audit.Append(ctx, e); errors.Is(err, store.ErrUnavailable) && status >= 400 {
+		// A request refused while etcd is away (the store logs that
+		// once): its entry is not worth a line per request.
+		s.Log.Debug("audit log", "error", err, "entry", mustJSON(e))
+	} else if err != nil {
 		s.Log.Warn("audit log", "error", err, "entry", mustJSON(e))
 	}
 }

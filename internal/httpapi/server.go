@@ -38,6 +38,8 @@ var openAPI []byte
 const (
 	MaxBodyBytes   = 1 << 20
 	RequestTimeout = 60 * time.Second
+	// RetryAfter is the Retry-After (seconds) of a 503 answer.
+	RetryAfter = "5"
 )
 
 // Deps are the services the API serves. Services not yet set (nil) leave
@@ -332,6 +334,12 @@ func toAPIError(err error) (*api.Error, bool) {
 	switch {
 	case errors.As(err, &ae):
 		return ae, false
+	case errors.Is(err, store.ErrUnavailable):
+		return api.Errorf(api.CodeUnavailable, "the store (etcd) is unavailable; retry later"), false
+	case errors.Is(err, store.ErrNoSpace):
+		return api.Errorf(api.CodeUnavailable, "the store (etcd) is out of space and refuses changes until an operator frees some; retry later"), false
+	case errors.Is(err, store.ErrTooLarge):
+		return api.Errorf(api.CodeRequestTooLarge, "the change is larger than the store takes in one request; send less (e.g. shorter metadata or environment)"), false
 	case errors.Is(err, store.ErrBadPageToken):
 		return api.Errorf(api.CodeInvalidQuery, "pageLink: not a page token this server issued"), false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrConflict):
@@ -347,6 +355,9 @@ func toAPIError(err error) (*api.Error, bool) {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	ae := s.answerError(r, err)
 	code := ae.Status()
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", RetryAfter)
+	}
 	writeJSON(w, code, ae)
 	return code
 }

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Root is the prefix of every key Photon writes.
@@ -66,6 +68,11 @@ type Store struct {
 	// answered is the highest revision of an etcd answer this Store has
 	// had (see Visible).
 	answered atomic.Int64
+
+	// health bounds requests and knows whether etcd answers (health.go);
+	// rawKV is the client's KV without the bounds, for its probes.
+	health *health
+	rawKV  clientv3.KV
 }
 
 // saw records an answer of etcd's at revision rev.
@@ -93,7 +100,18 @@ func Connect(ctx context.Context, endpoints []string) (*Store, error) {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
-		Logger:      nopLogger(),
+		// A connection etcd no longer answers on (a partition, a
+		// stopped process) is found dead in seconds, not at TCP's
+		// retransmission timeout; etcd allows pings every 5 s.
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		// Reconnect soon after etcd is back: gRPC's default backoff
+		// grows to 2 minutes (35-40 s to recover after a 75 s outage).
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})},
+		Logger: nopLogger(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client %v: %w", endpoints, err)
@@ -110,7 +128,12 @@ func ConnectClient(ctx context.Context, c *clientv3.Client, name string) (*Store
 		c.Close()
 		return nil, fmt.Errorf("etcd %s not answering: %w", name, err)
 	}
-	return &Store{c: c, MaxAttempts: 1000}, nil
+	s := &Store{c: c, MaxAttempts: 1000, health: newHealth(), rawKV: c.KV}
+	// Every request through the client is bounded (see Limits), those of
+	// the packages that use Client too.
+	c.KV = boundedKV{KV: c.KV, s: s}
+	c.Lease = boundedLease{Lease: c.Lease, s: s}
+	return s, nil
 }
 
 // SingleMember tells the store that its client is the only member of a
