@@ -329,6 +329,9 @@ func (s *Server) recordAudit(r *http.Request, rt Route, info *requestInfo, statu
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), RequestTimeout)
 	defer cancel()
+	if s.Store != nil { // its own bound on waiting for etcd, not what the request left
+		ctx = store.WithWaitBudget(ctx, s.Store.Limits().OpTimeout)
+	}
 	if err := s.Audit.Append(ctx, e); errors.Is(err, store.ErrUnavailable) && status >= 400 {
 		// A request refused while etcd is away (the store logs that
 		// once): its entry is not worth a line per request.

@@ -260,6 +260,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 			ctx, cancel = context.WithTimeout(ctx, RequestTimeout)
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		}
+		if !rt.Stream && s.Store != nil {
+			// A request waits for etcd at most the store's OpTimeout in
+			// all (then 503), however many reads and commits it makes.
+			ctx = store.WithWaitBudget(ctx, s.Store.Limits().OpTimeout)
+		}
 		defer cancel()
 		r = r.WithContext(ctx)
 		r = r.WithContext(context.WithValue(ctx, infoKey{}, info))

@@ -159,19 +159,54 @@ func (s *Store) RunHealth(ctx context.Context, log *slog.Logger) {
 	}
 }
 
+// budgetKey is the context key of a waitBudget.
+type budgetKey struct{}
+
+// waitBudget is how long (ns) the requests made under a context may
+// still wait for etcd, in all.
+type waitBudget struct{ left atomic.Int64 }
+
+// WithWaitBudget bounds the time requests made under the returned
+// context wait for etcd, in all, to d: an API request that reads and
+// commits several times fails (ErrUnavailable) once etcd has taken d
+// to answer them, rather than waiting OpTimeout for each. Time spent
+// otherwise (a long poll's wait for a change) does not count.
+func WithWaitBudget(ctx context.Context, d time.Duration) context.Context {
+	b := &waitBudget{}
+	b.left.Store(int64(d))
+	return context.WithValue(ctx, budgetKey{}, b)
+}
+
 // begin starts one etcd request under ctx: it fails at once while etcd is
-// down; else its context ends at OpTimeout or when etcd is marked down.
+// down or ctx's wait budget is spent; else its context ends at OpTimeout
+// (or the budget's end) or when etcd is marked down.
 func (s *Store) begin(ctx context.Context) (context.Context, func(), error) {
 	h := s.health
 	if h.down.Load() && ctx.Err() == nil {
 		return nil, nil, ErrUnavailable
 	}
-	octx, cancel := context.WithTimeout(ctx, h.limits.Load().OpTimeout)
+	timeout := h.limits.Load().OpTimeout
+	b, _ := ctx.Value(budgetKey{}).(*waitBudget)
+	if b != nil {
+		left := time.Duration(b.left.Load())
+		if left <= 0 {
+			return nil, nil, fmt.Errorf("%w: the request waited its bound for etcd", ErrUnavailable)
+		}
+		timeout = min(timeout, left)
+	}
+	start := time.Now()
+	octx, cancel := context.WithTimeout(ctx, timeout)
 	h.mu.Lock()
 	up := h.up
 	h.mu.Unlock()
 	stop := context.AfterFunc(up, cancel)
-	return octx, func() { stop(); cancel() }, nil
+	return octx, func() {
+		stop()
+		cancel()
+		if b != nil {
+			b.left.Add(-int64(time.Since(start)))
+		}
+	}, nil
 }
 
 // classify turns the error of a request begun under ctx (run under octx)
