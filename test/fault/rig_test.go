@@ -3,11 +3,13 @@ package fault_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -81,6 +83,18 @@ func newRig(t *testing.T, cfg rigConfig) *rig {
 		{Name: "eph", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
 	} {
 		done(r.cl.CreateFlavor(ctx, &f))
+	}
+	// The scheduler's view of the fleet follows the hosts' records by
+	// watch: wait until it places.
+	spec, _ := json.Marshal(vmSpec("dry"))
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		a := r.raw("POST", "/v1/projects/"+r.project+"/vms?dryRun=true", string(spec))
+		if a.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a VM does not place: %d %+v %v", a.status, a.body, a.err)
+		}
 	}
 	return r
 }
