@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,9 @@ func (l Limits) withDefaults() Limits {
 type health struct {
 	limits atomic.Pointer[Limits]
 	down   atomic.Bool
+	// noSpace: etcd refused a change for want of space (NOSPACE) and
+	// has taken none since.
+	noSpace atomic.Bool
 	kick   chan struct{} // a request went unanswered: check now
 
 	mu sync.Mutex
@@ -120,7 +124,16 @@ func (s *Store) RunHealth(ctx context.Context, log *slog.Logger) {
 	h := s.health
 	failed := 0
 	var since time.Time
+	full := false // as last logged
 	for {
+		if now := h.noSpace.Load(); now != full {
+			full = now
+			if full {
+				log.Error("etcd out of space (NOSPACE alarm): changes fail with 503 until an operator frees space and disarms the alarm")
+			} else {
+				log.Info("etcd takes changes again")
+			}
+		}
 		l := s.Limits()
 		wait := l.ProbeInterval
 		if failed > 0 {
@@ -219,6 +232,7 @@ func (s *Store) classify(ctx, octx context.Context, err error) error {
 	}
 	switch {
 	case errors.Is(err, rpctypes.ErrNoSpace):
+		s.health.noSpace.Store(true)
 		return fmt.Errorf("%w: %v", ErrNoSpace, err)
 	case errors.Is(err, rpctypes.ErrRequestTooLarge):
 		return fmt.Errorf("%w: %v", ErrTooLarge, err)
@@ -270,6 +284,9 @@ func (b boundedKV) Put(ctx context.Context, key, val string, opts ...clientv3.Op
 	}
 	defer done()
 	r, err := b.KV.Put(octx, key, val, opts...)
+	if err == nil && b.s.health.noSpace.Load() {
+		b.s.health.noSpace.Store(false)
+	}
 	return r, b.s.classify(ctx, octx, err)
 }
 
@@ -337,6 +354,9 @@ func (t *boundedTxn) Commit() (*clientv3.TxnResponse, error) {
 		tx = tx.Else(t.elses...)
 	}
 	r, err := tx.Commit()
+	if err == nil && r.Succeeded && t.b.s.health.noSpace.Load() && slices.ContainsFunc(t.thens, clientv3.Op.IsPut) {
+		t.b.s.health.noSpace.Store(false) // (reads and deletes are taken when full)
+	}
 	return r, t.b.s.classify(t.ctx, octx, err)
 }
 

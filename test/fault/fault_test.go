@@ -299,5 +299,11 @@ func TestNoSpace(t *testing.T) {
 	time.Sleep(time.Second)
 	l.halt()
 	l.check(t, quick.OpTimeout+slack, rp)
+	if n := r.log.count("etcd out of space"); n != 1 {
+		t.Errorf("the log says \"etcd out of space\" %d times, want once", n)
+	}
+	if n := r.log.count("etcd takes changes again"); n != 1 {
+		t.Errorf("the log says \"etcd takes changes again\" %d times, want once", n)
+	}
 	rp.publish(t)
 }
