@@ -1,8 +1,9 @@
 // Package hosts owns the host registry: join tokens and host credentials,
 // registration of what a host offers (CPU, memory, datastores), host states
 // (suspend, maintenance, delete), liveness from heartbeats (an etcd lease
-// per host: a host silent past the timeout turns ERROR, and READY again when
-// it is back), per-host usage records that placements update in their own
+// per host: a host silent past the timeout turns ERROR, decided from its
+// liveness key as it is now, and READY again when it is back; its reported
+// capacity kept current), per-host usage records that placements update in their own
 // transactions, and the desired state each agent watches.
 //
 // Keys (under store.Prefix):
