@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,20 +68,29 @@ type health struct {
 	// noSpace: etcd refused a change for want of space (NOSPACE) and
 	// has taken none since.
 	noSpace atomic.Bool
-	kick   chan struct{} // a request went unanswered: check now
+	kick    chan struct{} // a request went unanswered: check now
 
-	mu sync.Mutex
 	// up is canceled when etcd is marked down: requests under way then
-	// end at once rather than at their deadline.
-	up       context.Context
-	cancelUp context.CancelFunc
+	// end at once rather than at their deadline. RunHealth replaces it
+	// when etcd answers again.
+	up atomic.Pointer[upContext]
+}
+
+type upContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newUp() *upContext {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &upContext{ctx, cancel}
 }
 
 func newHealth() *health {
 	h := &health{kick: make(chan struct{}, 1)}
 	l := DefaultLimits
 	h.limits.Store(&l)
-	h.up, h.cancelUp = context.WithCancel(context.Background())
+	h.up.Store(newUp())
 	return h
 }
 
@@ -152,10 +160,8 @@ func (s *Store) RunHealth(ctx context.Context, log *slog.Logger) {
 		if err == nil {
 			failed = 0
 			if h.down.Load() {
-				h.mu.Lock()
-				h.up, h.cancelUp = context.WithCancel(context.Background())
+				h.up.Store(newUp())
 				h.down.Store(false)
-				h.mu.Unlock()
 				log.Info("etcd reachable again", "unreachable_for", time.Since(since).Round(time.Millisecond))
 			}
 			continue
@@ -163,10 +169,8 @@ func (s *Store) RunHealth(ctx context.Context, log *slog.Logger) {
 		failed++
 		if failed == 2 && !h.down.Load() {
 			since = time.Now()
-			h.mu.Lock()
 			h.down.Store(true)
-			h.cancelUp()
-			h.mu.Unlock()
+			h.up.Load().cancel()
 			log.Error("etcd unreachable: requests fail with 503 until it answers", "error", err)
 		}
 	}
@@ -209,10 +213,7 @@ func (s *Store) begin(ctx context.Context) (context.Context, func(), error) {
 	}
 	start := time.Now()
 	octx, cancel := context.WithTimeout(ctx, timeout)
-	h.mu.Lock()
-	up := h.up
-	h.mu.Unlock()
-	stop := context.AfterFunc(up, cancel)
+	stop := context.AfterFunc(h.up.Load().ctx, cancel)
 	return octx, func() {
 		stop()
 		cancel()

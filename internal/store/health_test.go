@@ -66,7 +66,10 @@ func TestUnavailableBounded(t *testing.T) {
 			})
 			return err
 		}},
-		{"lease", func(ctx context.Context) error { _, err := s.PutWithLease(ctx, store.Key("health", "l"), 1, 5); return err }},
+		{"lease", func(ctx context.Context) error {
+			_, err := s.PutWithLease(ctx, store.Key("health", "l"), 1, 5)
+			return err
+		}},
 		{"client", func(ctx context.Context) error { _, err := s.Client().Put(ctx, "/photon/health", "x"); return err }},
 	}
 	if err := e.Pause(); err != nil {
