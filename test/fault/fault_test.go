@@ -133,15 +133,20 @@ func TestOutageAnswers(t *testing.T) {
 }
 
 // TestEtcdStoppedUnderLoad: clients create tenants, projects and VMs
-// while etcd is stopped (SIGSTOP) for 3 heartbeat timeouts, then killed
-// and started again after as long: no 500, no answer without a status,
+// while etcd is stopped (SIGSTOP) for 3 heartbeat timeouts
+// (PHOTON_FAULT_OUTAGE: another duration), then killed and started again
+// after as long: no 500, no answer without a status,
 // none past the bound; after each return every host is READY within one
 // heartbeat timeout; nothing acknowledged is lost, usage is exact, no
 // task is left unfinished.
 func TestEtcdStoppedUnderLoad(t *testing.T) {
 	hb := 3 * time.Second
+	outage := 3 * hb
+	if d, err := time.ParseDuration(os.Getenv("PHOTON_FAULT_OUTAGE")); err == nil && d > 0 {
+		outage = d // e.g. 75s, the outage of issue 26
+	}
 	r := newRig(t, rigConfig{heartbeat: hb, limits: quick, hosts: 3})
-	rp := &report{name: "etcd stopped and restarted under load"}
+	rp := &report{name: fmt.Sprintf("etcd stopped and restarted under load (%v each)", outage)}
 	l := r.startLoad(t, 4)
 	time.Sleep(2 * time.Second)
 	back := func() {
@@ -153,7 +158,7 @@ func TestEtcdStoppedUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp.faults++
-	time.Sleep(3 * hb)
+	time.Sleep(outage)
 	if err := r.etcd.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +167,7 @@ func TestEtcdStoppedUnderLoad(t *testing.T) {
 	// Killed: connections refused until it is started again.
 	r.etcd.Kill()
 	rp.faults++
-	time.Sleep(3 * hb)
+	time.Sleep(outage)
 	r.etcd.Start(t)
 	back()
 	time.Sleep(2 * time.Second)
