@@ -41,6 +41,11 @@ type StoredVM struct {
 	DatastoreID string            `json:"datastoreId"`
 	Request     scheduler.Request `json:"request"`
 	Reserved    bool              `json:"reserved"`
+	// ProjectID and Cost: what Charged charged the project (a VM whose
+	// create failed stays, ERROR, holding nothing).
+	ProjectID string              `json:"projectId"`
+	Cost      []api.QuotaLineItem `json:"cost"`
+	Charged   bool                `json:"charged"`
 }
 
 // FleetState is hosts, datastores, their usage and the VMs, as etcd held
@@ -181,15 +186,13 @@ func (s *FleetState) Summary(cpuR, memR float64) string {
 	return strings.Join(parts, "; ")
 }
 
-// ProjectUsageViolations compares, through the API, each quota item of a
-// project with what the project holds: the costs of its VMs and its
-// persistent disks, summed per key in the item's unit.
-func ProjectUsageViolations(ctx context.Context, cl *client.Client, projectID string) ([]string, error) {
+// ProjectUsageViolations compares each quota item of a project (read
+// through the API) with what the project holds: the costs of the VMs
+// charged to it in fs (read from etcd after the project's quota, with
+// nothing changing in between) and of its persistent disks, summed per
+// key in the item's unit.
+func ProjectUsageViolations(ctx context.Context, cl *client.Client, fs *FleetState, projectID string) ([]string, error) {
 	q, err := cl.GetProjectQuota(ctx, projectID)
-	if err != nil {
-		return nil, err
-	}
-	vms, err := cl.ListVMs(ctx, projectID, "")
 	if err != nil {
 		return nil, err
 	}
@@ -198,9 +201,12 @@ func ProjectUsageViolations(ctx context.Context, cl *client.Client, projectID st
 		return nil, err
 	}
 	var costs [][]api.QuotaLineItem
-	for _, v := range vms {
-		costs = append(costs, v.Cost)
+	for _, v := range fs.VMs {
+		if v.ProjectID == projectID && v.Charged {
+			costs = append(costs, v.Cost)
+		}
 	}
+	vms := len(costs)
 	for _, d := range disks {
 		costs = append(costs, d.Cost)
 	}
@@ -215,7 +221,7 @@ func ProjectUsageViolations(ctx context.Context, cl *client.Client, projectID st
 	var bad []string
 	for k, qi := range q.QuotaItems {
 		if math.Abs(qi.Usage-sum[k]) > 1e-6*max(1, qi.Limit) {
-			bad = append(bad, fmt.Sprintf("project %s %s usage %v %s, its %d VMs and %d disks add up to %v", projectID, k, qi.Usage, qi.Unit, len(vms), len(disks), sum[k]))
+			bad = append(bad, fmt.Sprintf("project %s %s usage %v %s, its %d charged VMs and %d disks add up to %v", projectID, k, qi.Usage, qi.Unit, vms, len(disks), sum[k]))
 		}
 	}
 	sort.Strings(bad)

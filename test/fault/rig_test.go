@@ -417,18 +417,18 @@ func (r *rig) checkState(t *testing.T, acks []ack, rp *report) {
 			t.Errorf("acknowledged %s %s (task %s COMPLETED) is gone: %v", a.kind, a.id, a.task, err)
 		}
 	}
-	for _, p := range projects {
-		bad, err := photontest.ProjectUsageViolations(ctx, r.cl, p)
-		if err != nil || len(bad) > 0 {
-			t.Errorf("project %s usage: %v %v", p, bad, err)
-		}
-	}
 	fs, err := photontest.ReadFleet(ctx, r.c.Server.Store)
 	if err != nil {
 		t.Fatalf("read the fleet: %v", err)
 	}
 	if bad := fs.Violations(1, 1); len(bad) > 0 {
 		t.Errorf("fleet: %d violations:\n%s", len(bad), strings.Join(bad[:min(len(bad), 10)], "\n"))
+	}
+	for _, p := range projects {
+		bad, err := photontest.ProjectUsageViolations(ctx, r.cl, fs, p)
+		if err != nil || len(bad) > 0 {
+			t.Errorf("project %s usage: %v %v", p, bad, err)
+		}
 	}
 }
 
