@@ -188,9 +188,9 @@ func (s *FleetState) Summary(cpuR, memR float64) string {
 
 // ProjectUsageViolations compares each quota item of a project (read
 // through the API) with what the project holds: the costs of the VMs
-// charged to it in fs (read from etcd after the project's quota, with
-// nothing changing in between) and of its persistent disks, summed per
-// key in the item's unit.
+// charged to it in fs (read from etcd; nothing may change between that
+// read and this check) and of its persistent disks, summed per key in the
+// item's unit.
 func ProjectUsageViolations(ctx context.Context, cl *client.Client, fs *FleetState, projectID string) ([]string, error) {
 	q, err := cl.GetProjectQuota(ctx, projectID)
 	if err != nil {
