@@ -443,10 +443,11 @@ type hostLease struct {
 // and what it offers (capacity, from its report). A
 // lease renewed less than a quarter of its TTL ago is left as it is: a
 // host's reports ride its long polls, one per change, and renewing the
-// lease for each was an etcd lease stream per report. A host whose record
-// says ERROR for want of heartbeats (a lease-expiry event that came late,
-// e.g. after an etcd outage, while the host already held a new lease) or
-// a capacity other than the one reported is put right (see settle).
+// lease for each was an etcd lease stream per report. With each renewal,
+// a host whose record says ERROR for want of heartbeats (as a lease-expiry
+// event that came late, after an etcd outage, made it say before setAlive
+// read the key) or a capacity other than the one reported is put right
+// (see settle).
 func (s *Service) Heartbeat(ctx context.Context, hostID string, capacity api.HostResources) error {
 	ttl := max(int64(s.cfg.HeartbeatTimeout.Seconds()), 2)
 	now := time.Now()
@@ -455,7 +456,7 @@ func (s *Service) Heartbeat(ctx context.Context, hostID string, capacity api.Hos
 	s.lastSeen[hostID] = now.UnixMilli()
 	s.mu.Unlock()
 	if ok && now.Sub(hl.renewed) < time.Duration(ttl)*time.Second/4 {
-		return s.settle(ctx, hostID, capacity)
+		return nil
 	}
 	if ok {
 		s.renewals.Add(1)
