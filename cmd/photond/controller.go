@@ -11,6 +11,7 @@ import (
 
 	"github.com/photon-cloud/photon/internal/controller"
 	"github.com/photon-cloud/photon/internal/images"
+	"github.com/photon-cloud/photon/internal/store"
 )
 
 func controllerCmd(logger func() (*slog.Logger, error), signals func(context.Context) (context.Context, func())) *cobra.Command {
@@ -61,6 +62,7 @@ second one fails at once with "data dir DATA_DIR in use by pid N".`,
 	f.Int64Var(&cfg.ImageLimits.FreeReserve, "image-free-reserve", 0, "bytes image uploads leave free on the data dir's filesystem (0: 1 GiB, or 5% of a filesystem under 20 GiB; -1: none)")
 	f.Int64Var(&cfg.ImageLimits.MaxVirtualSize, "image-max-virtual-size", images.DefaultMaxVirtualSize, "largest disk (bytes) an uploaded image may hold")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
+	f.DurationVar(&cfg.StoreLimits.OpTimeout, "etcd-timeout", store.DefaultLimits.OpTimeout, "a request waits this long for etcd before failing with 503")
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
 	f.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of users' access tokens (refresh tokens get new ones)")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log records are kept")

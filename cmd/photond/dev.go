@@ -13,6 +13,7 @@ import (
 	"github.com/photon-cloud/photon/internal/agent"
 	"github.com/photon-cloud/photon/internal/controller"
 	"github.com/photon-cloud/photon/internal/driver"
+	"github.com/photon-cloud/photon/internal/store"
 )
 
 func devCmd(logger func() (*slog.Logger, error), signals func(context.Context) (context.Context, func())) *cobra.Command {
@@ -59,6 +60,7 @@ one photond at a time runs on it (DATA_DIR/photond.lock).`,
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:9000", "address to serve HTTPS on")
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
+	f.DurationVar(&cfg.StoreLimits.OpTimeout, "etcd-timeout", store.DefaultLimits.OpTimeout, "a request waits this long for etcd before failing with 503")
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")
 	f.IntVar(&hosts, "sim-hosts", 1, "number of local hosts (fake driver)")
 	f.StringVar(&drv, "driver", "auto", "driver of the local hosts: auto (qemu when it runs a guest here and --sim-hosts is 1, else fake), qemu or fake")

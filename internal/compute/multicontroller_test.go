@@ -1,20 +1,14 @@
 package compute_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/client"
@@ -24,7 +18,6 @@ import (
 	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/photontest"
 	"github.com/photon-cloud/photon/internal/scheduler"
-	"github.com/photon-cloud/photon/internal/store"
 )
 
 // stormHost is a simulated host of a storm: what it offers, its own
@@ -100,14 +93,14 @@ func TestMultiControllerStorm(t *testing.T) {
 			// The checker: one consistent read of etcd after every
 			// checkEvery completed creates (kicks coalesce while it reads).
 			var during, revisions atomic.Int64 // checks while creates ran; distinct revisions checked
-			check := func(when string) *fleetState {
-				s, err := readFleet(st)
+			check := func(when string) *photontest.FleetState {
+				s, err := photontest.ReadFleet(ctx, st)
 				if err != nil {
 					t.Errorf("%s: read etcd: %v", when, err)
 					return nil
 				}
-				if bad := s.violations(tc.cpuOvercommit, tc.memOver); len(bad) > 0 {
-					t.Errorf("%s, etcd revision %d: %d violations:\n%s", when, s.rev, len(bad), strings.Join(bad[:min(len(bad), 10)], "\n"))
+				if bad := s.Violations(tc.cpuOvercommit, tc.memOver); len(bad) > 0 {
+					t.Errorf("%s, etcd revision %d: %d violations:\n%s", when, s.Rev, len(bad), strings.Join(bad[:min(len(bad), 10)], "\n"))
 				}
 				return s
 			}
@@ -122,9 +115,9 @@ func TestMultiControllerStorm(t *testing.T) {
 					case <-kick:
 						if s := check("during the storm"); s != nil {
 							during.Add(1)
-							if s.rev != last {
+							if s.Rev != last {
 								revisions.Add(1)
-								last = s.rev
+								last = s.Rev
 							}
 						}
 					}
@@ -204,8 +197,8 @@ func TestMultiControllerStorm(t *testing.T) {
 				t.Errorf("etcd was checked %d times during the storm, want at least 3", during.Load())
 			}
 			if end != nil {
-				t.Logf("after the storm, revision %d: %s", end.rev, end.summary(tc.cpuOvercommit, tc.memOver))
-				if placed := end.placed(); placed != tc.fits {
+				t.Logf("after the storm, revision %d: %s", end.Rev, end.Summary(tc.cpuOvercommit, tc.memOver))
+				if placed := end.Placed(); placed != tc.fits {
 					t.Errorf("VMs holding a host in etcd: %d, want %d", placed, tc.fits)
 				}
 			}
@@ -213,8 +206,8 @@ func TestMultiControllerStorm(t *testing.T) {
 			start = time.Now()
 			c.deleteAll(t, created, tc.deleters, clients...)
 			t.Logf("deleted %d VMs in %v", tc.creates, time.Since(start).Round(time.Millisecond))
-			if s := check("after deleting everything"); s != nil && (len(s.vms) != 0 || s.placed() != 0) {
-				t.Errorf("after deleting everything etcd holds %d VMs", len(s.vms))
+			if s := check("after deleting everything"); s != nil && (len(s.VMs) != 0 || s.Placed() != 0) {
+				t.Errorf("after deleting everything etcd holds %d VMs", len(s.VMs))
 			}
 		})
 	}
@@ -224,206 +217,49 @@ func TestMultiControllerStorm(t *testing.T) {
 func fleetPlaces(hs []stormHost, cpuR, memR float64) int {
 	n := 0
 	for _, h := range hs {
-		cr, mr := overcommit(h.meta, cpuR, memR)
+		cr, mr := photontest.Overcommit(h.meta, cpuR, memR)
 		n += min(int(float64(h.cpu)*cr), int(float64(h.memGB)*mr))
 	}
 	return n
 }
 
-// overcommit is a host's ratios: its metadata's, else the controllers'.
-func overcommit(meta map[string]string, cpuR, memR float64) (float64, float64) {
-	if v, err := strconv.ParseFloat(meta[hosts.MetaCPUOvercommit], 64); err == nil && v > 0 {
-		cpuR = v
-	}
-	if v, err := strconv.ParseFloat(meta[hosts.MetaMemoryOvercommit], 64); err == nil && v > 0 {
-		memR = v
-	}
-	return cpuR, memR
-}
-
-// storedVM is what the checker reads of a VM record in etcd.
-type storedVM struct {
-	HostID      string            `json:"hostId"`
-	DatastoreID string            `json:"datastoreId"`
-	Request     scheduler.Request `json:"request"`
-	Reserved    bool              `json:"reserved"`
-}
-
-// fleetState is hosts, datastores, their usage and the VMs, as etcd held
-// them at one revision.
-type fleetState struct {
-	rev   int64
-	hosts map[string]hosts.Record
-	usage map[string]hosts.Usage
-	dss   map[string]api.Datastore
-	dsu   map[string]hosts.DatastoreUsage
-	vms   map[string]storedVM
-}
-
-// readFleet reads the fleet in one etcd transaction: every range at the
-// same revision.
-func readFleet(st *store.Store) (*fleetState, error) {
-	prefixes := []string{"hosts", "hostusage", "datastores", "dsusage", "vms"}
-	ops := make([]clientv3.Op, len(prefixes))
-	for i, p := range prefixes {
-		ops[i] = clientv3.OpGet(store.Prefix(p), clientv3.WithPrefix())
-	}
-	resp, err := st.Client().Txn(ctx).Then(ops...).Commit()
-	if err != nil {
-		return nil, err
-	}
-	s := &fleetState{rev: resp.Header.Revision}
-	decode := func(i int, put func(id string, b []byte) error) error {
-		for _, kv := range resp.Responses[i].GetResponseRange().Kvs {
-			id := strings.TrimPrefix(string(kv.Key), store.Prefix(prefixes[i]))
-			if err := put(id, kv.Value); err != nil {
-				return fmt.Errorf("%s: %w", kv.Key, err)
-			}
-		}
-		return nil
-	}
-	s.hosts, s.usage, s.dss, s.dsu, s.vms = map[string]hosts.Record{}, map[string]hosts.Usage{}, map[string]api.Datastore{},
-		map[string]hosts.DatastoreUsage{}, map[string]storedVM{}
-	for i, put := range []func(string, []byte) error{
-		func(id string, b []byte) error { return into(s.hosts, id, b) },
-		func(id string, b []byte) error { return into(s.usage, id, b) },
-		func(id string, b []byte) error { return into(s.dss, id, b) },
-		func(id string, b []byte) error { return into(s.dsu, id, b) },
-		func(id string, b []byte) error { return into(s.vms, id, b) },
-	} {
-		if err := decode(i, put); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}
-
-func into[T any](m map[string]T, id string, b []byte) error {
-	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	m[id] = v
-	return nil
-}
-
-// placed counts the VMs holding a host.
-func (s *fleetState) placed() int {
-	n := 0
-	for _, v := range s.vms {
-		if v.Reserved {
-			n++
-		}
-	}
-	return n
-}
-
-// violations lists every broken invariant: a host's usage over its
-// capacity × overcommit, or not the sum of the VMs placed on it; the same
-// for datastores' space; a VM placed on a host that does not exist.
-func (s *fleetState) violations(cpuR, memR float64) []string {
-	var bad []string
-	sum := map[string]hosts.Usage{}
-	dsSum := map[string]float64{}
-	for id, v := range s.vms {
-		if !v.Reserved {
-			continue
-		}
-		if _, ok := s.hosts[v.HostID]; !ok {
-			bad = append(bad, fmt.Sprintf("VM %s holds unknown host %q", id, v.HostID))
-		}
-		u := sum[v.HostID]
-		u.CPU += v.Request.CPU
-		u.MemoryMB += v.Request.MemoryMB
-		u.VMs++
-		sum[v.HostID] = u
-		dsSum[v.DatastoreID] += v.Request.DiskGB
-	}
-	for id, u := range s.usage {
-		h, ok := s.hosts[id]
-		if !ok {
-			if u != (hosts.Usage{}) {
-				bad = append(bad, fmt.Sprintf("usage %+v of unknown host %s", u, id))
-			}
-			continue
-		}
-		cr, mr := overcommit(h.Metadata, cpuR, memR)
-		capCPU, capMem := int(float64(h.Capacity.CPUCount)*cr), int64(float64(h.Capacity.MemoryMB)*mr)
-		if u.CPU > capCPU {
-			bad = append(bad, fmt.Sprintf("host %s over CPU: %d used of %d × %v = %d", h.Address, u.CPU, h.Capacity.CPUCount, cr, capCPU))
-		}
-		if u.MemoryMB > capMem {
-			bad = append(bad, fmt.Sprintf("host %s over memory: %d MB used of %d × %v = %d MB", h.Address, u.MemoryMB, h.Capacity.MemoryMB, mr, capMem))
-		}
-	}
-	for id, h := range s.hosts {
-		if u, want := s.usage[id], sum[id]; u != want {
-			bad = append(bad, fmt.Sprintf("host %s usage %+v, its VMs add up to %+v", h.Address, u, want))
-		}
-	}
-	for id, ds := range s.dss {
-		used := s.dsu[id].UsedGB
-		if used > ds.CapacityGB+1e-9 {
-			bad = append(bad, fmt.Sprintf("datastore %s over capacity: %v GB used of %v", id, used, ds.CapacityGB))
-		}
-		if math.Abs(used-dsSum[id]) > 1e-6 {
-			bad = append(bad, fmt.Sprintf("datastore %s usage %v GB, its VMs' disks add up to %v GB", id, used, dsSum[id]))
-		}
-	}
-	sort.Strings(bad)
-	return bad
-}
-
-// summary is each host's usage against its capacity × overcommit.
-func (s *fleetState) summary(cpuR, memR float64) string {
-	var parts []string
-	for id, h := range s.hosts {
-		cr, mr := overcommit(h.Metadata, cpuR, memR)
-		u := s.usage[id]
-		parts = append(parts, fmt.Sprintf("%s %d VMs, CPU %d/%d, memory %d/%d GB", h.Address, u.VMs,
-			u.CPU, int(float64(h.Capacity.CPUCount)*cr), u.MemoryMB/1024, int64(float64(h.Capacity.MemoryMB)*mr)/1024))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, "; ")
-}
-
 // TestFleetCheck: the storm's etcd check finds what it is there to find.
 func TestFleetCheck(t *testing.T) {
-	vm := func(host string, cpu int, memMB int64) storedVM {
-		return storedVM{HostID: host, DatastoreID: host + ".local", Reserved: true, Request: scheduler.Request{CPU: cpu, MemoryMB: memMB, DiskGB: 2}}
+	vm := func(host string, cpu int, memMB int64) photontest.StoredVM {
+		return photontest.StoredVM{HostID: host, DatastoreID: host + ".local", Reserved: true, Request: scheduler.Request{CPU: cpu, MemoryMB: memMB, DiskGB: 2}}
 	}
 	for _, tc := range []struct {
 		name  string
 		meta  map[string]string // host h's
 		usage hosts.Usage
 		dsGB  float64
-		vms   []storedVM
+		vms   []photontest.StoredVM
 		want  []string // substrings, one per violation
 	}{
 		{name: "within capacity × overcommit", usage: hosts.Usage{CPU: 16, MemoryMB: 4096, VMs: 2}, dsGB: 4,
-			vms: []storedVM{vm("h", 8, 2048), vm("h", 8, 2048), {HostID: "h", Request: scheduler.Request{CPU: 8}}}},
+			vms: []photontest.StoredVM{vm("h", 8, 2048), vm("h", 8, 2048), {HostID: "h", Request: scheduler.Request{CPU: 8}}}},
 		{name: "over CPU × overcommit", usage: hosts.Usage{CPU: 17, MemoryMB: 2048, VMs: 2}, dsGB: 4,
-			vms: []storedVM{vm("h", 9, 1024), vm("h", 8, 1024)}, want: []string{"over CPU: 17 used of 4 × 4 = 16"}},
+			vms: []photontest.StoredVM{vm("h", 9, 1024), vm("h", 8, 1024)}, want: []string{"over CPU: 17 used of 4 × 4 = 16"}},
 		{name: "host overcommit overrides", meta: map[string]string{hosts.MetaMemoryOvercommit: "1.5"}, usage: hosts.Usage{CPU: 2, MemoryMB: 6145, VMs: 2}, dsGB: 4,
-			vms: []storedVM{vm("h", 1, 3072), vm("h", 1, 3073)}, want: []string{"over memory: 6145 MB used of 4096 × 1.5 = 6144 MB"}},
+			vms: []photontest.StoredVM{vm("h", 1, 3072), vm("h", 1, 3073)}, want: []string{"over memory: 6145 MB used of 4096 × 1.5 = 6144 MB"}},
 		{name: "usage drifted from the VMs", usage: hosts.Usage{CPU: 1, MemoryMB: 1024, VMs: 1}, dsGB: 2,
-			vms:  []storedVM{vm("h", 1, 1024), {HostID: "h", DatastoreID: "h.local", Request: scheduler.Request{CPU: 1, MemoryMB: 1024, DiskGB: 2}, Reserved: true}},
+			vms:  []photontest.StoredVM{vm("h", 1, 1024), {HostID: "h", DatastoreID: "h.local", Request: scheduler.Request{CPU: 1, MemoryMB: 1024, DiskGB: 2}, Reserved: true}},
 			want: []string{"its VMs add up to {CPU:2 MemoryMB:2048 VMs:2}", "datastore h.local usage 2 GB, its VMs' disks add up to 4 GB"}},
-		{name: "VM on an unknown host", dsGB: 0, vms: []storedVM{vm("gone", 1, 1024)},
+		{name: "VM on an unknown host", dsGB: 0, vms: []photontest.StoredVM{vm("gone", 1, 1024)},
 			want: []string{"VM vm0 holds unknown host \"gone\""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &fleetState{
-				hosts: map[string]hosts.Record{"h": {Host: api.Host{Address: "h", Metadata: tc.meta, Capacity: api.HostResources{CPUCount: 4, MemoryMB: 4096}}}},
-				usage: map[string]hosts.Usage{"h": tc.usage},
-				dss:   map[string]api.Datastore{"h.local": {CapacityGB: 100}},
-				dsu:   map[string]hosts.DatastoreUsage{"h.local": {UsedGB: tc.dsGB}},
-				vms:   map[string]storedVM{},
+			s := &photontest.FleetState{
+				Hosts:          map[string]hosts.Record{"h": {Host: api.Host{Address: "h", Metadata: tc.meta, Capacity: api.HostResources{CPUCount: 4, MemoryMB: 4096}}}},
+				Usage:          map[string]hosts.Usage{"h": tc.usage},
+				Datastores:     map[string]api.Datastore{"h.local": {CapacityGB: 100}},
+				DatastoreUsage: map[string]hosts.DatastoreUsage{"h.local": {UsedGB: tc.dsGB}},
+				VMs:            map[string]photontest.StoredVM{},
 			}
 			for i, v := range tc.vms {
-				s.vms[fmt.Sprintf("vm%d", i)] = v
+				s.VMs[fmt.Sprintf("vm%d", i)] = v
 			}
-			bad := s.violations(4, 1)
+			bad := s.Violations(4, 1)
 			t.Logf("%d violations: %q", len(bad), bad)
 			if len(bad) != len(tc.want) {
 				t.Fatalf("violations %q, want %d: %q", bad, len(tc.want), tc.want)

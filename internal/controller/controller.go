@@ -77,6 +77,10 @@ type Config struct {
 	// placement (0: 1, none); host metadata overcommit.cpu/.memory
 	// overrides them per host.
 	CPUOvercommit, MemoryOvercommit float64
+	// StoreLimits bound how long a request waits for etcd and how often
+	// the controller checks that etcd answers (zero: store.DefaultLimits,
+	// a request 10 s). While etcd is away requests fail with 503.
+	StoreLimits store.Limits
 	// PlacementSample is how many feasible hosts a placement scores
 	// (0: fleet.DefaultSample; negative: all).
 	PlacementSample int
@@ -157,6 +161,10 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		return nil, err
 	}
 	c.closers = append(c.closers, func() { _ = st.Close() })
+	st.SetLimits(cfg.StoreLimits)
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	go st.RunHealth(healthCtx, log)
+	c.closers = append(c.closers, stopHealth)
 	// A VM's record, its lock and its task are read back soon after this
 	// controller wrote them (a host's report of the VM, the task it
 	// completes): their reads in transactions come from its own commits.

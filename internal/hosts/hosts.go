@@ -1,8 +1,9 @@
 // Package hosts owns the host registry: join tokens and host credentials,
 // registration of what a host offers (CPU, memory, datastores), host states
 // (suspend, maintenance, delete), liveness from heartbeats (an etcd lease
-// per host: a host silent past the timeout turns ERROR, and READY again when
-// it is back), per-host usage records that placements update in their own
+// per host: a host silent past the timeout turns ERROR, decided from its
+// liveness key as it is now, and READY again when it is back; its reported
+// capacity kept current), per-host usage records that placements update in their own
 // transactions, and the desired state each agent watches.
 //
 // Keys (under store.Prefix):
@@ -438,11 +439,16 @@ type hostLease struct {
 	renewed time.Time
 }
 
-// Heartbeat records that a host is alive, keeping its liveness lease. A
+// Heartbeat records that a host is alive, keeping its liveness lease,
+// and what it offers (capacity, from its report). A
 // lease renewed less than a quarter of its TTL ago is left as it is: a
 // host's reports ride its long polls, one per change, and renewing the
-// lease for each was an etcd lease stream per report.
-func (s *Service) Heartbeat(ctx context.Context, hostID string) error {
+// lease for each was an etcd lease stream per report. With each renewal,
+// a host whose record says ERROR for want of heartbeats (as a lease-expiry
+// event that came late, after an etcd outage, made it say before setAlive
+// read the key) or a capacity other than the one reported is put right
+// (see settle).
+func (s *Service) Heartbeat(ctx context.Context, hostID string, capacity api.HostResources) error {
 	ttl := max(int64(s.cfg.HeartbeatTimeout.Seconds()), 2)
 	now := time.Now()
 	s.mu.Lock()
@@ -460,7 +466,7 @@ func (s *Service) Heartbeat(ctx context.Context, hostID string) error {
 				s.leases[hostID] = hostLease{hl.lease, now}
 			}
 			s.mu.Unlock()
-			return nil
+			return s.settle(ctx, hostID, capacity)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -472,10 +478,69 @@ func (s *Service) Heartbeat(ctx context.Context, hostID string) error {
 	s.mu.Lock()
 	s.leases[hostID] = hostLease{l, now}
 	s.mu.Unlock()
-	return s.setAlive(ctx, hostID, true)
+	if err := s.setAlive(ctx, hostID, true); err != nil {
+		return err
+	}
+	return s.settle(ctx, hostID, capacity)
 }
 
-// setAlive moves a host between its mode and ERROR.
+// reasonNoHeartbeat begins the reason of a host ERROR for want of
+// heartbeats (setAlive), the only ERROR a heartbeat ends.
+const reasonNoHeartbeat = "no heartbeat for "
+
+// validCapacity: what a host may offer (as Join checks).
+func validCapacity(c api.HostResources) bool { return c.CPUCount > 0 && c.MemoryMB > 0 }
+
+// settle puts right, after a heartbeat kept the host's lease, what its
+// record says against it: ERROR for want of heartbeats becomes its mode
+// again, and the capacity becomes the one reported (an agent restarted
+// on other CPUs). The record is read from the cache (a heartbeat
+// costs no etcd read); a change is a revision-checked transaction that
+// reads it again, with the liveness key (present: the lease is held now).
+func (s *Service) settle(ctx context.Context, hostID string, capacity api.HostResources) error {
+	var h Record
+	if err := s.records.Get(ctx, hostKey(hostID), &h); errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if !needsSettling(&h, capacity) {
+		return nil
+	}
+	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
+		var h Record
+		if ok, err := tx.Get(ctx, hostKey(hostID), &h); err != nil || !ok || !needsSettling(&h, capacity) {
+			return err
+		}
+		if validCapacity(capacity) && capacity != h.Capacity {
+			s.log.Info("host capacity", "host", hostID, "from", h.Capacity, "to", capacity)
+			h.Capacity = capacity
+		}
+		if h.Joined && h.State == api.HostError && strings.HasPrefix(h.Reason, reasonNoHeartbeat) {
+			if alive, err := tx.Exists(ctx, aliveKey(hostID)); err != nil {
+				return err
+			} else if alive {
+				s.log.Info("host state", "host", hostID, "from", h.State, "to", h.Mode, "why", "heartbeats with a live lease")
+				h.State, h.Reason = h.Mode, ""
+				h.LastSeen = time.Now().UnixMilli()
+			}
+		}
+		return tx.Put(hostKey(hostID), &h)
+	})
+	return err
+}
+
+// needsSettling: h says ERROR for want of heartbeats, or another capacity
+// than the (valid) one reported.
+func needsSettling(h *Record, capacity api.HostResources) bool {
+	return (h.Joined && h.State == api.HostError && strings.HasPrefix(h.Reason, reasonNoHeartbeat)) ||
+		(validCapacity(capacity) && capacity != h.Capacity)
+}
+
+// setAlive moves a host between its mode and ERROR. It marks ERROR only
+// if the host's liveness key is absent now, read in the same
+// revision-checked transaction: a lease-expiry event may come late (after
+// an etcd outage), when the host already holds a new lease.
 func (s *Service) setAlive(ctx context.Context, hostID string, alive bool) error {
 	_, err := s.st.Update(ctx, func(tx *store.Txn) error {
 		var h Record
@@ -484,10 +549,15 @@ func (s *Service) setAlive(ctx context.Context, hostID string, alive bool) error
 		}
 		want, reason := h.Mode, ""
 		if !alive {
-			want, reason = api.HostError, fmt.Sprintf("no heartbeat for %s", s.cfg.HeartbeatTimeout)
+			want, reason = api.HostError, reasonNoHeartbeat+s.cfg.HeartbeatTimeout.String()
 		}
 		if h.State == want || !h.Joined {
 			return nil
+		}
+		if !alive {
+			if now, err := tx.Exists(ctx, aliveKey(hostID)); err != nil || now {
+				return err // alive after all: its lease is held
+			}
 		}
 		s.log.Info("host state", "host", hostID, "from", h.State, "to", want)
 		h.State, h.Reason = want, reason

@@ -329,7 +329,14 @@ func (s *Server) recordAudit(r *http.Request, rt Route, info *requestInfo, statu
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), RequestTimeout)
 	defer cancel()
-	if err := s.Audit.Append(ctx, e); err != nil {
+	if s.Store != nil { // its own bound on waiting for etcd, not what the request left
+		ctx = store.WithWaitBudget(ctx, s.Store.Limits().OpTimeout)
+	}
+	if err := s.Audit.Append(ctx, e); (errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrNoSpace)) && status >= 400 {
+		// A request refused while etcd is away or full (the store logs
+		// that once): its entry is not worth a line per request.
+		s.Log.Debug("audit log", "error", err, "entry", mustJSON(e))
+	} else if err != nil {
 		s.Log.Warn("audit log", "error", err, "entry", mustJSON(e))
 	}
 }

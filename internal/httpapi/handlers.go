@@ -48,12 +48,19 @@ func (s *Server) authInfo(r *http.Request) (int, any, error) {
 
 func (s *Server) status(r *http.Request) (int, any, error) {
 	st := &api.SystemStatus{Status: "READY", Components: []api.ComponentStatus{{Component: "controller", Status: "READY"}}}
-	etcd := api.ComponentStatus{Component: "etcd", Status: "READY"}
-	if _, err := s.Store.Count(r.Context(), "/photon/v1/"); err != nil {
-		etcd.Status, etcd.Message, st.Status = "ERROR", "etcd unreachable", "ERROR"
-		s.Log.Warn("status: etcd", "error", err)
+	// A check of its own, bounded by the store's ProbeTimeout (seconds):
+	// the store logs etcd's comings and goings, once each.
+	err := store.ErrUnavailable // known away: no need to wait for a check
+	if s.Store.Available() {
+		err = s.Store.Probe(r.Context())
 	}
-	st.Components = append(st.Components, etcd)
+	if err != nil {
+		s.Log.Debug("status: etcd", "error", err)
+		e := api.Errorf(api.CodeUnavailable, "the store (etcd) is unavailable; retry later")
+		e.Data = map[string]string{"controller": "READY", "etcd": "ERROR"}
+		return 0, nil, e
+	}
+	st.Components = append(st.Components, api.ComponentStatus{Component: "etcd", Status: "READY"})
 	return http.StatusOK, st, nil
 }
 

@@ -357,7 +357,7 @@ func (s *Server) agentStatus(r *http.Request) (int, any, error) {
 func (s *Server) report(ctx context.Context, id string, rep *api.HostStatusReport) error {
 	// No read of the host: only its own credential reaches here (PermHost),
 	// and deleting the host deletes the credential in the same transaction.
-	if err := s.Hosts.Heartbeat(ctx, id); err != nil {
+	if err := s.Hosts.Heartbeat(ctx, id, rep.Capacity); err != nil {
 		return err
 	}
 	if err := s.Compute.Observe(ctx, id, rep.VMs, rep.Partial); err != nil {

@@ -38,6 +38,8 @@ var openAPI []byte
 const (
 	MaxBodyBytes   = 1 << 20
 	RequestTimeout = 60 * time.Second
+	// RetryAfter is the Retry-After (seconds) of a 503 answer.
+	RetryAfter = "5"
 )
 
 // Deps are the services the API serves. Services not yet set (nil) leave
@@ -279,6 +281,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 			ctx, cancel = context.WithTimeout(ctx, RequestTimeout)
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		}
+		if !rt.Stream && s.Store != nil {
+			// A request waits for etcd at most the store's OpTimeout in
+			// all (then 503), however many reads and commits it makes.
+			ctx = store.WithWaitBudget(ctx, s.Store.Limits().OpTimeout)
+		}
 		defer cancel()
 		r = r.WithContext(ctx)
 		r = r.WithContext(context.WithValue(ctx, infoKey{}, info))
@@ -353,6 +360,12 @@ func toAPIError(err error) (*api.Error, bool) {
 	switch {
 	case errors.As(err, &ae):
 		return ae, false
+	case errors.Is(err, store.ErrUnavailable):
+		return api.Errorf(api.CodeUnavailable, "the store (etcd) is unavailable; retry later"), false
+	case errors.Is(err, store.ErrNoSpace):
+		return api.Errorf(api.CodeUnavailable, "the store (etcd) is out of space and refuses changes until an operator frees some; retry later"), false
+	case errors.Is(err, store.ErrTooLarge):
+		return api.Errorf(api.CodeRequestTooLarge, "the change is larger than the store takes in one request; send less (e.g. shorter metadata or environment)"), false
 	case errors.Is(err, store.ErrBadPageToken):
 		return api.Errorf(api.CodeInvalidQuery, "pageLink: not a page token this server issued"), false
 	case errors.Is(err, store.ErrTooLarge):
@@ -370,6 +383,9 @@ func toAPIError(err error) (*api.Error, bool) {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	ae := s.answerError(r, err)
 	code := ae.Status()
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", RetryAfter)
+	}
 	writeJSON(w, code, ae)
 	// An error may leave the request's body unread (a 413, a 401 before
 	// reading): HTTP/2 then resets the stream as the handler returns,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +58,36 @@ func EtcdBinary() string {
 // with the reason printed: CI installs etcd, so it never skips there.
 func ExternalEtcd(t testing.TB) string {
 	t.Helper()
+	return StartEtcd(t, EtcdOptions{}).Endpoint
+}
+
+// EtcdOptions configure an etcd process (StartEtcd).
+type EtcdOptions struct {
+	// DataDir is its data directory; "" a new temporary one.
+	DataDir string
+	// Args are more flags, e.g. "--max-request-bytes", "65536".
+	Args []string
+}
+
+// EtcdProcess is an etcd server run by a test as a process of its own,
+// which the test can stop, pause and start again (faults).
+type EtcdProcess struct {
+	// Endpoint is its client URL, e.g. "http://127.0.0.1:40123".
+	Endpoint string
+	// DataDir is its data directory.
+	DataDir string
+
+	bin, logPath string
+	args         []string
+	cmd          *exec.Cmd
+	done         chan struct{}
+}
+
+// StartEtcd starts an etcd server process on free loopback ports, waits
+// until it answers and kills it when the test ends (see ExternalEtcd for
+// a missing binary).
+func StartEtcd(t testing.TB, o EtcdOptions) *EtcdProcess {
+	t.Helper()
 	bin := EtcdBinary()
 	if bin == "" {
 		if os.Getenv("PHOTON_ALLOW_NO_ETCD") != "" {
@@ -65,38 +96,90 @@ func ExternalEtcd(t testing.TB) string {
 		t.Fatal("no etcd binary: run `make deps` (installs Debian's etcd-server)")
 	}
 	dir := t.TempDir()
+	if o.DataDir == "" {
+		o.DataDir = filepath.Join(dir, "data")
+	}
 	client, peer := freePort(t), freePort(t)
 	cu := fmt.Sprintf("http://127.0.0.1:%d", client)
 	pu := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	cmd := exec.Command(bin,
-		"--name", "ext", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", cu, "--advertise-client-urls", cu,
-		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
-		"--initial-cluster", "ext="+pu, "--log-level", "error")
-	logf, _ := os.Create(filepath.Join(dir, "etcd.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	e := &EtcdProcess{Endpoint: cu, DataDir: o.DataDir, bin: bin, logPath: filepath.Join(dir, "etcd.log"),
+		args: append([]string{"--name", "ext", "--data-dir", o.DataDir,
+			"--listen-client-urls", cu, "--advertise-client-urls", cu,
+			"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
+			"--initial-cluster", "ext=" + pu, "--log-level", "error"}, o.Args...)}
+	e.Start(t)
+	t.Cleanup(func() { e.Kill() })
+	return e
+}
+
+// Start starts the process (again, on the same ports and data) and waits
+// until it answers.
+func (e *EtcdProcess) Start(t testing.TB) {
+	t.Helper()
+	e.cmd = exec.Command(e.bin, e.args...)
+	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cmd.Stdout, e.cmd.Stderr = logf, logf
+	if err := e.cmd.Start(); err != nil {
+		logf.Close()
 		t.Fatalf("start etcd: %v", err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
+	e.done = make(chan struct{})
+	go func() { _ = e.cmd.Wait(); logf.Close(); close(e.done) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		s, err := store.Connect(ctx, []string{cu})
+		s, err := store.Connect(ctx, []string{e.Endpoint})
 		if err == nil {
 			s.Close()
-			return cu
+			return
+		}
+		select {
+		case <-e.done:
+			t.Fatalf("etcd exited: %v\n%s", e.cmd.ProcessState, e.Log())
+		default:
 		}
 		if ctx.Err() != nil {
-			b, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
-			t.Fatalf("external etcd not ready: %v\n%s", err, b)
+			t.Fatalf("external etcd not ready: %v\n%s", err, e.Log())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Kill kills the process (SIGKILL) and waits for it to end.
+func (e *EtcdProcess) Kill() {
+	if e.cmd == nil || e.cmd.Process == nil {
+		return
+	}
+	_ = e.cmd.Process.Signal(syscall.SIGCONT) // a paused process ends too
+	_ = e.cmd.Process.Kill()
+	<-e.done
+}
+
+// Pause stops the process (SIGSTOP): it holds its connections and
+// answers nothing, as a hung or partitioned etcd.
+func (e *EtcdProcess) Pause() error { return e.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (e *EtcdProcess) Resume() error { return e.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Exited reports whether the process has ended (e.g. etcd exits when it
+// cannot write its data).
+func (e *EtcdProcess) Exited() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Log is what the process wrote.
+func (e *EtcdProcess) Log() string {
+	b, _ := os.ReadFile(e.logPath)
+	return string(b)
 }
 
 // Store connects to endpoint and closes the client at cleanup.

@@ -14,6 +14,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -50,22 +52,25 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: a transaction's reads were stale; retry.
 	ErrConflict = errors.New("conflicting concurrent update")
-	// ErrTooLarge: a write is larger than etcd takes in one request
-	// (its --max-request-bytes, 1.5 MiB by default) or than the client
-	// sends, or has more operations than etcd takes in one transaction.
-	// Nothing was written; the same write will never fit.
-	ErrTooLarge = errors.New("write too large for the store")
 )
 
 // writeErr wraps an error of a write to etcd: one too large for etcd is
 // ErrTooLarge as well (callers map it to a client error, not a 500).
 func writeErr(what string, err error) error {
-	if errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) ||
-		errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrGRPCTooManyOps) ||
-		status.Code(err) == codes.ResourceExhausted {
+	if tooLarge(err) && !errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("%s: %w: %w", what, ErrTooLarge, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// tooLarge reports whether etcd (or the client, before sending) refused a
+// request for its size: more bytes than etcd's --max-request-bytes (1.5
+// MiB by default) or than the client sends, or more operations than etcd
+// takes in one transaction. The same request will never fit.
+func tooLarge(err error) bool {
+	return errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) ||
+		errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrGRPCTooManyOps) ||
+		status.Code(err) == codes.ResourceExhausted
 }
 
 // Store is Photon's view of etcd.
@@ -85,6 +90,11 @@ type Store struct {
 	// answered is the highest revision of an etcd answer this Store has
 	// had (see Visible).
 	answered atomic.Int64
+
+	// health bounds requests and knows whether etcd answers (health.go);
+	// rawKV is the client's KV without the bounds, for its probes.
+	health *health
+	rawKV  clientv3.KV
 }
 
 // saw records an answer of etcd's at revision rev.
@@ -112,7 +122,18 @@ func Connect(ctx context.Context, endpoints []string) (*Store, error) {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
-		Logger:      nopLogger(),
+		// A connection etcd no longer answers on (a partition, a
+		// stopped process) is found dead in seconds, not at TCP's
+		// retransmission timeout; etcd allows pings every 5 s.
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		// Reconnect soon after etcd is back: gRPC's default backoff
+		// grows to 2 minutes (35-40 s to recover after a 75 s outage).
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})},
+		Logger: nopLogger(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client %v: %w", endpoints, err)
@@ -129,7 +150,12 @@ func ConnectClient(ctx context.Context, c *clientv3.Client, name string) (*Store
 		c.Close()
 		return nil, fmt.Errorf("etcd %s not answering: %w", name, err)
 	}
-	return &Store{c: c, MaxAttempts: 1000}, nil
+	s := &Store{c: c, MaxAttempts: 1000, health: newHealth(), rawKV: c.KV}
+	// Every request through the client is bounded (see Limits), those of
+	// the packages that use Client too.
+	c.KV = boundedKV{KV: c.KV, s: s}
+	c.Lease = boundedLease{Lease: c.Lease, s: s}
+	return s, nil
 }
 
 // SingleMember tells the store that its client is the only member of a
