@@ -68,6 +68,11 @@ func writeErr(what string, err error) error {
 // MiB by default) or than the client sends, or more operations than etcd
 // takes in one transaction. The same request will never fit.
 func tooLarge(err error) bool {
+	// etcd answers a full database and an overload with ResourceExhausted too.
+	if errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(err, rpctypes.ErrGRPCNoSpace) ||
+		errors.Is(err, rpctypes.ErrTooManyRequests) || errors.Is(err, rpctypes.ErrGRPCRequestTooManyRequests) {
+		return false
+	}
 	return errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) ||
 		errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrGRPCTooManyOps) ||
 		status.Code(err) == codes.ResourceExhausted
