@@ -41,6 +41,8 @@ type VMDesired struct {
 	Disks       []DiskDesired     `json:"disks"`
 	Environment map[string]string `json:"environment,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// NICs are the VM's network interfaces, in the guest's order.
+	NICs []NICDesired `json:"nics,omitempty"`
 	// Generation rises with every change of the desired state; the agent
 	// reports the generation it has carried out.
 	Generation int64 `json:"generation"`
@@ -62,6 +64,9 @@ type HostDesiredState struct {
 	RemovedVMs []string `json:"removedVms,omitempty"`
 	// Images to hold in the host's cache (EAGER replication), by id.
 	Images []string `json:"images"`
+	// Networks are the routers and subnets the host's VMs' NICs need;
+	// whole in every desired state (also one with Changes).
+	Networks *HostNetworkDesired `json:"networks,omitempty"`
 	// Consoles are console sessions waiting for the host: for each, the
 	// agent streams the VM's serial console to
 	// POST /v1/agent/hosts/{id}/console/{session}.
@@ -138,6 +143,9 @@ type VMObserved struct {
 // HostStatusReport is the body of POST /v1/agent/hosts/{id}/status: the
 // heartbeat, with what the host observes.
 type HostStatusReport struct {
+	// UnderlayIP is the host's address on the network that carries the
+	// overlays (its VXLAN endpoint), e.g. "192.0.2.11".
+	UnderlayIP string            `json:"underlayIp,omitempty"`
 	Capacity   HostResources     `json:"capacity"`
 	Datastores []DatastoreReport `json:"datastores"`
 	VMs        []VMObserved      `json:"vms"`

@@ -641,6 +641,8 @@ var bodyIDFields = map[string][]string{
 	"VMCreateSpec.sourceImageId": {"sourceImageId"},
 	"LocalitySpec.id":            {"affinities[kind=vm].id", "affinities[kind=disk].id"},
 	"VMDiskOperation.diskId":     {"diskId"},
+	// No route takes a FloatingIPSpec yet (acquire_floating_ip is to come).
+	"FloatingIPSpec.networkId": {},
 }
 
 func TestBodyIDsDeclared(t *testing.T) {
