@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/qemuimg"
 )
 
 // CodeInvalidImage ends the task of an upload Photon cannot use: an OVA
@@ -398,53 +398,30 @@ func writeMembers(r io.Reader, plan *ovaPlan, w io.Writer) error {
 	return nil
 }
 
-// qemuImgInfo is what inspect reads of qemu-img info.
-type qemuImgInfo struct {
-	Format          string `json:"format"`
-	VirtualSize     int64  `json:"virtual-size"`
-	BackingFilename string `json:"backing-filename"`
-	FormatSpecific  struct {
-		Type string `json:"type"`
-		Data struct {
-			DataFile string `json:"data-file"`
-			Extents  []struct {
-				Filename string `json:"filename"`
-			} `json:"extents"`
-		} `json:"data"`
-	} `json:"format-specific"`
-}
-
 // inspect refuses a disk that qemu-img cannot open (with its format
 // pinned) or that refers to other files (a backing file, VMDK extents, a
 // qcow2 data file): converting it would read files of the controller into
 // the image, and a host would open them. It returns what qemu-img read.
-func (s *Service) inspect(ctx context.Context, p, format, label string, labels *strings.Replacer) (*qemuImgInfo, error) {
+func (s *Service) inspect(ctx context.Context, p, format, label string, labels *strings.Replacer) (*qemuimg.Info, error) {
 	b, err := s.qemuImg(ctx, labels, "info", "--output=json", "-f", format, p)
 	if err != nil {
 		return nil, err
 	}
-	var info qemuImgInfo
-	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, fmt.Errorf("qemu-img info of %s: %w", p, err)
+	info, err := qemuimg.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	if err := info.check(p, label); err != nil {
+	if err := checkInfo(info, p, label); err != nil {
 		return nil, err
 	}
-	return &info, nil
+	return info, nil
 }
 
-// check refuses what inspect refuses of qemu-img's answer about the disk at p.
-func (info *qemuImgInfo) check(p, label string) error {
-	if info.BackingFilename != "" {
-		return badImage("%s refers to a backing file (%s): upload a self-contained disk", label, filepath.Base(info.BackingFilename))
-	}
-	if info.FormatSpecific.Data.DataFile != "" {
-		return badImage("%s refers to an external data file: upload a self-contained disk", label)
-	}
-	for _, e := range info.FormatSpecific.Data.Extents {
-		if e.Filename != p {
-			return badImage("%s refers to another file as an extent (%s): upload a single-file VMDK", label, filepath.Base(e.Filename))
-		}
+// checkInfo refuses what inspect refuses of qemu-img's answer about the
+// disk at p: another file named, or no content.
+func checkInfo(info *qemuimg.Info, p, label string) error {
+	if kind, name := info.Foreign(p); kind != "" {
+		return badImage("%s refers to %s (%s): upload a self-contained disk", label, kind, filepath.Base(name))
 	}
 	if info.VirtualSize <= 0 {
 		return badImage("%s is an empty disk", label)

@@ -3,7 +3,6 @@ package qemu
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,28 +11,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/photon-cloud/photon/internal/qemuimg"
 )
 
 const gib = 1 << 30
 
 // imageInfo is what qemu-img info says of a file (opened with its format
 // pinned: qemu-img info does not open backing files).
-type imageInfo struct {
-	Format          string `json:"format"`
-	VirtualSize     int64  `json:"virtual-size"`
-	BackingFilename string `json:"backing-filename"`
-	BackingFormat   string `json:"backing-filename-format"`
-	FormatSpecific  struct {
-		Data struct {
-			// DataFile: a qcow2's external data file.
-			DataFile string `json:"data-file"`
-			// Extents: a VMDK's extent files.
-			Extents []struct {
-				Filename string `json:"filename"`
-			} `json:"extents"`
-		} `json:"data"`
-	} `json:"format-specific"`
-}
+type imageInfo = qemuimg.Info
 
 // imageCheck is a verified base image, cached by path, format, size and
 // mtime so that many VMs from one image check it once.
@@ -96,11 +82,11 @@ func (d *Driver) imageInfo(ctx context.Context, path, format string) (imageInfo,
 	if err != nil {
 		return imageInfo{}, err
 	}
-	var info imageInfo
-	if err := json.Unmarshal(out, &info); err != nil {
-		return imageInfo{}, fmt.Errorf("qemu-img info: %w", err)
+	info, err := qemuimg.Parse(out)
+	if err != nil {
+		return imageInfo{}, err
 	}
-	return info, nil
+	return *info, nil
 }
 
 // selfContained refuses an image that names another file: a backing
@@ -108,16 +94,8 @@ func (d *Driver) imageInfo(ctx context.Context, path, format string) (imageInfo,
 // open that file for the guest (a tenant's image naming /etc/shadow
 // reads the host's file).
 func selfContained(path string, info imageInfo) error {
-	if info.BackingFilename != "" {
-		return fmt.Errorf("the image has a backing file (%q): images must be self-contained", info.BackingFilename)
-	}
-	if f := info.FormatSpecific.Data.DataFile; f != "" {
-		return fmt.Errorf("the image has an external data file (%q): images must be self-contained", f)
-	}
-	for _, e := range info.FormatSpecific.Data.Extents {
-		if filepath.Clean(e.Filename) != filepath.Clean(path) {
-			return fmt.Errorf("the image has an extent in another file (%q): images must be self-contained", e.Filename)
-		}
+	if kind, name := info.Foreign(path); kind != "" {
+		return fmt.Errorf("the image has %s (%q): images must be self-contained", kind, name)
 	}
 	return nil
 }
