@@ -117,9 +117,18 @@ type NetworkConnection struct {
 	// IPAddress, e.g. "10.10.1.5".
 	IPAddress string `json:"ipAddress"`
 	// Netmask, e.g. "255.255.255.0".
-	Netmask     string `json:"netmask"`
-	IsConnected bool   `json:"isConnected"`
+	Netmask string `json:"netmask"`
+	// IsConnected is "Connected", "Disconnected" or "Unknown": a string,
+	// as Photon Controller sent it and its CLI reads it.
+	IsConnected string `json:"isConnected"`
 }
+
+// NetworkConnection.IsConnected values.
+const (
+	NICConnected    = "Connected"
+	NICDisconnected = "Disconnected"
+	NICUnknown      = "Unknown"
+)
 
 // FloatingIPSpec is the body of POST /v1/vms/{id}/acquire_floating_ip.
 type FloatingIPSpec struct {
