@@ -501,11 +501,12 @@ servers. With -n the line is as in 'subnet list -n' (ROUTER the router's id).`,
 	})
 }
 
-// resolveSubnets turns vm create -w's subnet names or ids into ids: a name
-// is looked up among the subnets of every router of the project pid, else
-// the argument is taken as an id (and read, so that a typo is refused here
-// with a clear message).
-func resolveSubnets(ctx context.Context, c *client.Client, pid, where string, args []string) ([]string, error) {
+// resolveSubnets turns subnet names or ids given to flag (vm create -w,
+// --network) into ids: a name
+// is looked up among the subnets of every router of the project pid (none
+// when pid is ""), else the argument is taken as an id (and read, so that
+// a typo is refused here with a clear message).
+func resolveSubnets(ctx context.Context, c *client.Client, pid, where, flag string, args []string) ([]string, error) {
 	if len(args) == 0 {
 		return nil, nil
 	}
@@ -513,7 +514,7 @@ func resolveSubnets(ctx context.Context, c *client.Client, pid, where string, ar
 	loaded := false
 	ids := make([]string, 0, len(args))
 	for _, arg := range args {
-		if nameShaped(arg) && !loaded {
+		if nameShaped(arg) && !loaded && pid != "" {
 			rs, err := c.ListRouters(ctx, pid, "")
 			if err != nil {
 				return nil, err
@@ -541,14 +542,14 @@ func resolveSubnets(ctx context.Context, c *client.Client, pid, where string, ar
 			ids = append(ids, byName[0])
 			continue
 		case len(byName) > 1:
-			return nil, usagef("-w: %d subnets in %s are named %q: give the id (%s)", len(byName), where, arg, strings.Join(byName, ", "))
+			return nil, usagef("%s: %d subnets in %s are named %q: give the id (%s)", flag, len(byName), where, arg, strings.Join(byName, ", "))
 		case len(byID) == 1:
 			ids = append(ids, arg)
 			continue
 		}
 		s, err := c.GetSubnet(ctx, arg)
 		if isNotFound(err) {
-			return nil, api.Errorf(codeSubnetNotFound, "-w: no subnet named %q in %s or with that id", arg, where)
+			return nil, api.Errorf(codeSubnetNotFound, "%s: no subnet named %q in %s or with that id", flag, arg, where)
 		}
 		if err != nil {
 			return nil, err
@@ -637,7 +638,7 @@ With -n only the floating IP is printed; -o json prints the VM.`,
 		func(ctx context.Context, c *client.Client, v *api.VM) (*api.Task, error) {
 			var nid string
 			if network != "" {
-				ids, err := resolveSubnets(ctx, c, v.ProjectID, "the VM's project", []string{network})
+				ids, err := resolveSubnets(ctx, c, v.ProjectID, "the VM's project", "--network", []string{network})
 				if err != nil {
 					return nil, err
 				}

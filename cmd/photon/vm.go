@@ -157,7 +157,7 @@ and --detail.`,
 		}
 		spec := &api.VMCreateSpec{Name: name, Flavor: flavor, AttachedDisks: attached,
 			Environment: environment, Tags: splitList(tags), Start: start}
-		if spec.Subnets, err = resolveSubnets(ctx, c, pid, s.describe(), splitList(subnets)); err != nil {
+		if spec.Subnets, err = resolveSubnets(ctx, c, pid, s.describe(), "-w", splitList(subnets)); err != nil {
 			return err
 		}
 		if image != "" {
