@@ -114,7 +114,7 @@ func (a *app) rootCmd() *cobra.Command {
 		Use:   "photon",
 		Short: "Command-line client of a Photon controller",
 		Long: `photon manages a Photon cloud: tenants, projects, quotas, flavors, hosts,
-images, VMs, disks, users and tasks.
+images, VMs, disks, routers and subnets, users and tasks.
 
 Point it at a controller once with 'photon target set URL --ca-cert FILE' and
 'photon target login --token TOKEN' (saved in ~/.photon-config, or the file
@@ -140,6 +140,7 @@ headers (a create prints only the new id) and -o json prints the API's JSON.`,
 
 	root.AddCommand(a.targetCmd(), a.tenantCmd(), a.projectCmd(), a.flavorCmd(), a.taskCmd(), a.systemCmd())
 	root.AddCommand(a.hostCmd(), a.datastoreCmd(), a.vmCmd(), a.diskCmd(), a.imageCmd())
+	root.AddCommand(a.routerCmd(), a.subnetCmd())
 	root.AddCommand(a.userCmd())
 	a.attachObjectIAM(root)
 	return root

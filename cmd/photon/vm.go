@@ -35,7 +35,7 @@ func (a *app) vmCmd() *cobra.Command {
 	op := func(verb, short, past string, call func(*client.Client, context.Context, string) (*api.Task, error)) *cobra.Command {
 		return opCmd(a, vm, verb, short, "  photon vm "+verb+" web-1\n  photon vm "+verb+" web-1 -p p1 -t t1", past, call, getVM)
 	}
-	return a.group("vm", "Manage VMs in a project: create, power, disks, metadata",
+	return a.group("vm", "Manage VMs in a project: create, power, disks, networks, metadata",
 		`  photon project set p1 -t t1
   photon vm create -n web-1 -f small -i ubuntu -d "boot eph-small boot=true" --start
   photon vm list`,
@@ -49,6 +49,7 @@ func (a *app) vmCmd() *cobra.Command {
 		a.vmDiskCmd("attach-disk", "Attach a detached persistent disk to a VM", "Attached disk %s to VM %s", (*client.Client).AttachDisk),
 		a.vmDiskCmd("detach-disk", "Detach a persistent disk from a VM", "Detached disk %s from VM %s", (*client.Client).DetachDisk),
 		a.vmSetMetadataCmd(), a.vmSetTagCmd(), a.vmConsoleCmd(),
+		a.vmNetworksCmd(), a.vmAcquireFloatingIPCmd(), a.vmReleaseFloatingIPCmd(),
 	)
 }
 
@@ -87,7 +88,7 @@ func (a *app) vmCreateCmd() *cobra.Command {
 	var start bool
 	var count int
 	cmd := &cobra.Command{
-		Use:   "create -n NAME -f FLAVOR -d DISKS [-i IMAGE] [-a AFFINITIES] [-e ENV] [--count N] [--start]",
+		Use:   "create -n NAME -f FLAVOR -d DISKS [-i IMAGE] [-w SUBNETS] [-a AFFINITIES] [-e ENV] [--count N] [--start]",
 		Short: "Create a VM in the current project (or -p); --start also boots it",
 		Long: `Create a VM in a project: the current one (photon project set) or -p.
 The VM is placed on a host, its disks are made and the capacity it needs is
@@ -104,6 +105,10 @@ entry to choose when a flavor name exists for both.
 that sees the disk's datastore), vm:ID (the same host as that VM), host:ID or
 host:ADDRESS, datastore:ID.
 
+-w lists the subnets the VM gets a NIC on, one each, in order: names (of
+the project's subnets) or ids, comma-separated. Without -w the VM gets a NIC
+on the project's default subnet, if it has one.
+
 --count N creates N VMs from the one spec in one request, named NAME-1 …
 NAME-N (at most 1000; our extension). Each is created (and with --start
 started) on its own: one refused does not stop the others. The command waits
@@ -116,7 +121,8 @@ and --detail.`,
   photon vm create -n db-1 -f large -i ubuntu -d "disk-1 eph-small boot=true, data pd-fast 50" \
       -a "host:10.0.0.5" -e "ROLE=db,ZONE=a" -p p1 -t t1
   photon -n vm create -n web-2 -f small -i ubuntu -d "boot eph-small boot=true"   # prints only the id
-  photon vm create -n web -f small -i ubuntu -d "boot eph-small boot=true" --count 10 --start   # web-1 … web-10`,
+  photon vm create -n web -f small -i ubuntu -d "boot eph-small boot=true" --count 10 --start   # web-1 … web-10
+  photon vm create -n web1 -f small -i ubuntu -d "boot eph-small boot=true" -w web,db --start   # two NICs`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	s := a.projectFlags(cmd, true)
@@ -150,7 +156,10 @@ and --detail.`,
 			return err
 		}
 		spec := &api.VMCreateSpec{Name: name, Flavor: flavor, AttachedDisks: attached,
-			Environment: environment, Tags: splitList(tags), Subnets: splitList(subnets), Start: start}
+			Environment: environment, Tags: splitList(tags), Start: start}
+		if spec.Subnets, err = resolveSubnets(ctx, c, pid, s.describe(), "-w", splitList(subnets)); err != nil {
+			return err
+		}
 		if image != "" {
 			im, err := a.image(ctx, c, s, image)
 			if err != nil {
@@ -186,7 +195,7 @@ and --detail.`,
 	f.StringVarP(&affinities, "affinities", "a", "", `placement, "KIND:ID, ...", e.g. "disk:DISK_ID, host:10.0.0.5"`)
 	f.StringVarP(&env, "environment", "e", "", `environment, "KEY=VALUE, ...", e.g. "ROLE=web"`)
 	f.StringVar(&tags, "tags", "", "comma-separated tags")
-	f.StringVarP(&subnets, "subnets", "w", "", "comma-separated subnet ids")
+	f.StringVarP(&subnets, "subnets", "w", "", "subnets to put a NIC on, names or ids, comma-separated, e.g. web,db (default: the project's default subnet)")
 	f.BoolVar(&start, "start", false, "start the VM once it is created")
 	f.IntVar(&count, "count", 1, "create this many VMs, named NAME-1 … NAME-N")
 	_ = cmd.MarkFlagRequired("flavor")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"reflect"
@@ -204,12 +205,13 @@ var (
 		ReplicationType: api.ReplicationOnDemand, Size: 3 << 20, Scope: api.ImageScope{Kind: "infrastructure"}}}
 )
 
-// computeFake serves the VM, disk, flavor and image routes of project p-1.
-func computeFake(t *testing.T, x *infraFake) *fake {
+// computeFake serves the VM, disk, flavor and image routes of project
+// p-1, and the routes of extra (which replace those of the same pattern).
+func computeFake(t *testing.T, x *infraFake, extra ...map[string]http.HandlerFunc) *fake {
 	vmName := func(v api.VM) string { return v.Name }
 	vmID := func(v api.VM) string { return v.ID }
 	diskName := func(d api.PersistentDisk) string { return d.Name }
-	return newFake(t, map[string]http.HandlerFunc{
+	routes := map[string]http.HandlerFunc{
 		"GET /v1/tasks/{id}":              x.getTask,
 		"GET /v1/tasks":                   x.tasksByID,
 		"GET /v1/projects/p-1/vms":        list(testVMs, vmName),
@@ -229,7 +231,11 @@ func computeFake(t *testing.T, x *infraFake) *fake {
 		"GET /v1/projects/{id}":           byID([]api.Project{{Base: api.Base{ID: "p-1"}, Name: "p1", TenantID: "ten-1"}}, func(p api.Project) string { return p.ID }, api.CodeProjectNotFound),
 		"GET /v1/tenants/ten-1/projects":  list([]api.Project{{Base: api.Base{ID: "p-1"}, Name: "p1", TenantID: "ten-1"}}, func(p api.Project) string { return p.Name }),
 		"GET /v1/tenants":                 list([]api.Tenant{{Base: api.Base{ID: "ten-1"}, Name: "t1"}}, func(t api.Tenant) string { return t.Name }),
-	})
+	}
+	for _, e := range extra {
+		maps.Copy(routes, e)
+	}
+	return newFake(t, routes)
 }
 
 func TestVMCreateStartInOneTask(t *testing.T) {
