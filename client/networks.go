@@ -119,9 +119,8 @@ func (c *Client) VMNetworks(ctx context.Context, vmID string) ([]api.NetworkConn
 
 // NetworkConnections decodes a GET_NETWORKS task's
 // resourceProperties.networkConnections. It accepts what Photon
-// Controller 1.x servers sent as well as ours: isConnected as a boolean or
-// as a string ("Connected", "Disconnected", "Unknown", "true", "false"),
-// and null fields. No resourceProperties or no networkConnections is an
+// Controller 1.x servers sent as well as ours: isConnected as a string
+// ("Connected", "Disconnected", "Unknown") or a boolean, and null fields. No resourceProperties or no networkConnections is an
 // empty list; anything else that is not a list of connections is an error.
 func NetworkConnections(t *api.Task) ([]api.NetworkConnection, error) {
 	out := []api.NetworkConnection{}
@@ -164,27 +163,35 @@ func NetworkConnections(t *api.Task) ([]api.NetworkConnection, error) {
 	return out, nil
 }
 
-// parseConnected reads isConnected: true/false, or Photon Controller 1.x's
-// ConnectedStatus string ("Connected" is true; "Disconnected", "Unknown"
-// and any other string false); absent and null are false.
-func parseConnected(raw json.RawMessage) (bool, error) {
+// parseConnected reads isConnected: Photon Controller's ConnectedStatus
+// string ("Connected", "Disconnected", "Unknown"; other strings kept as
+// sent), or a boolean (true is "Connected", false "Disconnected"); absent
+// and null are "Unknown".
+func parseConnected(raw json.RawMessage) (string, error) {
 	s := strings.TrimSpace(string(raw))
 	if s == "" || s == "null" {
-		return false, nil
+		return api.NICUnknown, nil
 	}
 	var b bool
 	if json.Unmarshal(raw, &b) == nil {
-		return b, nil
+		if b {
+			return api.NICConnected, nil
+		}
+		return api.NICDisconnected, nil
 	}
 	var str string
 	if err := json.Unmarshal(raw, &str); err != nil {
-		return false, fmt.Errorf("%.40s is neither a boolean nor a string", s)
+		return "", fmt.Errorf("%.40s is neither a string nor a boolean", s)
 	}
 	switch strings.ToLower(strings.TrimSpace(str)) {
 	case "connected", "true":
-		return true, nil
+		return api.NICConnected, nil
+	case "disconnected", "false":
+		return api.NICDisconnected, nil
+	case "unknown", "":
+		return api.NICUnknown, nil
 	}
-	return false, nil // Disconnected, Unknown, or a status this client does not know
+	return str, nil
 }
 
 // AcquireFloatingIP starts giving a VM a floating IP, an address reachable

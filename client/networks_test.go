@@ -224,7 +224,7 @@ func TestVMNetworks(t *testing.T) {
 		}
 		return `{"id":"task-7","kind":"task","operation":"GET_NETWORKS","state":"` + state + `","entity":{"id":"vm-1","kind":"vm"}` + rp + `}`
 	}
-	web := api.NetworkConnection{Network: "s-1", MacAddress: "fa:16:3e:00:00:01", IPAddress: "10.10.1.5", Netmask: "255.255.255.0", IsConnected: true}
+	web := api.NetworkConnection{Network: "s-1", MacAddress: "fa:16:3e:00:00:01", IPAddress: "10.10.1.5", Netmask: "255.255.255.0", IsConnected: "Connected"}
 	for _, tc := range []struct {
 		name    string
 		answers []string // the GET, then task reads
@@ -238,7 +238,8 @@ func TestVMNetworks(t *testing.T) {
 			`{"networkConnections":[{"network":"s-1","macAddress":"fa:16:3e:00:00:01","ipAddress":"10.10.1.5","netmask":"255.255.255.0","isConnected":"Connected"},`+
 				`{"network":null,"macAddress":"fa:16:3e:00:00:02","ipAddress":null,"netmask":null,"isConnected":"Unknown"},`+
 				`{"network":"s-2","macAddress":"fa:16:3e:00:00:03","isConnected":"Disconnected"}]}`)},
-			want: []api.NetworkConnection{web, {MacAddress: "fa:16:3e:00:00:02"}, {Network: "s-2", MacAddress: "fa:16:3e:00:00:03"}}},
+			want: []api.NetworkConnection{web, {MacAddress: "fa:16:3e:00:00:02", IsConnected: api.NICUnknown},
+				{Network: "s-2", MacAddress: "fa:16:3e:00:00:03", IsConnected: api.NICDisconnected}}},
 		{name: "no NIC", answers: []string{task("COMPLETED", `{"networkConnections":[]}`)}, want: []api.NetworkConnection{}},
 		{name: "no resourceProperties", answers: []string{task("COMPLETED", "")}, want: []api.NetworkConnection{}},
 		{name: "waited for", answers: []string{task("QUEUED", ""), task("COMPLETED",
@@ -249,7 +250,7 @@ func TestVMNetworks(t *testing.T) {
 		{name: "not a list", answers: []string{task("COMPLETED", `{"networkConnections":{"network":"s-1"}}`)},
 			err: "networkConnections is not a list of connections"},
 		{name: "isConnected a number", answers: []string{task("COMPLETED", `{"networkConnections":[{"network":"s-1","isConnected":1}]}`)},
-			err: "networkConnections[0].isConnected: 1 is neither a boolean nor a string"},
+			err: "networkConnections[0].isConnected: 1 is neither a string nor a boolean"},
 		{name: "not a task", answers: []string{`{}`}, err: "answer is not a task"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -602,7 +602,7 @@ id to the table; -o json prints the list of networkConnections.`,
 			if !a.plain() {
 				first = names[n.Network]
 			}
-			r := []string{orDash(first), orDash(n.MacAddress), orDash(n.IPAddress), orDash(n.Netmask), strconv.FormatBool(n.IsConnected)}
+			r := []string{orDash(first), orDash(n.MacAddress), orDash(n.IPAddress), orDash(n.Netmask), orDash(n.IsConnected)}
 			if a.detail && !a.plain() {
 				r = append(r, orDash(n.Network))
 			}

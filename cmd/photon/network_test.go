@@ -27,7 +27,7 @@ var (
 			State: api.NetworkReady, RouterID: "r-2", ProjectID: "p-1"},
 	}
 	testConnections = []api.NetworkConnection{
-		{Network: "s-1", MacAddress: "fa:16:3e:00:00:01", IPAddress: "10.10.1.5", Netmask: "255.255.255.0", IsConnected: true},
+		{Network: "s-1", MacAddress: "fa:16:3e:00:00:01", IPAddress: "10.10.1.5", Netmask: "255.255.255.0", IsConnected: "Connected"},
 		{Network: "s-9", MacAddress: "fa:16:3e:00:00:02", IPAddress: "10.30.0.7", Netmask: "255.255.0.0"},
 	}
 )
@@ -260,11 +260,11 @@ func TestVMNetworkCommands(t *testing.T) {
 	runCases(t, []cliCase{
 		{name: "networks", args: []string{"vm", "networks", "web-1"},
 			stdout: "NETWORK  MAC                IP         NETMASK        CONNECTED\n" +
-				"web      fa:16:3e:00:00:01  10.10.1.5  255.255.255.0  true\n" +
-				"s-9      fa:16:3e:00:00:02  10.30.0.7  255.255.0.0    false\n"},
+				"web      fa:16:3e:00:00:01  10.10.1.5  255.255.255.0  Connected\n" +
+				"s-9      fa:16:3e:00:00:02  10.30.0.7  255.255.0.0    Unknown\n"},
 		{name: "networks -n (Photon's columns, subnet ids)", args: []string{"-n", "vm", "networks", "vm-1"},
-			stdout: "s-1\tfa:16:3e:00:00:01\t10.10.1.5\t255.255.255.0\ttrue\ns-9\tfa:16:3e:00:00:02\t10.30.0.7\t255.255.0.0\tfalse\n"},
-		{name: "networks -d", args: []string{"-d", "vm", "networks", "web-1"}, contains: []string{"SUBNET ID", "web      fa:16:3e:00:00:01  10.10.1.5  255.255.255.0  true       s-1"}},
+			stdout: "s-1\tfa:16:3e:00:00:01\t10.10.1.5\t255.255.255.0\tConnected\ns-9\tfa:16:3e:00:00:02\t10.30.0.7\t255.255.0.0\tUnknown\n"},
+		{name: "networks -d", args: []string{"-d", "vm", "networks", "web-1"}, contains: []string{"SUBNET ID", "web      fa:16:3e:00:00:01  10.10.1.5  255.255.255.0  Connected  s-1"}},
 		{name: "networks refused", args: []string{"vm", "networks", "broken"},
 			code: exitError, stderr: "photon: InvalidVmState: VM broken is in ERROR\n"},
 		{name: "acquire on a named subnet", args: []string{"vm", "acquire-floating-ip", "web-1", "--network", "web"},
