@@ -182,9 +182,9 @@ func (w *world) vm(hs *host, name, subnet, mac, cidr, gw string) string {
 // within a few seconds.
 func ping(t testing.TB, from, ip string) bool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "nsenter", "--net="+from, "busybox", "ping", "-c", "2", "-w", "3", ip).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "nsenter", "--net="+from, "busybox", "ping", "-c", "1", "-W", "3", ip).CombinedOutput()
 	if err != nil {
 		t.Logf("ping %s from %s: %v: %s", ip, filepath.Base(from), err, strings.TrimSpace(string(out)))
 	}
