@@ -1,7 +1,19 @@
 package netplumb_test
 
 import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/vishvananda/netlink"
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/netplumb"
@@ -83,4 +95,129 @@ func TestDataPath(t *testing.T) {
 		})
 	}
 	_ = e
+
+	t.Run("a VM keeps its own host's gateway MAC", func(t *testing.T) {
+		// b answered probes from h1's router; its entry for the gateway
+		// must still be the gateway MAC, never h1's host MAC.
+		inNS(t, b, func() {
+			ns, err := netlink.NeighList(0, netlink.FAMILY_V4)
+			must(t, err)
+			for _, n := range ns {
+				if n.IP.String() == "10.1.0.1" && n.HardwareAddr.String() != netplumb.GatewayMAC("s1").String() {
+					t.Errorf("b's gateway 10.1.0.1 is at %s, want %s", n.HardwareAddr, netplumb.GatewayMAC("s1"))
+				}
+			}
+		})
+	})
+
+	t.Run("floating ip", func(t *testing.T) {
+		h1.Ports[0].FloatingIP = "203.0.113.100"
+		ensure(t, w.hosts[0].d, h1)
+		if !ping(t, w.out, "203.0.113.100") {
+			t.Errorf("the outside does not reach a's floating ip")
+		}
+		if !ping(t, a, "203.0.113.1") {
+			t.Errorf("a with a floating ip does not reach the outside")
+		}
+		h1.Ports[0].FloatingIP = ""
+		ensure(t, w.hosts[0].d, h1)
+		if ping(t, w.out, "203.0.113.100") {
+			t.Errorf("the outside reaches a released floating ip")
+		}
+	})
+
+	t.Run("dhcp", func(t *testing.T) {
+		h1.Ports = append(h1.Ports, nettest.Port("pf", "s1", 1, 12, "fa:16:3e:00:00:0f"))
+		ensure(t, w.hosts[0].d, h1)
+		f := w.vm(w.hosts[0], "f", "s1", "fa:16:3e:00:00:0f", "", "")
+		g := w.vm(w.hosts[0], "g", "s1", "fa:16:3e:00:00:99", "", "")
+		var lease *nclient4.Lease
+		inNS(t, f, func() {
+			c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(2))
+			must(t, err)
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			lease, err = c.Request(ctx)
+			must(t, err)
+		})
+		ack := lease.ACK
+		if got := ack.YourIPAddr.String(); got != "10.1.0.12" {
+			t.Errorf("yiaddr %s, want 10.1.0.12", got)
+		}
+		if got := net.IP(ack.SubnetMask()).String(); got != "255.255.255.0" {
+			t.Errorf("mask %s", got)
+		}
+		if r := ack.Router(); len(r) != 1 || r[0].String() != "10.1.0.1" {
+			t.Errorf("router %v", r)
+		}
+		if d := ack.DNS(); len(d) != 1 || d[0].String() != "1.1.1.1" {
+			t.Errorf("dns %v", d)
+		}
+		if mtu := ack.Options.Get(dhcpv4.OptionInterfaceMTU); len(mtu) != 2 || int(mtu[0])<<8|int(mtu[1]) != 1450 {
+			t.Errorf("mtu option %v", mtu)
+		}
+		if ack.IPAddressLeaseTime(0) != netplumb.LeaseTime {
+			t.Errorf("lease time %v", ack.IPAddressLeaseTime(0))
+		}
+		// The guest image's client: busybox udhcpc.
+		out, err := exec.Command("nsenter", "--net="+f, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-s", "/bin/true", "-t", "3", "-T", "1").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "lease of 10.1.0.12 obtained") {
+			t.Errorf("udhcpc: %v: %s", err, out)
+		}
+		out, err = exec.Command("nsenter", "--net="+g, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-s", "/bin/true", "-t", "2", "-T", "1").CombinedOutput()
+		if err == nil || strings.Contains(string(out), "obtained") {
+			t.Errorf("udhcpc with an unknown MAC got a lease: %s", out)
+		}
+	})
+
+	t.Run("Ensure again and a restarted driver change nothing", func(t *testing.T) {
+		for i, hs := range w.hosts {
+			want := []netplumb.Desired{h1, h2}[i]
+			before := snapshot(t, hs)
+			ensure(t, hs.d, want)
+			must(t, hs.d.Close())
+			hs.d = w.driver(hs)
+			ensure(t, hs.d, want)
+			after := snapshot(t, hs)
+			for k, v := range before {
+				if after[k] != v {
+					t.Errorf("%s: %s: %s, then %s", hs.name, k, v, after[k])
+				}
+			}
+			for k, v := range after {
+				if _, ok := before[k]; !ok {
+					t.Errorf("%s: %s: new (%s)", hs.name, k, v)
+				}
+			}
+		}
+		if !ping(t, a, "10.1.0.11") {
+			t.Errorf("no traffic after the restart")
+		}
+	})
+
+	t.Run("removing a subnet, a router, then everything leaves nothing", func(t *testing.T) {
+		// r2 and t1 go from h1.
+		h1.Routers = h1.Routers[:1]
+		h1.Subnets = h1.Subnets[:2]
+		h1.Ports = slices.DeleteFunc(h1.Ports, func(p netplumb.Port) bool { return p.SubnetID == "t1" })
+		ensure(t, w.hosts[0].d, h1)
+		for _, name := range []string{netplumb.BridgeName("t1"), netplumb.VXLANName("t1"), netplumb.GwHostName("t1"), netplumb.UplinkName("r2"), netplumb.TapName("pd")} {
+			if _, err := w.hosts[0].h.LinkByName(name); err == nil {
+				t.Errorf("%s still there", name)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(w.hosts[0].nsDir, netplumb.RouterNSName("r2"))); err == nil {
+			t.Errorf("r2's namespace still there")
+		}
+		if !ping(t, a, "10.1.0.11") {
+			t.Errorf("r1 lost traffic when r2 went")
+		}
+		for _, hs := range w.hosts {
+			ensure(t, hs.d, netplumb.Desired{})
+			if l := leftovers(t, hs); len(l) > 0 {
+				t.Errorf("%s: left behind: %v", hs.name, l)
+			}
+		}
+	})
 }

@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/photon-cloud/photon/internal/netplumb"
 	"github.com/photon-cloud/photon/internal/netplumb/nettest"
 	"github.com/vishvananda/netlink"
@@ -196,4 +199,126 @@ func ensure(t testing.TB, d netplumb.Driver, want netplumb.Desired) {
 	if err := d.Ensure(context.Background(), want); err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
+}
+
+// inNS runs fn on a thread in the namespace at path.
+func inNS(t testing.TB, path string, fn func()) {
+	t.Helper()
+	ns, err := netns.GetFromPath(path)
+	must(t, err)
+	defer ns.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		must(t, netns.Set(ns))
+		fn()
+	}()
+	<-done
+}
+
+// snapshot is what must not change when Ensure is given what is already
+// there: every link's name and index, every nftables rule's handle, every
+// forwarding entry, in the host and its router namespaces.
+func snapshot(t testing.TB, hs *host) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var walk func(prefix, path string)
+	walk = func(prefix, path string) {
+		ns, h := openNS(t, path)
+		links, err := h.LinkList()
+		must(t, err)
+		for _, ln := range links {
+			out[prefix+"link "+ln.Attrs().Name] = fmt.Sprint(ln.Attrs().Index, " master ", ln.Attrs().MasterIndex, " mtu ", ln.Attrs().MTU)
+			if ln.Type() == "vxlan" {
+				ns, err := h.NeighList(ln.Attrs().Index, unix.AF_BRIDGE)
+				must(t, err)
+				for _, n := range ns {
+					out[prefix+"fdb "+ln.Attrs().Name+" "+n.HardwareAddr.String()+" "+n.IP.String()] = "present"
+				}
+			}
+		}
+		c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+		must(t, err)
+		tables, err := c.ListTables()
+		must(t, err)
+		for _, tb := range tables {
+			chains, err := c.ListChainsOfTableFamily(tb.Family)
+			must(t, err)
+			for _, ch := range chains {
+				if ch.Table.Name != tb.Name {
+					continue
+				}
+				rules, err := c.GetRules(tb, ch)
+				must(t, err)
+				for _, r := range rules {
+					out[fmt.Sprintf("%srule %s/%s %s", prefix, tb.Name, ch.Name, r.UserData)] = fmt.Sprint(r.Handle)
+				}
+			}
+		}
+	}
+	walk("", hs.ns)
+	es, _ := os.ReadDir(hs.nsDir)
+	for _, e := range es {
+		walk(e.Name()+": ", filepath.Join(hs.nsDir, e.Name()))
+	}
+	return out
+}
+
+// leftovers lists what photon made that is still on hs: links with
+// photon's alias or name prefixes, photon's nftables tables, router
+// namespaces, floating IP routes and proxy entries.
+func leftovers(t testing.TB, hs *host) []string {
+	t.Helper()
+	var out []string
+	links, err := hs.h.LinkList()
+	must(t, err)
+	for _, ln := range links {
+		n := ln.Attrs().Name
+		if strings.HasPrefix(ln.Attrs().Alias, "photon:") || len(n) == 14 && slices.Contains([]string{"pb", "pv", "pg", "pu", "pt"}, n[:2]) {
+			out = append(out, "link "+n)
+		}
+		if ln.Type() == "vxlan" {
+			ns, _ := hs.h.NeighList(ln.Attrs().Index, unix.AF_BRIDGE)
+			for _, nb := range ns {
+				if nb.IP != nil {
+					out = append(out, "fdb "+n+" "+nb.IP.String())
+				}
+			}
+		}
+	}
+	ns, err := netns.GetFromPath(hs.ns)
+	must(t, err)
+	defer ns.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	must(t, err)
+	tables, err := c.ListTables()
+	must(t, err)
+	for _, tb := range tables {
+		if strings.HasPrefix(tb.Name, "photon") {
+			out = append(out, "nftables table "+tb.Name)
+		}
+	}
+	es, _ := os.ReadDir(hs.nsDir)
+	for _, e := range es {
+		out = append(out, "netns "+e.Name())
+	}
+	routes, err := hs.h.RouteList(nil, netlink.FAMILY_V4)
+	must(t, err)
+	for _, r := range routes {
+		if r.Protocol == 112 {
+			out = append(out, "route "+r.Dst.String())
+		}
+	}
+	up, err := hs.h.LinkByName("uplink")
+	must(t, err)
+	neighs, err := hs.h.NeighProxyList(up.Attrs().Index, netlink.FAMILY_V4)
+	must(t, err)
+	for _, n := range neighs {
+		out = append(out, "proxy arp "+n.IP.String())
+	}
+	if n := netplumb.Responders(hs.d); n != 0 {
+		out = append(out, fmt.Sprintf("%d dhcp responders", n))
+	}
+	return out
 }
