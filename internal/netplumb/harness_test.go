@@ -115,6 +115,10 @@ func newWorld(t *testing.T, n int) *world {
 	up(t, outH, "ob")
 	up(t, outH, "lo")
 	addAddr(t, outH, "ob", "203.0.113.1/24")
+	// The outside knows the way to the private ranges (as a misconfigured
+	// neighbour might): isolation must not rest on its not knowing.
+	_, private, _ := net.ParseCIDR("10.0.0.0/8")
+	must(t, outH.RouteAdd(&netlink.Route{Dst: private, Gw: net.ParseIP("203.0.113.11")}))
 	for i := 1; i <= n; i++ {
 		hs := &host{name: fmt.Sprintf("h%d", i), underlay: fmt.Sprintf("192.0.2.1%d", i)}
 		hs.ns = nettest.NewNS(t, dir, hs.name)
