@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
+	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -433,9 +434,19 @@ func ensureLinkState(h *netlink.Handle, ln netlink.Link, aliasV string, mtu, mas
 
 func hostPath(dir, name string) string { return filepath.Join(dir, name) }
 
+// nftSockBuffer is the netlink socket buffer of an nftables connection:
+// a table of a few hundred rules is one batch whose acknowledgements
+// overflow the default buffer (ENOBUFS).
+const nftSockBuffer = 8 << 20
+
 // nftConn is a netlink connection to nftables in ns.
 func nftConn(ns netns.NsHandle) (*nftables.Conn, error) {
-	return nftables.New(nftables.WithNetNSFd(int(ns)))
+	return nftables.New(nftables.WithNetNSFd(int(ns)), nftables.WithSockOptions(func(c *mdnetlink.Conn) error {
+		if err := c.SetReadBuffer(nftSockBuffer); err != nil {
+			return err
+		}
+		return c.SetWriteBuffer(nftSockBuffer)
+	}))
 }
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
