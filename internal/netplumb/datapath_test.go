@@ -87,6 +87,9 @@ func TestDataPath(t *testing.T) {
 		{"NAT subnet on the other host reaches the outside", b, "203.0.113.1", true},
 		{"NO_NAT subnet does not reach the outside", c, "203.0.113.1", false},
 		{"outside does not reach a VM without floating ip", w.out, "10.1.0.10", false},
+		{"a VM does not reach its host (agent, VXLAN socket)", a, "192.0.2.11", false},
+		{"a VM does not reach its host's uplink address", a, "203.0.113.11", false},
+		{"a VM does not reach another host's underlay", a, "192.0.2.12", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ping(t, tc.from, tc.to); got != tc.want {

@@ -60,8 +60,11 @@ func l2Table(p *plan, host net.HardwareAddr) *tableSpec {
 	}}
 }
 
-// natTable is the host's table that masquerades the routers' transit
-// addresses out the uplink.
+// natTable is the host's table for its routers' transit links: it
+// masquerades their addresses out the uplink, and keeps them from
+// reaching anything but the uplink: not the host itself (its agent, its
+// VXLAN socket, where a guest could inject frames into any overlay) and
+// not the underlay or another router.
 func (l *Linux) natTable(p *plan) *tableSpec {
 	if l.cfg.Uplink == "" || len(p.routers) == 0 {
 		return nil
@@ -69,6 +72,12 @@ func (l *Linux) natTable(p *plan) *tableSpec {
 	return &tableSpec{name: tableNAT, family: nftables.TableFamilyIPv4, chains: []chainSpec{
 		{name: "post", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting, prio: nftables.ChainPriorityNATSource, policy: nftables.ChainPolicyAccept,
 			rules: []ruleSpec{{"masq " + l.transit.String() + " " + l.cfg.Uplink, cat(matchOif(l.cfg.Uplink), matchSrcPrefix(l.transit), one(&expr.Masq{}))}}},
+		{name: "in", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookInput, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept,
+			rules: []ruleSpec{{"transit-in-drop", cat(matchIifPrefix(prefixUplink), one(verdict(expr.VerdictDrop)))}}},
+		{name: "fwd", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept,
+			rules: []ruleSpec{{"transit-fwd-only-uplink " + l.cfg.Uplink, cat(matchIifPrefix(prefixUplink),
+				[]expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(l.cfg.Uplink)}},
+				one(verdict(expr.VerdictDrop)))}}},
 	}}
 }
 
