@@ -2,6 +2,7 @@ package netplumb_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -98,6 +99,34 @@ func TestDataPath(t *testing.T) {
 		})
 	}
 	_ = e
+
+	t.Run("no VXLAN packet from a VM leaves through the uplink", func(t *testing.T) {
+		for _, tc := range []struct {
+			port int
+			want bool
+		}{{4790, true}, {netplumb.VXLANPort, false}} {
+			var conn net.PacketConn
+			inNS(t, w.out, func() {
+				var err error
+				conn, err = net.ListenPacket("udp4", fmt.Sprintf("203.0.113.1:%d", tc.port))
+				must(t, err)
+			})
+			inNS(t, a, func() {
+				c, err := net.Dial("udp4", fmt.Sprintf("203.0.113.1:%d", tc.port))
+				must(t, err)
+				for range 3 {
+					c.Write([]byte("hello"))
+				}
+				c.Close()
+			})
+			conn.SetReadDeadline(time.Now().Add(time.Second))
+			_, _, err := conn.ReadFrom(make([]byte, 64))
+			conn.Close()
+			if got := err == nil; got != tc.want {
+				t.Errorf("udp to port %d reached the outside: %v, want %v", tc.port, got, tc.want)
+			}
+		}
+	})
 
 	t.Run("a VM keeps its own host's gateway MAC", func(t *testing.T) {
 		// b answered probes from h1's router; its entry for the gateway

@@ -64,7 +64,10 @@ func l2Table(p *plan, host net.HardwareAddr) *tableSpec {
 // masquerades their addresses out the uplink, and keeps them from
 // reaching anything but the uplink: not the host itself (its agent, its
 // VXLAN socket, where a guest could inject frames into any overlay) and
-// not the underlay or another router.
+// not the underlay or another router; and no VXLAN packet leaves through
+// the uplink either (where the uplink is the underlay, a guest's packet
+// to another host's port 4789 would be masqueraded to this host's own
+// address and enter any overlay there).
 func (l *Linux) natTable(p *plan) *tableSpec {
 	if l.cfg.Uplink == "" || len(p.routers) == 0 {
 		return nil
@@ -75,7 +78,10 @@ func (l *Linux) natTable(p *plan) *tableSpec {
 		{name: "in", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookInput, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept,
 			rules: []ruleSpec{{"transit-in-drop", cat(matchIifPrefix(prefixUplink), one(verdict(expr.VerdictDrop)))}}},
 		{name: "fwd", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept,
-			rules: []ruleSpec{{"transit-fwd-only-uplink " + l.cfg.Uplink, cat(matchIifPrefix(prefixUplink),
+			rules: []ruleSpec{{"transit-fwd-no-vxlan", cat(matchIifPrefix(prefixUplink),
+				[]expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}}},
+				matchBytes(expr.PayloadBaseTransportHeader, 2, []byte{VXLANPort >> 8, VXLANPort & 0xff}),
+				one(verdict(expr.VerdictDrop)))}, {"transit-fwd-only-uplink " + l.cfg.Uplink, cat(matchIifPrefix(prefixUplink),
 				[]expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(l.cfg.Uplink)}},
 				one(verdict(expr.VerdictDrop)))}}},
 	}}
