@@ -142,6 +142,40 @@ func TestDataPath(t *testing.T) {
 		})
 	})
 
+	t.Run("port security", func(t *testing.T) {
+		// A VM plugged in where its port's tap is (a veth of the tap's
+		// name: the rules match the tap's name).
+		h1.Ports = append(h1.Ports, nettest.Port("ps", "s1", 1, 13, "fa:16:3e:00:00:13"))
+		ensure(t, w.hosts[0].d, h1)
+		tap, err := w.hosts[0].h.LinkByName(netplumb.TapName("ps"))
+		must(t, err)
+		must(t, w.hosts[0].h.LinkDel(tap))
+		s := w.vmAt(w.hosts[0], netplumb.TapName("ps"), "s", "s1", "fa:16:3e:00:00:13", "10.1.0.13/24", "10.1.0.1")
+		if !ping(t, s, "10.1.0.11") {
+			t.Fatalf("a VM with its own MAC and address is not let through")
+		}
+		_, sh := openNS(t, s)
+		eth, err := sh.LinkByName("eth0")
+		must(t, err)
+		must(t, sh.AddrDel(eth, mustAddr(t, "10.1.0.13/24")))
+		must(t, sh.AddrAdd(eth, mustAddr(t, "10.1.0.14/24")))
+		if ping(t, s, "10.1.0.11") {
+			t.Errorf("a VM with another address is let through")
+		}
+		must(t, sh.AddrDel(eth, mustAddr(t, "10.1.0.14/24")))
+		must(t, sh.AddrAdd(eth, mustAddr(t, "10.1.0.13/24")))
+		must(t, sh.LinkSetHardwareAddr(eth, net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 0x66}))
+		if ping(t, s, "10.1.0.11") {
+			t.Errorf("a VM with another MAC is let through")
+		}
+		// The stand-in is the test's, not photon's: Ensure leaves it.
+		h1.Ports = h1.Ports[:len(h1.Ports)-1]
+		ensure(t, w.hosts[0].d, h1)
+		stand, err := w.hosts[0].h.LinkByName(netplumb.TapName("ps"))
+		must(t, err)
+		must(t, w.hosts[0].h.LinkDel(stand))
+	})
+
 	t.Run("floating ip", func(t *testing.T) {
 		h1.Ports[0].FloatingIP = "203.0.113.100"
 		ensure(t, w.hosts[0].d, h1)

@@ -165,13 +165,17 @@ func mustIndex(t testing.TB, h *netlink.Handle, name string) int {
 // vm plugs a "VM" namespace into subnet's bridge on hs: eth0 with mac,
 // and, if cidr is not empty, that address and a default route via gw.
 func (w *world) vm(hs *host, name, subnet, mac, cidr, gw string) string {
+	return w.vmAt(hs, "v"+name, name, subnet, mac, cidr, gw)
+}
+
+// vmAt is vm with the host end of its veth named side.
+func (w *world) vmAt(hs *host, side, name, subnet, mac, cidr, gw string) string {
 	t := w.t
 	t.Helper()
 	path := nettest.NewNS(t, w.dir, name)
 	vmNS, vmH := openNS(t, path)
 	hw, err := net.ParseMAC(mac)
 	must(t, err)
-	side := "v" + name
 	must(t, hs.h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: side, MTU: 1450}, PeerName: "eth0", PeerHardwareAddr: hw, PeerNamespace: netlink.NsFd(int(vmNS))}))
 	ln := up(t, hs.h, side)
 	must(t, hs.h.LinkSetMasterByIndex(ln, mustIndex(t, hs.h, netplumb.BridgeName(subnet))))
@@ -325,4 +329,11 @@ func leftovers(t testing.TB, hs *host) []string {
 		out = append(out, fmt.Sprintf("%d dhcp responders", n))
 	}
 	return out
+}
+
+func mustAddr(t testing.TB, cidr string) *netlink.Addr {
+	t.Helper()
+	a, err := netlink.ParseAddr(cidr)
+	must(t, err)
+	return a
 }

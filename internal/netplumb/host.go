@@ -1,6 +1,8 @@
 package netplumb
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,8 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// l2Table is the host's bridge-family table that keeps each subnet's
-// gateway local (a distributed router): on every VXLAN port,
+// l2Table is the host's bridge-family table. Port security, on every tap:
+// a frame whose source MAC, IPv4 source (other than 0.0.0.0) or ARP
+// sender is not its port's, or that is neither IPv4 nor ARP, is dropped
+// (two sets, tap name . MAC and tap name . address: one lookup per
+// frame, however many ports). It also keeps each subnet's gateway local
+// (a distributed router): on every VXLAN port,
 //   - ARP for a gateway address neither leaves nor enters;
 //   - frames to or from a gateway MAC (02:70:67:…) do not enter, and
 //     do not leave as they are: a router's ARP reply is dropped, its ARP
@@ -27,7 +33,24 @@ func l2Table(p *plan, host net.HardwareAddr) *tableSpec {
 		return nil
 	}
 	gwp := gwMACPrefixBytes()
+	macs, ips, digest := portSets(p)
+	isTap := func() []expr.Any { return matchIifPrefix(prefixTap) }
 	in := []ruleSpec{
+		// Port security: a VM sends only from its port's MAC and
+		// address (0.0.0.0 while it asks DHCP), and only IPv4 and ARP.
+		{"port-mac " + digest, cat(isTap(), ifPairNotInSet(ll, etherSrc, 6, setPortMAC), one(verdict(expr.VerdictDrop)))},
+		{"port-type", cat(isTap(), []expr.Any{loadPayload(ll, etherType, 2),
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0x08, 0x00}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: etherARP}}, one(verdict(expr.VerdictDrop)))},
+		{"port-ip " + digest, cat(isTap(), matchBytes(ll, etherType, []byte{0x08, 0x00}),
+			[]expr.Any{loadPayload(nh, ipSrc, 4), &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}}},
+			ifPairNotInSet(nh, ipSrc, 4, setPortIP), one(verdict(expr.VerdictDrop)))},
+		{"port-arp-ip " + digest, cat(isTap(), matchBytes(ll, etherType, etherARP),
+			[]expr.Any{loadPayload(nh, arpSPA, 4), &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}}},
+			ifPairNotInSet(nh, arpSPA, 4, setPortIP), one(verdict(expr.VerdictDrop)))},
+		{"port-arp-mac " + digest, cat(isTap(), matchBytes(ll, etherType, etherARP),
+			ifPairNotInSet(nh, arpSHA, 6, setPortMAC), one(verdict(expr.VerdictDrop)))},
+
 		{"in-gw-src", cat(matchIifPrefix(prefixVXLAN), matchMasked(ll, etherSrc, macMask24, gwp), one(verdict(expr.VerdictDrop)))},
 		{"in-gw-dst", cat(matchIifPrefix(prefixVXLAN), matchMasked(ll, etherDst, macMask24, gwp), one(verdict(expr.VerdictDrop)))},
 	}
@@ -52,12 +75,35 @@ func l2Table(p *plan, host net.HardwareAddr) *tableSpec {
 			setBytes(nh, arpSHA, host), setBytes(nh, arpSPA, []byte{0, 0, 0, 0}), setBytes(ll, etherSrc, host))},
 		ruleSpec{"out-gw-src " + host.String(), cat(gwSrc(), setBytes(ll, etherSrc, host))},
 	)
-	return &tableSpec{name: tableL2, family: nftables.TableFamilyBridge, chains: []chainSpec{
+	return &tableSpec{name: tableL2, family: nftables.TableFamilyBridge, sets: []setSpec{
+		{name: setPortMAC, typ: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeEtherAddr), elems: macs},
+		{name: setPortIP, typ: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr), elems: ips},
+	}, chains: []chainSpec{
 		// Before the bridge's forwarding decision, so that a rewritten
 		// destination is forwarded by its new MAC.
 		{name: "in", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookPrerouting, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept, rules: in},
 		{name: "out", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept, rules: out},
 	}}
+}
+
+const (
+	setPortMAC = "port_mac" // tap name . MAC of every port
+	setPortIP  = "port_ip"  // tap name . address of every port
+)
+
+// portSets are the elements of the port security sets and a digest of
+// them.
+func portSets(p *plan) (macs, ips [][]byte, digest string) {
+	h := sha256.New()
+	for _, id := range sortedKeys(p.ports) {
+		pt := p.ports[id]
+		name := ifname(TapName(id))
+		macs = append(macs, append(append([]byte{}, name...), pad4(append([]byte{}, pt.MAC...))...))
+		a := pt.IP.As4()
+		ips = append(ips, append(append([]byte{}, name...), a[:]...))
+		fmt.Fprintf(h, "%s %s %s\n", id, pt.MAC, pt.IP)
+	}
+	return macs, ips, hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // natTable is the host's table for its routers' transit links: it

@@ -41,7 +41,17 @@ type chainSpec struct {
 type tableSpec struct {
 	name   string
 	family nftables.TableFamily
+	sets   []setSpec
 	chains []chainSpec
+}
+
+// setSpec is a named set of the table (of a concatenated type); rules refer to it by name (a
+// lookupSet expression). Rules that use a set carry a digest of its
+// elements in their key, so a changed set is a changed table.
+type setSpec struct {
+	name  string
+	typ   nftables.SetDatatype
+	elems [][]byte
 }
 
 // syncTable makes table t exactly spec (nil: no table).
@@ -74,6 +84,31 @@ func syncTable(c *nftables.Conn, name string, family nftables.TableFamily, spec 
 		c.DelTable(cur)
 	}
 	t := c.AddTable(&nftables.Table{Name: spec.name, Family: spec.family})
+	sets := map[string]*nftables.Set{}
+	for _, ss := range spec.sets {
+		set := &nftables.Set{Table: t, Name: ss.name, KeyType: ss.typ, Concatenation: true}
+		var elems []nftables.SetElement
+		for _, e := range ss.elems {
+			elems = append(elems, nftables.SetElement{Key: e})
+		}
+		if err := c.AddSet(set, elems); err != nil {
+			return fmt.Errorf("nftables: table %s: set %s: %w", name, ss.name, err)
+		}
+		sets[ss.name] = set
+	}
+	for _, cs := range spec.chains {
+		for _, r := range cs.rules {
+			for _, e := range r.exprs {
+				if lk, ok := e.(*expr.Lookup); ok {
+					set := sets[lk.SetName]
+					if set == nil {
+						return fmt.Errorf("nftables: table %s: rule %q: no set %s", name, r.key, lk.SetName)
+					}
+					lk.SetID = set.ID
+				}
+			}
+		}
+	}
 	for _, cs := range spec.chains {
 		pol := cs.policy
 		ch := c.AddChain(&nftables.Chain{Name: cs.name, Table: t, Type: cs.typ, Hooknum: cs.hook, Priority: cs.prio, Policy: &pol})
@@ -252,3 +287,29 @@ func cat(parts ...[]expr.Any) []expr.Any {
 }
 
 func one(e expr.Any) []expr.Any { return []expr.Any{e} }
+
+// Registers for concatenations: 32-bit registers, a component at a
+// 4-byte boundary (an interface name takes four, a MAC two).
+const (
+	reg32a = unix.NFT_REG32_00
+	reg32b = unix.NFT_REG32_00 + 4
+)
+
+// notInSet loads the input interface's name and the payload at base/off
+// (n bytes) and matches when that pair is not in set.
+func ifPairNotInSet(base expr.PayloadBase, off, n uint32, set string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg32a},
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg32b, Base: base, Offset: off, Len: n},
+		&expr.Lookup{SourceRegister: reg32a, SetName: set, Invert: true},
+	}
+}
+
+// pad4 pads b with zeros to a multiple of 4 bytes (a concatenation's
+// component).
+func pad4(b []byte) []byte {
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
