@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -188,11 +190,16 @@ func (l *Linux) Ensure(ctx context.Context, want Desired) error {
 	}
 
 	subnetOK := map[string]int{} // subnet id -> bridge index
+	// One dump of the bridge forwarding database for all VXLAN devices.
+	fdb, err := fdbPeers(l.h)
+	if err != nil {
+		fail(fmt.Errorf("netplumb: list forwarding entries: %w", err))
+	}
 	for _, id := range sortedKeys(p.subnets) {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		br, err := l.ensureSubnet(p.subnets[id])
+		br, err := l.ensureSubnet(p.subnets[id], fdb)
 		if err != nil {
 			fail(fmt.Errorf("netplumb: subnet %s: %w", id, err))
 			continue
@@ -211,6 +218,13 @@ func (l *Linux) Ensure(ctx context.Context, want Desired) error {
 		}
 		routerOK[id] = rns
 	}
+	// One listing for all taps (a host may have a thousand).
+	hostLinks := map[string]netlink.Link{}
+	if links, err := l.h.LinkList(); err == nil {
+		for _, ln := range links {
+			hostLinks[ln.Attrs().Name] = ln
+		}
+	}
 	for _, id := range sortedKeys(p.ports) {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
@@ -221,7 +235,7 @@ func (l *Linux) Ensure(ctx context.Context, want Desired) error {
 			fail(fmt.Errorf("netplumb: port %s: subnet %s failed", id, pt.SubnetID))
 			continue
 		}
-		if err := l.ensureTap(pt, br, p.subnets[pt.SubnetID].MTU); err != nil {
+		if err := l.ensureTap(pt, br, p.subnets[pt.SubnetID].MTU, hostLinks[TapName(id)]); err != nil {
 			fail(fmt.Errorf("netplumb: port %s: tap %s: %w", id, TapName(id), err))
 		}
 	}
@@ -236,17 +250,7 @@ func (l *Linux) Ensure(ctx context.Context, want Desired) error {
 }
 
 func sortedKeys[T any](m map[string]T) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	// sort for stable error messages and order of creation
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
+	return slices.Sorted(maps.Keys(m))
 }
 
 // undo is a list of steps that release what a part acquired, run in

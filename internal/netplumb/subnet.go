@@ -18,7 +18,7 @@ var errNoDev = unix.ENODEV
 
 // ensureSubnet makes subnet s's bridge and VXLAN device and its
 // forwarding entries, and returns the bridge's index.
-func (l *Linux) ensureSubnet(s *subnetPlan) (int, error) {
+func (l *Linux) ensureSubnet(s *subnetPlan, fdb map[int]map[netip.Addr]bool) (int, error) {
 	var u undo
 	br, err := l.ensureBridge(s, &u)
 	if err != nil {
@@ -30,7 +30,7 @@ func (l *Linux) ensureSubnet(s *subnetPlan) (int, error) {
 		u.run()
 		return 0, err
 	}
-	if err := l.ensureFDB(s, vx); err != nil {
+	if err := l.ensureFDB(s, vx, fdb[vx.Attrs().Index]); err != nil {
 		u.run()
 		return 0, err
 	}
@@ -105,22 +105,27 @@ func (l *Linux) ensureVXLAN(s *subnetPlan, br int, u *undo) (netlink.Link, error
 
 var zeroMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
 
-// fdbPeers lists the all-zeros forwarding entries of a VXLAN device: the
-// peers that get its broadcast, unknown-unicast and multicast frames.
-func fdbPeers(h *netlink.Handle, idx int) (map[netip.Addr]netlink.Neigh, error) {
-	ns, err := h.NeighList(idx, unix.AF_BRIDGE)
+// fdbPeers lists the all-zeros forwarding entries of the host's devices
+// (by link index): a VXLAN device's peers, that get its broadcast,
+// unknown-unicast and multicast frames.
+func fdbPeers(h *netlink.Handle) (map[int]map[netip.Addr]bool, error) {
+	ns, err := h.NeighList(0, unix.AF_BRIDGE)
 	if err != nil {
 		return nil, err
 	}
-	out := map[netip.Addr]netlink.Neigh{}
+	out := map[int]map[netip.Addr]bool{}
 	for _, n := range ns {
-		if n.LinkIndex != idx || !bytes.Equal(n.HardwareAddr, zeroMAC) || n.IP == nil {
+		if !bytes.Equal(n.HardwareAddr, zeroMAC) || n.IP == nil {
 			continue
 		}
 		a, ok := netip.AddrFromSlice(n.IP.To4())
-		if ok {
-			out[a] = n
+		if !ok {
+			continue
 		}
+		if out[n.LinkIndex] == nil {
+			out[n.LinkIndex] = map[netip.Addr]bool{}
+		}
+		out[n.LinkIndex][a] = true
 	}
 	return out, nil
 }
@@ -138,16 +143,13 @@ func fdbEntry(idx int, peer netip.Addr) *netlink.Neigh {
 
 // ensureFDB makes the VXLAN device's all-zeros entries exactly s.Peers
 // (`bridge fdb append 00:00:00:00:00:00 dst PEER dev pvX`).
-func (l *Linux) ensureFDB(s *subnetPlan, vx netlink.Link) error {
+// cur is what the device has (nil for a new one).
+func (l *Linux) ensureFDB(s *subnetPlan, vx netlink.Link, cur map[netip.Addr]bool) error {
 	idx := vx.Attrs().Index
-	cur, err := fdbPeers(l.h, idx)
-	if err != nil {
-		return fmt.Errorf("vxlan %s: list fdb: %w", vx.Attrs().Name, err)
-	}
 	want := map[netip.Addr]bool{}
 	for _, p := range s.Peers {
 		want[p] = true
-		if _, ok := cur[p]; ok {
+		if cur[p] {
 			continue
 		}
 		if err := l.h.NeighAppend(fdbEntry(idx, p)); err != nil {
@@ -165,13 +167,11 @@ func (l *Linux) ensureFDB(s *subnetPlan, vx netlink.Link) error {
 	return nil
 }
 
-// ensureTap makes port pt's persistent tap on its subnet's bridge.
-func (l *Linux) ensureTap(pt *portPlan, br, mtu int) error {
+// ensureTap makes port pt's persistent tap on its subnet's bridge; ln is
+// the link of its name, if listed.
+func (l *Linux) ensureTap(pt *portPlan, br, mtu int, ln netlink.Link) error {
 	name := TapName(pt.ID)
-	ln, err := l.linkByName(l.h, name)
-	if err != nil {
-		return err
-	}
+	var err error
 	if ln != nil {
 		tt, ok := ln.(*netlink.Tuntap)
 		if !ok || tt.Mode != netlink.TUNTAP_MODE_TAP || tt.NonPersist || tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 {
