@@ -128,6 +128,44 @@ func TestDataPath(t *testing.T) {
 		}
 	})
 
+	t.Run("a VM's frame to its bridge's MAC reaches no host stack", func(t *testing.T) {
+		br, err := w.hosts[0].h.LinkByName(netplumb.BridgeName("s1"))
+		must(t, err)
+		for _, dst := range []string{"192.0.2.11", "192.0.2.12"} { // h1 itself, h2 through h1's ip_forward
+			var conn net.PacketConn
+			listenIn := w.hosts[0].ns
+			if dst == "192.0.2.12" {
+				listenIn = w.hosts[1].ns
+			}
+			inNS(t, listenIn, func() {
+				var err error
+				conn, err = net.ListenPacket("udp4", dst+":9999")
+				must(t, err)
+			})
+			inNS(t, a, func() {
+				eth, err := netlink.LinkByName("eth0")
+				must(t, err)
+				_, ul, _ := net.ParseCIDR("192.0.2.0/24")
+				must(t, netlink.RouteReplace(&netlink.Route{LinkIndex: eth.Attrs().Index, Dst: ul, Scope: netlink.SCOPE_LINK}))
+				must(t, netlink.NeighSet(&netlink.Neigh{LinkIndex: eth.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+					IP: net.ParseIP(dst), HardwareAddr: br.Attrs().HardwareAddr}))
+				c, err := net.Dial("udp4", dst+":9999")
+				must(t, err)
+				for range 3 {
+					c.Write([]byte("hello"))
+				}
+				c.Close()
+				must(t, netlink.RouteDel(&netlink.Route{LinkIndex: eth.Attrs().Index, Dst: ul, Scope: netlink.SCOPE_LINK}))
+			})
+			conn.SetReadDeadline(time.Now().Add(time.Second))
+			_, from, err := conn.ReadFrom(make([]byte, 64))
+			conn.Close()
+			if err == nil {
+				t.Errorf("a VM's packet to %s through its bridge's MAC arrived (from %s)", dst, from)
+			}
+		}
+	})
+
 	t.Run("a VM keeps its own host's gateway MAC", func(t *testing.T) {
 		// b answered probes from h1's router; its entry for the gateway
 		// must still be the gateway MAC, never h1's host MAC.

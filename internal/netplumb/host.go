@@ -106,30 +106,48 @@ func portSets(p *plan) (macs, ips [][]byte, digest string) {
 	return macs, ips, hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// natTable is the host's table for its routers' transit links: it
-// masquerades their addresses out the uplink, and keeps them from
+// natTable is the host's IPv4 table ("photon-nat"). Nothing a subnet's
+// bridge or VXLAN device hands the host's IP stack (a guest's frame to
+// the bridge's own MAC) is delivered or forwarded: else a guest reaches
+// the host and, through ip_forward, the underlay, where a packet to port
+// 4789 enters any overlay. With an uplink, it masquerades the routers'
+// transit addresses out the uplink, and keeps the transit links from
 // reaching anything but the uplink: not the host itself (its agent, its
-// VXLAN socket, where a guest could inject frames into any overlay) and
-// not the underlay or another router; and no VXLAN packet leaves through
-// the uplink either (where the uplink is the underlay, a guest's packet
-// to another host's port 4789 would be masqueraded to this host's own
-// address and enter any overlay there).
+// VXLAN socket) and not the underlay or another router; and no VXLAN
+// packet leaves through the uplink either (where the uplink is the
+// underlay, a guest's packet to another host's port 4789 would be
+// masqueraded to this host's own address and enter any overlay there).
 func (l *Linux) natTable(p *plan) *tableSpec {
-	if l.cfg.Uplink == "" || len(p.routers) == 0 {
+	if len(p.subnets) == 0 && (l.cfg.Uplink == "" || len(p.routers) == 0) {
 		return nil
 	}
-	return &tableSpec{name: tableNAT, family: nftables.TableFamilyIPv4, chains: []chainSpec{
-		{name: "post", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting, prio: nftables.ChainPriorityNATSource, policy: nftables.ChainPolicyAccept,
-			rules: []ruleSpec{{"masq " + l.transit.String() + " " + l.cfg.Uplink, cat(matchOif(l.cfg.Uplink), matchSrcPrefix(l.transit), one(&expr.Masq{}))}}},
-		{name: "in", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookInput, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept,
-			rules: []ruleSpec{{"transit-in-drop", cat(matchIifPrefix(prefixUplink), one(verdict(expr.VerdictDrop)))}}},
-		{name: "fwd", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept,
-			rules: []ruleSpec{{"transit-fwd-no-vxlan", cat(matchIifPrefix(prefixUplink),
+	in := []ruleSpec{
+		{"bridge-in-drop", cat(matchIifPrefix(prefixBridge), one(verdict(expr.VerdictDrop)))},
+	}
+	fwd := []ruleSpec{
+		// Bridged frames pass here too where br_netfilter is loaded
+		// (in and out the same kind of bridge): only routing is dropped.
+		{"bridge-fwd-drop", cat(matchIifPrefix(prefixBridge),
+			[]expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(prefixBridge)}},
+			one(verdict(expr.VerdictDrop)))},
+	}
+	var post []ruleSpec
+	if l.cfg.Uplink != "" && len(p.routers) > 0 {
+		post = append(post, ruleSpec{"masq " + l.transit.String() + " " + l.cfg.Uplink, cat(matchOif(l.cfg.Uplink), matchSrcPrefix(l.transit), one(&expr.Masq{}))})
+		in = append(in, ruleSpec{"transit-in-drop", cat(matchIifPrefix(prefixUplink), one(verdict(expr.VerdictDrop)))})
+		fwd = append(fwd,
+			ruleSpec{"transit-fwd-no-vxlan", cat(matchIifPrefix(prefixUplink),
 				[]expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}}},
 				matchBytes(expr.PayloadBaseTransportHeader, 2, []byte{VXLANPort >> 8, VXLANPort & 0xff}),
-				one(verdict(expr.VerdictDrop)))}, {"transit-fwd-only-uplink " + l.cfg.Uplink, cat(matchIifPrefix(prefixUplink),
+				one(verdict(expr.VerdictDrop)))},
+			ruleSpec{"transit-fwd-only-uplink " + l.cfg.Uplink, cat(matchIifPrefix(prefixUplink),
 				[]expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(l.cfg.Uplink)}},
-				one(verdict(expr.VerdictDrop)))}}},
+				one(verdict(expr.VerdictDrop)))})
+	}
+	return &tableSpec{name: tableNAT, family: nftables.TableFamilyIPv4, chains: []chainSpec{
+		{name: "post", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting, prio: nftables.ChainPriorityNATSource, policy: nftables.ChainPolicyAccept, rules: post},
+		{name: "in", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookInput, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept, rules: in},
+		{name: "fwd", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward, prio: nftables.ChainPriorityFilter, policy: nftables.ChainPolicyAccept, rules: fwd},
 	}}
 }
 
