@@ -173,8 +173,11 @@ func (l *Linux) ensureTap(pt *portPlan, br, mtu int, ln netlink.Link) error {
 	name := TapName(pt.ID)
 	var err error
 	if ln != nil {
+		// A tap in use by QEMU is never replaced for what the kernel
+		// does not report (Mode 0: no IFLA_TUN attributes), only for
+		// being something else.
 		tt, ok := ln.(*netlink.Tuntap)
-		if !ok || tt.Mode != netlink.TUNTAP_MODE_TAP || tt.NonPersist || tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 {
+		if !ok || tt.Mode != 0 && tt.Mode != netlink.TUNTAP_MODE_TAP {
 			if err := l.h.LinkDel(ln); err != nil {
 				return fmt.Errorf("delete a wrong one: %w", err)
 			}
