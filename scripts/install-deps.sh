@@ -16,7 +16,7 @@ PACKAGES=(
 	iproute2        # ip netns / veth for multi-host tests
 	qemu-system-x86 # the qemu driver runs real VMs (software emulation when KVM does not work)
 	qemu-utils      # qemu-img: qcow2 overlays and disks of the qemu driver
-	busybox-static  # scripts/build-test-image.sh: the guest's userland and its initramfs cpio
+	busybox-static  # scripts/build-test-image.sh: the guest's userland and its initramfs cpio; netplumb tests: ping, udhcpc
 	linux-image-cloud-amd64 # scripts/build-test-image.sh: the guest kernel (virtio as modules)
 	syslinux        # scripts/build-test-image.sh: boot loader installed on a FAT image via mtools
 	syslinux-common # scripts/build-test-image.sh: syslinux's BIOS modules (ldlinux.c32)

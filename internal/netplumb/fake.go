@@ -2,12 +2,13 @@ package netplumb
 
 import (
 	"context"
-	"fmt"
 	"sync"
 )
 
-// Fake is the network driver of simulated hosts: it checks and keeps what
-// it is given, and programs nothing.
+// Fake is the network driver of simulated hosts: it checks what it is
+// given with the same rules as the Linux driver (ports on known subnets,
+// subnets on known routers, valid CIDRs, MACs and addresses, gateways
+// inside their CIDR), keeps it, and programs nothing.
 type Fake struct {
 	mu   sync.Mutex
 	last Desired
@@ -18,21 +19,16 @@ type Fake struct {
 // NewFake returns a fake network driver.
 func NewFake() *Fake { return &Fake{} }
 
-// Ensure checks want (every port on a subnet given) and keeps it.
+// Ensure checks want as the Linux driver does and keeps it; a refused
+// want leaves the last one in place.
 func (f *Fake) Ensure(_ context.Context, want Desired) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.Fail != nil {
 		return f.Fail
 	}
-	subnets := map[string]bool{}
-	for _, s := range want.Subnets {
-		subnets[s.ID] = true
-	}
-	for _, p := range want.Ports {
-		if !subnets[p.SubnetID] {
-			return fmt.Errorf("netplumb: port %s: subnet %s is not on this host", p.ID, p.SubnetID)
-		}
+	if _, err := check(want); err != nil {
+		return err
 	}
 	f.last = want
 	return nil

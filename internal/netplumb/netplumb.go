@@ -1,15 +1,22 @@
 // Package netplumb owns a host's virtual network data plane: a Linux
-// bridge and a VXLAN device (unicast head-end replication, forwarding
-// entries per peer host) per subnet present on the host, the VMs' taps on
-// those bridges, a network namespace per router holding its subnets'
-// gateways (a distributed router, as Neutron's DVR qrouter namespaces),
-// nftables rules in that namespace for source NAT of NAT subnets and for
-// floating IPs, and a DHCP responder answering only the host's own ports.
+// bridge and a VXLAN device (unicast head-end replication, an all-zeros
+// forwarding entry per peer host) per subnet present on the host, the
+// VMs' taps on those bridges, a network namespace per router holding its
+// subnets' gateways (a distributed router, as Neutron's DVR qrouter
+// namespaces) with a bridge-family nftables table that keeps each gateway
+// answering only its own host's VMs, nftables in the router namespace for
+// source NAT of NAT subnets and for floating IPs, a transit link from
+// each router to the host's uplink, and a DHCP responder per subnet (in
+// the router namespace, on the gateway) answering only the host's own
+// ports. Linux programs all this through netlink and nftables; Fake keeps
+// it for simulated hosts. Both check what they are given with one
+// function and pass the conformance suite in nettest.
 //
 // A Driver is level-triggered like the VM drivers: Ensure makes the host's
 // network equal to what it is given, creating what is missing and removing
 // what should not be there, and leaves alone what already matches, so an
-// agent restart disturbs no running VM's traffic.
+// agent restart disturbs no running VM's traffic. docs/architecture.md
+// ("Host network data plane") lists the devices, names and rules.
 package netplumb
 
 import (
