@@ -22,10 +22,16 @@ type Capacity struct {
 }
 
 // VMSpec is the desired state of one VM. Disk image paths are resolved by
-// the agent (ImagePaths maps an image id to the cached file).
+// the agent (ImagePaths maps an image id to the cached file), and so are
+// the subnets of its NICs (Subnets, by id, from the host's desired
+// network: the guest's address, prefix, gateway and DNS servers).
+//
+// A NIC is attached to the tap netplumb.TapName(nic.ID), which the host's
+// network driver makes before the agent ensures the VM.
 type VMSpec struct {
 	api.VMDesired
 	ImagePaths map[string]string
+	Subnets    map[string]api.SubnetDesired
 }
 
 // VMStatus is what the driver observes of one VM.
