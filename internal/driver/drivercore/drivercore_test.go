@@ -74,7 +74,9 @@ func TestWriteFileAtomic(t *testing.T) {
 func TestValidateNICs(t *testing.T) {
 	web := api.SubnetDesired{ID: "web", CIDR: "10.10.1.0/24", Gateway: "10.10.1.1", DNS: []string{"1.1.1.1"}, MTU: 1450}
 	host := Host{CPUCount: 4, MemoryMB: 4096, HasDatastore: func(string) bool { return true }}
-	nic := func(id, mac, ip string) api.NICDesired { return api.NICDesired{ID: id, SubnetID: "web", MAC: mac, IP: ip} }
+	nic := func(id, mac, ip string) api.NICDesired {
+		return api.NICDesired{ID: id, SubnetID: "web", MAC: mac, IP: ip}
+	}
 	many := make([]api.NICDesired, MaxNICs+1)
 	for i := range many {
 		many[i] = nic(fmt.Sprintf("p%d", i), fmt.Sprintf("fa:16:3e:00:00:%02x", i), "")
