@@ -75,6 +75,14 @@ type Driver interface {
 	Recover(ctx context.Context) error
 }
 
+// NICReporter is implemented by drivers that tell the NICs a VM holds:
+// those of the last spec carried out, in order, MACs in lower case
+// (driver/qemu: what the VM's next boot gets; a running VM keeps the
+// NICs it booted with). ErrNotFound for a VM the driver does not hold.
+type NICReporter interface {
+	NICs(ctx context.Context, id string) ([]api.NICDesired, error)
+}
+
 // DiskDriver is implemented by drivers that make persistent disks apart
 // from VMs.
 type DiskDriver interface {

@@ -202,6 +202,22 @@ func checkNICs(spec driver.VMSpec) error {
 	return nil
 }
 
+// NICs is a copy of a validated spec's NICs with their MACs in lower case
+// (what NICReporter reports); nil for none.
+func NICs(nics []api.NICDesired) []api.NICDesired {
+	if len(nics) == 0 {
+		return nil
+	}
+	out := make([]api.NICDesired, len(nics))
+	for i, n := range nics {
+		out[i] = n
+		if mac, err := ParseMAC(n.MAC); err == nil {
+			out[i].MAC = mac
+		}
+	}
+	return out
+}
+
 // ParseMAC checks a NIC's MAC: a unicast Ethernet address, e.g.
 // "fa:16:3e:12:34:56". It returns it in lower case with colons.
 func ParseMAC(s string) (string, error) {

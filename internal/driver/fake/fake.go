@@ -405,6 +405,17 @@ func (d *Driver) Disks(vmID string) ([]string, error) {
 	return ids, nil
 }
 
+// NICs returns the NICs of a VM (driver.NICReporter).
+func (d *Driver) NICs(_ context.Context, vmID string) ([]api.NICDesired, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.vms[vmID]
+	if !ok {
+		return nil, fmt.Errorf("fake: %s: %w", vmID, driver.ErrNotFound)
+	}
+	return slices.Clone(v.NICs), nil
+}
+
 // UsedGB is the capacity allocated to disks on a datastore.
 func (d *Driver) UsedGB(datastore string) float64 {
 	d.mu.Lock()

@@ -119,7 +119,7 @@ func (d *Driver) ensure(ctx context.Context, spec driver.VMSpec) (driver.VMStatu
 	}
 	rec.Name, rec.CPUCount, rec.MemoryMB = spec.Name, spec.CPUCount, spec.MemoryMB
 	rec.Environment, rec.Metadata = maps.Clone(spec.Environment), maps.Clone(spec.Metadata)
-	rec.NICs, rec.Subnets = slices.Clone(spec.NICs), nicSubnets(spec)
+	rec.NICs, rec.Subnets = drivercore.NICs(spec.NICs), nicSubnets(spec)
 	want := wantPower(spec)
 	// A power-down's QEMU exit is not a crash until its STOPPED is recorded.
 	defer d.setStopping(spec.ID, false)

@@ -80,6 +80,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -341,6 +342,18 @@ func (d *Driver) List(ctx context.Context) ([]driver.VMStatus, error) {
 	d.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// NICs returns the NICs a VM's next boot gets (driver.NICReporter); a
+// running VM keeps those it booted with.
+func (d *Driver) NICs(_ context.Context, id string) ([]api.NICDesired, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.vms[id]
+	if !ok {
+		return nil, fmt.Errorf("qemu: VM %s: %w", id, driver.ErrNotFound)
+	}
+	return slices.Clone(v.rec.NICs), nil
 }
 
 // Delete stops the VM's QEMU (quit, then kill), removes its ephemeral
