@@ -21,8 +21,15 @@
 //     boot, with meta-data (instance-id = the VM id, local-hostname from
 //     the VM's name) and user-data (metadata "user-data" verbatim, or a
 //     #cloud-config with the hostname, the SSH keys of metadata "ssh-keys"
-//     and the environment as /etc/photon/environment). It is a read-only
+//     and the environment as /etc/photon/environment) and, for a VM with
+//     NICs, a cloud-init version 2 network-config (metadata
+//     "network-config" verbatim instead, if given). It is a read-only
 //     virtio-blk disk.
+//   - Each NIC is a virtio-net device on the tap of its port
+//     (netplumb.TapName), which the host's network driver made before the
+//     agent ensured the VM; QEMU opens it by name (no script, no
+//     vhost-net). A boot whose tap is missing fails, naming it. A NIC
+//     change takes effect at the VM's next boot.
 //   - Its serial console goes to DATA_DIR/vms/<id>/console.log (appended
 //     across boots); Console reads it.
 //   - Power: boot starts QEMU paused (-S), waits for QMP (QEMU answers the
