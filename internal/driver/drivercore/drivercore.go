@@ -229,7 +229,7 @@ func ParseMAC(s string) (string, error) {
 }
 
 // SubnetPrefix checks a subnet a NIC is on: an IPv4 CIDR (normalized),
-// a gateway in it (if any), IPv4 or IPv6 DNS servers and an MTU of 0 (the
+// a gateway in it (if any), IPv4 or IPv6 DNS servers (no zone) and an MTU of 0 (the
 // guest's default) or 576 to 65535.
 func SubnetPrefix(sub api.SubnetDesired) (netip.Prefix, error) {
 	prefix, err := netip.ParsePrefix(sub.CIDR)
@@ -247,7 +247,7 @@ func SubnetPrefix(sub api.SubnetDesired) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("subnet %s: %d DNS servers, at most 8", sub.ID, len(sub.DNS))
 	}
 	for _, d := range sub.DNS {
-		if _, err := netip.ParseAddr(d); err != nil {
+		if a, err := netip.ParseAddr(d); err != nil || a.Zone() != "" {
 			return netip.Prefix{}, fmt.Errorf("subnet %s: DNS server %q: not an IP address", sub.ID, d)
 		}
 	}

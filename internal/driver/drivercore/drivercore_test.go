@@ -102,6 +102,7 @@ func TestValidateNICs(t *testing.T) {
 		{"bad CIDR", []api.NICDesired{nic("p1", "fa:16:3e:00:00:01", "")}, map[string]api.SubnetDesired{"web": {ID: "web", CIDR: "10.10.1.0"}}, "subnet web: CIDR"},
 		{"gateway outside", []api.NICDesired{nic("p1", "fa:16:3e:00:00:01", "")}, map[string]api.SubnetDesired{"web": {ID: "web", CIDR: "10.10.1.0/24", Gateway: "10.0.0.1"}}, "subnet web: gateway"},
 		{"bad DNS", []api.NICDesired{nic("p1", "fa:16:3e:00:00:01", "")}, map[string]api.SubnetDesired{"web": {ID: "web", CIDR: "10.10.1.0/24", DNS: []string{"one.one"}}}, "DNS server"},
+		{"DNS with a zone", []api.NICDesired{nic("p1", "fa:16:3e:00:00:01", "")}, map[string]api.SubnetDesired{"web": {ID: "web", CIDR: "10.10.1.0/24", DNS: []string{"fe80::1%eth0"}}}, "DNS server"},
 		{"bad MTU", []api.NICDesired{nic("p1", "fa:16:3e:00:00:01", "")}, map[string]api.SubnetDesired{"web": {ID: "web", CIDR: "10.10.1.0/24", MTU: 70000}}, "MTU 70000"},
 		{"too many", many, nil, "17 NICs"},
 	} {

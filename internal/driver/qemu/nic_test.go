@@ -9,6 +9,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/driver"
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
 	"github.com/photon-cloud/photon/internal/netplumb"
 )
 
@@ -198,4 +200,50 @@ func TestSeedNetworkConfig(t *testing.T) {
 	if _, ok := seedFiles("vm-1", "a", nil, nil, nil, nil)["network-config"]; ok {
 		t.Error("a network-config for a VM without NICs")
 	}
+}
+
+// FuzzNetworkConfig: whatever NIC and subnet a desired state brings, if
+// the spec's checks take it, the network-config made of it is YAML with
+// exactly that NIC (its MAC, its name, its address) and nothing a
+// hostile field could add.
+func FuzzNetworkConfig(f *testing.F) {
+	f.Add("p1", "fa:16:3e:12:34:56", "10.10.1.5", "10.10.1.0/24", "10.10.1.1", "1.1.1.1", 1450)
+	f.Add("p1", "12:34:56:12:34:56", "", "10.10.2.0/28", "", "2001:db8::1", 0)
+	f.Add("p\n1", "fa:16:3e:12:34:56\nx: y", "10.10.1.5\"", "10.10.1.0/24 ", "10.10.1.1\n", "1.1.1.1\"\n- x", -1)
+	f.Fuzz(func(t *testing.T, id, mac, ip, cidr, gw, dns string, mtu int) {
+		sub := api.SubnetDesired{ID: "sn", CIDR: cidr, Gateway: gw, DNS: []string{dns}, MTU: mtu}
+		spec := driver.VMSpec{VMDesired: api.VMDesired{ID: "vm", CPUCount: 1, MemoryMB: 64,
+			NICs: []api.NICDesired{{ID: id, SubnetID: "sn", MAC: mac, IP: ip}}}, Subnets: map[string]api.SubnetDesired{"sn": sub}}
+		if core.ValidateSpec(spec, drivercore.Host{CPUCount: 1, MemoryMB: 64, HasDatastore: func(string) bool { return true }}) != nil {
+			return
+		}
+		out := networkConfig(spec.NICs, spec.Subnets)
+		var nc struct {
+			Version   int `json:"version"`
+			Ethernets map[string]struct {
+				Match struct {
+					MACAddress string `json:"macaddress"`
+				} `json:"match"`
+				SetName     string   `json:"set-name"`
+				DHCP4       bool     `json:"dhcp4"`
+				Addresses   []string `json:"addresses"`
+				Routes      []struct{ To, Via string } `json:"routes"`
+				Nameservers struct {
+					Addresses []string `json:"addresses"`
+				} `json:"nameservers"`
+				MTU int `json:"mtu"`
+			} `json:"ethernets"`
+		}
+		if err := yaml.UnmarshalStrict(out, &nc); err != nil {
+			t.Fatalf("network-config of a valid NIC does not parse: %v\n%s", err, out)
+		}
+		e, ok := nc.Ethernets["eth0"]
+		if nc.Version != 2 || len(nc.Ethernets) != 1 || !ok || !strings.EqualFold(e.Match.MACAddress, mac) || e.SetName != "eth0" ||
+			len(e.Nameservers.Addresses) != 1 || e.Nameservers.Addresses[0] != dns || e.MTU != mtu {
+			t.Fatalf("network-config parsed as %+v\n%s", nc, out)
+		}
+		if ip != "" && (len(e.Addresses) != 1 || !strings.HasPrefix(e.Addresses[0], ip+"/")) {
+			t.Fatalf("addresses %v, want %s", e.Addresses, ip)
+		}
+	})
 }
