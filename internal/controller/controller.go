@@ -25,6 +25,7 @@ import (
 	"github.com/photon-cloud/photon/internal/compute"
 	"github.com/photon-cloud/photon/internal/fleet"
 	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/network"
 	"github.com/photon-cloud/photon/internal/httpapi"
 	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/store"
@@ -232,8 +233,13 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		index.Sample = cfg.PlacementSample
 	}
 	comp.SetPlacer(index)
+	netSvc, err := network.New(st, engine)
+	if err != nil {
+		return nil, err
+	}
+	ten.SetProjectDefaults(netSvc.CreateDefaults)
 	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Auth: iam, Audit: auditLog, Log: log, Images: imgs,
-		Hosts: hostSvc, Compute: comp})
+		Hosts: hostSvc, Compute: comp, Network: netSvc})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
