@@ -329,7 +329,7 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		if err != nil {
 			return err
 		}
-		if v.NICs, err = network.AllocatePorts(ctx, tx, projectID, subnets); err != nil {
+		if v.NICs, err = network.AllocatePorts(ctx, s.st, tx, projectID, subnets); err != nil {
 			return err
 		}
 		if len(v.NICs) > 0 {

@@ -76,10 +76,7 @@ func wait(cl *client.Client, task *api.Task, err error) (*api.Task, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if task, err = cl.WaitTask(wctx, task); err != nil {
-		return nil, err
-	}
-	return task, task.Err()
+	return cl.WaitTask(wctx, task) // an ERROR task with its error
 }
 
 // post sends body and answers the task (status 201 expected).

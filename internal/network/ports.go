@@ -58,7 +58,8 @@ func SubnetsOf(ctx context.Context, tx *store.Txn, projectID string, ids []strin
 // subnets for a VM of project projectID. A subnet of another project
 // answers as a missing one (SubnetNotFound); a full one is IpExhausted,
 // naming it. Each address's key is written conditioned on its absence.
-func AllocatePorts(ctx context.Context, tx *store.Txn, projectID string, subnets []string) ([]Port, error) {
+// st lists a subnet's addresses when its cursor finds none free nearby.
+func AllocatePorts(ctx context.Context, st *store.Store, tx *store.Txn, projectID string, subnets []string) ([]Port, error) {
 	out := make([]Port, 0, len(subnets))
 	for i, id := range subnets {
 		rec, err := getSubnet(ctx, tx, id)
@@ -70,7 +71,7 @@ func AllocatePorts(ctx context.Context, tx *store.Txn, projectID string, subnets
 			}
 			return nil, err
 		}
-		p, err := allocate(ctx, tx, rec)
+		p, err := allocate(ctx, st, tx, rec)
 		if err != nil {
 			return nil, err
 		}
@@ -86,24 +87,25 @@ func codeOf(err error) string {
 	return ""
 }
 
-// allocate takes the subnet's next free address from its cursor.
-func allocate(ctx context.Context, tx *store.Txn, rec *Record) (Port, error) {
+// maxProbes bounds the addresses an allocation tries from its subnet's
+// cursor (each a read, and a condition of the commit) before it lists
+// the subnet's allocated addresses instead.
+const maxProbes = 8
+
+// allocate takes the subnet's next free address from its cursor: before
+// the cursor first wraps, the next one is free; after, it tries a few,
+// then lists the subnet's addresses (outside tx) and takes the first free
+// one after the cursor, its absence a condition of the commit.
+func allocate(ctx context.Context, st *store.Store, tx *store.Txn, rec *Record) (Port, error) {
 	cidr, err := netip.ParsePrefix(rec.PrivateIPCidr)
 	if err != nil {
 		return Port{}, err
 	}
 	n := capacity(cidr)
 	if rec.Ports >= n {
-		e := api.Errorf(api.CodeIPExhausted, "subnet %s (%s) has no free address: all %d are taken", rec.Name, rec.PrivateIPCidr, n)
-		e.Data = map[string]string{"subnet": rec.ID, "field": "subnets"}
-		return Port{}, e
+		return Port{}, exhausted(rec, n)
 	}
-	for range n {
-		off := rec.Next % n
-		rec.Next = off + 1
-		if rec.Next >= n {
-			rec.Next, rec.Wrapped = 0, true
-		}
+	take := func(off uint32) (Port, bool, error) {
 		ip := portAddr(cidr, off)
 		key := ipKey(rec.ID, ip)
 		if !rec.Wrapped && !tx.Knows(key) {
@@ -113,25 +115,59 @@ func allocate(ctx context.Context, tx *store.Txn, rec *Record) (Port, error) {
 			tx.SeedKV(key, nil, 0)
 		}
 		taken, err := tx.Exists(ctx, key)
-		if err != nil {
-			return Port{}, err
+		if err != nil || taken {
+			return Port{}, false, err
 		}
-		if taken {
-			continue
+		rec.Next = off + 1
+		if rec.Next >= n {
+			rec.Next, rec.Wrapped = 0, true
 		}
 		p := Port{NICDesired: api.NICDesired{ID: uuid.Must(uuid.NewV7()).String(), SubnetID: rec.ID,
 			MAC: MAC(rec.VNI, ip), IP: ip.String()}, Bits: cidr.Bits()}
 		if err := tx.Put(key, p.ID); err != nil {
-			return Port{}, err
+			return Port{}, false, err
 		}
 		rec.Ports++
-		return p, tx.Put(subnetKey(rec.ID), rec)
+		return p, true, tx.Put(subnetKey(rec.ID), rec)
 	}
-	// Ports said there was room, yet every address is taken: the count
-	// is wrong (never expected); refuse rather than loop.
-	e := api.Errorf(api.CodeIPExhausted, "subnet %s (%s) has no free address", rec.Name, rec.PrivateIPCidr)
+	for i := range min(n, maxProbes) {
+		if p, ok, err := take((rec.Next + i) % n); err != nil || ok {
+			return p, err
+		}
+	}
+	// Fragmented (or the record read is stale): the allocated addresses,
+	// listed now.
+	keys, err := st.Keys(ctx, store.Prefix("ipam", rec.ID))
+	if err != nil {
+		return Port{}, err
+	}
+	used := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		used[k] = true
+	}
+	for i := range n {
+		off := (rec.Next + maxProbes + i) % n
+		if used[ipKey(rec.ID, portAddr(cidr, off))] {
+			continue
+		}
+		p, ok, err := take(off)
+		if err != nil || ok {
+			return p, err
+		}
+		break
+	}
+	// Taken since the list, or the record counts ports that are gone
+	// or not yet seen: run again on fresh reads.
+	if uint32(len(keys)) >= n {
+		return Port{}, exhausted(rec, n)
+	}
+	return Port{}, store.ErrConflict
+}
+
+func exhausted(rec *Record, n uint32) error {
+	e := api.Errorf(api.CodeIPExhausted, "subnet %s (%s) has no free address: all %d are taken", rec.Name, rec.PrivateIPCidr, n)
 	e.Data = map[string]string{"subnet": rec.ID, "field": "subnets"}
-	return Port{}, e
+	return e
 }
 
 // ReleasePorts returns ports' addresses to their subnets in tx. A subnet
