@@ -52,6 +52,8 @@ const (
 	OpCreateDisk    = "CREATE_DISK"
 	OpDeleteDisk    = "DELETE_DISK"
 	OpGetNetworks   = "GET_NETWORKS"
+	OpAcquireFIP    = "ACQUIRE_FLOATING_IP"
+	OpReleaseFIP    = "RELEASE_FLOATING_IP"
 	StepReserve     = "RESERVE_RESOURCE"
 	StepRelease     = "RELEASE_RESOURCE"
 	StepDeleteOnVM  = "DELETE_VM"
@@ -88,6 +90,8 @@ type Config struct {
 	// MaxTxnOps is etcd's bound on the operations of one transaction
 	// (default 128, etcd's default); group commits stay under it.
 	MaxTxnOps int
+	// FloatingIPs VMs may acquire (none: acquire_floating_ip is refused).
+	FloatingIPs network.Range
 }
 
 // Service carries out VM and disk requests.

@@ -545,6 +545,13 @@ func (s *Service) releaseAll(ctx context.Context, tx *store.Txn, v *vmRecord) er
 		}
 		v.Reserved = false
 	}
+	if v.FloatingIP != "" {
+		// (its quota is in v.Cost, returned above)
+		if err := network.ReleaseFloating(ctx, tx, v.FloatingIP, v.ID); err != nil {
+			return err
+		}
+		v.FloatingIP = ""
+	}
 	if len(v.NICs) > 0 {
 		if err := network.ReleasePorts(ctx, tx, v.NICs); err != nil {
 			return err
@@ -697,6 +704,7 @@ func (s *Service) operations() []*tasks.Operation {
 		{Name: OpAttachDisk, Steps: []tasks.Step{{Name: StepAttach, Run: s.stepAttach}}, Undo: s.undoAttach},
 		{Name: OpDetachDisk, Steps: []tasks.Step{{Name: StepDetach, Run: s.stepDetach}}},
 		sync(OpSetMetadata), sync(OpAddTag), sync(OpCreateDisk), sync(OpDeleteDisk), sync(OpGetNetworks),
+		sync(OpAcquireFIP), sync(OpReleaseFIP),
 	}
 }
 
@@ -736,4 +744,67 @@ func (s *Service) GetNetworks(ctx context.Context, id string) (*api.Task, error)
 	s.tasks.CompleteStep(t, 0)
 	t.ResourceProperties = map[string]any{"networkConnections": conns}
 	return t, nil
+}
+
+// AcquireFloatingIP gives a VM a floating IP of the controller's range on
+// its NIC on subnet spec.NetworkID (default: its first NIC), charged as
+// the project's sdn.floatingip.size. A subnet the VM has no NIC on, its
+// own project's or not, is SubnetNotFound.
+func (s *Service) AcquireFloatingIP(ctx context.Context, id string, spec *api.FloatingIPSpec) (*api.Task, error) {
+	if spec.NetworkID != "" && !validID(spec.NetworkID) {
+		return nil, api.FieldError("networkId", "want a subnet id")
+	}
+	return s.vmOp(ctx, id, OpAcquireFIP, 1, nil, func(tx *store.Txn, v *vmRecord) error {
+		if v.State == api.VMError || !v.Reserved {
+			return api.Errorf("InvalidVmState", "VM %s is %s", v.Name, v.State)
+		}
+		if v.FloatingIP != "" {
+			return api.Errorf("InvalidVmState", "VM %s has floating IP %s; release it first", v.Name, v.FloatingIP)
+		}
+		i := slices.IndexFunc(v.NICs, func(n network.Port) bool { return spec.NetworkID == "" || n.SubnetID == spec.NetworkID })
+		if i < 0 {
+			if spec.NetworkID == "" {
+				return api.Errorf("InvalidVmState", "VM %s has no NIC", v.Name)
+			}
+			e := api.Errorf(api.CodeSubnetNotFound, "subnet %s not found", spec.NetworkID)
+			e.Data = map[string]string{"field": "networkId"}
+			return e
+		}
+		cost := []api.QuotaLineItem{{Key: network.FloatingQuotaKey, Value: 1, Unit: api.UnitCount}}
+		if err := tenancy.ChargeProject(ctx, tx, v.ProjectID, cost, +1); err != nil {
+			return err
+		}
+		ip, err := network.AcquireFloating(ctx, s.st, tx, s.cfg.FloatingIPs, v.ID, v.NICs[i].ID)
+		if err != nil {
+			return err
+		}
+		v.FloatingIP, v.NICs[i].FloatingIP = ip, ip
+		v.Cost = tenancy.SumCost(v.Cost, cost)
+		return putVM(tx, v)
+	})
+}
+
+// ReleaseFloatingIP returns a VM's floating IP (none: nothing to do).
+func (s *Service) ReleaseFloatingIP(ctx context.Context, id string) (*api.Task, error) {
+	return s.vmOp(ctx, id, OpReleaseFIP, 1, nil, func(tx *store.Txn, v *vmRecord) error {
+		if v.FloatingIP == "" {
+			return nil
+		}
+		if err := network.ReleaseFloating(ctx, tx, v.FloatingIP, v.ID); err != nil {
+			return err
+		}
+		cost := []api.QuotaLineItem{{Key: network.FloatingQuotaKey, Value: 1, Unit: api.UnitCount}}
+		if v.Charged {
+			if err := tenancy.ChargeProject(ctx, tx, v.ProjectID, cost, -1); err != nil {
+				return err
+			}
+		}
+		v.Cost = tenancy.SumCost(v.Cost, []api.QuotaLineItem{{Key: network.FloatingQuotaKey, Value: -1, Unit: api.UnitCount}})
+		v.Cost = slices.DeleteFunc(v.Cost, func(c api.QuotaLineItem) bool { return c.Key == network.FloatingQuotaKey && c.Value == 0 })
+		v.FloatingIP = ""
+		for i := range v.NICs {
+			v.NICs[i].FloatingIP = ""
+		}
+		return putVM(tx, v)
+	})
 }

@@ -90,11 +90,17 @@ func newMatrix(t *testing.T) *matrix {
 		ptask := waitFor(t, cl)(cl.CreateProject(ctx(), m.tenant[i], &api.ProjectCreateSpec{Name: name + "1", Quota: quota("vm.cpu", 50, "COUNT")}))
 		m.project[i], m.task[i] = ptask.Entity.ID, ptask.ID
 		m.image[i] = m.newImage(m.project[i])
+		// The project's default subnet: its VMs get a NIC on it.
+		m.router[i] = m.newRouter(m.project[i])
+		m.subnet[i] = m.newSubnet(m.router[i])
+		if m.subnet[i] != "" {
+			var task api.Task
+			err := m.admin.Do(ctx(), "POST", "/v1/subnets/"+m.subnet[i]+"/set_default", nil, &task)
+			m.settle1("default subnet", &task, err)
+		}
 		if computeOK {
 			m.vm[i], m.disk[i] = m.newVM(m.project[i]), m.newDisk(m.project[i])
 		}
-		m.router[i] = m.newRouter(m.project[i])
-		m.subnet[i] = m.newSubnet(m.router[i])
 	}
 	m.flavor = m.newFlavor()
 
@@ -517,6 +523,7 @@ var bodyBuilders = map[string]func(field, id string, seq int) any{
 		return &api.DiskCreateSpec{Name: fmt.Sprintf("bd%d", seq), Kind: "persistent-disk", Flavor: "mxpd", CapacityGB: 1,
 			Affinities: []api.LocalitySpec{{Kind: "vm", ID: id}}}
 	},
+	"POST /v1/vms/{id}/acquire_floating_ip": func(f, id string, seq int) any { return &api.FloatingIPSpec{NetworkID: id} },
 	"POST /v1/vms/{id}/attach_disk": func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
 	"POST /v1/vms/{id}/detach_disk": func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
 }
@@ -628,7 +635,7 @@ func (m *matrix) foreignState(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, fmt.Sprintf("vm state=%s disks=%d", v.State, len(v.AttachedDisks)))
+		out = append(out, fmt.Sprintf("vm state=%s disks=%d floatingIp=%q", v.State, len(v.AttachedDisks), v.FloatingIP))
 	}
 	if m.disk[1] != "" {
 		d, err := m.admin.GetDisk(ctx(), m.disk[1])
@@ -688,8 +695,7 @@ var bodyIDFields = map[string][]string{
 	"VMCreateSpec.sourceImageId": {"sourceImageId"},
 	"LocalitySpec.id":            {"affinities[kind=vm].id", "affinities[kind=disk].id"},
 	"VMDiskOperation.diskId":     {"diskId"},
-	// No route takes a FloatingIPSpec yet (acquire_floating_ip is to come).
-	"FloatingIPSpec.networkId": {},
+	"FloatingIPSpec.networkId": {"networkId"},
 	// (VMCreateSpec.subnets, not an *Id name, is declared as "subnets[]".)
 }
 

@@ -25,6 +25,8 @@ func (s *Server) networkRoutes(r func(method, path string, perm Perm, h handler)
 		r("DELETE", "/v1/subnets/{id}", PermObjectWrite, s.deleteSubnet),
 		r("POST", "/v1/subnets/{id}/set_default", PermObjectWrite, s.setDefaultSubnet),
 		r("GET", "/v1/vms/{id}/subnets", PermObjectRead, s.vmSubnets),
+		r("POST", "/v1/vms/{id}/acquire_floating_ip", PermObjectWrite, s.acquireFloatingIP).with(BodyID{"networkId", "subnets"}),
+		r("DELETE", "/v1/vms/{id}/release_floating_ip", PermObjectWrite, s.releaseFloatingIP),
 	}
 }
 
@@ -166,4 +168,24 @@ func (s *Server) vmSubnets(r *http.Request) (int, any, error) {
 	}
 	links(r).task(t)
 	return http.StatusOK, t, nil
+}
+
+func (s *Server) acquireFloatingIP(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	var spec api.FloatingIPSpec
+	if err := decode(r, &spec); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.Compute.AcquireFloatingIP(r.Context(), r.PathValue("id"), &spec)
+	return taskAnswer(r, t, err)
+}
+
+func (s *Server) releaseFloatingIP(r *http.Request) (int, any, error) {
+	if s.Compute == nil {
+		return 0, nil, unavailable("VMs")
+	}
+	t, err := s.Compute.ReleaseFloatingIP(r.Context(), r.PathValue("id"))
+	return taskAnswer(r, t, err)
 }

@@ -86,3 +86,64 @@ func FuzzParseCIDR(f *testing.F) {
 		}
 	})
 }
+
+func TestParseRange(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		size     uint32
+	}{
+		{"203.0.113.10-203.0.113.50", "203.0.113.10-203.0.113.50", 41},
+		{" 203.0.113.10 - 203.0.113.10 ", "203.0.113.10-203.0.113.10", 1},
+		{"203.0.113.0/28", "203.0.113.1-203.0.113.14", 14},
+		{"203.0.113.7/32", "203.0.113.7-203.0.113.7", 1},
+		{"", "", 0},
+		{"203.0.113.50-203.0.113.10", "!", 0},
+		{"10.0.0.0/8", "!", 0},
+		{"10.0.0.0-10.2.0.0", "!", 0},
+		{"fd00::1-fd00::5", "!", 0},
+		{"0.0.0.0/32", "!", 0},
+		{"x-y", "!", 0},
+	} {
+		r, err := ParseRange(tc.in)
+		if tc.want == "!" {
+			if err == nil {
+				t.Errorf("ParseRange(%q) = %v, want an error", tc.in, r)
+			}
+			continue
+		}
+		if err != nil || r.String() != tc.want || r.Size() != tc.size {
+			t.Errorf("ParseRange(%q) = %v (%d), %v; want %s (%d)", tc.in, r, r.Size(), err, tc.want, tc.size)
+		}
+	}
+}
+
+// FuzzParseRange: a range is refused with an API error naming the flag's
+// field, or is 1 to MaxFloatingRange IPv4 addresses, First to Last, that
+// parse back to itself.
+func FuzzParseRange(f *testing.F) {
+	for _, s := range []string{"203.0.113.10-203.0.113.50", "203.0.113.0/28", "1.2.3.4-1.2.3.3", "-", "0.0.0.0/0", "255.255.255.255/32", "10.0.0.0/16"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRange(s)
+		if err != nil {
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Data["field"] != "floatingIpRange" {
+				t.Fatalf("ParseRange(%q): %v", s, err)
+			}
+			return
+		}
+		if r.Size() == 0 {
+			if r.First.IsValid() {
+				t.Fatalf("ParseRange(%q) = %v: empty", s, r)
+			}
+			return
+		}
+		if !r.First.Is4() || !r.Last.Is4() || r.Last.Less(r.First) || r.Size() > MaxFloatingRange || r.At(r.Size()-1) != r.Last {
+			t.Fatalf("ParseRange(%q) = %v (%d)", s, r, r.Size())
+		}
+		if q, err := ParseRange(r.String()); err != nil || q != r {
+			t.Fatalf("%v does not parse back: %v %v", r, q, err)
+		}
+	})
+}

@@ -260,12 +260,16 @@ func TestVMPorts(t *testing.T) {
 	if ds.Networks == nil || len(ds.Networks.Subnets) != 2 || len(ds.Networks.Routers) != 1 || ds.Networks.Subnets[0].MTU != 1450 {
 		t.Fatalf("host networks = %+v", ds.Networks)
 	}
+	// This controller has no floating IP range.
+	if _, err := waitOn(e.cl)(post(e.cl, "POST", "/v1/vms/"+two+"/acquire_floating_ip", &api.FloatingIPSpec{})); !errors.Is(err, &api.Error{Code: api.CodeInvalidState}) {
+		t.Fatalf("acquire without a range: %v", err)
+	}
 	q, _ := e.cl.GetProjectQuota(ctx, e.project)
 	if u := q.QuotaItems["sdn.size"].Usage; u != 2 {
 		t.Fatalf("sdn.size usage %v, want 2", u)
 	}
 	// sdn.size is 3: a VM with two more NICs is refused for quota.
-	if _, err := wait(e.cl, nil, errOf(e.cl.CreateVM(ctx, e.project, vmSpec("over", a, b)))); !errors.Is(err, api.ErrQuota) {
+	if _, err := waitOn(e.cl)(e.cl.CreateVM(ctx, e.project, vmSpec("over", a, b))); !errors.Is(err, api.ErrQuota) {
 		t.Fatalf("over sdn.size: %v", err)
 	}
 	// a (/29) has 5 addresses: 4 more fit, the next is refused naming it.
@@ -274,7 +278,7 @@ func TestVMPorts(t *testing.T) {
 	for i := range 4 {
 		full = append(full, e.done(t)(e.cl.CreateVM(ctx, e.project, vmSpec(fmt.Sprintf("a%d", i), a))).Entity.ID)
 	}
-	_, err = wait(e.cl, nil, errOf(e.cl.CreateVM(ctx, e.project, vmSpec("a5", a))))
+	_, err = waitOn(e.cl)(e.cl.CreateVM(ctx, e.project, vmSpec("a5", a)))
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Code != api.CodeIPExhausted || ae.Data["subnet"] != a || ae.HTTPStatus != 400 {
 		t.Fatalf("a full subnet: %v", err)
