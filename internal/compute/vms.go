@@ -111,7 +111,8 @@ func (s *Service) createVM(ctx context.Context, projectID string, spec *api.VMCr
 	if err != nil {
 		return nil, err
 	}
-	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn, batchReads{first: first})
+	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn,
+		batchReads{first: first, extra: network.PortOps * max(1, len(spec.Subnets))})
 }
 
 // CreateVMs creates count VMs from spec, named "<name>-1" …

@@ -90,7 +90,14 @@ func codeOf(err error) string {
 // maxProbes bounds the addresses an allocation tries from its subnet's
 // cursor (each a read, and a condition of the commit) before it lists
 // the subnet's allocated addresses instead.
-const maxProbes = 8
+const maxProbes = 4
+
+// PortOps bounds the reads, and the writes, one port adds to its VM's
+// create transaction (the subnet, maxProbes addresses and the one found
+// after a list, the host's subnet record; the address, the subnet, the
+// host's subnet and peer records): group commit keeps room for them under
+// etcd's bound on a transaction's operations.
+const PortOps = 1 + maxProbes + 1 + 1 + 1
 
 // allocate takes the subnet's next free address from its cursor: before
 // the cursor first wraps, the next one is free; after, it tries a few,
