@@ -102,6 +102,10 @@ func (d *DesiredState) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, rest[1:]...), nil // rest is {"hostId":...}
 }
 
+// PeerCoalesce is how long a host's desired state waits, when only its
+// subnets' peers changed, for more changes to send together.
+const PeerCoalesce = 250 * time.Millisecond
+
 // Desired answers an agent's long poll: the host's desired state once it
 // has changed after revision after (0: at once), or as it stands after wait.
 func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait time.Duration, images func(context.Context) ([]string, error)) (*DesiredState, error) {
@@ -112,7 +116,17 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 		for i := range revs {
 			revs[i] = after
 		}
+		start := time.Now()
 		s.hub.WaitAny(ctx, ids, revs, wait)
+		if len(ids) > 1 && s.hub.Version(hostID) <= after {
+			// Woken only by its subnets' peers (another host joined or
+			// left one): such changes come in bursts (a new host joins
+			// every subnet its VMs need; a fleet filling up), and each
+			// would send every host carrying the subnet its whole
+			// network. Coalesced for up to PeerCoalesce, the host's own
+			// changes still ending the wait at once.
+			s.hub.Wait(ctx, hostID, after, min(PeerCoalesce, max(0, wait-time.Since(start))))
+		}
 	}
 	// From the mirror (or, while its watch is down, etcd), at one
 	// revision, that the next poll waits after.

@@ -136,6 +136,9 @@ type Service struct {
 	// underlays are the underlay addresses recorded (SetUnderlay), by host.
 	underlayMu sync.Mutex
 	underlays  map[string]string
+	// peerSets are the subnets' peers, built once per change (peers).
+	peerMu   sync.Mutex
+	peerSets map[string]*peerSet
 	hub      *store.Hub
 	mirror   *store.Mirror // of hubPrefixes, feeding hub
 	// records caches host and datastore records for Reserve.
@@ -179,7 +182,7 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	if cfg.MemoryOvercommit <= 0 {
 		cfg.MemoryOvercommit = 1
 	}
-	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]hostLease{}, lastSeen: map[string]int64{}, underlays: map[string]string{},
+	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]hostLease{}, lastSeen: map[string]int64{}, underlays: map[string]string{}, peerSets: map[string]*peerSet{},
 		images: map[string]imagesSeen{}}
 	s.mirror = st.NewMirror(hubPrefixes...)
 	s.hub = s.mirror.Hub()

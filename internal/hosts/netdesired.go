@@ -129,30 +129,58 @@ func (s *Service) networks(ctx context.Context, hostID string, kvs []store.KV) (
 	return out, nil
 }
 
+// peerSet is a subnet's hosts and their underlay addresses as the mirror
+// had them at a version of the subnet's id (Hub.Version): every host's
+// desired state lists the same set, less itself.
+type peerSet struct {
+	ver   int64
+	hosts []string // host ids, in key order
+	ips   []string // their underlay addresses ("" unknown)
+}
+
+// maxPeerSets bounds the sets kept; beyond, they are dropped and built again.
+const maxPeerSets = 1 << 16
+
 // peers are the underlay addresses of the hosts other than hostID that
-// carry subnet, sorted, each once.
+// carry subnet, sorted, each once. The set is built once per change of
+// the subnet's peers, not once per host's message.
 func (s *Service) peers(ctx context.Context, subnet, hostID string) ([]string, error) {
-	var kvs []store.KV
-	if lists, _, ok := s.mirror.Read(subnet, "desired-peers"); ok {
-		kvs = lists[0]
-	} else {
-		lists, _, err := s.st.Lists(ctx, store.Prefix("desired-peers", subnet))
-		if err != nil {
-			return nil, err
+	ver := s.hub.Version(subnet)
+	s.peerMu.Lock()
+	ps, ok := s.peerSets[subnet]
+	s.peerMu.Unlock()
+	if !ok || ver == 0 || ps.ver != ver {
+		var kvs []store.KV
+		if lists, _, ok := s.mirror.Read(subnet, "desired-peers"); ok {
+			kvs = lists[0]
+		} else {
+			lists, _, err := s.st.Lists(ctx, store.Prefix("desired-peers", subnet))
+			if err != nil {
+				return nil, err
+			}
+			kvs, ver = lists[0], 0 // read from etcd: not kept
 		}
-		kvs = lists[0]
+		ps = &peerSet{ver: ver, hosts: make([]string, 0, len(kvs)), ips: make([]string, 0, len(kvs))}
+		for _, kv := range kvs {
+			var ip string
+			_ = store.Decode(kv.Value, &ip)
+			ps.hosts = append(ps.hosts, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:])
+			ps.ips = append(ps.ips, ip)
+		}
+		if ver != 0 {
+			s.peerMu.Lock()
+			if len(s.peerSets) >= maxPeerSets {
+				clear(s.peerSets)
+			}
+			s.peerSets[subnet] = ps
+			s.peerMu.Unlock()
+		}
 	}
-	out := make([]string, 0, len(kvs))
-	own := peerKey(subnet, hostID)
-	for _, kv := range kvs {
-		if kv.Key == own {
-			continue
+	out := make([]string, 0, len(ps.ips))
+	for i, ip := range ps.ips {
+		if ps.hosts[i] != hostID && ip != "" {
+			out = append(out, ip)
 		}
-		var ip string
-		if err := store.Decode(kv.Value, &ip); err != nil || ip == "" {
-			continue
-		}
-		out = append(out, ip)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
