@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -51,12 +52,12 @@ func UnderlayOf(h *Record) string {
 // host h: the host's first makes it carry the subnet and a peer of the
 // other hosts carrying it.
 func (s *Service) JoinSubnet(ctx context.Context, tx *store.Txn, h *Record, sub api.SubnetDesired, r api.RouterDesired) error {
-	var nr netRecord
-	ok, err := tx.Get(ctx, netKey(h.ID, sub.ID), &nr)
-	if err != nil {
+	var nr netRecord // its slices shared with tx (see PutKept): read only
+	err := store.MustGetKept(ctx, tx, netKey(h.ID, sub.ID), &nr)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if !ok {
+	if err != nil {
 		sub.Peers = nil
 		nr = netRecord{Subnet: sub, Router: r}
 		if err := tx.Put(peerKey(sub.ID, h.ID), UnderlayOf(h)); err != nil {
@@ -64,7 +65,7 @@ func (s *Service) JoinSubnet(ctx context.Context, tx *store.Txn, h *Record, sub 
 		}
 	}
 	nr.Ports++
-	return tx.Put(netKey(h.ID, sub.ID), &nr)
+	return tx.PutKept(netKey(h.ID, sub.ID), &nr)
 }
 
 // LeaveSubnet counts in tx one port fewer of subnet on host; the last

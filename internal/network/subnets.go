@@ -170,8 +170,8 @@ func getSubnet(ctx context.Context, tx *store.Txn, id string) (*Record, error) {
 	if !validID(id) {
 		return nil, subnetNotFound(id)
 	}
-	var r Record
-	if err := tx.MustGet(ctx, subnetKey(id), &r); errors.Is(err, store.ErrNotFound) {
+	var r Record // its map and slices shared with tx when a port's allocation kept it: read only
+	if err := store.MustGetKept(ctx, tx, subnetKey(id), &r); errors.Is(err, store.ErrNotFound) {
 		return nil, subnetNotFound(id)
 	} else if err != nil {
 		return nil, err
