@@ -111,7 +111,7 @@ func (s *Service) createSubnet(ctx context.Context, tx *store.Txn, r *api.Router
 	first, last := span(sp.CIDR)
 	rec := &Record{Subnet: api.Subnet{Base: api.Base{ID: id, Kind: api.KindSubnet}, Name: sp.Name, Description: sp.Description,
 		PrivateIPCidr: sp.CIDR.String(), Type: sp.Type, State: api.NetworkReady, IsDefault: def,
-		ReservedIPs: map[string]string{"NETWORK": addr(first).String(), "GATEWAY": Gateway(sp.CIDR).String(), "BROADCAST": addr(last).String()},
+		ReservedIPs:        map[string]string{"NETWORK": addr(first).String(), "GATEWAY": Gateway(sp.CIDR).String(), "BROADCAST": addr(last).String()},
 		DNSServerAddresses: sp.DNS, RouterID: r.ID, ProjectID: r.ProjectID, VNI: vni}, RouterCIDR: r.PrivateIPCidr}
 	for _, put := range []struct {
 		k string
