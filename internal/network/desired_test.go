@@ -24,7 +24,8 @@ func TestDesiredNetworks(t *testing.T) {
 	var ids []string
 	for i := range 2 {
 		addr := fmt.Sprintf("10.20.0.%d", i+1)
-		photontest.NewAgent(t, e.Cloud, fake.Config{}, func(a *agent.Config) { a.Address, a.HeartbeatInterval = addr, time.Second })
+		// No underlay reported: the host's address stands in.
+		photontest.NewAgent(t, e.Cloud, fake.Config{}, func(a *agent.Config) { a.Address, a.UnderlayIP, a.HeartbeatInterval = addr, "", time.Second })
 	}
 	waitHosts(t, e.cl, 2)
 	hs, _ := e.cl.ListHosts(ctx)
