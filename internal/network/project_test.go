@@ -11,6 +11,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/driver/fake"
+	"github.com/photon-cloud/photon/internal/network"
 	"github.com/photon-cloud/photon/internal/photontest"
 	"github.com/photon-cloud/photon/internal/store"
 )
@@ -138,4 +139,37 @@ func TestDeleteProjectNetworks(t *testing.T) {
 	e.done(t)(e.cl.CreateVM(ctx, other, vmSpec("vm")))
 	// The name is free again, and so is a default network for it.
 	e.done(t)(e.cl.CreateProject(ctx, tenant, &api.ProjectCreateSpec{Name: "doomed", DefaultRouterPrivateIPCidr: "10.0.0.0/16"}))
+}
+
+// TestDeleteProjectManyNetworks: a project with MaxProjectNetworks routers
+// and subnets goes in one transaction under an external etcd's default
+// bound (128 operations); one with more is refused at once.
+func TestDeleteProjectManyNetworks(t *testing.T) {
+	e := newEnv(t, photontest.ExternalEtcd(t), "vm 10 COUNT")
+	for _, tc := range []struct {
+		name    string
+		subnets int
+		want    string
+	}{
+		{"most", network.MaxProjectNetworks - 1, ""},
+		{"too-many", network.MaxProjectNetworks, api.CodeContainerNotEmpty},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := e.done(t)(e.cl.CreateProject(ctx, e.tenant, &api.ProjectCreateSpec{Name: tc.name,
+				Quota: &api.QuotaSpec{QuotaItems: map[string]api.QuotaItem{"vm": {Limit: 1, Unit: "COUNT"}}}})).Entity.ID
+			r := e.router(t, p, "r", "10.0.0.0/16")
+			for i := range tc.subnets {
+				e.subnet(t, r, api.SubnetCreateSpec{Name: "s" + strconv.Itoa(i), PrivateIPCidr: "10.0." + strconv.Itoa(i) + ".0/24"})
+			}
+			before := mentioning(netKeys(t, e.Server.Store), p)
+			_, err := waitOn(e.cl)(e.cl.DeleteProject(ctx, p))
+			if c, _ := code(err); err != nil && c != tc.want || err == nil && tc.want != "" {
+				t.Fatalf("delete: %v, want %q", err, tc.want)
+			}
+			after := mentioning(netKeys(t, e.Server.Store), p)
+			if tc.want == "" && len(after) != 0 || tc.want != "" && !sameKVs(before, after) {
+				t.Fatalf("keys after the delete (%v): %v", err, slices.Sorted(maps.Keys(after)))
+			}
+		})
+	}
 }
