@@ -16,10 +16,11 @@ import (
 	"github.com/photon-cloud/photon/internal/store"
 )
 
-// netPrefixes are the prefixes of every key the network package writes
-// that belongs to a router or subnet.
+// netPrefixes are the prefixes of every key that belongs to a router or
+// subnet: the network package's and the hosts' records of the subnets
+// they carry.
 var netPrefixes = []string{"routers", "subnets", "names/routers", "names/subnets", "project-routers", "router-subnets",
-	"default-subnet", "vnis", "ipam"}
+	"default-subnet", "vnis", "ipam", "desired-net", "desired-peers"}
 
 // netKeys reads every key under netPrefixes (and the projects'), with
 // its value and revision.
