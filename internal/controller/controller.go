@@ -246,6 +246,7 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		return nil, err
 	}
 	ten.SetProjectDefaults(netSvc.CreateDefaults)
+	ten.SetProjectNetworkRemover(netSvc)
 	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Auth: iam, Audit: auditLog, Log: log, Images: imgs,
 		Hosts: hostSvc, Compute: comp, Network: netSvc})
 

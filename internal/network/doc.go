@@ -3,7 +3,9 @@
 // management (IPAM) for the VMs' ports, and floating IPs. Ports are
 // allocated and released by compute in the VM's own transactions
 // (AllocatePorts, ReleasePorts); hosts carry what they need in their
-// desired state (see hosts.JoinSubnet).
+// desired state (see hosts.JoinSubnet). A project's routers and subnets
+// go with it (RemoveProjectNetworks, called by tenancy in the project's
+// delete transaction).
 //
 // Keys (under store.Prefix):
 //

@@ -137,21 +137,24 @@ func nameTaken(kind, name string) error {
 	return e
 }
 
-// projectTenant reads a project in tx: its tenant, or ProjectNotFound.
-func projectTenant(ctx context.Context, tx *store.Txn, projectID string) (string, error) {
+func projectKey(id string) string { return store.Key("projects", id) }
+
+// readProject reads a project in tx: ProjectNotFound if there is none,
+// InvalidState unless it is READY or CREATING.
+func readProject(ctx context.Context, tx *store.Txn, projectID string) (*api.Project, error) {
 	var p api.Project
 	if !validID(projectID) {
-		return "", api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+		return nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
 	}
-	if err := tx.MustGet(ctx, store.Key("projects", projectID), &p); errors.Is(err, store.ErrNotFound) {
-		return "", api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
+	if err := tx.MustGet(ctx, projectKey(projectID), &p); errors.Is(err, store.ErrNotFound) {
+		return nil, api.Errorf(api.CodeProjectNotFound, "project %s not found", projectID)
 	} else if err != nil {
-		return "", err
+		return nil, err
 	}
 	if p.State != api.StateReady && p.State != api.StateCreating {
-		return "", api.Errorf(api.CodeInvalidState, "project %s is %s", p.Name, p.State)
+		return nil, api.Errorf(api.CodeInvalidState, "project %s is %s", p.Name, p.State)
 	}
-	return p.TenantID, nil
+	return &p, nil
 }
 
 func page[T any](ctx context.Context, st *store.Store, prefix, token string, size int, index func(string) string) ([]T, string, error) {

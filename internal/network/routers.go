@@ -25,13 +25,18 @@ func (s *Service) CreateRouter(ctx context.Context, projectID string, spec *api.
 	}
 	id := newID()
 	return s.submit(ctx, OpCreateRouter, api.Entity{ID: id, Kind: api.KindRouter}, projectID, func(tx *store.Txn, t *api.Task) error {
-		tid, err := projectTenant(ctx, tx, projectID)
+		p, err := readProject(ctx, tx, projectID)
 		if err != nil {
 			return err
 		}
-		t.TenantID = tid
-		_, err = s.createRouter(ctx, tx, projectID, id, spec.Name, cidr, false)
-		return err
+		t.TenantID = p.TenantID
+		if _, err := s.createRouter(ctx, tx, projectID, id, spec.Name, cidr, false); err != nil {
+			return err
+		}
+		// A new revision of the project, so that a project delete that
+		// listed its routers before this commit conflicts instead of
+		// leaving the router behind (see projectNetworks).
+		return tx.Put(projectKey(projectID), p)
 	})
 }
 
@@ -139,11 +144,17 @@ func (s *Service) DeleteRouter(ctx context.Context, id string) (*api.Task, error
 		if len(n) > 0 {
 			return api.Errorf(api.CodeContainerNotEmpty, "router %s has %d subnet(s); delete them first", cur.Name, len(n))
 		}
-		tx.Delete(routerKey(id))
-		tx.Delete(routerNameKey(cur.ProjectID, cur.Name))
-		tx.Delete(projectRouterKey(cur.ProjectID, id))
+		deleteRouter(tx, cur)
 		return nil
 	})
+}
+
+// deleteRouter deletes a router's keys in tx (its subnets are the
+// caller's).
+func deleteRouter(tx *store.Txn, r *api.Router) {
+	tx.Delete(routerKey(r.ID))
+	tx.Delete(routerNameKey(r.ProjectID, r.Name))
+	tx.Delete(projectRouterKey(r.ProjectID, r.ID))
 }
 
 // routerSubnets lists a router's subnets, reading each in tx. The index

@@ -245,24 +245,36 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (*api.Task, error
 		if err != nil {
 			return err
 		}
-		if cur.Ports > 0 {
-			return api.Errorf(api.CodeContainerNotEmpty, "subnet %s has %d port(s); delete their VMs first", cur.Name, cur.Ports)
-		}
-		tx.Delete(subnetKey(id))
-		tx.Delete(subnetNameKey(cur.ProjectID, cur.Name))
-		tx.Delete(routerSubnetKey(cur.RouterID, id))
-		tx.Delete(vniKey(cur.VNI))
-		var def string
-		if _, err := tx.Get(ctx, defaultKey(cur.ProjectID), &def); err != nil {
+		if err := deleteSubnet(ctx, tx, cur); err != nil {
 			return err
-		} else if def == id {
-			tx.Delete(defaultKey(cur.ProjectID))
 		}
 		if r, err := getRouter(ctx, tx, cur.RouterID); err == nil {
 			return touchRouter(tx, r)
 		}
 		return nil
 	})
+}
+
+// deleteSubnet deletes a subnet's keys in tx: its record, name, place in
+// its router, VNI and, if it is its project's default, the default. One
+// with ports is refused (ContainerNotEmpty, naming it in data.subnet).
+func deleteSubnet(ctx context.Context, tx *store.Txn, rec *Record) error {
+	if rec.Ports > 0 {
+		e := api.Errorf(api.CodeContainerNotEmpty, "subnet %s has %d port(s); delete their VMs first", rec.Name, rec.Ports)
+		e.Data = map[string]string{"subnet": rec.ID}
+		return e
+	}
+	tx.Delete(subnetKey(rec.ID))
+	tx.Delete(subnetNameKey(rec.ProjectID, rec.Name))
+	tx.Delete(routerSubnetKey(rec.RouterID, rec.ID))
+	tx.Delete(vniKey(rec.VNI))
+	var def string
+	if _, err := tx.Get(ctx, defaultKey(rec.ProjectID), &def); err != nil {
+		return err
+	} else if def == rec.ID {
+		tx.Delete(defaultKey(rec.ProjectID))
+	}
+	return nil
 }
 
 // SetDefault makes a subnet its project's default (VMs created without

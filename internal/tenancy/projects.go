@@ -129,8 +129,9 @@ func (s *Service) ListProjects(ctx context.Context, tenantID, name, token string
 	return page[api.Project](ctx, s.st, store.Prefix("tenant-projects", tenantID), token, size, projectKey)
 }
 
-// DeleteProject deletes a project; its quota returns to its tenant in the
-// same transaction.
+// DeleteProject deletes a project with its routers and subnets; its quota
+// returns to its tenant in the same transaction. A project using quota, or
+// with a subnet that has ports, is refused ContainerNotEmpty.
 func (s *Service) DeleteProject(ctx context.Context, id string) (*api.Task, error) {
 	p, err := s.GetProject(ctx, id)
 	if err != nil {
@@ -146,6 +147,9 @@ func (s *Service) DeleteProject(ctx context.Context, id string) (*api.Task, erro
 				return api.Errorf(api.CodeContainerNotEmpty, "project %s still uses %s %s of %s", cur.Name, fmtNum(it.Usage), it.Unit, k)
 			}
 		}
+		if s.networks != nil {
+			return s.networks.CheckProjectNetworks(ctx, tx, id)
+		}
 		return nil
 	})
 }
@@ -154,12 +158,18 @@ func (s *Service) stepDeleteProject(ctx context.Context, tx *store.Txn, t *api.T
 	return s.removeProject(ctx, tx, t.Entity.ID)
 }
 
-// removeProject deletes a project and its index entries and returns its
-// quota to its tenant. A project already gone is fine (the step is idempotent).
+// removeProject deletes a project, its index entries and its routers and
+// subnets (refused while a subnet has ports), and returns its quota to its
+// tenant. A project already gone is fine (the step is idempotent).
 func (s *Service) removeProject(ctx context.Context, tx *store.Txn, id string) error {
 	var p api.Project
 	if ok, err := tx.Get(ctx, projectKey(id), &p); err != nil || !ok {
 		return err
+	}
+	if s.networks != nil {
+		if err := s.networks.RemoveProjectNetworks(ctx, tx, id); err != nil {
+			return err
+		}
 	}
 	var tn api.Tenant
 	ok, err := tx.Get(ctx, tenantKey(p.TenantID), &tn)

@@ -53,7 +53,27 @@ type Service struct {
 	// defaultRouterPrivateIpCidr its default router and subnet, in the
 	// project's create transaction (SetProjectDefaults).
 	defaults func(ctx context.Context, tx *store.Txn, projectID, cidr string) error
+	// networks, when set, refuses and carries out a project's delete for
+	// its routers and subnets (SetProjectNetworkRemover).
+	networks NetworkRemover
 }
+
+// NetworkRemover is what a project's delete needs of its networks
+// (network.Service), in tenancy's transactions.
+type NetworkRemover interface {
+	// CheckProjectNetworks refuses (ContainerNotEmpty) a delete while
+	// one of the project's subnets has ports; called in the delete's
+	// submitting transaction.
+	CheckProjectNetworks(ctx context.Context, tx *store.Txn, projectID string) error
+	// RemoveProjectNetworks deletes the project's routers and subnets
+	// with all their keys, refused as CheckProjectNetworks refuses;
+	// called in the transaction that deletes the project.
+	RemoveProjectNetworks(ctx context.Context, tx *store.Txn, projectID string) error
+}
+
+// SetProjectNetworkRemover sets what deletes a project's routers and
+// subnets with it (network.Service) without tenancy importing network.
+func (s *Service) SetProjectNetworkRemover(n NetworkRemover) { s.networks = n }
 
 // SetProjectDefaults sets what makes a new project's default network
 // (network.Service.CreateDefaults) without tenancy importing network.
