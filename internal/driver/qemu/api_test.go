@@ -138,7 +138,13 @@ func TestThroughTheAPI(t *testing.T) {
 		} else {
 			took = append(took, time.Since(start))
 		}
-		if !strings.Contains(console(id), "local-hostname: "+name) {
+		// The hostname line follows the instance id's; the console may
+		// have been read between the two.
+		hostname := func() bool { return strings.Contains(console(id), "local-hostname: "+name) }
+		for end := time.Now().Add(10 * time.Second); !hostname() && time.Now().Before(end); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !hostname() {
 			t.Errorf("%s: console lacks its hostname:\n%s", name, console(id))
 		}
 	}
