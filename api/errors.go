@@ -33,6 +33,12 @@ const (
 	CodeRequestTooLarge    = "RequestTooLarge"
 	CodeUnavailable        = "ServiceUnavailable"
 	CodeInternalError      = "InternalError"
+	// Virtual networks (ours where Photon Controller 1.2 is silent).
+	CodeRouterNotFound = "RouterNotFound"
+	CodeSubnetNotFound = "SubnetNotFound"
+	// CodeIPExhausted: a subnet has no free address for a new port
+	// (data.subnet names it).
+	CodeIPExhausted = "IpExhausted"
 )
 
 // Error is the body of every failed API call: {"code", "message", "data"}.
@@ -79,7 +85,7 @@ func StatusForCode(code string) int {
 	switch code {
 	case CodeNotFound, CodeTenantNotFound, CodeProjectNotFound, CodeTaskNotFound, CodeFlavorNotFound,
 		"VmNotFound", "ImageNotFound", "DiskNotFound", "HostNotFound", "DatastoreNotFound", CodeUserNotFound,
-		"ConsoleSessionNotFound":
+		"ConsoleSessionNotFound", CodeRouterNotFound, CodeSubnetNotFound:
 		return http.StatusNotFound
 	case CodeMissingAuthToken, CodeInvalidAuthToken, CodeExpiredAuthToken:
 		return http.StatusUnauthorized

@@ -70,6 +70,7 @@ type config struct {
 	ctlProfile, ctlTrace           string
 	ctlProfileSecs                 int
 	ctlHeap                        string
+	subnets                        int
 }
 
 func main() {
@@ -86,6 +87,7 @@ func main() {
 	flag.DurationVar(&cfg.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval")
 	flag.BoolVar(&cfg.noStream, "no-stream", false, "the simulated hosts poll and report on their own instead of using their streams (the agent protocol before streams)")
 	flag.DurationVar(&cfg.fullReport, "full-report", agent.DefaultFullReportInterval, "at least this often an agent's heartbeat is a full report")
+	flag.IntVar(&cfg.subnets, "subnets", 0, "subnets (/16s of one router) the VMs get a NIC on, round robin (0: no NIC)")
 	flag.IntVar(&cfg.sample, "sample", 0, "feasible hosts a placement scores (0: the controller's default, -1: all)")
 	flag.StringVar(&cfg.dir, "data-dir", "", "data dir (default: a temporary one, removed at the end)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the data dir")
@@ -179,7 +181,7 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	project, err := setup(ctx, cl, cfg)
+	project, subnets, err := setup(ctx, cl, cfg)
 	if err != nil {
 		return err
 	}
@@ -272,6 +274,9 @@ func run(ctx context.Context, cfg config) error {
 				n := min(cfg.batch, cfg.vms-i)
 				spec := api.VMCreateSpec{Name: fmt.Sprintf("vm-%06d", i), Flavor: "bench", Start: cfg.start && cfg.startInCreate,
 					AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: api.KindEphemeralDisk, Flavor: "bench-disk", CapacityGB: 1, BootDisk: true}}}
+				if len(subnets) > 0 {
+					spec.Subnets = []string{subnets[(i/cfg.batch)%len(subnets)]}
+				}
 				t := time.Now()
 				tasks := make([]*api.Task, n)
 				errs := make([]error, n)
@@ -494,11 +499,12 @@ type sample struct {
 
 // setup makes a tenant and project with room for everything and flavors
 // of 1 CPU, 1 GB and a 1 GB disk.
-func setup(ctx context.Context, cl *client.Client, cfg config) (string, error) {
+// setup makes the tenant, project, flavors and (cfg.subnets) subnets.
+func setup(ctx context.Context, cl *client.Client, cfg config) (string, []string, error) {
 	n := cfg.vms * 2
 	items, err := api.ParseLimits(fmt.Sprintf("vm %d COUNT, vm.cpu %d COUNT, vm.memory %d GB, ephemeral-disk %d COUNT, ephemeral-disk.capacity %d GB", n, n, n, n, n))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	wait := func(t *api.Task, err error) (*api.Task, error) {
 		if err != nil {
@@ -511,21 +517,39 @@ func setup(ctx context.Context, cl *client.Client, cfg config) (string, error) {
 	}
 	tt, err := wait(cl.CreateTenant(ctx, &api.TenantCreateSpec{Name: "bench", Quota: api.QuotaSpecFromItems(items)}))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	pt, err := wait(cl.CreateProject(ctx, tt.Entity.ID, &api.ProjectCreateSpec{Name: "bench", Quota: api.QuotaSpecFromItems(items)}))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for _, f := range []api.FlavorCreateSpec{
 		{Name: "bench", Kind: "vm", Cost: []api.QuotaLineItem{{Key: "vm", Value: 1, Unit: "COUNT"}, {Key: "vm.cpu", Value: 1, Unit: "COUNT"}, {Key: "vm.memory", Value: 1, Unit: "GB"}}},
 		{Name: "bench-disk", Kind: "ephemeral-disk", Cost: []api.QuotaLineItem{{Key: "ephemeral-disk", Value: 1, Unit: "COUNT"}}},
 	} {
 		if _, err := wait(cl.CreateFlavor(ctx, &f)); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
-	return pt.Entity.ID, nil
+	var subnets []string
+	if cfg.subnets > 0 {
+		if cfg.subnets > 255 {
+			return "", nil, fmt.Errorf("--subnets: at most 255")
+		}
+		var rt api.Task
+		if err := cl.Do(ctx, "POST", "/v1/projects/"+pt.Entity.ID+"/routers", &api.RouterCreateSpec{Name: "bench", PrivateIPCidr: "10.0.0.0/8"}, &rt); err != nil {
+			return "", nil, err
+		}
+		for i := range cfg.subnets {
+			var st api.Task
+			if err := cl.Do(ctx, "POST", "/v1/routers/"+rt.Entity.ID+"/subnets", &api.SubnetCreateSpec{Name: fmt.Sprintf("s%d", i),
+				PrivateIPCidr: fmt.Sprintf("10.%d.0.0/16", i)}, &st); err != nil {
+				return "", nil, err
+			}
+			subnets = append(subnets, st.Entity.ID)
+		}
+	}
+	return pt.Entity.ID, subnets, nil
 }
 
 // reports sums the agents' reports accepted (agent.Agent.Reports).

@@ -61,6 +61,7 @@ second one fails at once with "data dir DATA_DIR in use by pid N".`,
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS names or IPs for the server certificate")
 	f.Int64Var(&cfg.ImageLimits.FreeReserve, "image-free-reserve", 0, "bytes image uploads leave free on the data dir's filesystem (0: 1 GiB, or 5% of a filesystem under 20 GiB; -1: none)")
 	f.Int64Var(&cfg.ImageLimits.MaxVirtualSize, "image-max-virtual-size", images.DefaultMaxVirtualSize, "largest disk (bytes) an uploaded image may hold")
+	f.StringVar(&cfg.FloatingIPRange, "floating-ip-range", "", "addresses VMs may acquire as floating IPs, e.g. 203.0.113.10-203.0.113.50 or 203.0.113.0/28 (default: none)")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a host silent this long turns ERROR")
 	f.DurationVar(&cfg.StoreLimits.OpTimeout, "etcd-timeout", store.DefaultLimits.OpTimeout, "a request waits this long for etcd before failing with 503")
 	f.DurationVar(&cfg.HostTimeout, "host-timeout", 2*time.Minute, "how long a task waits for a host to act")

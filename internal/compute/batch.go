@@ -58,6 +58,9 @@ type batchReads struct {
 	// for real only, reading in the batch what else it needs and no
 	// cache holds.
 	first func() []string
+	// extra is room the request needs in the transaction beyond
+	// perItemOps (a create's ports: see portOps).
+	extra int
 }
 
 // maxStale bounds how often one create may find its fleet view stale.
@@ -349,7 +352,8 @@ func (b *batcher) run(batch []*batchItem, scratch []*store.Txn, base *store.Snap
 	}
 	var ok, retry []*batchItem
 	for i, it := range batch {
-		if r, w := tx.Size(); i > 0 && (r+perItemOps > b.maxOps || w+perItemOps > b.maxOps || tx.Bytes()+perItemBytes > store.MaxTxnBytes) {
+		room := perItemOps + it.reads.extra
+		if r, w := tx.Size(); i > 0 && (r+room > b.maxOps || w+room > b.maxOps || tx.Bytes()+perItemBytes > store.MaxTxnBytes) {
 			retry = append(retry, batch[i:]...) // the next batch takes them
 			break
 		}

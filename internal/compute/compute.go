@@ -11,6 +11,11 @@
 //	project-vms/<project>/<id>, project-disks/<project>/<id>
 //	names/vms/<project>/<name>, names/disks/<project>/<name>
 //	desired/<host>/<vm>                     written here, read by agents (see hosts)
+//
+// A VM's ports (NICs) are allocated in its create's transaction
+// (network.AllocatePorts: addresses, the project's sdn.size quota) and
+// its host joins their subnets there (hosts.JoinSubnet); both are undone
+// with the rest of the VM's reservation (releaseAll).
 package compute
 
 import (
@@ -25,6 +30,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/network"
 	"github.com/photon-cloud/photon/internal/scheduler"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
@@ -45,6 +51,9 @@ const (
 	OpAddTag        = "ADD_TAG"
 	OpCreateDisk    = "CREATE_DISK"
 	OpDeleteDisk    = "DELETE_DISK"
+	OpGetNetworks   = "GET_NETWORKS"
+	OpAcquireFIP    = "ACQUIRE_FLOATING_IP"
+	OpReleaseFIP    = "RELEASE_FLOATING_IP"
 	StepReserve     = "RESERVE_RESOURCE"
 	StepRelease     = "RELEASE_RESOURCE"
 	StepDeleteOnVM  = "DELETE_VM"
@@ -81,6 +90,8 @@ type Config struct {
 	// MaxTxnOps is etcd's bound on the operations of one transaction
 	// (default 128, etcd's default); group commits stay under it.
 	MaxTxnOps int
+	// FloatingIPs VMs may acquire (none: acquire_floating_ip is refused).
+	FloatingIPs network.Range
 }
 
 // Service carries out VM and disk requests.
@@ -192,6 +203,9 @@ type vmRecord struct {
 	HostErr    string            `json:"hostError,omitempty"`
 	Disks      []api.DiskDesired `json:"disks"`
 	ImageSHA   string            `json:"imageSha,omitempty"`
+	// NICs are the VM's ports, held from its create's reservation to its
+	// release (network.AllocatePorts).
+	NICs []network.Port `json:"nics,omitempty"`
 
 	// stored is the desired state written with the record as read (see
 	// getVM): putVM leaves it be when it is unchanged.
@@ -200,8 +214,12 @@ type vmRecord struct {
 
 // desired is what the VM's host should run.
 func (v *vmRecord) desired() api.VMDesired {
-	return api.VMDesired{ID: v.ID, Name: v.Name, CPUCount: v.Request.CPU, MemoryMB: v.Request.MemoryMB,
+	d := api.VMDesired{ID: v.ID, Name: v.Name, CPUCount: v.Request.CPU, MemoryMB: v.Request.MemoryMB,
 		Power: v.Power, Disks: v.Disks, Environment: v.Environment, Metadata: v.Metadata, Generation: v.Generation}
+	for _, n := range v.NICs {
+		d.NICs = append(d.NICs, n.NICDesired)
+	}
+	return d
 }
 
 // putVM writes the VM and, if placed and not being deleted, its desired state.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/network"
 	"github.com/photon-cloud/photon/internal/scheduler"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
@@ -87,6 +88,9 @@ func ValidateVMSpec(spec *api.VMCreateSpec) error {
 	if err := api.ValidateStringMap("environment", spec.Environment); err != nil {
 		return err
 	}
+	if err := network.ValidateSubnetIDs(spec.Subnets); err != nil {
+		return err
+	}
 	return api.ValidateTags("tags", spec.Tags)
 }
 
@@ -107,7 +111,8 @@ func (s *Service) createVM(ctx context.Context, projectID string, spec *api.VMCr
 	if err != nil {
 		return nil, err
 	}
-	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn, batchReads{first: first})
+	return s.submitBatched(ctx, OpCreateVM, api.Entity{ID: id, Kind: api.KindVM}, "", projectID, fn,
+		batchReads{first: first, extra: network.PortOps * max(1, len(spec.Subnets))})
 }
 
 // CreateVMs creates count VMs from spec, named "<name>-1" …
@@ -202,6 +207,12 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 	}
 	if spec.PlacementGroup != nil {
 		keys = append(keys, groupKey(projectID, spec.PlacementGroup.Name))
+	}
+	if len(spec.Subnets) == 0 {
+		keys = append(keys, network.DefaultKey(projectID))
+	}
+	for _, sn := range spec.Subnets {
+		keys = append(keys, network.SubnetKey(sn))
 	}
 	keys = append(keys, vmNameKey(projectID, spec.Name))
 	first = func() []string {
@@ -313,6 +324,18 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 			v.Disks = append(v.Disks, dd)
 			costs = append(costs, df.Cost, []api.QuotaLineItem{{Key: api.KindEphemeralDisk + ".capacity", Value: capGB, Unit: api.UnitGB}})
 		}
+		// The VM's ports: an address on each subnet (or the project's
+		// default), charged as sdn.size.
+		subnets, err := network.SubnetsOf(ctx, tx, projectID, spec.Subnets)
+		if err != nil {
+			return err
+		}
+		if v.NICs, err = network.AllocatePorts(ctx, s.st, tx, projectID, subnets); err != nil {
+			return err
+		}
+		if len(v.NICs) > 0 {
+			costs = append(costs, []api.QuotaLineItem{{Key: network.QuotaKey, Value: float64(len(v.NICs)), Unit: api.UnitCount}})
+		}
 		v.Request = *req
 		v.Cost = tenancy.SumCost(costs...)
 		if err := tenancy.ChargeRead(tx, projectID, p, v.Cost, +1); err != nil {
@@ -390,6 +413,9 @@ func (s *Service) createVMTxn(ctx context.Context, projectID string, spec *api.V
 		}
 		v.HostID, v.DatastoreID, v.Reserved = d.HostID, d.DatastoreID, true
 		v.Host, v.Datastore = h.Address, d.DatastoreID
+		if err := s.joinSubnets(ctx, tx, h, v.NICs); err != nil {
+			return err
+		}
 		if probe && !hasPersistent(spec) {
 			// Everything left reads only what is read above (and the
 			// task's lock, prefetched): the rest is writes.
@@ -513,7 +539,25 @@ func (s *Service) releaseAll(ctx context.Context, tx *store.Txn, v *vmRecord) er
 		if err := leaveGroup(ctx, tx, v); err != nil {
 			return err
 		}
+		for _, n := range v.NICs {
+			if err := s.hosts.LeaveSubnet(ctx, tx, v.HostID, n.SubnetID); err != nil {
+				return err
+			}
+		}
 		v.Reserved = false
+	}
+	if v.FloatingIP != "" {
+		// (its quota is in v.Cost, returned above)
+		if err := network.ReleaseFloating(ctx, tx, v.FloatingIP, v.ID); err != nil {
+			return err
+		}
+		v.FloatingIP = ""
+	}
+	if len(v.NICs) > 0 {
+		if err := network.ReleasePorts(ctx, tx, v.NICs); err != nil {
+			return err
+		}
+		v.NICs = nil
 	}
 	if v.Charged {
 		if err := tenancy.ChargeProject(ctx, tx, v.ProjectID, v.Cost, -1); err != nil {
@@ -660,6 +704,108 @@ func (s *Service) operations() []*tasks.Operation {
 		{Name: OpResumeVM, Steps: []tasks.Step{{Name: StepResumeOnVM, Run: s.powerStep(api.VMStarted)}}, Undo: s.undoPower},
 		{Name: OpAttachDisk, Steps: []tasks.Step{{Name: StepAttach, Run: s.stepAttach}}, Undo: s.undoAttach},
 		{Name: OpDetachDisk, Steps: []tasks.Step{{Name: StepDetach, Run: s.stepDetach}}},
-		sync(OpSetMetadata), sync(OpAddTag), sync(OpCreateDisk), sync(OpDeleteDisk),
+		sync(OpSetMetadata), sync(OpAddTag), sync(OpCreateDisk), sync(OpDeleteDisk), sync(OpGetNetworks),
+		sync(OpAcquireFIP), sync(OpReleaseFIP),
 	}
+}
+
+// joinSubnets makes host h carry the subnets of a VM's ports (in tx,
+// with the VM's reservation).
+func (s *Service) joinSubnets(ctx context.Context, tx *store.Txn, h *hosts.Record, nics []network.Port) error {
+	for _, n := range nics {
+		rec, err := network.SubnetRecord(ctx, tx, n.SubnetID)
+		if err != nil {
+			return err
+		}
+		sd, rd := rec.Desired()
+		if err := s.hosts.JoinSubnet(ctx, tx, h, sd, rd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetNetworks answers GET /v1/vms/{id}/subnets: a GET_NETWORKS task, done
+// at once and not persisted (a read: it takes no lock of the VM), whose resourceProperties.networkConnections
+// lists the VM's NICs.
+func (s *Service) GetNetworks(ctx context.Context, id string) (*api.Task, error) {
+	v, err := s.getVM(ctx, s.st.PlainTxn(), id)
+	if err != nil {
+		return nil, err
+	}
+	conns := make([]api.NetworkConnection, 0, len(v.NICs))
+	for _, n := range v.NICs {
+		conns = append(conns, api.NetworkConnection{Network: n.SubnetID, MacAddress: n.MAC, IPAddress: n.IP,
+			Netmask: network.Netmask(n.Bits), IsConnected: v.State == api.VMStarted})
+	}
+	t, err := s.tasks.NewTask(OpGetNetworks, api.Entity{ID: v.ID, Kind: api.KindVM}, s.tenantOf(ctx, v.ProjectID), v.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	s.tasks.CompleteStep(t, 0)
+	t.ResourceProperties = map[string]any{"networkConnections": conns}
+	return t, nil
+}
+
+// AcquireFloatingIP gives a VM a floating IP of the controller's range on
+// its NIC on subnet spec.NetworkID (default: its first NIC), charged as
+// the project's sdn.floatingip.size. A subnet the VM has no NIC on, its
+// own project's or not, is SubnetNotFound.
+func (s *Service) AcquireFloatingIP(ctx context.Context, id string, spec *api.FloatingIPSpec) (*api.Task, error) {
+	if spec.NetworkID != "" && !validID(spec.NetworkID) {
+		return nil, api.FieldError("networkId", "want a subnet id")
+	}
+	return s.vmOp(ctx, id, OpAcquireFIP, 1, nil, func(tx *store.Txn, v *vmRecord) error {
+		if v.State == api.VMError || !v.Reserved {
+			return api.Errorf("InvalidVmState", "VM %s is %s", v.Name, v.State)
+		}
+		if v.FloatingIP != "" {
+			return api.Errorf("InvalidVmState", "VM %s has floating IP %s; release it first", v.Name, v.FloatingIP)
+		}
+		i := slices.IndexFunc(v.NICs, func(n network.Port) bool { return spec.NetworkID == "" || n.SubnetID == spec.NetworkID })
+		if i < 0 {
+			if spec.NetworkID == "" {
+				return api.Errorf("InvalidVmState", "VM %s has no NIC", v.Name)
+			}
+			e := api.Errorf(api.CodeSubnetNotFound, "subnet %s not found", spec.NetworkID)
+			e.Data = map[string]string{"field": "networkId"}
+			return e
+		}
+		cost := []api.QuotaLineItem{{Key: network.FloatingQuotaKey, Value: 1, Unit: api.UnitCount}}
+		if err := tenancy.ChargeProject(ctx, tx, v.ProjectID, cost, +1); err != nil {
+			return err
+		}
+		ip, err := network.AcquireFloating(ctx, s.st, tx, s.cfg.FloatingIPs, v.ID, v.NICs[i].ID)
+		if err != nil {
+			return err
+		}
+		v.FloatingIP, v.NICs[i].FloatingIP = ip, ip
+		v.Cost = tenancy.SumCost(v.Cost, cost)
+		return putVM(tx, v)
+	})
+}
+
+// ReleaseFloatingIP returns a VM's floating IP (none: nothing to do).
+func (s *Service) ReleaseFloatingIP(ctx context.Context, id string) (*api.Task, error) {
+	return s.vmOp(ctx, id, OpReleaseFIP, 1, nil, func(tx *store.Txn, v *vmRecord) error {
+		if v.FloatingIP == "" {
+			return nil
+		}
+		if err := network.ReleaseFloating(ctx, tx, v.FloatingIP, v.ID); err != nil {
+			return err
+		}
+		cost := []api.QuotaLineItem{{Key: network.FloatingQuotaKey, Value: 1, Unit: api.UnitCount}}
+		if v.Charged {
+			if err := tenancy.ChargeProject(ctx, tx, v.ProjectID, cost, -1); err != nil {
+				return err
+			}
+		}
+		v.Cost = tenancy.SumCost(v.Cost, []api.QuotaLineItem{{Key: network.FloatingQuotaKey, Value: -1, Unit: api.UnitCount}})
+		v.Cost = slices.DeleteFunc(v.Cost, func(c api.QuotaLineItem) bool { return c.Key == network.FloatingQuotaKey && c.Value == 0 })
+		v.FloatingIP = ""
+		for i := range v.NICs {
+			v.NICs[i].FloatingIP = ""
+		}
+		return putVM(tx, v)
+	})
 }

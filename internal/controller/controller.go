@@ -25,6 +25,7 @@ import (
 	"github.com/photon-cloud/photon/internal/compute"
 	"github.com/photon-cloud/photon/internal/fleet"
 	"github.com/photon-cloud/photon/internal/hosts"
+	"github.com/photon-cloud/photon/internal/network"
 	"github.com/photon-cloud/photon/internal/httpapi"
 	"github.com/photon-cloud/photon/internal/images"
 	"github.com/photon-cloud/photon/internal/store"
@@ -64,6 +65,10 @@ type Config struct {
 	AuditRetention time.Duration
 	// MaxImageBytes bounds an uploaded image (0: images.DefaultMaxUploadSize, 64 GiB).
 	MaxImageBytes int64
+	// FloatingIPRange is the floating IPs VMs may acquire, e.g.
+	// "203.0.113.10-203.0.113.50" or "203.0.113.0/28" (network.ParseRange);
+	// empty: none.
+	FloatingIPRange string
 	// ImageLimits bound uploads: the disk an image may hold, the free
 	// space kept on the controller, decompression (zero: images' defaults).
 	ImageLimits images.Limits
@@ -223,7 +228,11 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, err
 	}
-	comp, err := compute.New(st, engine, hostSvc, imageUsers{}, log, compute.Config{HostTimeout: cfg.HostTimeout, MaxTxnOps: maxTxnOps})
+	fips, err := network.ParseRange(cfg.FloatingIPRange)
+	if err != nil {
+		return nil, fmt.Errorf("--floating-ip-range: %w", err)
+	}
+	comp, err := compute.New(st, engine, hostSvc, imageUsers{}, log, compute.Config{HostTimeout: cfg.HostTimeout, MaxTxnOps: maxTxnOps, FloatingIPs: fips})
 	if err != nil {
 		return nil, err
 	}
@@ -232,8 +241,13 @@ func Start(ctx context.Context, cfg Config) (_ *Controller, err error) {
 		index.Sample = cfg.PlacementSample
 	}
 	comp.SetPlacer(index)
+	netSvc, err := network.New(st, engine)
+	if err != nil {
+		return nil, err
+	}
+	ten.SetProjectDefaults(netSvc.CreateDefaults)
 	c.Server = httpapi.New(httpapi.Deps{Store: st, Tasks: engine, Tenancy: ten, Tokens: tokens, Auth: iam, Audit: auditLog, Log: log, Images: imgs,
-		Hosts: hostSvc, Compute: comp})
+		Hosts: hostSvc, Compute: comp, Network: netSvc})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

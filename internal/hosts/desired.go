@@ -10,11 +10,16 @@ import (
 	"github.com/photon-cloud/photon/internal/store"
 )
 
-// hubPrefixes are the per-host records that make up a host's desired
-// state: desired/<host>/..., consolereq/<host>/..., diskgc/<host>/....
-// They are mirrored in memory (store.Mirror, one watch whatever the
-// number of hosts), whose changes wake the host's long poll.
-var hubPrefixes = []string{"desired", "consolereq", "diskgc"}
+// hostPrefixes are the per-host records that make up a host's desired
+// state: desired/<host>/..., consolereq/<host>/..., diskgc/<host>/...,
+// desired-net/<host>/... (see netdesired.go). They and the per-subnet
+// desired-peers/<subnet>/... (hubPrefixes) are mirrored in memory
+// (store.Mirror, one watch whatever the number of hosts), whose changes
+// wake the host's long poll.
+var (
+	hostPrefixes = []string{"desired", "consolereq", "diskgc", "desired-net"}
+	hubPrefixes  = append(slices.Clip(hostPrefixes), "desired-peers")
+)
 
 // DesiredVersion is a number that grows whenever the host's desired state
 // may have changed, as this controller's watch has seen it (0 while the
@@ -97,11 +102,31 @@ func (d *DesiredState) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, rest[1:]...), nil // rest is {"hostId":...}
 }
 
+// PeerCoalesce is how long a host's desired state waits, when only its
+// subnets' peers changed, for more changes to send together.
+const PeerCoalesce = 250 * time.Millisecond
+
 // Desired answers an agent's long poll: the host's desired state once it
 // has changed after revision after (0: at once), or as it stands after wait.
 func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait time.Duration, images func(context.Context) ([]string, error)) (*DesiredState, error) {
 	if after > 0 {
-		s.hub.Wait(ctx, hostID, after, wait)
+		// Its own records, and the peers of each subnet it carries.
+		ids := append([]string{hostID}, s.subnetIDs(hostID)...)
+		revs := make([]int64, len(ids))
+		for i := range revs {
+			revs[i] = after
+		}
+		start := time.Now()
+		s.hub.WaitAny(ctx, ids, revs, wait)
+		if len(ids) > 1 && s.hub.Version(hostID) <= after {
+			// Woken only by its subnets' peers (another host joined or
+			// left one): such changes come in bursts (a new host joins
+			// every subnet its VMs need; a fleet filling up), and each
+			// would send every host carrying the subnet its whole
+			// network. Coalesced for up to PeerCoalesce, the host's own
+			// changes still ending the wait at once.
+			s.hub.Wait(ctx, hostID, after, min(PeerCoalesce, max(0, wait-time.Since(start))))
+		}
 	}
 	// From the mirror (or, while its watch is down, etcd), at one
 	// revision, that the next poll waits after.
@@ -123,8 +148,12 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 	if err != nil {
 		return nil, err
 	}
+	nets, err := s.networks(ctx, hostID, lists[3])
+	if err != nil {
+		return nil, err
+	}
 	ds := &DesiredState{HostDesiredState: api.HostDesiredState{HostID: hostID, Revision: rev, Images: []string{}, Consoles: consoles,
-		DeleteDisks: gone, PartialReports: true}, VMs: vms, vmIDs: ids, vmRevs: revs}
+		DeleteDisks: gone, PartialReports: true, Networks: nets}, VMs: vms, vmIDs: ids, vmRevs: revs}
 	if images != nil {
 		if ds.Images, err = images(ctx); err != nil {
 			return nil, err
@@ -154,15 +183,15 @@ func (s *Service) Assigned(ctx context.Context, hostID, imageID string) (bool, e
 	return false, nil
 }
 
-// hostLists reads the host's records under each of hubPrefixes, in that
+// hostLists reads the host's records under each of hostPrefixes, in that
 // order, and the revision they are at: from the mirror, or etcd while its
 // watch is down.
 func (s *Service) hostLists(ctx context.Context, hostID string) ([][]store.KV, int64, error) {
-	if lists, rev, ok := s.mirror.Read(hostID, hubPrefixes...); ok {
+	if lists, rev, ok := s.mirror.Read(hostID, hostPrefixes...); ok {
 		return lists, rev, nil
 	}
-	prefixes := make([]string, len(hubPrefixes))
-	for i, p := range hubPrefixes {
+	prefixes := make([]string, len(hostPrefixes))
+	for i, p := range hostPrefixes {
 		prefixes[i] = store.Prefix(p, hostID)
 	}
 	return s.st.Lists(ctx, prefixes...)

@@ -70,6 +70,9 @@ type Record struct {
 	// DatastoreIDs it sees.
 	DatastoreIDs []string `json:"datastoreIds"`
 	Joined       bool     `json:"joined"`
+	// UnderlayIP is the host's VXLAN endpoint as it last reported it
+	// (api.HostStatusReport.UnderlayIP; see UnderlayOf).
+	UnderlayIP string `json:"underlayIp,omitempty"`
 }
 
 // Usage is what is placed on a host.
@@ -130,6 +133,12 @@ type Service struct {
 	leases   map[string]hostLease // host -> its liveness lease, in this process
 	renewals atomic.Int64         // lease renewals sent to etcd (LeaseRenewals)
 	lastSeen map[string]int64     // host -> last heartbeat seen by this process (ms)
+	// underlays are the underlay addresses recorded (SetUnderlay), by host.
+	underlayMu sync.Mutex
+	underlays  map[string]string
+	// peerSets are the subnets' peers, built once per change (peers).
+	peerMu   sync.Mutex
+	peerSets map[string]*peerSet
 	hub      *store.Hub
 	mirror   *store.Mirror // of hubPrefixes, feeding hub
 	// records caches host and datastore records for Reserve.
@@ -173,7 +182,7 @@ func New(st *store.Store, engine *tasks.Engine, tokens *auth.Tokens, log *slog.L
 	if cfg.MemoryOvercommit <= 0 {
 		cfg.MemoryOvercommit = 1
 	}
-	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]hostLease{}, lastSeen: map[string]int64{},
+	s := &Service{st: st, tasks: engine, tokens: tokens, log: log, cfg: cfg, leases: map[string]hostLease{}, lastSeen: map[string]int64{}, underlays: map[string]string{}, peerSets: map[string]*peerSet{},
 		images: map[string]imagesSeen{}}
 	s.mirror = st.NewMirror(hubPrefixes...)
 	s.hub = s.mirror.Hub()

@@ -103,6 +103,9 @@ func (s *Server) ownerRules() map[string]ownerRule {
 		"vms":    s.storedOwner("vms", "VmNotFound", "vm"),
 		"disks":  s.storedOwner("disks", "DiskNotFound", "disk"),
 		"images": s.storedOwner("images", "ImageNotFound", "image"),
+		// Routers and subnets carry their projectId.
+		"routers": s.storedOwner("routers", api.CodeRouterNotFound, "router"),
+		"subnets": s.storedOwner("subnets", api.CodeSubnetNotFound, "subnet"),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/compute"
 	"github.com/photon-cloud/photon/internal/httpapi"
+	"github.com/photon-cloud/photon/internal/network"
 	"github.com/photon-cloud/photon/internal/tenancy"
 )
 
@@ -59,6 +60,22 @@ var decoders = []func([]byte) error{
 		}
 		return compute.ValidateVMBatch(&s.VMCreateSpec, s.Count)
 	},
+	func(b []byte) error {
+		var s api.RouterCreateSpec
+		if err := httpapi.DecodeBody(b, &s); err != nil {
+			return err
+		}
+		_, err := network.ValidateRouterSpec(&s)
+		return err
+	},
+	func(b []byte) error {
+		var s api.SubnetCreateSpec
+		if err := httpapi.DecodeBody(b, &s); err != nil {
+			return err
+		}
+		_, err := network.ValidateSubnetSpec(&s)
+		return err
+	},
 }
 
 // FuzzDecoders: no body makes a decoder panic or yield anything but nil or
@@ -72,6 +89,9 @@ func FuzzDecoders(f *testing.F) {
 		`vm 10 COUNT, vm.cpu 20 COUNT, vm.memory 40 GB`,
 		`{"name":"web","flavor":"small","attachedDisks":[{"name":"boot","kind":"ephemeral-disk","flavor":"eph","bootDisk":true}],"count":10}`,
 		`{"name":"web","flavor":"small","attachedDisks":[{"name":"boot","kind":"ephemeral-disk","flavor":"eph","capacityGb":-1}],"count":-5}`,
+		`{"name":"r1","privateIpCidr":"192.168.0.1/16"}`,
+		`{"name":"web","privateIpCidr":"10.10.1.0/24","type":"NO_NAT","dnsServerAddresses":["1.1.1.1","fe80::1%eth0"]}`,
+		`{"name":"web","flavor":"small","subnets":["a","a"],"attachedDisks":[{"name":"boot","kind":"ephemeral-disk","flavor":"eph","bootDisk":true}]}`,
 		`{"name":`, `[]`, `null`, ``, `{"name":"a"} {}`,
 	} {
 		for i := range decoders {

@@ -64,7 +64,8 @@ func (s *Server) infraRoutes(r func(method, path string, perm Perm, h handler) R
 
 // vmCreateIDs are the ids a VM create's body carries (compute checks
 // each belongs to, or may be used by, the VM's project).
-var vmCreateIDs = []BodyID{{"sourceImageId", "images"}, {"affinities[kind=vm].id", "vms"}, {"affinities[kind=disk].id", "disks"}}
+var vmCreateIDs = []BodyID{{"sourceImageId", "images"}, {"affinities[kind=vm].id", "vms"}, {"affinities[kind=disk].id", "disks"},
+	{"subnets[]", "subnets"}}
 
 func unavailable(what string) error {
 	return api.Errorf(api.CodeUnavailable, "%s are not enabled on this controller", what)
@@ -358,6 +359,9 @@ func (s *Server) report(ctx context.Context, id string, rep *api.HostStatusRepor
 	// No read of the host: only its own credential reaches here (PermHost),
 	// and deleting the host deletes the credential in the same transaction.
 	if err := s.Hosts.Heartbeat(ctx, id, rep.Capacity); err != nil {
+		return err
+	}
+	if err := s.Hosts.SetUnderlay(ctx, id, rep.UnderlayIP); err != nil {
 		return err
 	}
 	if err := s.Compute.Observe(ctx, id, rep.VMs, rep.Partial); err != nil {

@@ -72,6 +72,8 @@ type matrix struct {
 	image   [2]string
 	vm      [2]string
 	disk    [2]string
+	router  [2]string
+	subnet  [2]string
 	hostID  string
 	flavor  string
 	seq     int
@@ -88,6 +90,14 @@ func newMatrix(t *testing.T) *matrix {
 		ptask := waitFor(t, cl)(cl.CreateProject(ctx(), m.tenant[i], &api.ProjectCreateSpec{Name: name + "1", Quota: quota("vm.cpu", 50, "COUNT")}))
 		m.project[i], m.task[i] = ptask.Entity.ID, ptask.ID
 		m.image[i] = m.newImage(m.project[i])
+		// The project's default subnet: its VMs get a NIC on it.
+		m.router[i] = m.newRouter(m.project[i])
+		m.subnet[i] = m.newSubnet(m.router[i])
+		if m.subnet[i] != "" {
+			var task api.Task
+			err := m.admin.Do(ctx(), "POST", "/v1/subnets/"+m.subnet[i]+"/set_default", nil, &task)
+			m.settle1("default subnet", &task, err)
+		}
 		if computeOK {
 			m.vm[i], m.disk[i] = m.newVM(m.project[i]), m.newDisk(m.project[i])
 		}
@@ -184,6 +194,24 @@ func (m *matrix) newDisk(projectID string) string {
 		Kind: "persistent-disk", Flavor: "mxpd", CapacityGB: 1}))
 }
 
+func (m *matrix) newRouter(projectID string) string {
+	var task api.Task
+	err := m.admin.Do(ctx(), "POST", "/v1/projects/"+projectID+"/routers", &api.RouterCreateSpec{Name: fmt.Sprintf("mxr%d", m.nextSeq()), PrivateIPCidr: "10.0.0.0/8"}, &task)
+	return m.settle1("router", &task, err)
+}
+
+// newSubnet makes a /24 of router routerID, a new one each time.
+func (m *matrix) newSubnet(routerID string) string {
+	if routerID == "" {
+		return ""
+	}
+	seq := m.nextSeq()
+	var task api.Task
+	err := m.admin.Do(ctx(), "POST", "/v1/routers/"+routerID+"/subnets", &api.SubnetCreateSpec{Name: fmt.Sprintf("mxs%d", seq),
+		PrivateIPCidr: fmt.Sprintf("10.%d.%d.0/24", seq/256, seq%256)}, &task)
+	return m.settle1("subnet", &task, err)
+}
+
 func (m *matrix) newFlavor() string {
 	m.seq++
 	task := waitFor(m.t, m.admin)(m.admin.CreateFlavor(ctx(), &api.FlavorCreateSpec{Name: fmt.Sprintf("mxf%d", m.seq), Kind: "vm",
@@ -262,6 +290,20 @@ func (m *matrix) fixtureFor(rt httpapi.Route, foreign bool) fixture {
 		}
 		if del && id != "" {
 			id = create(m.project[i])
+		}
+		if id == "" {
+			return fixture{id: uuid.NewString()}
+		}
+		return fixture{id: id, real: true}
+	case "routers", "subnets":
+		id := m.router[i]
+		if collectionOf(rt.Path) == "subnets" {
+			id = m.subnet[i]
+			if del && id != "" {
+				id = m.newSubnet(m.router[i])
+			}
+		} else if del && id != "" {
+			id = m.newRouter(m.project[i])
 		}
 		if id == "" {
 			return fixture{id: uuid.NewString()}
@@ -481,6 +523,7 @@ var bodyBuilders = map[string]func(field, id string, seq int) any{
 		return &api.DiskCreateSpec{Name: fmt.Sprintf("bd%d", seq), Kind: "persistent-disk", Flavor: "mxpd", CapacityGB: 1,
 			Affinities: []api.LocalitySpec{{Kind: "vm", ID: id}}}
 	},
+	"POST /v1/vms/{id}/acquire_floating_ip": func(f, id string, seq int) any { return &api.FloatingIPSpec{NetworkID: id} },
 	"POST /v1/vms/{id}/attach_disk": func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
 	"POST /v1/vms/{id}/detach_disk": func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
 }
@@ -495,6 +538,8 @@ func vmBody(field, id string, seq int) *api.VMCreateSpec {
 		spec.Affinities = []api.LocalitySpec{{Kind: "vm", ID: id}}
 	case "affinities[kind=disk].id":
 		spec.Affinities = []api.LocalitySpec{{Kind: "disk", ID: id}}
+	case "subnets[]":
+		spec.Subnets = []string{id}
 	}
 	return spec
 }
@@ -523,6 +568,8 @@ func (m *matrix) bodyIDCells(t *testing.T, hc *http.Client) {
 				own, foreign = m.vm[0], m.vm[1]
 			case "disks":
 				own, foreign = m.disk[0], m.disk[1]
+			case "subnets":
+				own, foreign = m.subnet[0], m.subnet[1]
 			default:
 				t.Errorf("%s: no fixture for collection %q", name, b.Collection)
 				continue
@@ -588,7 +635,7 @@ func (m *matrix) foreignState(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, fmt.Sprintf("vm state=%s disks=%d", v.State, len(v.AttachedDisks)))
+		out = append(out, fmt.Sprintf("vm state=%s disks=%d floatingIp=%q", v.State, len(v.AttachedDisks), v.FloatingIP))
 	}
 	if m.disk[1] != "" {
 		d, err := m.admin.GetDisk(ctx(), m.disk[1])
@@ -596,6 +643,13 @@ func (m *matrix) foreignState(t *testing.T) string {
 			t.Fatal(err)
 		}
 		out = append(out, fmt.Sprintf("disk state=%s vms=%v", d.State, d.VMs))
+	}
+	if m.subnet[1] != "" {
+		var sn api.Subnet
+		if err := m.admin.Do(ctx(), "GET", "/v1/subnets/"+m.subnet[1], nil, &sn); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("subnet name=%s default=%v", sn.Name, sn.IsDefault))
 	}
 	return strings.Join(out, "; ")
 }
@@ -641,8 +695,8 @@ var bodyIDFields = map[string][]string{
 	"VMCreateSpec.sourceImageId": {"sourceImageId"},
 	"LocalitySpec.id":            {"affinities[kind=vm].id", "affinities[kind=disk].id"},
 	"VMDiskOperation.diskId":     {"diskId"},
-	// No route takes a FloatingIPSpec yet (acquire_floating_ip is to come).
-	"FloatingIPSpec.networkId": {},
+	"FloatingIPSpec.networkId": {"networkId"},
+	// (VMCreateSpec.subnets, not an *Id name, is declared as "subnets[]".)
 }
 
 func TestBodyIDsDeclared(t *testing.T) {

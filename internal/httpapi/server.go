@@ -25,6 +25,7 @@ import (
 	"github.com/photon-cloud/photon/internal/compute"
 	"github.com/photon-cloud/photon/internal/hosts"
 	"github.com/photon-cloud/photon/internal/images"
+	"github.com/photon-cloud/photon/internal/network"
 	"github.com/photon-cloud/photon/internal/stackgrow"
 	"github.com/photon-cloud/photon/internal/store"
 	"github.com/photon-cloud/photon/internal/tasks"
@@ -55,6 +56,7 @@ type Deps struct {
 	Images  *images.Service
 	Hosts   *hosts.Service
 	Compute *compute.Service
+	Network *network.Service
 }
 
 // Server serves the API.
@@ -228,7 +230,7 @@ func (s *Server) routeTable() []Route {
 		rs("GET", "/v1/agent/hosts/{id}/images/{image}/content", PermHost, s.imageContent),
 
 		r("GET", "/v1/tasks", PermAuthenticated, s.listTasks),
-	}, s.infraRoutes(r, rs)...), []Route{
+	}, append(s.infraRoutes(r, rs), s.networkRoutes(r)...)...), []Route{
 		r("GET", "/v1/tasks/{id}", PermObjectRead, s.getTask),
 	}...)
 }

@@ -64,6 +64,9 @@ func (s *Service) CreateProject(ctx context.Context, tenantID string, spec *api.
 				return err
 			}
 		}
+		if c := spec.DefaultRouterPrivateIPCidr; c != "" && s.defaults != nil {
+			return s.defaults(ctx, tx, id, c)
+		}
 		return nil
 	})
 }

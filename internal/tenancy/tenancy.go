@@ -49,6 +49,16 @@ func tenantProjectKey(tid, pid string) string {
 type Service struct {
 	st    *store.Store
 	tasks *tasks.Engine
+	// defaults, when set, gives a project created with a
+	// defaultRouterPrivateIpCidr its default router and subnet, in the
+	// project's create transaction (SetProjectDefaults).
+	defaults func(ctx context.Context, tx *store.Txn, projectID, cidr string) error
+}
+
+// SetProjectDefaults sets what makes a new project's default network
+// (network.Service.CreateDefaults) without tenancy importing network.
+func (s *Service) SetProjectDefaults(fn func(ctx context.Context, tx *store.Txn, projectID, cidr string) error) {
+	s.defaults = fn
 }
 
 // New returns the service and registers its operations with the engine.
