@@ -7,9 +7,10 @@
 #   boot       syslinux on an unpartitioned FAT image made with mtools
 #              (no loop mounts, no root needed for the image itself)
 #
-# The guest's init loads the virtio, SCSI, ISO 9660 and ACPI button modules
-# (in dependency order, from modules.dep), mounts the NoCloud seed (the
-# ISO 9660 volume labelled cidata), prints to the serial console:
+# The guest's init loads the virtio, virtio-net, SCSI, ISO 9660 and ACPI
+# button modules (in dependency order, from modules.dep), mounts the
+# NoCloud seed (the ISO 9660 volume labelled cidata), prints to the serial
+# console:
 #
 #   photon-test-image: instance-id: <id>
 #   photon-test-image: local-hostname: <name>
@@ -18,6 +19,26 @@
 #
 # and then waits; on the ACPI power button (QMP system_powerdown) it prints
 # "photon-test-image: power button, powering off" and powers off.
+#
+# Network (in the background, so "ready" does not wait for it): each NIC
+# is brought up and configured by DHCP (busybox udhcpc: address, prefix,
+# MTU, DNS; eth0 holds the default route), the real path a guest takes:
+#
+#   photon-net: eth0 up fa:16:3e:12:34:56
+#   photon-net: eth0 10.10.1.5/24                      (its lease)
+#   photon-net: eth0 no DHCP lease                     (none in 10 s)
+#
+# Then, for each address in PHOTON_PING (the VM's environment, which the
+# seed's generated user-data carries, e.g. PHOTON_PING=10.10.1.6
+# 10.10.2.5), it pings it (one packet at a time, up to PHOTON_PING_TRIES
+# times, default 20, until one is answered) and prints
+#
+#   photon-ping: OK 10.10.1.6
+#   photon-ping: FAIL 10.10.2.5
+#
+# and if the user-data is a script (#!), it runs it, its output on the
+# console, and prints "photon-user-data: exit <status>". Multi-host tests
+# read these lines from the consoles.
 #
 # Missing tools are installed with apt-get (idempotent). Set
 # PHOTON_TEST_KERNEL to use a given vmlinuz (its modules must be under
@@ -69,12 +90,12 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
-mkdir -p "$root"/{bin,dev,proc,sys,mnt,tmp,etc/acpi/PWRF,lib/modules}
+mkdir -p "$root"/{bin,dev,proc,sys,mnt,tmp,run,etc/acpi/PWRF,lib/modules}
 cp "$busybox" "$root/bin/busybox"
 
 # Modules in dependency order: each module after what it depends on
 # (modules.dep lists a module's dependencies, nearest first).
-wanted=(virtio_pci virtio_blk virtio_scsi sd_mod isofs button evdev)
+wanted=(virtio_pci virtio_blk virtio_net virtio_scsi sd_mod isofs button evdev)
 declare -A seen=()
 order=()
 dep_line() { grep -E "(^|/)$1\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | head -n 1; }
@@ -163,11 +184,55 @@ if [ -n "$seed" ]; then
 	[ -n "$host" ] && hostname "$host"
 	if [ -f /mnt/user-data ]; then
 		say "user-data: $(wc -c </mnt/user-data) bytes"
+		head -c 65536 /mnt/user-data >/run/user-data
 	fi
 	umount /mnt
 else
 	say "no NoCloud seed (cidata) found"
 fi
+# The network, in the background: DHCP on every NIC, then the pings of
+# PHOTON_PING, then a user-data script.
+network() {
+	ip link set lo up
+	for n in $(ls /sys/class/net); do
+		[ "$n" = lo ] && continue
+		ip link set "$n" up
+		echo "photon-net: $n up $(cat /sys/class/net/$n/address)" >/dev/console
+		(udhcpc -i "$n" -s /etc/udhcpc.script -O mtu -f -q -n -t 10 -T 1 -A 1 >/dev/null 2>&1 ||
+			echo "photon-net: $n no DHCP lease" >/dev/console) &
+	done
+	wait
+	# The environment as the generated user-data writes it: a quoted
+	# string, a backslash-n between variables.
+	targets=
+	tries=20
+	if [ -f /run/user-data ]; then
+		targets=$(grep -o 'PHOTON_PING=[0-9. ]*' /run/user-data | head -n 1 | sed 's/^PHOTON_PING=//')
+		t=$(grep -o 'PHOTON_PING_TRIES=[0-9]*' /run/user-data | head -n 1 | sed 's/^PHOTON_PING_TRIES=//')
+		[ -n "$t" ] && tries=$t
+	fi
+	for a in $targets; do
+		ok=
+		i=0
+		while [ "$i" -lt "$tries" ]; do
+			if ping -c 1 -W 1 "$a" >/dev/null 2>&1; then
+				ok=1
+				break
+			fi
+			i=$((i + 1))
+		done
+		if [ -n "$ok" ]; then
+			echo "photon-ping: OK $a" >/dev/console
+		else
+			echo "photon-ping: FAIL $a" >/dev/console
+		fi
+	done
+	if [ -f /run/user-data ] && [ "$(head -c 2 /run/user-data)" = "#!" ]; then
+		sh /run/user-data >/dev/console 2>&1
+		echo "photon-user-data: exit $?" >/dev/console
+	fi
+}
+network &
 blocks() { ls /sys/block | grep -v '^loop' | tr '\n' ' ' | sed 's/ $//'; }
 prev=$(blocks)
 say "block-devices: $prev"
@@ -184,6 +249,33 @@ while true; do
 done
 EOF
 chmod 755 "$root/init"
+
+# udhcpc's script: configure the NIC from the lease (busybox udhcpc sets
+# $ip, $mask as a prefix length, $router, $dns and $mtu).
+cat >"$root/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+deconfig)
+	ip addr flush dev "$interface"
+	ip link set "$interface" up
+	;;
+bound | renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+	if [ "$interface" = eth0 ] && [ -n "$router" ]; then
+		ip route replace default via "${router%% *}" dev "$interface"
+	fi
+	if [ -n "$dns" ]; then
+		: >/etc/resolv.conf
+		for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+	fi
+	echo "photon-net: $interface $ip/${mask:-24}" >/dev/console
+	;;
+esac
+exit 0
+EOF
+chmod 755 "$root/etc/udhcpc.script"
 
 cat >"$root/etc/acpi/PWRF/00000080" <<'EOF'
 #!/bin/sh

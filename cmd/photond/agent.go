@@ -46,6 +46,7 @@ func agentCmd(logger func() (*slog.Logger, error), signals func(context.Context)
 	var drv, joinTokenFile string
 	var ff fakeFlags
 	var qf qemuFlags
+	var nf netFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a host agent: join the controller, run the VMs it places here",
@@ -60,6 +61,12 @@ a restarted agent re-adopts them and converges again.
 The join token comes from --join-token, --join-token-file, or the environment
 variable PHOTON_JOIN_TOKEN (in that order; give one). A token on the command
 line is visible to every local user in ps: prefer the file or the environment.
+
+The host's network (a bridge and VXLAN device per subnet, the VMs' taps, a
+namespace per router, nftables rules, DHCP) is programmed by --network-driver
+from the same desired state, before the VMs that need it; its state is in
+DATA_DIR/network. --underlay-ip is the address other hosts reach this one's
+overlays at, --uplink where NAT and floating IPs go out.
 
 One photond at a time runs on a data dir (DATA_DIR/photond.lock); a second one
 fails at once with "data dir DATA_DIR in use by pid N". Files in DATA_DIR are
@@ -99,6 +106,13 @@ the agent's user's only (directories 0700, files 0600).`,
 			if err != nil {
 				return err
 			}
+			cfg.Network, cfg.UnderlayIP, err = nf.open(ctx, drv, cfg.ControllerURL, filepath.Join(cfg.DataDir, "network"), log)
+			if err != nil {
+				return err
+			}
+			if cfg.Network != nil {
+				defer cfg.Network.Close()
+			}
 			if cfg.Address == "" {
 				cfg.Address, _ = os.Hostname()
 			}
@@ -125,6 +139,7 @@ the agent's user's only (directories 0700, files 0600).`,
 	f.BoolVar(&cfg.NoStream, "no-stream", false, "long-poll the desired state and send each report as a request of its own, not on the host's stream (e.g. behind a proxy that buffers request bodies)")
 	ff.add(cmd)
 	qf.add(cmd)
+	nf.add(cmd, true)
 	_ = cmd.MarkFlagRequired("controller")
 	return cmd
 }

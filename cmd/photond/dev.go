@@ -22,6 +22,7 @@ func devCmd(logger func() (*slog.Logger, error), signals func(context.Context) (
 	var ff fakeFlags
 	var qf qemuFlags
 	var pf placementFlags
+	var nf netFlags
 	var drv string
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -30,6 +31,9 @@ func devCmd(logger func() (*slog.Logger, error), signals func(context.Context) (
 and --sim-hosts host agents, joined at start. With one host and --driver auto
 (the default) the host runs real VMs with QEMU when QEMU runs a guest here
 (software emulation when KVM does not work), else simulated (fake) VMs.
+The local host's network is --network-driver's (by default, as root, the
+linux one with QEMU: VMs reach each other, and the outside through NAT);
+simulated hosts get the fake one.
 State lives in DATA_DIR (as for photond controller), so a restart keeps it;
 one photond at a time runs on it (DATA_DIR/photond.lock).`,
 		Example: `  photond dev --data-dir .data
@@ -52,7 +56,7 @@ one photond at a time runs on it (DATA_DIR/photond.lock).`,
 				return err
 			}
 			defer unlock()
-			return runDev(ctx, cfg, hosts, &ff, drv, &qf)
+			return runDev(ctx, cfg, hosts, &ff, drv, &qf, &nf)
 		},
 	}
 	f := cmd.Flags()
@@ -67,11 +71,12 @@ one photond at a time runs on it (DATA_DIR/photond.lock).`,
 	ff.add(cmd)
 	qf.add(cmd)
 	pf.add(cmd)
+	nf.add(cmd, false)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
 
-func runDev(ctx context.Context, cfg controller.Config, n int, ff *fakeFlags, drv string, qf *qemuFlags) error {
+func runDev(ctx context.Context, cfg controller.Config, n int, ff *fakeFlags, drv string, qf *qemuFlags, nf *netFlags) error {
 	tuneGC(cfg.Log)
 	if n < 0 || n > 10000 {
 		return fmt.Errorf("--sim-hosts: want 0-10000, got %d", n)
@@ -103,7 +108,19 @@ func runDev(ctx context.Context, cfg controller.Config, n int, ff *fakeFlags, dr
 		if err != nil {
 			return err
 		}
-		acfg := agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, DataDir: dir, Driver: d,
+		// The local host's network: the real one with the qemu driver,
+		// fake ones (each its own underlay address) for simulated hosts.
+		nd, underlay, err := nf.open(ctx, drv, c.URL, filepath.Join(dir, "network"), cfg.Log)
+		if err != nil {
+			return err
+		}
+		if nd != nil {
+			defer nd.Close()
+		}
+		if drv != "qemu" && underlay == "" {
+			underlay = simUnderlay(i)
+		}
+		acfg := agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, DataDir: dir, Driver: d, Network: nd, UnderlayIP: underlay,
 			Address: fmt.Sprintf("127.0.0.1-sim-%04d", i), Log: cfg.Log.With("host", i)}
 		if n == 1 {
 			acfg.Address = "127.0.0.1"

@@ -4,6 +4,18 @@
 // with what its driver reports and acts until they match (level-triggered:
 // a restart or a lost message is recovered by the next comparison), and
 // reports what it observes, which is also its heartbeat.
+//
+// The host's network (routers, subnets and the VMs' ports: its bridges,
+// taps, VXLAN forwarding entries, rules and DHCP leases) is converged the
+// same way, through a netplumb.Driver (Config.Network): on every desired
+// state the agent hands the driver the whole network the host should have
+// (HostDesiredState.Networks and the NICs of its VMs) before it ensures
+// the VMs, so a VM's taps exist when its QEMU opens them. A VM whose
+// network could not be programmed is not ensured: it is reported with the
+// driver's reason (ERROR if it does not exist yet), and the agent tries
+// the network again, backing off, until it succeeds or the desired state
+// changes; then it ensures those VMs. Without a network driver VMs get no
+// network: their NICs are left out of what the VM driver is asked for.
 package agent
 
 import (
@@ -28,6 +40,7 @@ import (
 	"github.com/photon-cloud/photon/client"
 	"github.com/photon-cloud/photon/internal/driver"
 	"github.com/photon-cloud/photon/internal/imagecache"
+	"github.com/photon-cloud/photon/internal/netplumb"
 )
 
 // Config configures an agent.
@@ -40,6 +53,13 @@ type Config struct {
 	// DataDir keeps the host identity (agent.json) and the image cache.
 	DataDir string
 	Driver  driver.Driver
+	// Network is the host's network driver (netplumb.NewLinux on a real
+	// host, netplumb.NewFake on a simulated one). Nil: VMs get no
+	// network (their NICs are left out of their specs).
+	Network netplumb.Driver
+	// UnderlayIP is the host's address that carries the overlays (its
+	// VXLAN endpoint), reported to the controller, e.g. "192.0.2.11".
+	UnderlayIP string
 	// Address the host reports, e.g. "10.0.0.5"; Zone and Tags too.
 	Address string
 	Zone    string
@@ -114,6 +134,19 @@ type Agent struct {
 	again    map[string]bool           // desired changed while busy
 	desired  map[string]api.VMDesired
 	images   []string
+	// subnets are the desired state's subnets, by id: the VMs' specs
+	// carry those of their NICs. netErr is why the host's network could
+	// not be programmed to the last desired state (nil: it was), and
+	// badNICs why a VM's NICs were left out of it (a subnet the desired
+	// network lacks): such VMs are not ensured.
+	subnets map[string]api.SubnetDesired
+	netErr  error
+	badNICs map[string]error
+	// netMu serializes the network driver's Ensures; netWant is the
+	// network last asked for, netRetry wakes the retry loop.
+	netMu    sync.Mutex
+	netWant  *netplumb.Desired
+	netRetry chan struct{}
 	report   chan struct{}
 	// partialOK: the controller takes partial reports (its desired state
 	// said so); sent is the VMs of the last report it accepted, which a
@@ -188,7 +221,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{cfg: cfg, log: cfg.Log, observed: map[string]api.VMObserved{}, busy: map[string]bool{},
 		again: map[string]bool{}, desired: map[string]api.VMDesired{}, report: make(chan struct{}, 1),
-		idle: make(chan struct{})}, nil
+		idle: make(chan struct{}), netRetry: make(chan struct{}, 1)}, nil
 }
 
 // HostID is the host's id once joined.
@@ -291,9 +324,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- a.reportLoop(ctx) }()
 	go func() { errc <- a.watchLoop(ctx) }()
+	go func() { errc <- a.networkRetryLoop(ctx) }()
 	select {
 	case err := <-errc:
 		return err
@@ -465,12 +499,17 @@ func (a *Agent) converge(ctx context.Context, ds *api.HostDesiredState) {
 		a.log.Warn("list VMs", "error", err)
 		return
 	}
+	// The network first, so that the VMs' taps exist when they boot; the
+	// VMs acting meanwhile still see the desired state before this one.
+	want, bad, subnets := networkDesired(ds)
+	netErr := a.ensureNetwork(ctx, want)
 	a.mu.Lock()
 	a.desired = make(map[string]api.VMDesired, len(ds.VMs))
 	for _, d := range ds.VMs {
 		a.desired[d.ID] = d
 	}
 	a.images = ds.Images
+	a.subnets, a.badNICs, a.netErr = subnets, bad, netErr
 	a.mu.Unlock()
 	a.prefetch(ctx, ds.Images)
 	a.deleteDisks(ctx, ds.DeleteDisks)
@@ -585,9 +624,9 @@ func (a *Agent) actOnce(ctx context.Context, id string) {
 		return
 	}
 	spec := driver.VMSpec{VMDesired: d, ImagePaths: map[string]string{}}
-	var err error
+	err := a.nicSpec(&spec)
 	for _, disk := range d.Disks {
-		if disk.ImageID == "" || a.cfg.Images == nil {
+		if disk.ImageID == "" || a.cfg.Images == nil || err != nil {
 			continue
 		}
 		var p string
@@ -743,7 +782,8 @@ func (a *Agent) buildReport(ctx context.Context, kind reportKind) (r api.HostSta
 	}
 	images := a.cachedImages(capa.Datastores)
 	a.mu.Lock()
-	r = api.HostStatusReport{Capacity: capa.HostResources, Datastores: capa.Datastores, VMs: make([]api.VMObserved, 0, len(have)), Images: images}
+	r = api.HostStatusReport{UnderlayIP: a.cfg.UnderlayIP, Capacity: capa.HostResources, Datastores: capa.Datastores,
+		VMs: make([]api.VMObserved, 0, len(have)), Images: images}
 	for _, h := range have {
 		o, ok := a.observed[h.ID]
 		if ok && o.Generation > h.Generation {

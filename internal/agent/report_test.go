@@ -78,8 +78,9 @@ func TestSentFollowsReports(t *testing.T) {
 
 // TestApplyChanges: the stream's desired states, whole or of changes,
 // applied in turn, make each whole: every VM desired once, by id, as a
-// map of the VMs the states told (later wins) holds them. The first must
-// be whole.
+// map of the VMs the states told (later wins) holds them, and the
+// network each state brings (whole in every one). The first must be
+// whole.
 func TestApplyChanges(t *testing.T) {
 	if _, err := applyChanges(nil, &api.HostDesiredState{Changes: true, Revision: 7}); err == nil {
 		t.Fatal("changes as the stream's first desired state: taken")
@@ -91,7 +92,8 @@ func TestApplyChanges(t *testing.T) {
 	var vms []api.VMDesired
 	want := map[string]api.VMDesired{}
 	for i := range 2000 {
-		ds := &api.HostDesiredState{Revision: int64(i + 1), Changes: i > 0 && rng.IntN(20) > 0}
+		nets := &api.HostNetworkDesired{Subnets: []api.SubnetDesired{{ID: fmt.Sprintf("sn-%d", i)}}}
+		ds := &api.HostDesiredState{Revision: int64(i + 1), Changes: i > 0 && rng.IntN(20) > 0, Networks: nets}
 		if !ds.Changes {
 			clear(want)
 		}
@@ -113,6 +115,9 @@ func TestApplyChanges(t *testing.T) {
 		}
 		if ds.Changes || ds.RemovedVMs != nil {
 			t.Fatalf("state %d: still of changes", i)
+		}
+		if ds.Networks != nets {
+			t.Fatalf("state %d: networks %+v, want the state's own (whole in every one)", i, ds.Networks)
 		}
 		wantVMs := slices.SortedFunc(maps.Values(want), func(a, b api.VMDesired) int { return strings.Compare(a.ID, b.ID) })
 		if !slices.EqualFunc(vms, wantVMs, func(a, b api.VMDesired) bool { return a.ID == b.ID && a.Generation == b.Generation }) {

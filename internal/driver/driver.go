@@ -22,10 +22,16 @@ type Capacity struct {
 }
 
 // VMSpec is the desired state of one VM. Disk image paths are resolved by
-// the agent (ImagePaths maps an image id to the cached file).
+// the agent (ImagePaths maps an image id to the cached file), and so are
+// the subnets of its NICs (Subnets, by id, from the host's desired
+// network: the guest's address, prefix, gateway and DNS servers).
+//
+// A NIC is attached to the tap netplumb.TapName(nic.ID), which the host's
+// network driver makes before the agent ensures the VM.
 type VMSpec struct {
 	api.VMDesired
 	ImagePaths map[string]string
+	Subnets    map[string]api.SubnetDesired
 }
 
 // VMStatus is what the driver observes of one VM.
@@ -67,6 +73,14 @@ type Driver interface {
 	// Recover re-adopts VMs that survived an agent restart. The agent calls
 	// it once at start, before List.
 	Recover(ctx context.Context) error
+}
+
+// NICReporter is implemented by drivers that tell the NICs a VM holds:
+// those of the last spec carried out, in order, MACs in lower case
+// (driver/qemu: what the VM's next boot gets; a running VM keeps the
+// NICs it booted with). ErrNotFound for a VM the driver does not hold.
+type NICReporter interface {
+	NICs(ctx context.Context, id string) ([]api.NICDesired, error)
 }
 
 // DiskDriver is implemented by drivers that make persistent disks apart

@@ -10,14 +10,18 @@ import (
 
 	"github.com/photon-cloud/photon/internal/agent"
 	"github.com/photon-cloud/photon/internal/driver/fake"
+	"github.com/photon-cloud/photon/internal/netplumb"
 )
 
 var agentSeq atomic.Int64
 
-// Agent is a host agent running in this process, on the fake driver.
+// Agent is a host agent running in this process, on the fake driver and
+// the fake network driver (Network.Last() is the network it was last
+// given).
 type Agent struct {
 	*agent.Agent
-	Driver *fake.Driver
+	Driver  *fake.Driver
+	Network *netplumb.Fake
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -41,8 +45,11 @@ func NewAgent(t testing.TB, c *Cloud, cfg fake.Config, options ...func(*agent.Co
 	if err != nil {
 		t.Fatal(err)
 	}
+	seq := agentSeq.Add(1)
+	network := netplumb.NewFake()
 	acfg := agent.Config{ControllerURL: c.URL, CACertFile: c.CACert, JoinToken: jt.Token, DataDir: dir,
-		Driver: drv, Address: fmt.Sprintf("10.0.0.%d", agentSeq.Add(1)), HeartbeatInterval: 200 * time.Millisecond, Log: Logger(t)}
+		Driver: drv, Network: network, Address: fmt.Sprintf("10.0.0.%d", seq), UnderlayIP: fmt.Sprintf("192.0.2.%d", seq%250+1),
+		HeartbeatInterval: 200 * time.Millisecond, Log: Logger(t)}
 	for _, o := range options {
 		o(&acfg)
 	}
@@ -51,7 +58,7 @@ func NewAgent(t testing.TB, c *Cloud, cfg fake.Config, options ...func(*agent.Co
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ag := &Agent{Agent: a, Driver: drv, cancel: cancel, done: make(chan error, 1)}
+	ag := &Agent{Agent: a, Driver: drv, Network: network, cancel: cancel, done: make(chan error, 1)}
 	if err := a.Join(ctx); err != nil {
 		cancel()
 		t.Fatal(err)

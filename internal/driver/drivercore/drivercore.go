@@ -8,6 +8,8 @@ package drivercore
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -148,7 +150,111 @@ func (e Errs) ValidateSpec(spec driver.VMSpec, h Host) error {
 	if boot > 1 {
 		return bad("%d boot disks, at most one allowed", boot)
 	}
+	if err := checkNICs(spec); err != nil {
+		return bad("%v", err)
+	}
 	return nil
+}
+
+// MaxNICs bounds a VM's NICs (each a PCI device of its own).
+const MaxNICs = 16
+
+// checkNICs checks the spec's NICs: valid, distinct ids and MACs (unicast
+// Ethernet addresses), each on a subnet of spec.Subnets whose CIDR holds
+// its IPv4 address, and those subnets' gateways, DNS servers and MTU.
+func checkNICs(spec driver.VMSpec) error {
+	if len(spec.NICs) > MaxNICs {
+		return fmt.Errorf("%d NICs, at most %d allowed", len(spec.NICs), MaxNICs)
+	}
+	macs := map[string]string{}
+	for i, n := range spec.NICs {
+		if !ValidID(n.ID) {
+			return fmt.Errorf("NIC id %q: want 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.'", n.ID)
+		}
+		for _, other := range spec.NICs[:i] {
+			if other.ID == n.ID {
+				return fmt.Errorf("NIC %s listed twice", n.ID)
+			}
+		}
+		mac, err := ParseMAC(n.MAC)
+		if err != nil {
+			return fmt.Errorf("NIC %s: %w", n.ID, err)
+		}
+		if o, dup := macs[mac]; dup {
+			return fmt.Errorf("NIC %s: MAC %s is NIC %s's too", n.ID, mac, o)
+		}
+		macs[mac] = n.ID
+		sub, ok := spec.Subnets[n.SubnetID]
+		if !ok {
+			return fmt.Errorf("NIC %s: subnet %q is not among the host's subnets", n.ID, n.SubnetID)
+		}
+		prefix, err := SubnetPrefix(sub)
+		if err != nil {
+			return fmt.Errorf("NIC %s: %w", n.ID, err)
+		}
+		if n.IP != "" {
+			ip, err := netip.ParseAddr(n.IP)
+			if err != nil || !ip.Is4() || !prefix.Contains(ip) {
+				return fmt.Errorf("NIC %s: IP %q: want an IPv4 address in its subnet's %s", n.ID, n.IP, prefix)
+			}
+		}
+	}
+	return nil
+}
+
+// NICs is a copy of a validated spec's NICs with their MACs in lower case
+// (what NICReporter reports); nil for none.
+func NICs(nics []api.NICDesired) []api.NICDesired {
+	if len(nics) == 0 {
+		return nil
+	}
+	out := make([]api.NICDesired, len(nics))
+	for i, n := range nics {
+		out[i] = n
+		if mac, err := ParseMAC(n.MAC); err == nil {
+			out[i].MAC = mac
+		}
+	}
+	return out
+}
+
+// ParseMAC checks a NIC's MAC: a unicast Ethernet address, e.g.
+// "fa:16:3e:12:34:56". It returns it in lower case with colons.
+func ParseMAC(s string) (string, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 || hw[0]&1 != 0 {
+		return "", fmt.Errorf("MAC %q: want a unicast Ethernet address, e.g. fa:16:3e:12:34:56", s)
+	}
+	return hw.String(), nil
+}
+
+// SubnetPrefix checks a subnet a NIC is on: an IPv4 CIDR (normalized),
+// a gateway in it (if any), IPv4 or IPv6 DNS servers (no zone) and an MTU of 0 (the
+// guest's default) or 576 to 65535.
+func SubnetPrefix(sub api.SubnetDesired) (netip.Prefix, error) {
+	prefix, err := netip.ParsePrefix(sub.CIDR)
+	if err != nil || !prefix.Addr().Is4() || prefix.Bits() > 30 {
+		return netip.Prefix{}, fmt.Errorf("subnet %s: CIDR %q: want an IPv4 CIDR of at most /30, e.g. 10.10.1.0/24", sub.ID, sub.CIDR)
+	}
+	prefix = prefix.Masked()
+	if sub.Gateway != "" {
+		gw, err := netip.ParseAddr(sub.Gateway)
+		if err != nil || !prefix.Contains(gw) {
+			return netip.Prefix{}, fmt.Errorf("subnet %s: gateway %q: want an address in %s", sub.ID, sub.Gateway, prefix)
+		}
+	}
+	if len(sub.DNS) > 8 {
+		return netip.Prefix{}, fmt.Errorf("subnet %s: %d DNS servers, at most 8", sub.ID, len(sub.DNS))
+	}
+	for _, d := range sub.DNS {
+		if a, err := netip.ParseAddr(d); err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("subnet %s: DNS server %q: not an IP address", sub.ID, d)
+		}
+	}
+	if sub.MTU != 0 && (sub.MTU < 576 || sub.MTU > 65535) {
+		return netip.Prefix{}, fmt.Errorf("subnet %s: MTU %d: want 576 to 65535", sub.ID, sub.MTU)
+	}
+	return prefix, nil
 }
 
 // CheckDiskRequest checks an EnsureDisk request: a persistent disk with a

@@ -26,8 +26,10 @@
 // Generation; the same spec twice is a no-op and an older generation is
 // refused; disks are attached and detached by the spec's list (not while
 // SUSPENDED; a boot disk only while STOPPED); a persistent disk is attached
-// to one VM at a time and outlives VMs; Delete is idempotent; Recover on a
-// new driver over the same dataDir re-adopts VMs with their state.
+// to one VM at a time and outlives VMs; a VM keeps the NICs of its last
+// spec (driver.NICReporter), each on a subnet the spec gives; Delete is
+// idempotent; Recover on a new driver over the same dataDir re-adopts VMs
+// with their state.
 package drivertest
 
 import (
@@ -151,6 +153,7 @@ var cases = []testCase{
 		}
 		return ""
 	}},
+	{name: "NICs", run: testNICs},
 	{name: "Recover", run: testRecover},
 }
 

@@ -26,6 +26,8 @@ type vm struct {
 	CrashAt time.Time `json:"crashAt,omitzero"`
 	// Disks attached, in spec order, ephemeral and persistent.
 	Disks []*disk `json:"disks"`
+	// NICs of the last spec carried out, MACs in lower case.
+	NICs []api.NICDesired `json:"nics,omitempty"`
 	// Console is the VM's synthetic serial console (see console.go): a
 	// line per change, the last maxConsole bytes of it; ConsoleBase is the
 	// offset of its first byte in everything ever written.
@@ -248,7 +250,7 @@ func (d *Driver) ensureLocked(spec driver.VMSpec, now time.Time) (driver.VMStatu
 	}
 	nv := &vm{
 		ID: spec.ID, Name: spec.Name, CPUCount: spec.CPUCount, MemoryMB: spec.MemoryMB,
-		Power: final, Generation: spec.Generation, Disks: next,
+		Power: final, Generation: spec.Generation, Disks: next, NICs: drivercore.NICs(spec.NICs),
 	}
 	if startErr != nil {
 		nv.Error = startErr.Error()

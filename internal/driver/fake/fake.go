@@ -32,6 +32,10 @@
 //   - A persistent disk is attached to at most one VM; DeleteDisk refuses an
 //     attached disk. Delete removes the VM and its ephemeral disks and
 //     detaches its persistent ones.
+//   - A VM's NICs are checked (drivercore: ids, unicast MACs, each on a
+//     subnet of the spec's Subnets, its address in it) and kept as the
+//     last spec carried out gave them (NICs, driver.NICReporter); nothing
+//     is plugged anywhere.
 //   - A new disk must fit the free capacity of its datastore (capacity less
 //     every disk on it). CPU and memory are the controller's business, but a
 //     VM larger than the whole host is refused.
@@ -403,6 +407,17 @@ func (d *Driver) Disks(vmID string) ([]string, error) {
 		ids[i] = dk.ID
 	}
 	return ids, nil
+}
+
+// NICs returns the NICs of a VM (driver.NICReporter).
+func (d *Driver) NICs(_ context.Context, vmID string) ([]api.NICDesired, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.vms[vmID]
+	if !ok {
+		return nil, fmt.Errorf("fake: %s: %w", vmID, driver.ErrNotFound)
+	}
+	return slices.Clone(v.NICs), nil
 }
 
 // UsedGB is the capacity allocated to disks on a datastore.

@@ -119,6 +119,7 @@ func (d *Driver) ensure(ctx context.Context, spec driver.VMSpec) (driver.VMStatu
 	}
 	rec.Name, rec.CPUCount, rec.MemoryMB = spec.Name, spec.CPUCount, spec.MemoryMB
 	rec.Environment, rec.Metadata = maps.Clone(spec.Environment), maps.Clone(spec.Metadata)
+	rec.NICs, rec.Subnets = drivercore.NICs(spec.NICs), nicSubnets(spec)
 	want := wantPower(spec)
 	// A power-down's QEMU exit is not a crash until its STOPPED is recorded.
 	defer d.setStopping(spec.ID, false)
@@ -423,4 +424,16 @@ func (d *Driver) commit(spec driver.VMSpec, v *vmState, rec *record, p *plan, er
 		d.cfg.Logger.Debug("qemu: VM ensured", "vm", rec.ID, "power", rec.Power, "generation", rec.Generation)
 	}
 	return st, err
+}
+
+// nicSubnets are the subnets of spec's NICs (validated: each is there).
+func nicSubnets(spec driver.VMSpec) map[string]api.SubnetDesired {
+	if len(spec.NICs) == 0 {
+		return nil
+	}
+	out := make(map[string]api.SubnetDesired, len(spec.NICs))
+	for _, n := range spec.NICs {
+		out[n.SubnetID] = spec.Subnets[n.SubnetID]
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/photon-cloud/photon/api"
+	"github.com/photon-cloud/photon/internal/driver/drivercore"
+	"github.com/photon-cloud/photon/internal/netplumb"
 )
 
 // proc is a QEMU process this Driver started: a goroutine waits for it (so
@@ -206,7 +209,41 @@ func (d *Driver) args(r *record, seed string) []string {
 		}
 		a = append(a, "-device", "scsi-hd,bus=scsi0.0,drive="+nodeName(dk.ID)+",id="+deviceName(dk.ID))
 	}
+	return append(a, nicArgs(r.NICs)...)
+}
+
+// nicArgs are the options of a VM's NICs, in the guest's order: each a
+// virtio-net device on the tap the host's network driver made for the
+// port (netplumb.TapName), which QEMU opens by name. QEMU runs no script
+// on it; it uses the tap's virtio-net header when the tap offers it (its
+// default), and no vhost-net (not every host kernel has it). The
+// device's option ROM (iPXE, for network boot) is left out: the VM boots
+// from its disk, and SeaBIOS starts sooner without it. IDs and MACs were
+// validated (no comma, which QEMU's option syntax would split on).
+func nicArgs(nics []api.NICDesired) []string {
+	var a []string
+	for i, n := range nics {
+		mac, _ := drivercore.ParseMAC(n.MAC)
+		a = append(a,
+			"-netdev", fmt.Sprintf("tap,id=net%d,ifname=%s,script=no,downscript=no", i, netplumb.TapName(n.ID)),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,id=nic%d,mac=%s,romfile=", i, i, mac))
+	}
 	return a
+}
+
+// checkTaps checks that the tap of each NIC exists (in the agent's
+// network namespace, where QEMU opens it): made by the host's network
+// driver, which the agent runs first. Without this check a root QEMU
+// would make a tap of its own, on no bridge, and the guest would boot
+// with a NIC that reaches nothing.
+func checkTaps(nics []api.NICDesired) error {
+	for _, n := range nics {
+		tap := netplumb.TapName(n.ID)
+		if _, err := net.InterfaceByName(tap); err != nil {
+			return fmt.Errorf("NIC %s: its tap %s is missing (the host's network driver has not made the port): %w", n.ID, tap, err)
+		}
+	}
+	return nil
 }
 
 // start boots a VM: writes its seed, starts QEMU paused in its own
@@ -221,8 +258,11 @@ func (d *Driver) start(ctx context.Context, r *record) (int, error) {
 	if err := mkdirPrivate(dir); err != nil {
 		return 0, err
 	}
+	if err := checkTaps(r.NICs); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrStart, err)
+	}
 	seed := filepath.Join(dir, "seed.iso")
-	if err := writeSeed(seed, seedFiles(r.ID, r.Name, r.Environment, r.Metadata)); err != nil {
+	if err := writeSeed(seed, seedFiles(r.ID, r.Name, r.Environment, r.Metadata, r.NICs, r.Subnets)); err != nil {
 		return 0, err
 	}
 	d.removeRunFiles(r.ID)

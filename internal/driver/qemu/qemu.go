@@ -21,8 +21,15 @@
 //     boot, with meta-data (instance-id = the VM id, local-hostname from
 //     the VM's name) and user-data (metadata "user-data" verbatim, or a
 //     #cloud-config with the hostname, the SSH keys of metadata "ssh-keys"
-//     and the environment as /etc/photon/environment). It is a read-only
+//     and the environment as /etc/photon/environment) and, for a VM with
+//     NICs, a cloud-init version 2 network-config (metadata
+//     "network-config" verbatim instead, if given). It is a read-only
 //     virtio-blk disk.
+//   - Each NIC is a virtio-net device on the tap of its port
+//     (netplumb.TapName), which the host's network driver made before the
+//     agent ensured the VM; QEMU opens it by name (no script, no
+//     vhost-net). A boot whose tap is missing fails, naming it. A NIC
+//     change takes effect at the VM's next boot.
 //   - Its serial console goes to DATA_DIR/vms/<id>/console.log (appended
 //     across boots); Console reads it.
 //   - Power: boot starts QEMU paused (-S), waits for QMP (QEMU answers the
@@ -80,6 +87,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -341,6 +349,18 @@ func (d *Driver) List(ctx context.Context) ([]driver.VMStatus, error) {
 	d.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// NICs returns the NICs a VM's next boot gets (driver.NICReporter); a
+// running VM keeps those it booted with.
+func (d *Driver) NICs(_ context.Context, id string) ([]api.NICDesired, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.vms[id]
+	if !ok {
+		return nil, fmt.Errorf("qemu: VM %s: %w", id, driver.ErrNotFound)
+	}
+	return slices.Clone(v.rec.NICs), nil
 }
 
 // Delete stops the VM's QEMU (quit, then kill), removes its ephemeral

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kdomanski/iso9660"
 
+	"github.com/photon-cloud/photon/api"
 	"github.com/photon-cloud/photon/internal/driver/drivercore"
 )
 
@@ -30,8 +31,9 @@ const (
 )
 
 // seedFiles are the NoCloud files for a VM: meta-data (instance-id,
-// local-hostname), user-data and, if given, network-config.
-func seedFiles(id, name string, env, meta map[string]string) map[string][]byte {
+// local-hostname), user-data and, if given (metadata "network-config") or
+// if the VM has NICs, network-config.
+func seedFiles(id, name string, env, meta map[string]string, nics []api.NICDesired, subnets map[string]api.SubnetDesired) map[string][]byte {
 	files := map[string][]byte{}
 	host := hostname(name, id)
 	files["meta-data"] = fmt.Appendf(nil, "instance-id: %s\nlocal-hostname: %s\n", id, host)
@@ -72,8 +74,51 @@ func seedFiles(id, name string, env, meta map[string]string) map[string][]byte {
 	}
 	if nc, ok := meta[MetaNetworkConfig]; ok {
 		files["network-config"] = []byte(nc)
+	} else if len(nics) > 0 {
+		files["network-config"] = networkConfig(nics, subnets)
 	}
 	return files
+}
+
+// networkConfig is cloud-init's network configuration version 2 (the
+// netplan format) of a VM's NICs, in order: NIC i is matched by its MAC
+// and named eth<i>, with its address and its subnet's prefix length
+// (DHCP if it has no address), MTU and DNS servers; the first NIC with a
+// gateway holds the default route (one default route, whatever the
+// number of NICs). Every string is quoted (a MAC of digits and colons
+// would otherwise be a YAML 1.1 number). The NICs were validated
+// (drivercore): their subnets are in subnets, their CIDRs parse.
+func networkConfig(nics []api.NICDesired, subnets map[string]api.SubnetDesired) []byte {
+	var b bytes.Buffer
+	b.WriteString("version: 2\nethernets:\n")
+	gateway := false
+	for i, n := range nics {
+		sub := subnets[n.SubnetID]
+		mac, _ := drivercore.ParseMAC(n.MAC)
+		name := fmt.Sprintf("eth%d", i)
+		fmt.Fprintf(&b, "  %s:\n    match:\n      macaddress: %s\n    set-name: %s\n", name, quote(mac), quote(name))
+		prefix, err := drivercore.SubnetPrefix(sub)
+		if n.IP == "" || err != nil {
+			b.WriteString("    dhcp4: true\n")
+		} else {
+			b.WriteString("    dhcp4: false\n")
+			fmt.Fprintf(&b, "    addresses:\n      - %s\n", quote(fmt.Sprintf("%s/%d", n.IP, prefix.Bits())))
+			if sub.Gateway != "" && !gateway {
+				gateway = true
+				fmt.Fprintf(&b, "    routes:\n      - to: %s\n        via: %s\n", quote("0.0.0.0/0"), quote(sub.Gateway))
+			}
+		}
+		if len(sub.DNS) > 0 {
+			b.WriteString("    nameservers:\n      addresses:\n")
+			for _, d := range sub.DNS {
+				fmt.Fprintf(&b, "        - %s\n", quote(d))
+			}
+		}
+		if sub.MTU > 0 {
+			fmt.Fprintf(&b, "    mtu: %d\n", sub.MTU)
+		}
+	}
+	return b.Bytes()
 }
 
 // quote is a YAML double-quoted scalar (JSON's string syntax is valid YAML).

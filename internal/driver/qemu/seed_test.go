@@ -29,7 +29,7 @@ func TestSeed(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "seed.iso")
 	files := seedFiles("vm-1", "Web 1", map[string]string{"B": "2", "A": "x y"},
-		map[string]string{MetaSSHKeys: "ssh-ed25519 AAAA one\n\nssh-rsa BBBB two\n"})
+		map[string]string{MetaSSHKeys: "ssh-ed25519 AAAA one\n\nssh-rsa BBBB two\n"}, nil, nil)
 	if err := writeSeed(path, files); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestSeed(t *testing.T) {
 		t.Error("a network-config nobody asked for")
 	}
 
-	files = seedFiles("vm-2", "b", nil, map[string]string{MetaUserData: "#!/bin/sh\necho hi\n", MetaNetworkConfig: "version: 2\n"})
+	files = seedFiles("vm-2", "b", nil, map[string]string{MetaUserData: "#!/bin/sh\necho hi\n", MetaNetworkConfig: "version: 2\n"}, nil, nil)
 	if err := writeSeed(path, files); err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,11 @@ type record struct {
 	Disks       []diskRecord      `json:"disks"`
 	Environment map[string]string `json:"environment,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// NICs, and the subnets they are on, as last ensured: what the VM's
+	// next boot gets (QEMU's NICs and the seed's network-config); a
+	// running VM keeps the NICs it booted with.
+	NICs    []api.NICDesired             `json:"nics,omitempty"`
+	Subnets map[string]api.SubnetDesired `json:"subnets,omitempty"`
 }
 
 // diskRecord is one disk: in a VM record, or (persistent disks) in
