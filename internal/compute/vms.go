@@ -733,10 +733,14 @@ func (s *Service) GetNetworks(ctx context.Context, id string) (*api.Task, error)
 	if err != nil {
 		return nil, err
 	}
+	connected := api.NICDisconnected
+	if v.State == api.VMStarted {
+		connected = api.NICConnected
+	}
 	conns := make([]api.NetworkConnection, 0, len(v.NICs))
 	for _, n := range v.NICs {
 		conns = append(conns, api.NetworkConnection{Network: n.SubnetID, MacAddress: n.MAC, IPAddress: n.IP,
-			Netmask: network.Netmask(n.Bits), IsConnected: v.State == api.VMStarted})
+			Netmask: network.Netmask(n.Bits), IsConnected: connected})
 	}
 	t, err := s.tasks.NewTask(OpGetNetworks, api.Entity{ID: v.ID, Kind: api.KindVM}, s.tenantOf(ctx, v.ProjectID), v.ProjectID)
 	if err != nil {

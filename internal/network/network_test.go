@@ -247,7 +247,7 @@ func TestVMPorts(t *testing.T) {
 	spec.Start = true
 	two := e.done(t)(e.cl.CreateVM(ctx, e.project, spec)).Entity.ID
 	n := networks(t, e.cl, two)
-	if len(n) != 2 || n[0].Network != a || n[0].IPAddress != "10.1.1.2" || n[0].Netmask != "255.255.255.248" || !n[0].IsConnected ||
+	if len(n) != 2 || n[0].Network != a || n[0].IPAddress != "10.1.1.2" || n[0].Netmask != "255.255.255.248" || n[0].IsConnected != api.NICConnected ||
 		n[1].Network != b || n[1].IPAddress != "10.1.2.2" || n[1].Netmask != "255.255.255.0" || n[0].MacAddress == n[1].MacAddress {
 		t.Fatalf("networks = %+v", n)
 	}
