@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -51,12 +52,12 @@ func UnderlayOf(h *Record) string {
 // host h: the host's first makes it carry the subnet and a peer of the
 // other hosts carrying it.
 func (s *Service) JoinSubnet(ctx context.Context, tx *store.Txn, h *Record, sub api.SubnetDesired, r api.RouterDesired) error {
-	var nr netRecord
-	ok, err := tx.Get(ctx, netKey(h.ID, sub.ID), &nr)
-	if err != nil {
+	var nr netRecord // its slices shared with tx (see PutKept): read only
+	err := store.MustGetKept(ctx, tx, netKey(h.ID, sub.ID), &nr)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if !ok {
+	if err != nil {
 		sub.Peers = nil
 		nr = netRecord{Subnet: sub, Router: r}
 		if err := tx.Put(peerKey(sub.ID, h.ID), UnderlayOf(h)); err != nil {
@@ -64,7 +65,7 @@ func (s *Service) JoinSubnet(ctx context.Context, tx *store.Txn, h *Record, sub 
 		}
 	}
 	nr.Ports++
-	return tx.Put(netKey(h.ID, sub.ID), &nr)
+	return tx.PutKept(netKey(h.ID, sub.ID), &nr)
 }
 
 // LeaveSubnet counts in tx one port fewer of subnet on host; the last
@@ -134,8 +135,8 @@ func (s *Service) networks(ctx context.Context, hostID string, kvs []store.KV) (
 // desired state lists the same set, less itself.
 type peerSet struct {
 	ver   int64
-	hosts []string // host ids, in key order
-	ips   []string // their underlay addresses ("" unknown)
+	hosts []string // host ids
+	ips   []string // their underlay addresses, sorted (unknown ones left out)
 }
 
 // maxPeerSets bounds the sets kept; beyond, they are dropped and built again.
@@ -160,12 +161,19 @@ func (s *Service) peers(ctx context.Context, subnet, hostID string) ([]string, e
 			}
 			kvs, ver = lists[0], 0 // read from etcd: not kept
 		}
-		ps = &peerSet{ver: ver, hosts: make([]string, 0, len(kvs)), ips: make([]string, 0, len(kvs))}
+		type peer struct{ ip, host string }
+		all := make([]peer, 0, len(kvs))
 		for _, kv := range kvs {
 			var ip string
-			_ = store.Decode(kv.Value, &ip)
-			ps.hosts = append(ps.hosts, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:])
-			ps.ips = append(ps.ips, ip)
+			if store.Decode(kv.Value, &ip) != nil || ip == "" {
+				continue
+			}
+			all = append(all, peer{ip, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]})
+		}
+		slices.SortFunc(all, func(a, b peer) int { return strings.Compare(a.ip, b.ip) })
+		ps = &peerSet{ver: ver, hosts: make([]string, len(all)), ips: make([]string, len(all))}
+		for i, p := range all {
+			ps.ips[i], ps.hosts[i] = p.ip, p.host
 		}
 		if ver != 0 {
 			s.peerMu.Lock()
@@ -176,14 +184,14 @@ func (s *Service) peers(ctx context.Context, subnet, hostID string) ([]string, e
 			s.peerMu.Unlock()
 		}
 	}
+	// Sorted by address already: drop the host itself and repeats.
 	out := make([]string, 0, len(ps.ips))
 	for i, ip := range ps.ips {
-		if ps.hosts[i] != hostID && ip != "" {
+		if ps.hosts[i] != hostID && (len(out) == 0 || out[len(out)-1] != ip) {
 			out = append(out, ip)
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return out, nil
 }
 
 // SetUnderlay records the underlay address a host reports (its VXLAN

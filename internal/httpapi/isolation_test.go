@@ -524,8 +524,8 @@ var bodyBuilders = map[string]func(field, id string, seq int) any{
 			Affinities: []api.LocalitySpec{{Kind: "vm", ID: id}}}
 	},
 	"POST /v1/vms/{id}/acquire_floating_ip": func(f, id string, seq int) any { return &api.FloatingIPSpec{NetworkID: id} },
-	"POST /v1/vms/{id}/attach_disk": func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
-	"POST /v1/vms/{id}/detach_disk": func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
+	"POST /v1/vms/{id}/attach_disk":         func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
+	"POST /v1/vms/{id}/detach_disk":         func(f, id string, seq int) any { return &api.VMDiskOperation{DiskID: id} },
 }
 
 func vmBody(field, id string, seq int) *api.VMCreateSpec {
@@ -695,7 +695,7 @@ var bodyIDFields = map[string][]string{
 	"VMCreateSpec.sourceImageId": {"sourceImageId"},
 	"LocalitySpec.id":            {"affinities[kind=vm].id", "affinities[kind=disk].id"},
 	"VMDiskOperation.diskId":     {"diskId"},
-	"FloatingIPSpec.networkId": {"networkId"},
+	"FloatingIPSpec.networkId":   {"networkId"},
 	// (VMCreateSpec.subnets, not an *Id name, is declared as "subnets[]".)
 }
 

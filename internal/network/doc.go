@@ -14,6 +14,8 @@
 //	default-subnet/<project>                  the project's default subnet id
 //	vni-next, vnis/<vni>                      the VNI counter and index
 //	ipam/<subnet>/<ip>                        an allocated address: its port id
+//	fip/<ip>, fip-cursor                      an acquired floating IP (its VM and
+//	                                          port); where the next one is sought
 //
 // A subnet's record counts its ports and holds the allocation cursor, so
 // that every allocation rewrites it (its revision orders them); the

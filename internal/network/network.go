@@ -34,14 +34,14 @@ const MaxPageSize = 100
 // MaxDNS bounds a subnet's DNS servers.
 const MaxDNS = 4
 
-func routerKey(id string) string               { return store.Key("routers", id) }
-func subnetKey(id string) string               { return store.Key("subnets", id) }
-func routerNameKey(pid, name string) string    { return store.Key("names", "routers", pid, name) }
-func subnetNameKey(pid, name string) string    { return store.Key("names", "subnets", pid, name) }
-func projectRouterKey(pid, id string) string   { return store.Key("project-routers", pid, id) }
-func routerSubnetKey(rid, id string) string    { return store.Key("router-subnets", rid, id) }
-func defaultKey(pid string) string             { return store.Key("default-subnet", pid) }
-func vniKey(n uint32) string                   { return store.Key("vnis", strconv.FormatUint(uint64(n), 10)) }
+func routerKey(id string) string                { return store.Key("routers", id) }
+func subnetKey(id string) string                { return store.Key("subnets", id) }
+func routerNameKey(pid, name string) string     { return store.Key("names", "routers", pid, name) }
+func subnetNameKey(pid, name string) string     { return store.Key("names", "subnets", pid, name) }
+func projectRouterKey(pid, id string) string    { return store.Key("project-routers", pid, id) }
+func routerSubnetKey(rid, id string) string     { return store.Key("router-subnets", rid, id) }
+func defaultKey(pid string) string              { return store.Key("default-subnet", pid) }
+func vniKey(n uint32) string                    { return store.Key("vnis", strconv.FormatUint(uint64(n), 10)) }
 func ipKey(subnet string, ip netip.Addr) string { return store.Key("ipam", subnet, ip.String()) }
 
 var vniNextKey = store.Key("vni-next")

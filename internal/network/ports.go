@@ -135,7 +135,8 @@ func allocate(ctx context.Context, st *store.Store, tx *store.Txn, rec *Record) 
 			return Port{}, false, err
 		}
 		rec.Ports++
-		return p, true, tx.Put(subnetKey(rec.ID), rec)
+		kept := *rec // the next port of a batch reads it undecoded
+		return p, true, tx.PutKept(subnetKey(rec.ID), &kept)
 	}
 	for i := range min(n, maxProbes) {
 		if p, ok, err := take((rec.Next + i) % n); err != nil || ok {

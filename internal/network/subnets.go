@@ -111,7 +111,7 @@ func (s *Service) createSubnet(ctx context.Context, tx *store.Txn, r *api.Router
 	first, last := span(sp.CIDR)
 	rec := &Record{Subnet: api.Subnet{Base: api.Base{ID: id, Kind: api.KindSubnet}, Name: sp.Name, Description: sp.Description,
 		PrivateIPCidr: sp.CIDR.String(), Type: sp.Type, State: api.NetworkReady, IsDefault: def,
-		ReservedIPs: map[string]string{"NETWORK": addr(first).String(), "GATEWAY": Gateway(sp.CIDR).String(), "BROADCAST": addr(last).String()},
+		ReservedIPs:        map[string]string{"NETWORK": addr(first).String(), "GATEWAY": Gateway(sp.CIDR).String(), "BROADCAST": addr(last).String()},
 		DNSServerAddresses: sp.DNS, RouterID: r.ID, ProjectID: r.ProjectID, VNI: vni}, RouterCIDR: r.PrivateIPCidr}
 	for _, put := range []struct {
 		k string
@@ -170,8 +170,8 @@ func getSubnet(ctx context.Context, tx *store.Txn, id string) (*Record, error) {
 	if !validID(id) {
 		return nil, subnetNotFound(id)
 	}
-	var r Record
-	if err := tx.MustGet(ctx, subnetKey(id), &r); errors.Is(err, store.ErrNotFound) {
+	var r Record // its map and slices shared with tx when a port's allocation kept it: read only
+	if err := store.MustGetKept(ctx, tx, subnetKey(id), &r); errors.Is(err, store.ErrNotFound) {
 		return nil, subnetNotFound(id)
 	} else if err != nil {
 		return nil, err
