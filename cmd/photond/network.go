@@ -26,6 +26,7 @@ type netFlags struct {
 	driver     string
 	underlayIP string
 	uplink     string
+	netnsDir   string
 }
 
 func (f *netFlags) add(cmd *cobra.Command, underlay bool) {
@@ -35,6 +36,7 @@ func (f *netFlags) add(cmd *cobra.Command, underlay bool) {
 		fl.StringVar(&f.underlayIP, "underlay-ip", "", "the host's address that carries the overlays between hosts (its VXLAN endpoint), reported to the controller (default: the source address of the route to the controller)")
 	}
 	fl.StringVar(&f.uplink, "uplink", "", "interface NAT subnets and floating IPs reach the outside through (default: the interface of the default route)")
+	fl.StringVar(&f.netnsDir, "router-netns-dir", "", "linux network driver: where the routers' network namespaces are kept (default /run/netns, where `ip netns` finds them); hosts sharing one mount namespace (tests) need one each")
 }
 
 // open makes the network driver for a host whose VM driver is vmDriver
@@ -89,7 +91,7 @@ func (f *netFlags) open(ctx context.Context, vmDriver, controller, stateDir stri
 			}
 		}
 		d, err := netplumb.NewLinux(netplumb.Config{UnderlayIP: underlay, Uplink: uplink, StateDir: stateDir,
-			Logger: log.With("driver", "netplumb")})
+			NetNSDir: f.netnsDir, Logger: log.With("driver", "netplumb")})
 		if err != nil {
 			return unavailable(err)
 		}

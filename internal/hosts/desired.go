@@ -12,13 +12,14 @@ import (
 
 // hostPrefixes are the per-host records that make up a host's desired
 // state: desired/<host>/..., consolereq/<host>/..., diskgc/<host>/...,
-// desired-net/<host>/... (see netdesired.go). They and the per-subnet
-// desired-peers/<subnet>/... (hubPrefixes) are mirrored in memory
+// desired-net/<host>/... (see netdesired.go). They and the per-router
+// desired-rhost/<router>/... and desired-rsub/<router>/... (hubPrefixes)
+// are mirrored in memory
 // (store.Mirror, one watch whatever the number of hosts), whose changes
 // wake the host's long poll.
 var (
 	hostPrefixes = []string{"desired", "consolereq", "diskgc", "desired-net"}
-	hubPrefixes  = append(slices.Clip(hostPrefixes), "desired-peers")
+	hubPrefixes  = append(slices.Clip(hostPrefixes), "desired-rhost", "desired-rsub")
 )
 
 // DesiredVersion is a number that grows whenever the host's desired state
@@ -110,8 +111,9 @@ const PeerCoalesce = 250 * time.Millisecond
 // has changed after revision after (0: at once), or as it stands after wait.
 func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait time.Duration, images func(context.Context) ([]string, error)) (*DesiredState, error) {
 	if after > 0 {
-		// Its own records, and the peers of each subnet it carries.
-		ids := append([]string{hostID}, s.subnetIDs(hostID)...)
+		// Its own records, and those of each router it has ports on
+		// (their hosts and subnets).
+		ids := append([]string{hostID}, s.routerIDs(hostID)...)
 		revs := make([]int64, len(ids))
 		for i := range revs {
 			revs[i] = after
@@ -119,10 +121,11 @@ func (s *Service) Desired(ctx context.Context, hostID string, after int64, wait 
 		start := time.Now()
 		s.hub.WaitAny(ctx, ids, revs, wait)
 		if len(ids) > 1 && s.hub.Version(hostID) <= after {
-			// Woken only by its subnets' peers (another host joined or
-			// left one): such changes come in bursts (a new host joins
-			// every subnet its VMs need; a fleet filling up), and each
-			// would send every host carrying the subnet its whole
+			// Woken only by its routers' records (another host joined
+			// or left one, a subnet got its first port or lost its
+			// last): such changes come in bursts (a new host joins
+			// every router its VMs need; a fleet filling up), and each
+			// would send every host of the router its whole
 			// network. Coalesced for up to PeerCoalesce, the host's own
 			// changes still ending the wait at once.
 			s.hub.Wait(ctx, hostID, after, min(PeerCoalesce, max(0, wait-time.Since(start))))

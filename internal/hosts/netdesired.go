@@ -11,29 +11,53 @@ import (
 	"github.com/photon-cloud/photon/internal/store"
 )
 
-// A host's network (api.HostDesiredState.Networks) comes from two kinds of
-// records, written in the transactions that place and release VMs' ports
-// (compute), mirrored with the rest of the desired state:
+// A host's network (api.HostDesiredState.Networks) comes from three kinds
+// of records, written in the transactions that place and release VMs'
+// ports (compute), mirrored with the rest of the desired state:
 //
 //	desired-net/<host>/<subnet>    the subnet as the host carries it, and
 //	                               the number of the host's ports on it
-//	desired-peers/<subnet>/<host>  the underlay address of a host carrying
-//	                               the subnet (there while the above is)
+//	desired-rhost/<router>/<host>  the underlay address of a host with
+//	                               ports on the router's subnets, and the
+//	                               number of its subnets there
+//	desired-rsub/<router>/<subnet> a subnet of the router with ports on
+//	                               some host, and the number of such hosts
 //
-// A host's desired state lists its subnets from the first and each one's
-// peers from the second (by subnet id, in the mirror: no read of VMs); a
-// host's long poll and stream wait on its own id and on each of its
-// subnets' ids, so that a host joining or leaving a subnet changes the
-// desired state of every other host carrying it.
+// The router is distributed (netplumb): a host routes a packet onto the
+// destination subnet's bridge itself, and the answer comes back through
+// the other host's router. So a host carries every subnet (with ports
+// somewhere) of each router it has ports on, not only those of its own
+// ports, and every host of the router is a peer on each of them. A host's
+// desired state lists its routers from the first, their subnets from the
+// third and their peers from the second (by router id, in the mirror: no
+// read of VMs); a host's long poll and stream wait on its own id and on
+// each of its routers' ids, so that a host joining or leaving a router,
+// or a subnet getting its first port, changes the desired state of every
+// host of the router. Writes happen on a host's first and last port on a
+// subnet only, as before: no key is written by every port of a subnet.
 
-func netKey(host, subnet string) string  { return store.Key("desired-net", host, subnet) }
-func peerKey(subnet, host string) string { return store.Key("desired-peers", subnet, host) }
+func netKey(host, subnet string) string    { return store.Key("desired-net", host, subnet) }
+func rhostKey(router, host string) string  { return store.Key("desired-rhost", router, host) }
+func rsubKey(router, subnet string) string { return store.Key("desired-rsub", router, subnet) }
 
 // netRecord is a subnet a host carries.
 type netRecord struct {
 	Subnet api.SubnetDesired `json:"subnet"`
 	Router api.RouterDesired `json:"router"`
 	Ports  int               `json:"ports"`
+}
+
+// rhostRecord is a host of a router: its underlay address and how many
+// of the router's subnets it has ports on.
+type rhostRecord struct {
+	IP      string `json:"ip"`
+	Subnets int    `json:"subnets"`
+}
+
+// rsubRecord is a subnet of a router with ports: on how many hosts.
+type rsubRecord struct {
+	Subnet api.SubnetDesired `json:"subnet"`
+	Hosts  int               `json:"hosts"`
 }
 
 // UnderlayOf is a host's underlay address: the one it reported, else its
@@ -49,8 +73,8 @@ func UnderlayOf(h *Record) string {
 }
 
 // JoinSubnet counts in tx one more port of subnet sub (of router r) on
-// host h: the host's first makes it carry the subnet and a peer of the
-// other hosts carrying it.
+// host h: the host's first makes it carry the subnet, counts it in the
+// host's part of the router and the subnet's hosts.
 func (s *Service) JoinSubnet(ctx context.Context, tx *store.Txn, h *Record, sub api.SubnetDesired, r api.RouterDesired) error {
 	var nr netRecord // its slices shared with tx (see PutKept): read only
 	err := store.MustGetKept(ctx, tx, netKey(h.ID, sub.ID), &nr)
@@ -60,7 +84,20 @@ func (s *Service) JoinSubnet(ctx context.Context, tx *store.Txn, h *Record, sub 
 	if err != nil {
 		sub.Peers = nil
 		nr = netRecord{Subnet: sub, Router: r}
-		if err := tx.Put(peerKey(sub.ID, h.ID), UnderlayOf(h)); err != nil {
+		var rh rhostRecord
+		if _, err := tx.Get(ctx, rhostKey(r.ID, h.ID), &rh); err != nil {
+			return err
+		}
+		rh.IP, rh.Subnets = UnderlayOf(h), rh.Subnets+1
+		if err := tx.Put(rhostKey(r.ID, h.ID), &rh); err != nil {
+			return err
+		}
+		var rs rsubRecord
+		if _, err := tx.Get(ctx, rsubKey(r.ID, sub.ID), &rs); err != nil {
+			return err
+		}
+		rs.Subnet, rs.Hosts = sub, rs.Hosts+1
+		if err := tx.Put(rsubKey(r.ID, sub.ID), &rs); err != nil {
 			return err
 		}
 	}
@@ -69,7 +106,9 @@ func (s *Service) JoinSubnet(ctx context.Context, tx *store.Txn, h *Record, sub 
 }
 
 // LeaveSubnet counts in tx one port fewer of subnet on host; the last
-// one takes the subnet off the host.
+// one takes the subnet off the host (and the host off the router when it
+// was its last subnet there, the subnet off the router's when no host
+// has ports on it).
 func (s *Service) LeaveSubnet(ctx context.Context, tx *store.Txn, hostID, subnet string) error {
 	var nr netRecord
 	ok, err := tx.Get(ctx, netKey(hostID, subnet), &nr)
@@ -80,7 +119,28 @@ func (s *Service) LeaveSubnet(ctx context.Context, tx *store.Txn, hostID, subnet
 		return tx.Put(netKey(hostID, subnet), &nr)
 	}
 	tx.Delete(netKey(hostID, subnet))
-	tx.Delete(peerKey(subnet, hostID))
+	router := nr.Router.ID
+	var rh rhostRecord
+	if ok, err := tx.Get(ctx, rhostKey(router, hostID), &rh); err != nil {
+		return err
+	} else if ok {
+		if rh.Subnets--; rh.Subnets > 0 {
+			if err := tx.Put(rhostKey(router, hostID), &rh); err != nil {
+				return err
+			}
+		} else {
+			tx.Delete(rhostKey(router, hostID))
+		}
+	}
+	var rs rsubRecord
+	if ok, err := tx.Get(ctx, rsubKey(router, subnet), &rs); err != nil {
+		return err
+	} else if ok {
+		if rs.Hosts--; rs.Hosts > 0 {
+			return tx.Put(rsubKey(router, subnet), &rs)
+		}
+		tx.Delete(rsubKey(router, subnet))
+	}
 	return nil
 }
 
@@ -89,49 +149,83 @@ func hostSubnets(kvs []store.KV) ([]netRecord, error) {
 	return store.DecodeAll[netRecord](kvs)
 }
 
-// subnetIDs are the ids of the subnets a host carries, as the mirror has
-// them now (nil while it is not ready), for its long poll to wait on.
-func (s *Service) subnetIDs(hostID string) []string {
+// routerIDs are the ids of the routers a host has ports on, as the
+// mirror has them now (nil while it is not ready), for its long poll to
+// wait on.
+func (s *Service) routerIDs(hostID string) []string {
 	lists, _, ok := s.mirror.Read(hostID, "desired-net")
 	if !ok {
 		return nil
 	}
-	ids := make([]string, len(lists[0]))
-	for i, kv := range lists[0] {
-		ids[i] = kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]
+	recs, err := hostSubnets(lists[0])
+	if err != nil {
+		return nil
 	}
-	return ids
+	ids := make([]string, 0, len(recs))
+	for _, nr := range recs {
+		ids = append(ids, nr.Router.ID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // networks builds a host's api.HostNetworkDesired from its desired-net
-// records: each subnet with the underlay addresses of the other hosts
-// carrying it, each router once.
+// records: each router it has ports on, once, and every subnet of those
+// routers with ports somewhere, each with the underlay addresses of the
+// router's other hosts.
 func (s *Service) networks(ctx context.Context, hostID string, kvs []store.KV) (*api.HostNetworkDesired, error) {
 	recs, err := hostSubnets(kvs)
 	if err != nil {
 		return nil, err
 	}
 	out := &api.HostNetworkDesired{Routers: []api.RouterDesired{}, Subnets: make([]api.SubnetDesired, 0, len(recs))}
-	seen := map[string]bool{}
+	local := map[string]bool{}
 	for _, nr := range recs {
-		peers, err := s.peers(ctx, nr.Subnet.ID, hostID)
-		if err != nil {
-			return nil, err
-		}
-		sd := nr.Subnet
-		sd.Peers = peers
-		out.Subnets = append(out.Subnets, sd)
-		if !seen[nr.Router.ID] {
-			seen[nr.Router.ID] = true
+		local[nr.Subnet.ID] = true
+		if !slices.ContainsFunc(out.Routers, func(r api.RouterDesired) bool { return r.ID == nr.Router.ID }) {
 			out.Routers = append(out.Routers, nr.Router)
 		}
 	}
 	slices.SortFunc(out.Routers, func(a, b api.RouterDesired) int { return strings.Compare(a.ID, b.ID) })
+	for _, r := range out.Routers {
+		peers, err := s.peers(ctx, r.ID, hostID)
+		if err != nil {
+			return nil, err
+		}
+		var subs []rsubRecord
+		if lists, _, ok := s.mirror.Read(r.ID, "desired-rsub"); ok {
+			subs, err = store.DecodeAll[rsubRecord](lists[0])
+		} else {
+			var lists [][]store.KV
+			if lists, _, err = s.st.Lists(ctx, store.Prefix("desired-rsub", r.ID)); err == nil {
+				subs, err = store.DecodeAll[rsubRecord](lists[0])
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		for _, rs := range subs {
+			seen[rs.Subnet.ID] = true
+			sd := rs.Subnet
+			sd.Peers = peers
+			out.Subnets = append(out.Subnets, sd)
+		}
+		// A subnet of the host's own ports whose router record the
+		// mirror does not show yet.
+		for _, nr := range recs {
+			if nr.Router.ID == r.ID && !seen[nr.Subnet.ID] {
+				sd := nr.Subnet
+				sd.Peers = peers
+				out.Subnets = append(out.Subnets, sd)
+			}
+		}
+	}
 	return out, nil
 }
 
-// peerSet is a subnet's hosts and their underlay addresses as the mirror
-// had them at a version of the subnet's id (Hub.Version): every host's
+// peerSet is a router's hosts and their underlay addresses as the mirror
+// had them at a version of the router's id (Hub.Version): every host's
 // desired state lists the same set, less itself.
 type peerSet struct {
 	ver   int64
@@ -143,19 +237,19 @@ type peerSet struct {
 const maxPeerSets = 1 << 16
 
 // peers are the underlay addresses of the hosts other than hostID that
-// carry subnet, sorted, each once. The set is built once per change of
-// the subnet's peers, not once per host's message.
-func (s *Service) peers(ctx context.Context, subnet, hostID string) ([]string, error) {
-	ver := s.hub.Version(subnet)
+// have ports on router's subnets, sorted, each once. The set is built
+// once per change of the router's records, not once per host's message.
+func (s *Service) peers(ctx context.Context, router, hostID string) ([]string, error) {
+	ver := s.hub.Version(router)
 	s.peerMu.Lock()
-	ps, ok := s.peerSets[subnet]
+	ps, ok := s.peerSets[router]
 	s.peerMu.Unlock()
 	if !ok || ver == 0 || ps.ver != ver {
 		var kvs []store.KV
-		if lists, _, ok := s.mirror.Read(subnet, "desired-peers"); ok {
+		if lists, _, ok := s.mirror.Read(router, "desired-rhost"); ok {
 			kvs = lists[0]
 		} else {
-			lists, _, err := s.st.Lists(ctx, store.Prefix("desired-peers", subnet))
+			lists, _, err := s.st.Lists(ctx, store.Prefix("desired-rhost", router))
 			if err != nil {
 				return nil, err
 			}
@@ -164,11 +258,11 @@ func (s *Service) peers(ctx context.Context, subnet, hostID string) ([]string, e
 		type peer struct{ ip, host string }
 		all := make([]peer, 0, len(kvs))
 		for _, kv := range kvs {
-			var ip string
-			if store.Decode(kv.Value, &ip) != nil || ip == "" {
+			var rh rhostRecord
+			if store.Decode(kv.Value, &rh) != nil || rh.IP == "" {
 				continue
 			}
-			all = append(all, peer{ip, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]})
+			all = append(all, peer{rh.IP, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]})
 		}
 		slices.SortFunc(all, func(a, b peer) int { return strings.Compare(a.ip, b.ip) })
 		ps = &peerSet{ver: ver, hosts: make([]string, len(all)), ips: make([]string, len(all))}
@@ -180,7 +274,7 @@ func (s *Service) peers(ctx context.Context, subnet, hostID string) ([]string, e
 			if len(s.peerSets) >= maxPeerSets {
 				clear(s.peerSets)
 			}
-			s.peerSets[subnet] = ps
+			s.peerSets[router] = ps
 			s.peerMu.Unlock()
 		}
 	}
@@ -195,7 +289,7 @@ func (s *Service) peers(ctx context.Context, subnet, hostID string) ([]string, e
 }
 
 // SetUnderlay records the underlay address a host reports (its VXLAN
-// endpoint) when it changes, and rewrites its peer entries with it. An
+// endpoint) when it changes, and rewrites its entries in its routers' hosts with it. An
 // address that is not an IP is refused.
 func (s *Service) SetUnderlay(ctx context.Context, hostID, ip string) error {
 	if ip == "" {
@@ -225,9 +319,20 @@ func (s *Service) SetUnderlay(ctx context.Context, hostID, ip string) error {
 		if err != nil {
 			return err
 		}
-		for _, kv := range kvs[0] {
-			sub := kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]
-			if err := tx.Put(peerKey(sub, hostID), ip); err != nil {
+		recs, err := hostSubnets(kvs[0])
+		if err != nil {
+			return err
+		}
+		for _, nr := range recs {
+			var rh rhostRecord
+			if ok, err := tx.Get(ctx, rhostKey(nr.Router.ID, hostID), &rh); err != nil || !ok || rh.IP == ip {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			rh.IP = ip
+			if err := tx.Put(rhostKey(nr.Router.ID, hostID), &rh); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/photon-cloud/photon/internal/netplumb"
 )
 
 // MinSubnetBits is the smallest subnet (a /29: five addresses for VMs).
@@ -14,9 +16,15 @@ const MinSubnetBits = 29
 // holds the low 24 bits of its address (see MAC).
 const maxSpanBits = 8
 
-// ParseCIDR parses an IPv4 CIDR and clears its host bits
-// ("192.168.0.1/24" is 192.168.0.0/24, as Photon accepted it). field
-// names the body field in errors.
+// transit is where each host's data plane takes the links between its
+// router namespaces and the host from (netplumb.DefaultTransitCIDR): a
+// router or subnet there would route its VMs' packets into them.
+var transit = netip.MustParsePrefix(netplumb.DefaultTransitCIDR)
+
+// ParseCIDR parses an IPv4 CIDR of a router or subnet and clears its host
+// bits ("192.168.0.1/24" is 192.168.0.0/24, as Photon accepted it); one
+// overlapping the hosts' transit range is refused. field names the body
+// field in errors.
 func ParseCIDR(field, s string) (netip.Prefix, error) {
 	if len(s) > 64 {
 		return netip.Prefix{}, fieldErr(field, "%q is not a CIDR like 10.10.0.0/16", trunc(s))
@@ -28,7 +36,10 @@ func ParseCIDR(field, s string) (netip.Prefix, error) {
 	if p.Bits() < maxSpanBits {
 		return netip.Prefix{}, fieldErr(field, "%s is larger than a /%d", p, maxSpanBits)
 	}
-	return p.Masked(), nil
+	if p = p.Masked(); p.Overlaps(transit) {
+		return netip.Prefix{}, fieldErr(field, "%s overlaps %s, the hosts' transit links to their routers", p, transit)
+	}
+	return p, nil
 }
 
 func trunc(s string) string {

@@ -24,8 +24,10 @@ func TestDesiredNetworks(t *testing.T) {
 	var ids []string
 	for i := range 2 {
 		addr := fmt.Sprintf("10.20.0.%d", i+1)
-		// No underlay reported: the host's address stands in.
-		photontest.NewAgent(t, e.Cloud, fake.Config{}, func(a *agent.Config) { a.Address, a.UnderlayIP, a.HeartbeatInterval = addr, "", time.Second })
+		photontest.NewAgent(t, e.Cloud, fake.Config{}, func(a *agent.Config) {
+			// No underlay address reported: the host's address is its own.
+			a.Address, a.UnderlayIP, a.HeartbeatInterval = addr, "", time.Second
+		})
 	}
 	waitHosts(t, e.cl, 2)
 	hs, _ := e.cl.ListHosts(ctx)
@@ -119,6 +121,12 @@ func TestDesiredNetworks(t *testing.T) {
 	}
 	if n := desiredWhen(h2, func(n *api.HostNetworkDesired) bool { return len(n.Subnets) == 2 }); len(n.Subnets) != 2 || len(n.Routers) != 1 {
 		t.Fatalf("h2 networks = %+v", n)
+	}
+	// The router is distributed: h1, with no port on other, carries it
+	// too (its VMs' answers to other's are routed onto it on h1), with
+	// h2 as its peer.
+	if p := peersOf(h1, other, "10.20.0.2"); !slices.Equal(p, []string{"10.20.0.2"}) {
+		t.Fatalf("h1's peers on the router's other subnet = %v, want [10.20.0.2]", p)
 	}
 	// The VM's NICs in h2's desired state.
 	ds2, err := e.Server.Hosts.Desired(ctx, h2, 0, 0, nil)

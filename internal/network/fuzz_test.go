@@ -19,6 +19,10 @@ func TestParseCIDR(t *testing.T) {
 		{"fd00::/64", ""},
 		{"::ffff:10.0.0.0/104", ""},
 		{"10.0.0.0/33", ""},
+		{"169.254.64.0/24", ""},    // the hosts' transit links (netplumb)
+		{"169.254.127.248/29", ""}, // its last /29
+		{"169.254.0.0/16", ""},     // containing it
+		{"169.254.128.0/24", "169.254.128.0/24"},
 	} {
 		p, err := ParseCIDR("f", tc.in)
 		if tc.want == "" {

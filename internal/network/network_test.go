@@ -141,6 +141,7 @@ func TestRoutersAndSubnets(t *testing.T) {
 		{"router name taken", "POST", "/v1/projects/" + e.project + "/routers", &api.RouterCreateSpec{Name: "r1", PrivateIPCidr: "10.20.0.0/16"}, api.CodeNameTaken, "name"},
 		{"router bad CIDR", "POST", "/v1/projects/" + e.project + "/routers", &api.RouterCreateSpec{Name: "r2", PrivateIPCidr: "10.20.0.0"}, api.CodeInvalidEntity, "privateIpCidr"},
 		{"router IPv6", "POST", "/v1/projects/" + e.project + "/routers", &api.RouterCreateSpec{Name: "r2", PrivateIPCidr: "fd00::/64"}, api.CodeInvalidEntity, "privateIpCidr"},
+		{"router on the hosts' transit links", "POST", "/v1/projects/" + e.project + "/routers", &api.RouterCreateSpec{Name: "r2", PrivateIPCidr: "169.254.64.0/20"}, api.CodeInvalidEntity, "privateIpCidr"},
 		{"router bad name", "POST", "/v1/projects/" + e.project + "/routers", &api.RouterCreateSpec{Name: "2r", PrivateIPCidr: "10.20.0.0/16"}, api.CodeInvalidEntity, "name"},
 		{"subnet outside its router", "POST", "/v1/routers/" + r1 + "/subnets", &api.SubnetCreateSpec{Name: "x", PrivateIPCidr: "10.11.0.0/24"}, api.CodeInvalidEntity, "privateIpCidr"},
 		{"subnet larger than its router", "POST", "/v1/routers/" + r1 + "/subnets", &api.SubnetCreateSpec{Name: "x", PrivateIPCidr: "10.0.0.0/8"}, api.CodeInvalidEntity, "privateIpCidr"},
