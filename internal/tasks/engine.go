@@ -23,8 +23,9 @@ import (
 // StepFunc does one step's work inside tx, which also records the step as
 // done: either both commit or neither. It may be called more than once (a
 // conflicting commit retries it with fresh reads), so it must only act
-// through tx. An *api.Error ends the task ERROR; any other error leaves the
-// task queued to be retried later (e.g. etcd unavailable).
+// through tx. An *api.Error ends the task ERROR, and so does a commit etcd
+// refuses for its size (RequestTooLarge: it would never fit); any other
+// error leaves the task queued to be retried later (e.g. etcd unavailable).
 type StepFunc func(ctx context.Context, tx *store.Txn, t *api.Task) error
 
 // ErrWait, returned by a step, means "not yet": what the step wrote commits
@@ -541,6 +542,7 @@ func (e *Engine) step(ctx context.Context, id string, sn *store.Snapshot) (*api.
 		select {} // never returns
 	}
 	waiting := false
+	stepIdx := -1 // the step the transaction ran, for a commit etcd refuses
 	_, err := e.st.Update(ctx, func(tx *store.Txn) error {
 		if pre != nil {
 			tx.Seed(pre)
@@ -559,6 +561,7 @@ func (e *Engine) step(ctx context.Context, id string, sn *store.Snapshot) (*api.
 			return fmt.Errorf("task %s: unknown operation %s", id, t.Operation)
 		}
 		i := nextStep(&t)
+		stepIdx = i
 		first := t.State != api.TaskStarted || t.Steps[i].StartedTime == 0
 		err := e.runStep(ctx, tx, op, &t, i)
 		if errors.Is(err, ErrWait) {
@@ -580,6 +583,13 @@ func (e *Engine) step(ctx context.Context, id string, sn *store.Snapshot) (*api.
 	var sf *errStepFailed
 	if errors.As(err, &sf) {
 		return e.failTask(ctx, id, sf)
+	}
+	if errors.Is(err, store.ErrTooLarge) && stepIdx >= 0 {
+		// The step's changes will never fit in one etcd request:
+		// running it again cannot help.
+		e.log.Warn("task step too large for etcd", "task", id, "error", err)
+		return e.failTask(ctx, id, &errStepFailed{step: stepIdx, err: api.Errorf(api.CodeRequestTooLarge,
+			"the changes of step %s are larger than the store takes in one request", t.Steps[stepIdx].Operation)})
 	}
 	if errors.Is(err, errNothingToCommit) {
 		err = nil
