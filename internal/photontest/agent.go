@@ -22,8 +22,8 @@ type Agent struct {
 	*agent.Agent
 	Driver  *fake.Driver
 	Network *netplumb.Fake
-	cancel context.CancelFunc
-	done   chan error
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // NewAgent joins a host with the fake driver configured by cfg to the

@@ -224,9 +224,9 @@ func FuzzNetworkConfig(f *testing.F) {
 				Match struct {
 					MACAddress string `json:"macaddress"`
 				} `json:"match"`
-				SetName     string   `json:"set-name"`
-				DHCP4       bool     `json:"dhcp4"`
-				Addresses   []string `json:"addresses"`
+				SetName     string                     `json:"set-name"`
+				DHCP4       bool                       `json:"dhcp4"`
+				Addresses   []string                   `json:"addresses"`
 				Routes      []struct{ To, Via string } `json:"routes"`
 				Nameservers struct {
 					Addresses []string `json:"addresses"`
