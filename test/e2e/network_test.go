@@ -68,6 +68,19 @@ func requireNetE2E(t *testing.T) {
 	}
 }
 
+// lockNetE2E serializes the multi-host tests of every worktree on the
+// machine: they use the same addresses (controlIP in the root namespace).
+func lockNetE2E(t *testing.T) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "photon-e2e-net.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
 // testImage is scripts/build-test-image.sh's image, built once per
 // version of the script (kept in the temporary directory, as the qemu
 // driver's tests do).
@@ -244,6 +257,7 @@ func tail(s string, n int) string {
 // reaches a VM at its floating IP and not at its private address.
 func TestMultiHostNetwork(t *testing.T) {
 	requireNetE2E(t)
+	lockNetE2E(t)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
