@@ -20,7 +20,7 @@ import (
 // which at most maxLost (a second's worth) may be lost while the agents
 // of both ends are killed and started again.
 const (
-	loopCount = 150
+	loopCount = 100
 	maxLost   = 5
 )
 
@@ -112,50 +112,58 @@ ping -c %[3]d -i 0.2 %[2]s 2>&1 | sed 's/^/photon-loop: /'
 	}
 }
 
-// noLeftovers checks, once everything was deleted through the API, that
-// no host keeps anything of it: no link with a photon: alias (taps,
-// bridges, VXLAN devices, with their FDB entries, gateway and transit
-// veths), no router namespace, no rule in a photon nftables table, no
-// route or proxy neighbour for a floating IP. The agents converge in the
-// background: it waits up to 30 s.
-func (n *netTest) noLeftovers(ctx context.Context, agents []*agent) {
+// onHosts lists what the hosts hold of the test's networks: links with a
+// photon: alias (taps, bridges, VXLAN devices, with their FDB entries,
+// gateway and transit veths), router namespaces (with their DHCP
+// responders, whose leases live in the agent's memory), rules and set
+// elements of the photon nftables tables, routes and proxy neighbours of
+// the floating range or the test's private addresses.
+func (n *netTest) onHosts(agents []*agent) []string {
 	t := n.t
+	var left []string
+	for i, a := range agents {
+		name := fmt.Sprintf("h%d", i)
+		out, err := n.in(name, "ip", "-d", "link", "show").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip link in %s: %v\n%s", name, err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "alias photon:") {
+				left = append(left, name+": link "+strings.TrimSpace(l))
+			}
+		}
+		es, _ := os.ReadDir(a.nsDir)
+		for _, e := range es {
+			left = append(left, name+": router namespace "+e.Name())
+		}
+		for _, args := range [][]string{{"ip", "route", "show", "table", "all"}, {"ip", "neigh", "show", "proxy"}} {
+			out, _ := n.in(name, args...).CombinedOutput()
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(l, "198.51.100.20") || strings.Contains(l, "10.10.") {
+					left = append(left, name+": "+args[1]+" "+l)
+				}
+			}
+		}
+		left = append(left, nftLeft(t, "/run/netns/"+n.ns(name), name)...)
+	}
+	return left
+}
+
+// noLeftovers checks, once everything was deleted through the API, that
+// no host keeps anything of it (onHosts is empty); the agents converge in
+// the background: it waits up to 30 s.
+func (n *netTest) noLeftovers(ctx context.Context, agents []*agent) {
 	var left []string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		left = nil
-		for i, a := range agents {
-			name := fmt.Sprintf("h%d", i)
-			out, err := n.in(name, "ip", "-d", "link", "show").CombinedOutput()
-			if err != nil {
-				t.Fatalf("ip link in %s: %v\n%s", name, err, out)
-			}
-			for _, l := range strings.Split(string(out), "\n") {
-				if strings.Contains(l, "alias photon:") {
-					left = append(left, name+": link "+strings.TrimSpace(l))
-				}
-			}
-			es, _ := os.ReadDir(a.nsDir)
-			for _, e := range es {
-				left = append(left, name+": router namespace "+e.Name())
-			}
-			for _, args := range [][]string{{"ip", "route", "show", "table", "all"}, {"ip", "neigh", "show", "proxy"}} {
-				out, _ := n.in(name, args...).CombinedOutput()
-				for _, l := range strings.Split(string(out), "\n") {
-					if strings.HasPrefix(l, "198.51.100.20") || strings.Contains(l, "10.10.") {
-						left = append(left, name+": "+args[1]+" "+l)
-					}
-				}
-			}
-			left = append(left, nftLeft(t, "/run/netns/"+n.ns(name), name)...)
-		}
+		left = n.onHosts(agents)
 		if len(left) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(time.Second)
 	}
 	if len(left) > 0 {
-		t.Errorf("left on the hosts after deleting every VM, subnet and router:\n%s", strings.Join(left, "\n"))
+		n.t.Errorf("left on the hosts after deleting every VM, subnet and router:\n%s", strings.Join(left, "\n"))
 	}
 }
 

@@ -461,7 +461,21 @@ func TestMultiHostNetwork(t *testing.T) {
 	t.Logf("%s: agents restarted under traffic", time.Since(start).Round(100*time.Millisecond))
 
 	// Delete everything of the test's through the API, then look at every
-	// host for what is left of it.
+	// host for what is left of it; what the hosts hold before, to see
+	// that the inspection sees it.
+	before := n.onHosts(agents)
+	for _, kind := range []string{": link ", ": router namespace ", ": nftables ", ": route 198.51.100.200"} {
+		k := 0
+		for _, l := range before {
+			if strings.Contains(l, kind) {
+				k++
+			}
+		}
+		t.Logf("before the deletes: %d of %q", k, kind)
+		if k == 0 {
+			t.Errorf("the hosts hold no %q before the deletes:\n%s", kind, strings.Join(before, "\n"))
+		}
+	}
 	for _, id := range vmIDs {
 		wait(cl.StopVM(ctx, id))
 		wait(cl.DeleteVM(ctx, id))
