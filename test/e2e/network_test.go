@@ -68,6 +68,19 @@ func requireNetE2E(t *testing.T) {
 	}
 }
 
+// lockNetE2E serializes the multi-host tests of every worktree on the
+// machine: they use the same addresses (controlIP in the root namespace).
+func lockNetE2E(t *testing.T) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "photon-e2e-net.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
 // testImage is scripts/build-test-image.sh's image, built once per
 // version of the script (kept in the temporary directory, as the qemu
 // driver's tests do).
@@ -125,9 +138,11 @@ func (n *netTest) fabric() {
 
 // agent is a `photond agent` in a host namespace.
 type agent struct {
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
+	cmd   *exec.Cmd
+	out   *lockedBuffer // this run's output
+	done  chan struct{} // closed when this run exits
+	nsDir string        // its --router-netns-dir
+	start func()        // runs it (again)
 }
 
 type lockedBuffer struct {
@@ -152,19 +167,24 @@ func (n *netTest) startAgent(c *photontest.Controller, url string, i int, token 
 	dir := t.TempDir()
 	nsDir := filepath.Join(dir, "netns")
 	name := fmt.Sprintf("h%d", i)
-	a := &agent{out: &lockedBuffer{}, done: make(chan struct{})}
-	a.cmd = n.in(name, photontest.Binary(t, "photond"), "agent", "--controller", url, "--ca-cert", c.CACert,
-		"--data-dir", dir, "--join-token", token, "--address", hostIP(i), "--heartbeat", "1s",
-		"--driver", "qemu", "--qemu-accel", "tcg", "--qemu-stop-timeout", "2s", "--qemu-reserved-memory-mb", "0",
-		"--network-driver", "linux", "--underlay-ip", hostIP(i), "--uplink", "uplink", "--router-netns-dir", nsDir)
-	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
-	if os.Getenv("PHOTON_TEST_LOG") != "" {
-		a.cmd.Stdout, a.cmd.Stderr = io.MultiWriter(a.out, os.Stderr), io.MultiWriter(a.out, os.Stderr)
+	a := &agent{nsDir: nsDir}
+	a.start = func() {
+		a.out, a.done = &lockedBuffer{}, make(chan struct{})
+		a.cmd = n.in(name, photontest.Binary(t, "photond"), "agent", "--controller", url, "--ca-cert", c.CACert,
+			"--data-dir", dir, "--join-token", token, "--address", hostIP(i), "--heartbeat", "1s",
+			"--driver", "qemu", "--qemu-accel", "tcg", "--qemu-stop-timeout", "2s", "--qemu-reserved-memory-mb", "0",
+			"--network-driver", "linux", "--underlay-ip", hostIP(i), "--uplink", "uplink", "--router-netns-dir", nsDir)
+		a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
+		if os.Getenv("PHOTON_TEST_LOG") != "" {
+			a.cmd.Stdout, a.cmd.Stderr = io.MultiWriter(a.out, os.Stderr), io.MultiWriter(a.out, os.Stderr)
+		}
+		if err := a.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmd, done := a.cmd, a.done
+		go func() { _ = cmd.Wait(); close(done) }()
 	}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
+	a.start()
 	t.Cleanup(func() {
 		_ = a.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -186,6 +206,16 @@ func (n *netTest) startAgent(c *photontest.Controller, url string, i int, token 
 		}
 	})
 	return a
+}
+
+// restart kills the agent with SIGKILL (no chance to tidy anything) and
+// starts it again on the same data directory: its VMs, whose QEMU
+// processes outlive it, are adopted again.
+func (a *agent) restart(t *testing.T) {
+	t.Helper()
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	a.start()
 }
 
 // killInNetns kills the processes whose network namespace is the one at
@@ -224,11 +254,17 @@ func tail(s string, n int) string {
 // through the distributed router; another project's router on the same
 // CIDR reaches its own VMs and not the first project's; a NAT subnet
 // reaches the outside namespace, a NO_NAT one does not; the outside
-// reaches a VM at its floating IP and not at its private address.
+// reaches a VM at its floating IP and not at its private address. Then a
+// guest pings across hosts while both ends' agents are SIGKILLed and
+// restarted (restartUnderTraffic: at most a second's packets lost; it
+// logs the round-trip times on one host and on two), and once every VM,
+// subnet and router is deleted through the API no host keeps anything of
+// them (noLeftovers).
 func TestMultiHostNetwork(t *testing.T) {
 	requireNetE2E(t)
+	lockNetE2E(t)
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	image := testImage(t)
 	n := &netTest{t: t, prefix: fmt.Sprintf("pe%d", os.Getpid()%100000)}
@@ -316,24 +352,33 @@ func TestMultiHostNetwork(t *testing.T) {
 			}
 		}
 	})
-	// vm creates and starts a VM on host i and subnet s that pings
-	// targets (each up to tries times); it returns its id and address.
-	vm := func(p, name string, i int, s string, tries int, targets ...string) (string, string) {
+	// create creates a VM on host i and subnet s with the given
+	// environment and metadata; it returns its id and address.
+	create := func(p, name string, i int, s string, env, meta map[string]string) (string, string) {
 		spec := &api.VMCreateSpec{Name: name, Flavor: "tiny", SourceImageID: img, Subnets: []string{s},
 			AttachedDisks: []api.AttachedDiskCreateSpec{{Name: "boot", Kind: "ephemeral-disk", Flavor: "eph", BootDisk: true}},
-			Affinities:    []api.LocalitySpec{{Kind: "host", ID: hostIP(i)}}}
-		if len(targets) > 0 {
-			spec.Environment = map[string]string{"PHOTON_PING": strings.Join(targets, " "), "PHOTON_PING_TRIES": fmt.Sprint(tries)}
-		}
+			Affinities:    []api.LocalitySpec{{Kind: "host", ID: hostIP(i)}}, Environment: env}
 		id := wait(cl.CreateVM(ctx, p, spec)).Entity.ID
 		vmIDs = append(vmIDs, id)
 		conns, err := cl.VMNetworks(ctx, id)
 		if err != nil || len(conns) != 1 || conns[0].IPAddress == "" {
 			t.Fatalf("networks of %s: %+v, %v", name, conns, err)
 		}
+		if meta != nil {
+			wait(cl.SetVMMetadata(ctx, id, meta))
+		}
 		wait(cl.StartVM(ctx, id))
 		t.Logf("%s: %s on host %s at %s (%s)", time.Since(start).Round(100*time.Millisecond), name, hostIP(i), conns[0].IPAddress, conns[0].MacAddress)
 		return id, conns[0].IPAddress
+	}
+	// vm creates and starts a VM on host i and subnet s that pings
+	// targets (each up to tries times); it returns its id and address.
+	vm := func(p, name string, i int, s string, tries int, targets ...string) (string, string) {
+		var env map[string]string
+		if len(targets) > 0 {
+			env = map[string]string{"PHOTON_PING": strings.Join(targets, " "), "PHOTON_PING_TRIES": fmt.Sprint(tries)}
+		}
+		return create(p, name, i, s, env, nil)
 	}
 	a1, a1IP := vm(pa, "a1", 0, web, 60, outsideIP)
 	_, b2IP := vm(pb, "b2", 1, webB, 0)
@@ -413,6 +458,41 @@ func TestMultiHostNetwork(t *testing.T) {
 	if ping(a1IP, 3) {
 		t.Errorf("outside: a1's private address %s answers", a1IP)
 	}
+	if t.Failed() {
+		return
+	}
+
+	restartUnderTraffic(t, ctx, cl, agents, console, create, pa, web, a1IP, a2IP, start)
+	t.Logf("%s: agents restarted under traffic", time.Since(start).Round(100*time.Millisecond))
+
+	// Delete everything of the test's through the API, then look at every
+	// host for what is left of it; what the hosts hold before, to see
+	// that the inspection sees it.
+	before := n.onHosts(agents)
+	for _, kind := range []string{": link ", ": router namespace ", ": nftables ", ": route 198.51.100.200"} {
+		k := 0
+		for _, l := range before {
+			if strings.Contains(l, kind) {
+				k++
+			}
+		}
+		t.Logf("before the deletes: %d of %q", k, kind)
+		if k == 0 {
+			t.Errorf("the hosts hold no %q before the deletes:\n%s", kind, strings.Join(before, "\n"))
+		}
+	}
+	for _, id := range vmIDs {
+		wait(cl.StopVM(ctx, id))
+		wait(cl.DeleteVM(ctx, id))
+	}
+	vmIDs = nil
+	for _, s := range []string{web, db, webB} {
+		wait(cl.DeleteSubnet(ctx, s))
+	}
+	for _, r := range []string{ra, rb} {
+		wait(cl.DeleteRouter(ctx, r))
+	}
+	n.noLeftovers(ctx, agents)
 	t.Logf("%s: done", time.Since(start).Round(100*time.Millisecond))
 }
 
