@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -173,6 +174,7 @@ func runConverge(ctx context.Context, cfg config) error {
 		}
 	}()
 	rev0 := w.rev()
+	cpu0 := cpuTime()
 	t, err := cl.CreateVM(ctx, project, spec("vm-join", true))
 	placed := time.Since(start)
 	if err != nil {
@@ -191,8 +193,13 @@ func runConverge(ctx context.Context, cfg config) error {
 	}
 	slices.Sort(seen)
 	fmt.Printf("VM on a new host joining the subnet: request answered (placed) %s, task COMPLETED %s\n", ms(placed), ms(createdAt))
-	fmt.Printf("every one of %d hosts programmed with the new host as a peer: first %s, p50 %s, p99 %s, all %s after the request\n",
-		n, ms(seen[0]), ms(seen[n/2]), ms(seen[min(n-1, n*99/100)]), ms(seen[n-1]))
+	q := func(p int) string { return ms(seen[min(n-1, n*p/100)]) }
+	fmt.Printf("every one of %d hosts programmed with the new host as a peer: first %s, p10 %s, p25 %s, p50 %s, p75 %s, p90 %s, p99 %s, all %s after the request\n",
+		n, ms(seen[0]), q(10), q(25), q(50), q(75), q(90), q(99), ms(seen[n-1]))
+	fmt.Printf("this process's CPU (controller, etcd, hosts) from the request to the last host: %.2f s\n", (cpuTime() - cpu0).Seconds())
+	if b, err := json.Marshal(nets[0].Last().HostNetworkDesired); err == nil {
+		fmt.Printf("a host's Networks (sent whole in each desired state): %d bytes; to every host: %.1f MB\n", len(b), float64(len(b)*n)/1e6)
+	}
 	time.Sleep(500 * time.Millisecond) // the new host's reports after the VM's
 	fmt.Printf("etcd writes, VM with a NIC, its host joining the subnet: %s\n", w.since(rev0))
 	for _, c := range []struct {
