@@ -77,7 +77,8 @@ func runConverge(ctx context.Context, cfg config) error {
 		return err
 	}
 	nets := make([]*netplumb.Fake, n+1)
-	quiet := slog.New(newLogCounts())
+	hostLogs := newLogCounts()
+	quiet := slog.New(hostLogs)
 	if err := parallel(16, n, func(i int) error {
 		nets[i] = netplumb.NewFake()
 		_, err := startAgent(ctx, cl, c, dir, i, drivers[i], nets[i], underlay(i), cfg, quiet)
@@ -199,6 +200,9 @@ func runConverge(ctx context.Context, cfg config) error {
 	fmt.Printf("this process's CPU (controller, etcd, hosts) from the request to the last host: %.2f s\n", (cpuTime() - cpu0).Seconds())
 	if b, err := json.Marshal(nets[0].Last().HostNetworkDesired); err == nil {
 		fmt.Printf("a host's Networks (sent whole in each desired state): %d bytes; to every host: %.1f MB\n", len(b), float64(len(b)*n)/1e6)
+	}
+	if s := hostLogs.String(); s != "" {
+		fmt.Printf("the hosts logged (from joining on):\n%s", s)
 	}
 	time.Sleep(500 * time.Millisecond) // the new host's reports after the VM's
 	fmt.Printf("etcd writes, VM with a NIC, its host joining the subnet: %s\n", w.since(rev0))

@@ -15,6 +15,13 @@
 // The controller process and this one share the machine's cores.
 //
 //	go run ./bench/fleet --hosts 200 --vms 2000
+//
+// With --converge it measures network convergence instead (converge.go):
+// how long until every host of a subnet spanning --hosts hosts has a new
+// host as a peer, and the etcd writes of a VM create with and without a
+// NIC.
+//
+//	go run ./bench/fleet --converge --hosts 1000
 package main
 
 import (
