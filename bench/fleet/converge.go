@@ -208,7 +208,7 @@ func runConverge(ctx context.Context, cfg config) error {
 	fmt.Printf("etcd writes, VM with a NIC, its host joining the subnet: %s\n", w.since(rev0))
 	for _, c := range []struct {
 		what, name string
-		nic  bool
+		nic        bool
 	}{{"VM with a NIC, its host on the subnet already", "vm-nic", true}, {"VM without a NIC", "vm-no-nic", false}} {
 		rev0 := w.rev()
 		if _, err := create(spec(c.name, c.nic)); err != nil {
