@@ -174,6 +174,10 @@ func runConverge(ctx context.Context, cfg config) error {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}()
+	stopProfiles, err := startProfiles(cfg) // --cpuprofile etc.: the join
+	if err != nil {
+		return err
+	}
 	rev0 := w.rev()
 	cpu0 := cpuTime()
 	t, err := cl.CreateVM(ctx, project, spec("vm-join", true))
@@ -189,6 +193,9 @@ func runConverge(ctx context.Context, cfg config) error {
 	}
 	createdAt := time.Since(start)
 	<-polled
+	if err := stopProfiles(); err != nil {
+		return err
+	}
 	if done.Load() != int64(n) {
 		return fmt.Errorf("%d of %d hosts have the new host as a peer after 5 minutes", done.Load(), n)
 	}
