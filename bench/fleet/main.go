@@ -15,6 +15,13 @@
 // The controller process and this one share the machine's cores.
 //
 //	go run ./bench/fleet --hosts 200 --vms 2000
+//
+// With --converge it measures network convergence instead (converge.go):
+// how long until every host of a subnet spanning --hosts hosts has a new
+// host as a peer, and the etcd writes of a VM create with and without a
+// NIC.
+//
+//	go run ./bench/fleet --converge --hosts 1000
 package main
 
 import (
@@ -46,6 +53,7 @@ import (
 	"github.com/photon-cloud/photon/internal/agent"
 	"github.com/photon-cloud/photon/internal/controller"
 	"github.com/photon-cloud/photon/internal/driver/fake"
+	"github.com/photon-cloud/photon/internal/netplumb"
 	"github.com/photon-cloud/photon/internal/store"
 )
 
@@ -71,6 +79,7 @@ type config struct {
 	ctlProfileSecs                 int
 	ctlHeap                        string
 	subnets                        int
+	converge                       bool
 }
 
 func main() {
@@ -104,10 +113,15 @@ func main() {
 	flag.StringVar(&cfg.ctlTrace, "controller-trace", "", "write an execution trace of the controller process (the first --controller-profile-seconds of the load) to this file (go tool trace)")
 	flag.IntVar(&cfg.ctlProfileSecs, "controller-profile-seconds", 20, "how long --controller-cpuprofile and --controller-trace sample")
 	flag.StringVar(&cfg.ctlHeap, "controller-heapprofile", "", "write a heap profile of the controller process, taken when every VM is placed (and created or started), to this file")
+	flag.BoolVar(&cfg.converge, "converge", false, "measure network convergence instead (converge.go): one VM with a NIC on one subnet on each of --hosts hosts, then a VM on a new host, and the time until every host's network driver has the new host as a peer; and the etcd writes of a VM create with and without a NIC")
 	flag.Parse()
 	debug.SetGCPercent(cfg.simGOGC)
 	if cfg.pprof != "" {
 		go func() { _ = http.ListenAndServe(cfg.pprof, nil) }()
+	}
+	run := run
+	if cfg.converge {
+		run = runConverge
 	}
 	if err := run(context.Background(), cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
@@ -207,7 +221,7 @@ func run(ctx context.Context, cfg config) error {
 				if i >= cfg.hosts {
 					return
 				}
-				a, err := startAgent(ctx, cl, c, dir, i, drivers[i], cfg, quiet)
+				a, err := startAgent(ctx, cl, c, dir, i, drivers[i], nil, "", cfg, quiet)
 				if err != nil {
 					joinOnce.Do(func() { joinErr = fmt.Errorf("host %d: %w", i, err) })
 					return
@@ -561,7 +575,9 @@ func reports(agents []*agent.Agent) (onPoll, alone, onStream, streams int64) {
 	return onPoll, alone, onStream, streams
 }
 
-func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, cfg config, log *slog.Logger) (*agent.Agent, error) {
+// startAgent joins simulated host i; net, if not nil, is its network
+// driver, with underlay its underlay address.
+func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i int, drv *fake.Driver, net netplumb.Driver, underlay string, cfg config, log *slog.Logger) (*agent.Agent, error) {
 	jt, err := cl.CreateJoinToken(ctx, "")
 	if err != nil {
 		return nil, err
@@ -569,7 +585,8 @@ func startAgent(ctx context.Context, cl *client.Client, c *target, dir string, i
 	adir := filepath.Join(dir, "hosts", fmt.Sprintf("host-%05d", i))
 	a, err := agent.New(agent.Config{ControllerURL: c.url, CACertFile: c.caCert, JoinToken: jt.Token, DataDir: adir, Driver: drv,
 		Address: fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), Zone: fmt.Sprintf("zone-%d", i%8),
-		HeartbeatInterval: cfg.heartbeat, FullReportInterval: cfg.fullReport, NoStream: cfg.noStream, Log: log})
+		HeartbeatInterval: cfg.heartbeat, FullReportInterval: cfg.fullReport, NoStream: cfg.noStream, Log: log,
+		Network: net, UnderlayIP: underlay})
 	if err != nil {
 		return nil, err
 	}
