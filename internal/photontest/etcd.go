@@ -1,6 +1,7 @@
 package photontest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -159,8 +160,27 @@ func (e *EtcdProcess) Kill() {
 }
 
 // Pause stops the process (SIGSTOP): it holds its connections and
-// answers nothing, as a hung or partitioned etcd.
-func (e *EtcdProcess) Pause() error { return e.cmd.Process.Signal(syscall.SIGSTOP) }
+// answers nothing, as a hung or partitioned etcd. It returns once the
+// kernel shows the process stopped: the signal is delivered
+// asynchronously, and on a loaded machine etcd answered a request after
+// kill(2) had returned.
+func (e *EtcdProcess) Pause() error {
+	if err := e.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	stat := fmt.Sprintf("/proc/%d/stat", e.cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return err
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+			return nil
+		}
+	}
+	return fmt.Errorf("etcd (pid %d) not stopped 5 s after SIGSTOP", e.cmd.Process.Pid)
+}
 
 // Resume continues a paused process (SIGCONT).
 func (e *EtcdProcess) Resume() error { return e.cmd.Process.Signal(syscall.SIGCONT) }
