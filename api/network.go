@@ -18,6 +18,11 @@ const (
 	SubnetNoNAT = "NO_NAT"
 )
 
+// TransitCIDR is where each host's data plane takes the links between
+// its router namespaces and the host (unless a host is configured
+// otherwise): the controller refuses routers and subnets overlapping it.
+const TransitCIDR = "169.254.64.0/18"
+
 // Network object states.
 const (
 	NetworkCreating = "CREATING"

@@ -17,6 +17,8 @@ import (
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/photon-cloud/photon/api"
 )
 
 // Config is what the Linux driver needs of its host.
@@ -49,8 +51,9 @@ type Config struct {
 	TransitCIDR string
 }
 
-// DefaultTransitCIDR is Config.TransitCIDR's default.
-const DefaultTransitCIDR = "169.254.64.0/18"
+// DefaultTransitCIDR is Config.TransitCIDR's default, the range the
+// controller keeps routers and subnets out of.
+const DefaultTransitCIDR = api.TransitCIDR
 
 // routeProto marks the host routes photon adds (floating IPs), so that
 // Ensure finds its own: RTPROT 112 is unassigned in iproute2's

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/photon-cloud/photon/internal/netplumb"
+	"github.com/photon-cloud/photon/api"
 )
 
 // MinSubnetBits is the smallest subnet (a /29: five addresses for VMs).
@@ -17,9 +17,9 @@ const MinSubnetBits = 29
 const maxSpanBits = 8
 
 // transit is where each host's data plane takes the links between its
-// router namespaces and the host from (netplumb.DefaultTransitCIDR): a
-// router or subnet there would route its VMs' packets into them.
-var transit = netip.MustParsePrefix(netplumb.DefaultTransitCIDR)
+// router namespaces and the host from (api.TransitCIDR): a router or
+// subnet there would route its VMs' packets into them.
+var transit = netip.MustParsePrefix(api.TransitCIDR)
 
 // ParseCIDR parses an IPv4 CIDR of a router or subnet and clears its host
 // bits ("192.168.0.1/24" is 192.168.0.0/24, as Photon accepted it); one
